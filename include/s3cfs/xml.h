@@ -1,0 +1,95 @@
+/* xml.h - the S3 XML documents we read and write (libxml2).
+ *
+ * Parsers take the raw response body (not NUL-terminated necessarily) and
+ * fill plain structs whose strings are heap-allocated and owned by the
+ * struct: free them with the matching *_free(). They return 0, -EPROTO when
+ * the body is not the expected document (malformed XML, wrong root), or
+ * -ENOMEM. Namespaces are ignored (radosgw and AWS differ in what they
+ * declare). ETags are returned as the server sent them but without the
+ * surrounding quotes (radosgw quotes some and not others).
+ *
+ * libxml2 is initialised once by xml_init() (called by s3_global_init());
+ * after that every function here is safe from any thread.
+ */
+#ifndef S3CFS_XML_H
+#define S3CFS_XML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "s3cfs/buf.h"
+#include "s3cfs/error.h"
+
+void xml_init(void);
+
+/* <Error><Code/><Message/><RequestId/><Resource/></Error>: fills e's code,
+ * message, request_id. Returns 0 if the body is an Error document, -ENOENT
+ * if it is well-formed XML of another kind, -EPROTO if it is not XML. */
+int xml_parse_error(const char *body, size_t len, struct s3_error *e);
+
+struct s3_object {
+    char *key;            /* decoded when the answer used EncodingType=url */
+    uint64_t size;
+    char etag[80];        /* without quotes */
+    struct timespec mtime; /* LastModified */
+};
+
+struct s3_list_page {
+    struct s3_object *objects;
+    size_t nobjects;
+    char **prefixes; /* CommonPrefixes/Prefix, decoded, with the delimiter */
+    size_t nprefixes;
+    bool truncated;
+    char *next_token; /* NextContinuationToken, NULL when none */
+};
+
+/* ListBucketResult of ListObjectsV2. If the document says
+ * <EncodingType>url</EncodingType>, Key and Prefix values are URL-decoded. */
+int xml_parse_list_objects(const char *body, size_t len, struct s3_list_page *out);
+void s3_list_page_free(struct s3_list_page *p);
+
+struct s3_bucket {
+    char *name;
+    time_t created;
+};
+/* ListAllMyBucketsResult. *out is a heap array of *n entries. */
+int xml_parse_list_buckets(const char *body, size_t len, struct s3_bucket **out, size_t *n);
+void s3_buckets_free(struct s3_bucket *b, size_t n);
+
+/* CopyObjectResult or CopyPartResult: ETag (unquoted) and LastModified.
+ * A 200 answer whose body is <Error> yields -EAGAIN-free semantics: returns
+ * 1 and fills e, so the caller treats it as a failure of that code. */
+int xml_parse_copy_result(const char *body, size_t len, char etag[80], struct timespec *mtime,
+                          struct s3_error *e);
+
+/* InitiateMultipartUploadResult: heap copy of UploadId into *upload_id. */
+int xml_parse_initiate_multipart(const char *body, size_t len, char **upload_id);
+
+/* CompleteMultipartUploadResult: ETag (may be empty: radosgw sends none).
+ * Same <Error> rule as xml_parse_copy_result. */
+int xml_parse_complete_multipart(const char *body, size_t len, char etag[80],
+                                 struct s3_error *e);
+
+struct s3_delete_error {
+    char *key;
+    char code[64];
+    char message[256];
+};
+/* DeleteResult: the <Deleted> count and the per-key <Error>s. */
+int xml_parse_delete_result(const char *body, size_t len, size_t *ndeleted,
+                            struct s3_delete_error **errors, size_t *nerrors);
+void s3_delete_errors_free(struct s3_delete_error *e, size_t n);
+
+/* Builders. Keys are escaped for XML; a key holding a character that XML 1.0
+ * cannot carry (control characters other than tab/LF/CR) gives -EINVAL. */
+int xml_build_delete(struct sbuf *out, const char *const *keys, size_t nkeys, bool quiet);
+
+struct s3_part {
+    int number;
+    char etag[80]; /* unquoted; the builder adds quotes */
+};
+int xml_build_complete_multipart(struct sbuf *out, const struct s3_part *parts, size_t n);
+
+#endif

@@ -1,0 +1,65 @@
+#include "s3cfs/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile int s3cfs_log_level = LOGLVL_WARN;
+static volatile int use_syslog;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void log_set_level(enum log_level level)
+{
+    s3cfs_log_level = (int)level;
+}
+
+int log_parse_level(const char *name)
+{
+    for (int i = 0; i <= LOGLVL_DEBUG; i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    if (name[0] >= '0' && name[0] <= '3' && name[1] == '\0')
+        return name[0] - '0';
+    if (strcmp(name, "warning") == 0)
+        return LOGLVL_WARN;
+    return -EINVAL;
+}
+
+void log_use_syslog(bool on)
+{
+    if (on && !use_syslog)
+        openlog("s3cfs", LOG_PID, LOG_DAEMON);
+    use_syslog = on;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (use_syslog) {
+        syslog(prio[level], "%s", msg);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char line[2200];
+    int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld s3cfs %s: %s\n", tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], msg);
+    if (n > (int)sizeof line - 1)
+        n = (int)sizeof line - 1;
+    /* one write() so that lines from several threads do not interleave */
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}
