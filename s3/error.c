@@ -134,16 +134,17 @@ static bool code_is(const struct s3_error *e, const char *const *codes)
 
 bool s3_error_throttled(const struct s3_error *e)
 {
-    static const char *const codes[] = {"SlowDown", "Throttling", "ThrottlingException",
-                                        "ServiceUnavailable", "RequestLimitExceeded", NULL};
+    static const char *const codes[] = {
+        "SlowDown",           "Throttling",           "ThrottlingException",
+        "ServiceUnavailable", "RequestLimitExceeded", NULL};
     return e->http_status == 503 || e->http_status == 429 || code_is(e, codes);
 }
 
 bool s3_error_retryable(const struct s3_error *e)
 {
-    static const char *const codes[] = {"RequestTimeout", "InternalError", "OperationAborted",
-                                        "ConnectionReset", "Timeout", "TransportError",
-                                        "ConnectFailed", "BadResponse", NULL};
+    static const char *const codes[] = {"RequestTimeout",  "InternalError", "OperationAborted",
+                                        "ConnectionReset", "Timeout",       "TransportError",
+                                        "ConnectFailed",   "BadResponse",   NULL};
     if (s3_error_throttled(e) || code_is(e, codes))
         return true;
     if (e->http_status >= 500)
@@ -162,8 +163,7 @@ const char *s3_error_format(const struct s3_error *e, char *buf, unsigned size)
     if (e->http_status)
         m += snprintf(extra + m, sizeof extra - m, "HTTP %d", e->http_status);
     if (e->request_id[0])
-        m += snprintf(extra + m, sizeof extra - m, "%srequest id %s", m ? ", " : "",
-                      e->request_id);
+        m += snprintf(extra + m, sizeof extra - m, "%srequest id %s", m ? ", " : "", e->request_id);
     if (e->attempts > 1)
         snprintf(extra + m, sizeof extra - m, "%safter %d attempts", m ? ", " : "", e->attempts);
     if (extra[0] && m >= 0)

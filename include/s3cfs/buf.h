@@ -18,7 +18,10 @@ struct sbuf {
     size_t cap;
 };
 
-#define SBUF_INIT {NULL, 0, 0}
+#define SBUF_INIT                                                                                  \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void sbuf_init(struct sbuf *b);
 void sbuf_free(struct sbuf *b);

@@ -36,7 +36,7 @@ struct s3_creds {
     char access_key[128];
     char secret_key[128];
     char session_token[4096]; /* "" when none */
-    time_t expires;            /* 0 = never */
+    time_t expires;           /* 0 = never */
 };
 
 struct creds_options {

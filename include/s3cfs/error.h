@@ -14,13 +14,13 @@
 #include <stdbool.h>
 
 struct s3_error {
-    int http_status;      /* 0 when no HTTP answer was received */
-    int curl_code;        /* CURLcode of the transport, 0 if none */
-    int attempts;         /* how many times the request was sent */
-    char code[64];        /* S3 <Code>, or a transport tag like "ConnectFailed" */
-    char message[256];    /* S3 <Message> or the transport's text */
-    char request_id[64];  /* x-amz-request-id, if any */
-    char resource[256];   /* what the request was about (bucket/key) */
+    int http_status;     /* 0 when no HTTP answer was received */
+    int curl_code;       /* CURLcode of the transport, 0 if none */
+    int attempts;        /* how many times the request was sent */
+    char code[64];       /* S3 <Code>, or a transport tag like "ConnectFailed" */
+    char message[256];   /* S3 <Message> or the transport's text */
+    char request_id[64]; /* x-amz-request-id, if any */
+    char resource[256];  /* what the request was about (bucket/key) */
 };
 
 void s3_error_clear(struct s3_error *e);

@@ -35,9 +35,9 @@ struct sigv4_credentials {
 };
 
 struct sigv4_request {
-    const char *method;          /* "GET", "PUT", ... */
-    const char *canonical_uri;   /* already URI-encoded, e.g. "/bucket/a%20b/c" */
-    const char *canonical_query; /* already canonical (uri_canonical_query), "" if none */
+    const char *method;                /* "GET", "PUT", ... */
+    const char *canonical_uri;         /* already URI-encoded, e.g. "/bucket/a%20b/c" */
+    const char *canonical_query;       /* already canonical (uri_canonical_query), "" if none */
     const struct http_header *headers; /* must include "Host" */
     size_t nheaders;
     const char *payload_hash; /* lower-case hex SHA-256 or "UNSIGNED-PAYLOAD" */
@@ -52,7 +52,7 @@ struct sigv4_request {
 /* The headers to send in addition to the request's own. Values live in the
  * struct; the array is NUL-free plain data, no heap. */
 struct sigv4_result {
-    char amz_date[17];             /* "20150830T123600Z" */
+    char amz_date[17]; /* "20150830T123600Z" */
     char authorization[512];
     char signature[65];
 };

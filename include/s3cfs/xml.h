@@ -30,9 +30,9 @@ void xml_init(void);
 int xml_parse_error(const char *body, size_t len, struct s3_error *e);
 
 struct s3_object {
-    char *key;            /* decoded when the answer used EncodingType=url */
+    char *key; /* decoded when the answer used EncodingType=url */
     uint64_t size;
-    char etag[80];        /* without quotes */
+    char etag[80];         /* without quotes */
     struct timespec mtime; /* LastModified */
 };
 
@@ -58,9 +58,11 @@ struct s3_bucket {
 int xml_parse_list_buckets(const char *body, size_t len, struct s3_bucket **out, size_t *n);
 void s3_buckets_free(struct s3_bucket *b, size_t n);
 
-/* CopyObjectResult or CopyPartResult: ETag (unquoted) and LastModified.
- * A 200 answer whose body is <Error> yields -EAGAIN-free semantics: returns
- * 1 and fills e, so the caller treats it as a failure of that code. */
+/* CopyObjectResult or CopyPartResult: ETag (unquoted, never empty) and
+ * LastModified (mtime may be NULL). S3 can answer 200 and still fail, with an
+ * <Error> body. Returns 0 on a result document, 1 when the body is an <Error>
+ * document (e filled, if not NULL: the caller treats it as a failure with
+ * that code), -EPROTO otherwise, -ENOMEM. */
 int xml_parse_copy_result(const char *body, size_t len, char etag[80], struct timespec *mtime,
                           struct s3_error *e);
 
@@ -69,8 +71,7 @@ int xml_parse_initiate_multipart(const char *body, size_t len, char **upload_id)
 
 /* CompleteMultipartUploadResult: ETag (may be empty: radosgw sends none).
  * Same <Error> rule as xml_parse_copy_result. */
-int xml_parse_complete_multipart(const char *body, size_t len, char etag[80],
-                                 struct s3_error *e);
+int xml_parse_complete_multipart(const char *body, size_t len, char etag[80], struct s3_error *e);
 
 struct s3_delete_error {
     char *key;
@@ -82,14 +83,18 @@ int xml_parse_delete_result(const char *body, size_t len, size_t *ndeleted,
                             struct s3_delete_error **errors, size_t *nerrors);
 void s3_delete_errors_free(struct s3_delete_error *e, size_t n);
 
-/* Builders. Keys are escaped for XML; a key holding a character that XML 1.0
- * cannot carry (control characters other than tab/LF/CR) gives -EINVAL. */
+/* Builders append to out (on failure out keeps its previous content) and
+ * return 0, -EINVAL or -ENOMEM. Keys are escaped for XML; a key holding a
+ * character that XML 1.0 cannot carry (control characters other than
+ * tab/LF/CR) or invalid UTF-8 gives -EINVAL, as do an empty key and a batch
+ * of 0 or more than 1000 keys. */
 int xml_build_delete(struct sbuf *out, const char *const *keys, size_t nkeys, bool quiet);
 
 struct s3_part {
     int number;
     char etag[80]; /* unquoted; the builder adds quotes */
 };
+/* parts: at least one, numbers 1..10000 strictly ascending, else -EINVAL. */
 int xml_build_complete_multipart(struct sbuf *out, const struct s3_part *parts, size_t n);
 
 #endif

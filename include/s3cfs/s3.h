@@ -1,0 +1,183 @@
+/* s3.h - the S3 client: one struct s3_client per mount, safe for any number
+ * of threads at once, and the operations the filesystem needs.
+ *
+ * Every operation returns 0 or a negative errno (mapped from the S3 error
+ * code by the one table in error.c) and, on failure, fills the caller's
+ * struct s3_error with the S3 code, message, HTTP status, request id and
+ * the number of attempts. Transient failures (5xx, 503 SlowDown,
+ * RequestTimeout, resets, timeouts) are retried inside the call with
+ * exponential backoff and full jitter (retry.h); other 4xx are final.
+ *
+ * Strings passed in are borrowed for the duration of the call. Results that
+ * own heap memory say how to free them. Object keys are raw (unencoded)
+ * bytes; encoding for the URL is done here, once.
+ *
+ * The client holds no lock while a request is in flight: its shared parts
+ * (connection pool, signing-key cache, credentials, counters) each protect
+ * themselves for the few instructions they need.
+ */
+#ifndef S3CFS_S3_H
+#define S3CFS_S3_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "s3cfs/credentials.h"
+#include "s3cfs/error.h"
+#include "s3cfs/http.h"
+#include "s3cfs/retry.h"
+#include "s3cfs/xml.h"
+
+enum s3_addressing {
+    S3_ADDR_AUTO =
+        0, /* virtual-hosted on AWS (path-style for dotted names), path-style elsewhere */
+    S3_ADDR_PATH,
+    S3_ADDR_VHOST,
+};
+
+enum s3_payload_signing {
+    S3_PAYLOAD_AUTO = 0, /* hash bodies up to 1 MiB, UNSIGNED-PAYLOAD above */
+    S3_PAYLOAD_ALWAYS,
+    S3_PAYLOAD_NEVER,
+};
+
+struct s3_client_options {
+    const char *endpoint; /* "http://127.0.0.1:7480"; NULL or "": AWS for region */
+    const char *region;   /* NULL: us-east-1 */
+    enum s3_addressing addressing;
+    enum s3_payload_signing payload_signing;
+    bool insecure_tls; /* turn certificate verification off (default on) */
+    const char *ca_file;
+    long connect_timeout_ms;
+    long stall_timeout_s;
+    struct retry_policy retry; /* zeroed fields take the defaults */
+    /* Also send radosgw's x-amz-copy-if-match alongside the standard
+     * x-amz-copy-source-if-match (radosgw ignores the latter). Default on. */
+    bool no_legacy_copy_if;
+    struct creds_provider *creds; /* borrowed; must outlive the client */
+    /* Called (from the requesting thread, no lock held) whenever the store
+     * answers with throttling, so the job engine can lower concurrency. */
+    void (*on_throttle)(void *arg);
+    void *on_throttle_arg;
+};
+
+/* Counters, updated atomically; read them with atomic_load. */
+struct s3_stats {
+    atomic_uint_fast64_t requests; /* HTTP exchanges sent, retries included */
+    atomic_uint_fast64_t retries;
+    atomic_uint_fast64_t throttled;
+    atomic_uint_fast64_t failures; /* operations that returned an error */
+    atomic_uint_fast64_t bytes_up;
+    atomic_uint_fast64_t bytes_down;
+};
+
+struct s3_client;
+
+int s3_global_init(void);
+int s3_client_new(const struct s3_client_options *opt, struct s3_client **out,
+                  struct s3_error *err);
+void s3_client_free(struct s3_client *c);
+struct s3_stats *s3_client_stats(struct s3_client *c);
+const char *s3_client_endpoint(const struct s3_client *c);
+
+/* User metadata: name without "x-amz-meta-", lower case. */
+struct s3_meta {
+    const char *name;
+    const char *value;
+};
+
+/* What HeadObject says. meta/nmeta are owned: s3_head_free(). */
+struct s3_head {
+    uint64_t size;
+    char etag[80]; /* unquoted */
+    struct timespec mtime;
+    char content_type[128];
+    struct http_meta *meta;
+    size_t nmeta;
+};
+void s3_head_free(struct s3_head *h);
+/* The value of user metadata `name` (lower case) or NULL. */
+const char *s3_head_meta(const struct s3_head *h, const char *name);
+
+/* Options for writes that create an object (PutObject, CopyObject with
+ * REPLACE, CreateMultipartUpload). */
+struct s3_write_opts {
+    const char *content_type; /* NULL: not sent (copy) / binary/octet-stream (put) */
+    const struct s3_meta *meta;
+    size_t nmeta;
+};
+
+/* ---- service and buckets ---- */
+int s3_list_buckets(struct s3_client *c, struct s3_bucket **out, size_t *n, struct s3_error *err);
+int s3_head_bucket(struct s3_client *c, const char *bucket, struct s3_error *err);
+int s3_create_bucket(struct s3_client *c, const char *bucket, struct s3_error *err);
+int s3_delete_bucket(struct s3_client *c, const char *bucket, struct s3_error *err);
+
+/* ---- listing ---- */
+/* One page of ListObjectsV2 (EncodingType=url; keys come back decoded).
+ * token: NULL for the first page. max_keys <= 0: server default (1000). */
+int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
+                    const char *delimiter, const char *token, int max_keys,
+                    struct s3_list_page *out, struct s3_error *err);
+/* Every page, handed to cb one at a time (the page is freed after cb
+ * returns, so memory stays at one page). A non-zero cb return stops the
+ * listing and is returned. */
+typedef int (*s3_list_cb)(const struct s3_list_page *page, void *arg);
+int s3_list_all(struct s3_client *c, const char *bucket, const char *prefix, const char *delimiter,
+                s3_list_cb cb, void *arg, struct s3_error *err);
+
+/* ---- objects ---- */
+int s3_head_object(struct s3_client *c, const char *bucket, const char *key, struct s3_head *out,
+                   struct s3_error *err);
+/* GET bytes [offset, offset+len) into dst (len 0: the whole object; dst must
+ * be large enough). *got receives the count. if_match: NULL or an ETag the
+ * object must still have (-ESTALE otherwise). Reading past the end gives
+ * fewer bytes, at the end exactly 0 (not an error). */
+int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
+                  size_t len, const char *if_match, char *dst, size_t *got, struct s3_error *err);
+/* GET into a growing buffer (for small objects: symlink targets, tests). */
+int s3_get_object_buf(struct s3_client *c, const char *bucket, const char *key, struct sbuf *out,
+                      size_t max, struct s3_error *err);
+/* PUT body (memory or file range). etag_out may be NULL. */
+int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
+                  const struct http_body *body, const struct s3_write_opts *opts, char etag_out[80],
+                  struct s3_error *err);
+
+struct s3_copy_opts {
+    const char *if_match;                /* source must still have this ETag */
+    const struct s3_write_opts *replace; /* non-NULL: metadata directive REPLACE */
+};
+/* CopyObject src -> dst (single request; up to 5 GiB). */
+int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_key,
+                   const char *dst_bucket, const char *dst_key, const struct s3_copy_opts *opts,
+                   char etag_out[80], struct s3_error *err);
+int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
+                     struct s3_error *err);
+/* DeleteObjects of up to 1000 keys (quiet mode, Content-MD5 sent). Returns
+ * 0 when the request succeeded; per-key failures come back in *errors (heap:
+ * s3_delete_errors_free) and are not an error of the call itself. */
+int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys,
+                      size_t nkeys, struct s3_delete_error **errors, size_t *nerrors,
+                      struct s3_error *err);
+
+/* ---- multipart ---- */
+int s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
+                  const struct s3_write_opts *opts, char **upload_id, struct s3_error *err);
+int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
+                       const char *upload_id, int part, const struct http_body *body,
+                       char etag_out[80], struct s3_error *err);
+/* UploadPartCopy of bytes [first, last] of the source. */
+int s3_mpu_copy_part(struct s3_client *c, const char *bucket, const char *key,
+                     const char *upload_id, int part, const char *src_bucket, const char *src_key,
+                     uint64_t first, uint64_t last, const char *if_match, char etag_out[80],
+                     struct s3_error *err);
+int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                    const struct s3_part *parts, size_t nparts, char etag_out[80],
+                    struct s3_error *err);
+int s3_mpu_abort(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                 struct s3_error *err);
+
+#endif

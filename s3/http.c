@@ -1,0 +1,425 @@
+#include "s3cfs/http.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "s3cfs/log.h"
+
+#define ERR_BODY_MAX (64 * 1024)
+
+struct http_pool {
+    struct http_pool_options opt;
+    CURLSH *share;
+    pthread_mutex_t share_lock; /* libcurl's lock callbacks for the DNS cache */
+    pthread_mutex_t lock;       /* protects idle[] and nidle */
+    CURL **idle;
+    int nidle;
+};
+
+int http_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+static void share_lock_cb(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
+{
+    (void)h, (void)d, (void)a;
+    pthread_mutex_lock(&((struct http_pool *)u)->share_lock);
+}
+
+static void share_unlock_cb(CURL *h, curl_lock_data d, void *u)
+{
+    (void)h, (void)d;
+    pthread_mutex_unlock(&((struct http_pool *)u)->share_lock);
+}
+
+int http_pool_new(const struct http_pool_options *opt, struct http_pool **out)
+{
+    struct http_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->opt = *opt;
+    if (p->opt.connect_timeout_ms <= 0)
+        p->opt.connect_timeout_ms = 5000;
+    if (p->opt.stall_timeout_s <= 0)
+        p->opt.stall_timeout_s = 30;
+    if (p->opt.max_idle <= 0)
+        p->opt.max_idle = 64;
+    p->idle = calloc((size_t)p->opt.max_idle, sizeof *p->idle);
+    p->share = curl_share_init();
+    if (!p->idle || !p->share) {
+        free(p->idle);
+        if (p->share)
+            curl_share_cleanup(p->share);
+        free(p);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->share_lock, NULL);
+    curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock_cb);
+    curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock_cb);
+    curl_share_setopt(p->share, CURLSHOPT_USERDATA, p);
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    *out = p;
+    return 0;
+}
+
+void http_pool_free(struct http_pool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->nidle; i++)
+        curl_easy_cleanup(p->idle[i]);
+    curl_share_cleanup(p->share);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->share_lock);
+    free(p->idle);
+    free(p);
+}
+
+static CURL *pool_take(struct http_pool *p)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->nidle > 0)
+        h = p->idle[--p->nidle];
+    pthread_mutex_unlock(&p->lock);
+    if (h) {
+        curl_easy_reset(h); /* keeps live connections, drops options */
+        return h;
+    }
+    return curl_easy_init();
+}
+
+/* A handle whose transfer failed may hold a broken connection; curl notices
+ * that itself on reuse, so every handle goes back unless the stack is full. */
+static void pool_give(struct http_pool *p, CURL *h)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->nidle < p->opt.max_idle) {
+        p->idle[p->nidle++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+void http_response_init(struct http_response *r)
+{
+    memset(r, 0, sizeof *r);
+    r->content_length = -1;
+    sbuf_init(&r->err_body);
+}
+
+static void meta_free(struct http_response *r)
+{
+    for (size_t i = 0; i < r->nmeta; i++) {
+        free(r->meta[i].name);
+        free(r->meta[i].value);
+    }
+    free(r->meta);
+    r->meta = NULL;
+    r->nmeta = 0;
+}
+
+void http_response_free(struct http_response *r)
+{
+    meta_free(r);
+    sbuf_free(&r->err_body);
+}
+
+/* Reset what a previous answer (a redirect, a 100 Continue) left behind. */
+static void response_reset(struct http_response *r)
+{
+    struct sbuf keep = r->err_body;
+    meta_free(r);
+    memset(r, 0, sizeof *r);
+    r->content_length = -1;
+    r->err_body = keep;
+    sbuf_reset(&r->err_body);
+}
+
+struct transfer {
+    const struct http_request *req;
+    struct http_response *resp;
+    uint64_t sent;
+    bool overflow;
+};
+
+static void copy_field(char *dst, size_t size, const char *v, size_t n)
+{
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static int add_meta(struct http_response *r, const char *name, size_t nlen, const char *v,
+                    size_t vlen)
+{
+    struct http_meta *m = realloc(r->meta, (r->nmeta + 1) * sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    r->meta = m;
+    m[r->nmeta].name = strndup(name, nlen);
+    m[r->nmeta].value = strndup(v, vlen);
+    if (!m[r->nmeta].name || !m[r->nmeta].value) {
+        free(m[r->nmeta].name);
+        free(m[r->nmeta].value);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < nlen; i++)
+        m[r->nmeta].name[i] = (char)tolower((unsigned char)m[r->nmeta].name[i]);
+    r->nmeta++;
+    return 0;
+}
+
+static void header_field(struct http_response *r, const char *name, size_t nlen, const char *v,
+                         size_t vlen)
+{
+#define IS(s) (nlen == sizeof(s) - 1 && strncasecmp(name, s, nlen) == 0)
+    if (IS("etag")) {
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
+            v++, vlen -= 2;
+        copy_field(r->etag, sizeof r->etag, v, vlen);
+    } else if (IS("content-length")) {
+        r->content_length = strtoll(v, NULL, 10);
+    } else if (IS("last-modified")) {
+        copy_field(r->last_modified, sizeof r->last_modified, v, vlen);
+    } else if (IS("content-type")) {
+        copy_field(r->content_type, sizeof r->content_type, v, vlen);
+    } else if (IS("x-amz-request-id")) {
+        copy_field(r->request_id, sizeof r->request_id, v, vlen);
+    } else if (IS("content-range")) {
+        copy_field(r->content_range, sizeof r->content_range, v, vlen);
+    } else if (nlen > 11 && strncasecmp(name, "x-amz-meta-", 11) == 0) {
+        add_meta(r, name + 11, nlen - 11, v, vlen);
+    }
+#undef IS
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    struct transfer *t = arg;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        response_reset(t->resp);
+        const char *sp = memchr(data, ' ', len);
+        if (sp)
+            t->resp->status = atoi(sp + 1);
+        return len;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (!colon)
+        return len;
+    const char *v = colon + 1, *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    header_field(t->resp, data, (size_t)(colon - data), v, (size_t)(end - v));
+    return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct transfer *t = arg;
+    size_t len = size * n;
+    struct http_response *r = t->resp;
+    if (r->status < 200 || r->status >= 300) {
+        if (r->err_body.len < ERR_BODY_MAX)
+            sbuf_append(&r->err_body, data, len);
+        return len;
+    }
+    const struct http_sink *s = &t->req->sink;
+    if (s->buf) {
+        if ((s->max && s->buf->len + len > s->max) || sbuf_append(s->buf, data, len)) {
+            t->overflow = true;
+            return 0;
+        }
+    } else if (s->dst) {
+        if (r->body_len + len > s->cap) {
+            t->overflow = true;
+            return 0;
+        }
+        memcpy(s->dst + r->body_len, data, len);
+    }
+    r->body_len += len;
+    return len;
+}
+
+static size_t on_read(char *dst, size_t size, size_t n, void *arg)
+{
+    struct transfer *t = arg;
+    const struct http_body *b = t->req->body;
+    if (!b)
+        return 0;
+    size_t want = size * n;
+    if (want > b->len - t->sent)
+        want = (size_t)(b->len - t->sent);
+    if (!want)
+        return 0;
+    if (b->fd < 0) {
+        memcpy(dst, b->data + t->sent, want);
+    } else {
+        ssize_t got = pread(b->fd, dst, want, b->offset + (off_t)t->sent);
+        if (got <= 0)
+            return CURL_READFUNC_ABORT;
+        want = (size_t)got;
+    }
+    t->sent += want;
+    return want;
+}
+
+/* curl seeks back when it must resend the body (an auth retry or a rewound
+ * connection); our bodies are random-access so that is always possible. */
+static int on_seek(void *arg, curl_off_t off, int origin)
+{
+    struct transfer *t = arg;
+    uint64_t len = t->req->body ? t->req->body->len : 0;
+    if (origin != SEEK_SET || off < 0 || (uint64_t)off > len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    t->sent = (uint64_t)off;
+    return CURL_SEEKFUNC_OK;
+}
+
+static struct curl_slist *build_headers(const struct http_request *req)
+{
+    struct curl_slist *list = NULL, *tmp;
+    struct sbuf line = SBUF_INIT;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        sbuf_reset(&line);
+        const char *v = req->headers[i].value;
+        /* "Name;" is curl's way of sending a header with an empty value */
+        if (sbuf_appendf(&line, v && *v ? "%s: %s" : "%s;", req->headers[i].name, v) ||
+            !(tmp = curl_slist_append(list, sbuf_str(&line))))
+            goto fail;
+        list = tmp;
+    }
+    /* no 100-continue round trip: S3 answers errors before reading anyway */
+    if (!(tmp = curl_slist_append(list, "Expect:")))
+        goto fail;
+    list = tmp;
+    sbuf_free(&line);
+    return list;
+fail:
+    sbuf_free(&line);
+    curl_slist_free_all(list);
+    return NULL;
+}
+
+static bool sends_body(const struct http_request *req)
+{
+    return req->body || strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0;
+}
+
+static void set_method(CURL *h, const struct http_request *req, struct transfer *t)
+{
+    if (req->head) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (sends_body(req)) {
+        /* PUT/POST always send a Content-Length (0 for copies): radosgw
+         * rejects UploadPartCopy without one */
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, t);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, t);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(req->body ? req->body->len : 0));
+    }
+    if (!req->head)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+}
+
+static void set_options(struct http_pool *p, CURL *h, const struct http_request *req,
+                        struct transfer *t, struct curl_slist *hdrs)
+{
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_SHARE, p->share);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, p->opt.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, p->opt.stall_timeout_s);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, p->opt.verify_tls ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, p->opt.verify_tls ? 2L : 0L);
+    if (p->opt.ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, p->opt.ca_file);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "s3cfs/" S3CFS_VERSION);
+    /* S3 signs the exact bytes: never let curl re-encode or follow elsewhere */
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    set_method(h, req, t);
+}
+
+static const char *curl_tag(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        return "ConnectFailed";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return "ResolveFailed";
+    case CURLE_OPERATION_TIMEDOUT:
+        return "Timeout";
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return "ConnectionReset";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        return "TLSError";
+    case CURLE_OUT_OF_MEMORY:
+        return "NoMemory";
+    default:
+        return "TransportError";
+    }
+}
+
+int http_perform(struct http_pool *p, const struct http_request *req, struct http_response *resp,
+                 struct s3_error *err)
+{
+    response_reset(resp);
+    struct curl_slist *hdrs = build_headers(req);
+    CURL *h = hdrs ? pool_take(p) : NULL;
+    if (!h) {
+        curl_slist_free_all(hdrs);
+        s3_error_set(err, "NoMemory", "out of memory building the request");
+        return -ENOMEM;
+    }
+    struct transfer t = {.req = req, .resp = resp};
+    char ebuf[CURL_ERROR_SIZE] = "";
+    set_options(p, h, req, &t, hdrs);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_SHARE, NULL);
+    pool_give(p, h);
+    curl_slist_free_all(hdrs);
+    if (t.overflow) {
+        s3_error_set(err, "BadResponse", "response body larger than expected");
+        return -ENOSPC;
+    }
+    if (rc != CURLE_OK) {
+        err->curl_code = (int)rc;
+        err->http_status = 0;
+        s3_error_set(err, curl_tag(rc), ebuf[0] ? ebuf : curl_easy_strerror(rc));
+        return s3_errno_for(err->code, 0);
+    }
+    return 0;
+}

@@ -1,0 +1,110 @@
+/* s3proxy.h - shared declarations of s3proxy, the fault and latency proxy used by tests.
+ *
+ * s3proxy.c: command line, listening socket, signals, upstream address.
+ * conn.c:    one thread per client connection: delay, faults, forwarding.
+ * http.c:    HTTP/1.1 plumbing: buffered reads, header lookup, body relaying.
+ * state.c:   request kinds, run-time configuration, counters (one mutex).
+ */
+#ifndef S3PROXY_H
+#define S3PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HEAD_MAX     65536 /* largest header block accepted in either direction */
+#define LINE_CAP     16384 /* largest request line (S3 keys are at most 1024 bytes) */
+#define BUF_SIZE     65536 /* per-direction streaming buffer: bodies are never held whole */
+#define IO_TIMEOUT_S 600   /* a peer silent this long is dropped, so threads cannot pile up */
+
+enum kind {
+    K_LIST_BUCKETS,
+    K_LIST_OBJECTS,
+    K_LIST_MULTIPART_UPLOADS,
+    K_GET_OBJECT,
+    K_HEAD_OBJECT,
+    K_HEAD_BUCKET,
+    K_PUT_OBJECT,
+    K_COPY_OBJECT,
+    K_UPLOAD_PART,
+    K_UPLOAD_PART_COPY,
+    K_CREATE_MPU,
+    K_COMPLETE_MPU,
+    K_ABORT_MPU,
+    K_DELETE_OBJECT,
+    K_DELETE_OBJECTS,
+    K_CREATE_BUCKET,
+    K_DELETE_BUCKET,
+    K_OTHER,
+    KIND_COUNT
+};
+
+enum fault { F_NONE = -1, F_503, F_500, F_RESET, F_STALL, FAULT_COUNT };
+
+/* What to do with one S3 request, drawn once under the state mutex. */
+struct decision {
+    int fault; /* enum fault */
+    long delay_ms;
+    long stall_ms;
+};
+
+/* state.c */
+void state_init(void);
+void state_seed(uint64_t seed);
+const char *kind_name(int kind);
+const char *fault_name(int fault);
+int classify(const char *method, const char *target, const char *host, int copy_source);
+int state_set(const char *name, const char *value);
+int state_configure(const char *query, char *out, size_t cap);
+size_t state_config_text(char *out, size_t cap);
+size_t state_stats(char *out, size_t cap);
+void state_reset(void);
+void state_begin(int kind, struct decision *d);
+void state_bytes(int kind, uint64_t req_bytes, uint64_t resp_bytes);
+unsigned long state_next_id(void);
+
+/* http.c */
+struct rbuf {
+    int fd;
+    char *buf;
+    size_t cap, off, len; /* unread data is buf[off..len) */
+};
+
+struct head {
+    size_t len;         /* bytes in raw, start line through the blank line */
+    char raw[HEAD_MAX]; /* exactly as received, so it can be forwarded untouched */
+};
+
+enum body { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
+
+struct relay {
+    struct rbuf *src;
+    int dst;          /* -1 discards */
+    int werr;         /* first write error; data after it is discarded */
+    int keep_reading; /* after a write error: drain the source (1) or stop (0) */
+    uint64_t bytes;   /* payload bytes taken from the source */
+};
+
+int io_write_all(int fd, const void *p, size_t n);
+ssize_t rb_fill(struct rbuf *r);
+int head_read(struct rbuf *r, struct head *h);
+int head_start_line(const struct head *h, char *out, size_t cap);
+int head_get(const struct head *h, const char *name, char *out, size_t cap);
+int head_has_token(const struct head *h, const char *name, const char *token);
+int head_body(const struct head *h, enum body dflt, enum body *b, uint64_t *len);
+int relay_fixed(struct relay *x, uint64_t n);
+int relay_body(struct relay *x, enum body b, uint64_t len);
+int relay_prefix_half(struct relay *x);
+int http_reply(int fd, int status, const char *reason, const char *ctype, const char *body,
+               size_t n, int head_only, int close_after, const char *extra);
+
+/* conn.c */
+int conn_start(int fd);
+
+/* s3proxy.c */
+extern int g_quiet;
+int upstream_connect(void);
+const char *upstream_name(void);
+void sock_tune(int fd);
+
+#endif
