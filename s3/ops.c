@@ -522,6 +522,31 @@ int s3_mpu_copy_part(struct s3_client *c, const char *bucket, const char *key,
     return rc;
 }
 
+/* A retried CompleteMultipartUpload that finds the upload gone: an earlier
+ * attempt completed it and its answer was lost. Accept when the object now
+ * carries a multipart ETag of the same part count ("...-N"). */
+static int complete_landed(struct s3_client *c, const char *bucket, const char *key,
+                           size_t nparts, char etag_out[80], struct s3_error *err)
+{
+    struct s3_head h;
+    struct s3_error e2;
+    char suffix[16];
+    snprintf(suffix, sizeof suffix, "-%zu", nparts);
+    if (s3_head_object(c, bucket, key, &h, &e2))
+        return -ENOENT;
+    size_t el = strlen(h.etag), sl = strlen(suffix);
+    bool ours = el > sl && strcmp(h.etag + el - sl, suffix) == 0;
+    if (ours && etag_out)
+        snprintf(etag_out, 80, "%s", h.etag);
+    s3_head_free(&h);
+    LOGW("CompleteMultipartUpload of %s/%s: upload gone on retry, object %s", bucket, key,
+         ours ? "present: the lost answer was a success" : "not ours");
+    if (!ours)
+        return -ENOENT;
+    s3_error_clear(err);
+    return 0;
+}
+
 int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
                     const struct s3_part *parts, size_t nparts, char etag_out[80],
                     struct s3_error *err)
@@ -557,9 +582,7 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
         else if (etag_out)
             snprintf(etag_out, 80, "%s", etag);
     } else if (rc == -ENOENT && err->attempts > 1) {
-        /* An earlier attempt may have completed it before the connection
-         * dropped; the caller verifies with HEAD (ETag unknown). */
-        LOGW("CompleteMultipartUpload of %s/%s: upload gone on retry (%s)", bucket, key, err->code);
+        rc = complete_landed(c, bucket, key, nparts, etag_out, err);
     }
     http_response_free(&resp);
     sbuf_free(&buf);

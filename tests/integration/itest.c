@@ -1,9 +1,12 @@
 #include "itest.h"
 
+#include <curl/curl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct creds_provider *providers[16];
@@ -94,4 +97,111 @@ void itest_fill(char *buf, size_t n, unsigned seed)
         x ^= x << 5;
         buf[i] = (char)(x >> 24);
     }
+}
+
+static pid_t proxy_pid;
+static char proxy_url[64];
+
+const char *itest_proxy_start(const char *args)
+{
+    const char *bin = getenv("S3CFS_PROXY");
+    const char *up = getenv("S3_ENDPOINT");
+    if (!bin || !up || strncmp(up, "http://", 7) != 0) {
+        fprintf(stderr, "itest: S3CFS_PROXY or S3_ENDPOINT missing\n");
+        exit(2);
+    }
+    char portfile[] = "/tmp/s3cfs-proxy-port-XXXXXX";
+    int fd = mkstemp(portfile);
+    close(fd);
+    unlink(portfile);
+    struct sbuf cmd = SBUF_INIT;
+    sbuf_appendf(&cmd, "exec '%s' --upstream %s --listen 127.0.0.1:0 --port-file %s --quiet "
+                       "--max-seconds 1200 %s >/dev/null 2>&1",
+                 bin, up + 7, portfile, args ? args : "");
+    proxy_pid = fork();
+    if (proxy_pid == 0) {
+        execl("/bin/sh", "sh", "-c", sbuf_str(&cmd), (char *)NULL);
+        _exit(127);
+    }
+    sbuf_free(&cmd);
+    for (int i = 0; i < 100; i++) {
+        FILE *f = fopen(portfile, "r");
+        int port = 0;
+        if (f && fscanf(f, "%d", &port) == 1 && port > 0) {
+            fclose(f);
+            unlink(portfile);
+            snprintf(proxy_url, sizeof proxy_url, "http://127.0.0.1:%d", port);
+            return proxy_url;
+        }
+        if (f)
+            fclose(f);
+        usleep(50000);
+    }
+    fprintf(stderr, "itest: the proxy did not start\n");
+    exit(2);
+}
+
+void itest_proxy_stop(void)
+{
+    if (proxy_pid > 0) {
+        kill(proxy_pid, SIGTERM);
+        waitpid(proxy_pid, NULL, 0);
+    }
+    proxy_pid = 0;
+}
+
+static size_t collect_body(char *p, size_t size, size_t n, void *arg)
+{
+    sbuf_append(arg, p, size * n);
+    return size * n;
+}
+
+static int proxy_call(const char *method, const char *path, struct sbuf *out)
+{
+    CURL *h = curl_easy_init();
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", proxy_url, path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+    long status = 0;
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    return rc == CURLE_OK && status == 200 ? 0 : -1;
+}
+
+long itest_proxy_count(const char *kind)
+{
+    struct sbuf out = SBUF_INIT;
+    long n = -1;
+    if (proxy_call("GET", "/__proxy/stats", &out) == 0) {
+        n = 0; /* a kind never seen has no line */
+        size_t klen = strlen(kind);
+        for (const char *l = sbuf_str(&out); l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+            if (strncmp(l, kind, klen) == 0 && l[klen] == ' ')
+                n = atol(l + klen + 1);
+    }
+    sbuf_free(&out);
+    return n;
+}
+
+int itest_proxy_reset(void)
+{
+    struct sbuf out = SBUF_INIT;
+    int rc = proxy_call("POST", "/__proxy/reset", &out);
+    sbuf_free(&out);
+    return rc;
+}
+
+int itest_proxy_config(const char *query)
+{
+    struct sbuf out = SBUF_INIT;
+    char path[512];
+    snprintf(path, sizeof path, "/__proxy/config?%s", query);
+    int rc = proxy_call("POST", path, &out);
+    sbuf_free(&out);
+    return rc;
 }

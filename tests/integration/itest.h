@@ -33,4 +33,16 @@ int itest_aws(struct sbuf *out, const char *fmt, ...) __attribute__((format(prin
 /* Deterministic pseudo-random bytes for content checks. */
 void itest_fill(char *buf, size_t n, unsigned seed);
 
+/* The fault/latency proxy (tests/tools/proxy), started in front of the
+ * server. args: extra command-line options, e.g. "--delay-ms 30". Returns
+ * its endpoint URL in url (static storage, valid until itest_proxy_stop). */
+const char *itest_proxy_start(const char *args);
+void itest_proxy_stop(void);
+/* Requests of one kind seen by the proxy ("CopyObject", "total",
+ * "fault.503"...), or -1 if the proxy could not be asked. */
+long itest_proxy_count(const char *kind);
+/* POST /__proxy/reset or /__proxy/config?QUERY; 0 on success. */
+int itest_proxy_reset(void);
+int itest_proxy_config(const char *query);
+
 #endif

@@ -382,6 +382,9 @@ static int serve_one(struct conn *c)
     static const char bad[] = "s3proxy: malformed request\n";
 
     int rc = head_read(&c->crb, &c->req);
+    if (rc == -EMSGSIZE)
+        http_reply(c->cfd, 431, "Request Header Fields Too Large", "text/plain", bad, strlen(bad),
+                   0, 1, NULL);
     if (rc <= 0)
         return -1;
     if (parse_request(c, q) < 0) {
