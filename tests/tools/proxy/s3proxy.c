@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,11 +53,12 @@ static int is_loopback(const struct sockaddr *sa)
 }
 
 /* Resolves HOST:PORT or [V6]:PORT. Anything but loopback is refused (-EPERM): test
- * traffic must stay on this machine. IPv4 wins when a name has both. */
+ * traffic must stay on this machine. */
 static int parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[256];
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST};
     struct addrinfo *res, *pick;
     const char *colon = strrchr(spec, ':');
 
@@ -71,12 +73,12 @@ static int parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *
     host[hl] = '\0';
     if (strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535)
         return -EINVAL;
+    /* Numeric only (no DNS traffic leaves the machine); localhost is the one name. */
+    if (strcasecmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
     if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
         return -EINVAL;
-    for (pick = res; pick && pick->ai_family != AF_INET; pick = pick->ai_next)
-        ;
-    if (!pick)
-        pick = res;
+    pick = res;
     int rc = is_loopback(pick->ai_addr) ? 0 : -EPERM;
     if (rc == 0) {
         memcpy(ss, pick->ai_addr, pick->ai_addrlen);
@@ -373,7 +375,8 @@ int main(int argc, char **argv)
     state_seed(o.seed);
     if ((rc = parse_addr(o.upstream, &up_addr, &up_len)) < 0) {
         fprintf(stderr, "s3proxy: --upstream %s: %s\n", o.upstream,
-                rc == -EPERM ? "not a loopback address" : "bad HOST:PORT");
+                rc == -EPERM ? "not a loopback address"
+                             : "want a numeric loopback HOST:PORT, or localhost:PORT");
         return 2;
     }
     addr_text(&up_addr, up_name, sizeof(up_name));

@@ -166,7 +166,7 @@ expect_stat AbortMultipartUpload 1
 expect_stat DeleteObjects 1
 expect_stat DeleteObject 2
 expect_stat Other 0
-expect_stat total 21
+expect_stat total 22
 check "PutObject request bytes cover the body" [ "$(field PutObject 3)" -ge 1000 ]
 
 control reset >/dev/null
@@ -216,10 +216,7 @@ control "config?fault_rate=0&fault_kinds=all" >/dev/null
 control "config?delay_ms=200" >/dev/null
 t=$(ms_of "$PROXY/$BUCKET/small")
 check "delay_ms=200: a request takes >= 200 ms ($t ms)" [ "$t" -ge 200 ]
-T0=$(date +%s%N)
 run "delay_ms=200: awscli head-object still works" s3api head-object --bucket "$BUCKET" --key small
-t=$((($(date +%s%N) - T0) / 1000000))
-check "delay_ms=200: awscli call took >= 200 ms ($t ms)" [ "$t" -ge 200 ]
 control "config?delay_ms=0&delay.HeadObject=300" >/dev/null
 t=$(ms_of -I "$PROXY/$BUCKET/small")
 check "delay.HeadObject=300: HEAD takes >= 300 ms ($t ms)" [ "$t" -ge 300 ]
