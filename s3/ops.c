@@ -522,6 +522,17 @@ int s3_mpu_copy_part(struct s3_client *c, const char *bucket, const char *key,
     return rc;
 }
 
+static int etag_of(struct s3_client *c, const char *bucket, const char *key, char etag_out[80],
+                   struct s3_error *err)
+{
+    struct s3_head h;
+    int rc = s3_head_object(c, bucket, key, &h, err);
+    if (rc == 0)
+        snprintf(etag_out, 80, "%s", h.etag);
+    s3_head_free(&h);
+    return rc;
+}
+
 /* A retried CompleteMultipartUpload that finds the upload gone: an earlier
  * attempt completed it and its answer was lost. Accept when the object now
  * carries a multipart ETag of the same part count ("...-N"). */
@@ -579,8 +590,10 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
         s3_error_clear(&e);
         if (xml_parse_complete_multipart(buf.data, buf.len, etag, &e) < 0)
             rc = bad_xml(err, "unreadable CompleteMultipartUploadResult");
-        else if (etag_out)
+        else if (etag_out && etag[0])
             snprintf(etag_out, 80, "%s", etag);
+        else if (etag_out) /* radosgw answers without an ETag: ask for it */
+            rc = etag_of(c, bucket, key, etag_out, err);
     } else if (rc == -ENOENT && err->attempts > 1) {
         rc = complete_landed(c, bucket, key, nparts, etag_out, err);
     }

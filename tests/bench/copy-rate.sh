@@ -7,7 +7,7 @@
 #
 # Environment: N (objects, default 2000), SIZE (bytes, 2048), LEVELS (1,16,64),
 # SECONDS_MAX (per bench run, 300), DELAY_MS (30), KEEP=1 keeps the work dir,
-# BENCH / S3C / S3PROXY override the binaries' paths.
+# BENCH / S3C / S3PROXY override the binaries' paths, S3_SERVER the launcher's.
 # Prints every bench line, then a table of rates (level x path) with the
 # proxy's CopyObject count per level and the CPU use of every process per level.
 set -euo pipefail
@@ -22,6 +22,7 @@ SIZE=${SIZE:-2048}
 LEVELS=${LEVELS:-1,16,64}
 SECONDS_MAX=${SECONDS_MAX:-300}
 DELAY_MS=${DELAY_MS:-30}
+S3_SERVER=${S3_SERVER:-$REPO/tests/tools/radosgw/s3-server.sh}
 WORK=$(mktemp -d /tmp/copy-rate.XXXXXX)
 BUCKET=copy-rate-$$
 PROXY_PID=
@@ -41,7 +42,7 @@ cleanup() {
     local rc=$?
     set +e
     stop_proxy
-    [ -d "$WORK/rgw" ] && timeout -k 5 60 bash "$REPO/tests/tools/radosgw/s3-server.sh" stop "$WORK/rgw"
+    [ -d "$WORK/rgw" ] && timeout -k 5 60 bash "$S3_SERVER" stop "$WORK/rgw"
     if [ "${KEEP:-0}" = 1 ] || [ $rc != 0 ]; then say "work dir kept: $WORK"; else rm -rf "$WORK"; fi
     exit $rc
 }
@@ -55,7 +56,7 @@ done
 # ---- the server ----
 
 start_server() {
-    timeout -k 10 180 bash "$REPO/tests/tools/radosgw/s3-server.sh" start "$WORK/rgw" \
+    timeout -k 10 180 bash "$S3_SERVER" start "$WORK/rgw" \
         >"$WORK/env.sh" 2>>"$WORK/s3-server.log"
 }
 
@@ -149,7 +150,7 @@ for l in ${LEVELS//,/ }; do
     for r in "${runs[@]}"; do printf '%-24s' "$(rate_of "$r" "$l")"; done
     echo
 done
-echo "CPU (% of one core; 2 cores = 200%) of radosgw, ceph-osd, ceph-mon, the bench, the proxy, at each level:"
+echo "CPU per level: client and processes in % of one core, machine in % of all $(nproc) cores:"
 for r in "${runs[@]}"; do
     [ -f "$WORK/$r.out" ] && awk -v r="$r" '$1 == "copyobject" {
         c = ""

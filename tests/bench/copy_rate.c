@@ -127,6 +127,26 @@ static double cpu_of(int pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Busy and total jiffies of the whole machine (/proc/stat): whether the
+ * cores are saturated, by the server or by whatever else runs there. */
+static int machine_cpu(double *busy, double *total)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -errno;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 4)
+        return -EIO;
+    *total = 0;
+    for (int i = 0; i < 8; i++)
+        *total += (double)v[i];
+    *busy = *total - (double)v[3] - (double)v[4]; /* minus idle and iowait */
+    return 0;
+}
+
 static uint64_t now_ns(void)
 {
     struct timespec t;
@@ -304,6 +324,9 @@ static int spawn_and_join(struct phase *ph)
 
 static void print_watched(const double *w0, double secs)
 {
+    double b1, t1;
+    if (machine_cpu(&b1, &t1) == 0 && t1 > w0[MAX_WATCH + 1])
+        printf(" cpu.machine=%.0f%%", 100 * (b1 - w0[MAX_WATCH]) / (t1 - w0[MAX_WATCH + 1]));
     for (int k = 0; k < cfg.nwatch; k++) {
         double w1 = cpu_of(cfg.watch[k]);
         if (w0[k] >= 0 && w1 >= 0 && secs > 0)
@@ -338,9 +361,10 @@ static int run_phase(struct phase *ph)
     struct s3_stats *st = s3_client_stats(cli);
     uint64_t r0 = atomic_load(&st->retries), f0 = atomic_load(&st->failures);
     long p0 = proxy_count(ph->proxy_kind);
-    double w0[MAX_WATCH];
+    double w0[MAX_WATCH + 2] = {0}; /* the watched processes, then the machine's busy/total */
     for (int k = 0; k < cfg.nwatch; k++)
         w0[k] = cpu_of(cfg.watch[k]);
+    machine_cpu(&w0[MAX_WATCH], &w0[MAX_WATCH + 1]);
     double t0 = elapsed(), c0 = cpu_self();
     int rc = spawn_and_join(ph);
     double secs = elapsed() - t0, cpu = cpu_self() - c0;

@@ -115,8 +115,9 @@ const char *itest_proxy_start(const char *args)
     close(fd);
     unlink(portfile);
     struct sbuf cmd = SBUF_INIT;
-    sbuf_appendf(&cmd, "exec '%s' --upstream %s --listen 127.0.0.1:0 --port-file %s --quiet "
-                       "--max-seconds 1200 %s >/dev/null 2>&1",
+    sbuf_appendf(&cmd,
+                 "exec '%s' --upstream %s --listen 127.0.0.1:0 --port-file %s --quiet "
+                 "--max-seconds 1200 %s >/dev/null 2>&1",
                  bin, up + 7, portfile, args ? args : "");
     proxy_pid = fork();
     if (proxy_pid == 0) {
@@ -180,7 +181,8 @@ long itest_proxy_count(const char *kind)
     if (proxy_call("GET", "/__proxy/stats", &out) == 0) {
         n = 0; /* a kind never seen has no line */
         size_t klen = strlen(kind);
-        for (const char *l = sbuf_str(&out); l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        for (const char *l = sbuf_str(&out); l && *l;
+             l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
             if (strncmp(l, kind, klen) == 0 && l[klen] == ' ')
                 n = atol(l + klen + 1);
     }

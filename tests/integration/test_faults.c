@@ -17,7 +17,7 @@
 
 #define NKEYS 120
 #define MAXSZ 65536
-#define MIB (1024 * 1024)
+#define MIB   (1024 * 1024)
 
 struct model {
     int seed[NKEYS]; /* 0: absent */
@@ -143,8 +143,8 @@ static void op_multipart(int n)
     for (int p = 0; p < 2; p++) {
         struct http_body b = {.data = part, .fd = -1, .len = p ? 1000 : sizeof part};
         parts[p].number = p + 1;
-        check(s3_mpu_upload_part(faulty, bucket, k, id, p + 1, &b, parts[p].etag, &err),
-              "mpu part", &err);
+        check(s3_mpu_upload_part(faulty, bucket, k, id, p + 1, &b, parts[p].etag, &err), "mpu part",
+              &err);
     }
     check(s3_mpu_complete(faulty, bucket, k, id, parts, 2, NULL, &err), "mpu complete", &err);
     free(id);
@@ -187,8 +187,9 @@ static void test_mixed_with_faults(void **state)
     long injected = itest_proxy_count("fault.503") + itest_proxy_count("fault.500") +
                     itest_proxy_count("fault.reset") + itest_proxy_count("fault.stall");
     struct s3_stats *st = s3_client_stats(faulty);
-    fprintf(stderr, "500 operations: %ld requests through the proxy, %ld faults injected, "
-                    "%lu retries, %lu throttled\n",
+    fprintf(stderr,
+            "500 operations: %ld requests through the proxy, %ld faults injected, "
+            "%lu retries, %lu throttled\n",
             itest_proxy_count("total"), injected, (unsigned long)atomic_load(&st->retries),
             (unsigned long)atomic_load(&st->throttled));
     assert_true(injected >= 10); /* the faults really happened */

@@ -1,0 +1,338 @@
+#include "s3cfs/dir.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "s3cfs/log.h"
+#include "s3cfs/lookup.h"
+#include "s3cfs/node.h"
+#include "s3cfs/nscache.h"
+#include "s3cfs/pool.h"
+
+struct entry {
+    char *name;
+    struct stat st;
+    bool is_dir;
+    bool have_attrs; /* from the cache or a HEAD */
+};
+
+struct listing {
+    struct fs_ctx *c;
+    const struct fs_loc *loc;
+    const char *path;
+    size_t plen; /* length of the key prefix to strip */
+    struct entry *v;
+    size_t n, cap;
+};
+
+static int add_entry(struct listing *l, const char *name, size_t len, bool is_dir)
+{
+    if (len == 0 || len > S3CFS_NAME_MAX || (len == 1 && name[0] == '.') ||
+        (len == 2 && name[0] == '.' && name[1] == '.'))
+        return 0; /* keys like "a//b" or "a/./b" have no name here */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct entry *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    struct entry *e = &l->v[l->n];
+    memset(e, 0, sizeof *e);
+    if (!(e->name = strndup(name, len)))
+        return -ENOMEM;
+    e->is_dir = is_dir;
+    l->n++;
+    return 0;
+}
+
+static int cmp_name(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct entry *)elem)->name);
+}
+
+static int take_page(const struct s3_list_page *p, void *arg)
+{
+    struct listing *l = arg;
+    int rc = 0;
+    size_t first = l->n;
+    for (size_t i = 0; rc == 0 && i < p->nobjects; i++) {
+        const struct s3_object *o = &p->objects[i];
+        if (strlen(o->key) <= l->plen)
+            continue; /* the directory's own marker */
+        rc = add_entry(l, o->key + l->plen, strlen(o->key) - l->plen, false);
+        if (rc == 0 && l->n > first && strcmp(l->v[l->n - 1].name, o->key + l->plen) == 0) {
+            struct entry *e = &l->v[l->n - 1];
+            meta_to_stat(NULL, 0, o->size, &o->mtime, META_FILE, &l->c->defaults, &e->st);
+        }
+    }
+    size_t nobj = l->n;
+    for (size_t i = 0; rc == 0 && i < p->nprefixes; i++) {
+        const char *name = p->prefixes[i] + l->plen;
+        size_t len = strlen(name);
+        if (len && name[len - 1] == '/')
+            len--;
+        char tmp[S3CFS_NAME_MAX + 1];
+        if (len > S3CFS_NAME_MAX)
+            continue;
+        memcpy(tmp, name, len);
+        tmp[len] = '\0';
+        /* "a" and "a/" both present: the file wins */
+        if (bsearch(tmp, l->v + first, nobj - first, sizeof *l->v, cmp_name))
+            continue;
+        rc = add_entry(l, name, len, true);
+        if (rc == 0 && l->n > nobj)
+            fs_dir_stat(l->c, &l->v[l->n - 1].st);
+    }
+    return rc;
+}
+
+static void child_path(const char *dir, const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", name);
+}
+
+struct head_task {
+    struct listing *l;
+    struct entry *e;
+};
+
+static int head_entry(void *arg)
+{
+    struct head_task *t = arg;
+    struct fs_ctx *c = t->l->c;
+    char path[4096 + 256];
+    child_path(t->l->path, t->e->name, path, sizeof path);
+    struct stat st;
+    if (fs_lookup(c, path, &st, NULL) == 0) {
+        t->e->st = st;
+        t->e->is_dir = S_ISDIR(st.st_mode);
+    }
+    t->e->have_attrs = true;
+    return 0; /* a failed HEAD keeps the listing's attributes */
+}
+
+/* Attributes not in the cache: HEAD in parallel (metadata is not in a
+ * listing). Entries with cached or open-node attributes cost nothing. */
+static int complete_attrs(struct listing *l)
+{
+    struct fs_ctx *c = l->c;
+    struct head_task *tasks = calloc(l->n ? l->n : 1, sizeof *tasks);
+    if (!tasks)
+        return -ENOMEM;
+    struct pool_group g;
+    pool_group_init(&g);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < l->n; i++) {
+        char path[4096 + 256];
+        child_path(l->path, l->v[i].name, path, sizeof path);
+        struct stat st;
+        if (node_stat(c->nodes, path, &st, NULL) == 0 ||
+            nscache_lookup(c->cache, path, &st, NULL) == 0) {
+            l->v[i].st = st;
+            continue;
+        }
+        if (c->opt.listing_attrs_only)
+            continue;
+        tasks[i] = (struct head_task){l, &l->v[i]};
+        rc = pool_submit_group(c->pool, &g, head_entry, &tasks[i]);
+    }
+    int wrc = pool_group_wait(&g);
+    pool_group_destroy(&g);
+    free(tasks);
+    return rc ? rc : wrc;
+}
+
+static void free_listing(struct listing *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].name);
+    free(l->v);
+}
+
+static int list_buckets(struct fs_ctx *c, struct listing *l)
+{
+    struct s3_bucket *b;
+    size_t n;
+    struct s3_error err;
+    int rc = s3_list_buckets(c->s3, &b, &n, &err);
+    if (rc)
+        return fs_fail("list buckets", "/", rc, &err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = add_entry(l, b[i].name, strlen(b[i].name), true);
+        if (rc == 0) {
+            fs_dir_stat(c, &l->v[l->n - 1].st);
+            l->v[l->n - 1].st.st_mtime = b[i].created;
+        }
+    }
+    s3_buckets_free(b, n);
+    return rc;
+}
+
+static int list_s3(struct fs_ctx *c, struct listing *l)
+{
+    char prefix[S3CFS_KEY_MAX + 2];
+    int rc = path_dir_prefix(l->loc, prefix, sizeof prefix);
+    if (rc)
+        return rc;
+    l->plen = strlen(prefix);
+    struct s3_error err;
+    rc = s3_list_all(c->s3, l->loc->bucket, prefix, "/", take_page, l, &err);
+    if (rc)
+        return rc == -ENOMEM ? rc : fs_fail("list", l->path, rc, &err);
+    return complete_attrs(l);
+}
+
+static int fill(struct listing *l, void *buf, fuse_fill_dir_t filler)
+{
+    /* no attributes for the dot entries: libfuse then gives them an inode
+     * number (with 0, glibc's readdir would hide them) */
+    filler(buf, ".", NULL, 0, 0);
+    filler(buf, "..", NULL, 0, 0);
+    for (size_t i = 0; i < l->n; i++)
+        if (filler(buf, l->v[i].name, &l->v[i].st, 0, FUSE_FILL_DIR_PLUS))
+            return -ENOMEM;
+    return 0;
+}
+
+/* Files created here and not yet flushed are not in S3: add them. */
+static int add_pending(struct fs_ctx *c, struct listing *l)
+{
+    struct node_child *kids = NULL;
+    size_t n = 0;
+    int rc = node_children(c->nodes, l->path, &kids, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool known = false;
+        for (size_t j = 0; j < l->n && !known; j++)
+            known = strcmp(l->v[j].name, kids[i].name) == 0;
+        if (!known && (rc = add_entry(l, kids[i].name, strlen(kids[i].name), false)) == 0)
+            l->v[l->n - 1].st = kids[i].st;
+    }
+    node_children_free(kids, n);
+    return rc;
+}
+
+static int cache_listing(struct fs_ctx *c, struct listing *l)
+{
+    struct nscache_dirent *d = calloc(l->n ? l->n : 1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->n; i++)
+        d[i] = (struct nscache_dirent){.name = l->v[i].name, .st = l->v[i].st};
+    int rc = nscache_dir_put(c->cache, l->path, d, l->n);
+    free(d);
+    return rc;
+}
+
+static int from_cache(const char *name, const struct stat *st, void *arg)
+{
+    struct listing *l = arg;
+    int rc = add_entry(l, name, strlen(name), S_ISDIR(st->st_mode));
+    if (rc == 0)
+        l->v[l->n - 1].st = *st;
+    return rc;
+}
+
+int dir_read(struct fs_ctx *c, const char *path, void *buf, fuse_fill_dir_t filler)
+{
+    struct fs_loc loc;
+    int rc = path_resolve(&c->map, path, &loc);
+    if (rc)
+        return rc;
+    struct listing l = {.c = c, .loc = &loc, .path = path};
+    if (nscache_dir_get(c->cache, path, from_cache, &l) != 0) {
+        free_listing(&l);
+        l = (struct listing){.c = c, .loc = &loc, .path = path};
+        rc = loc.kind == LOC_ROOT ? list_buckets(c, &l) : list_s3(c, &l);
+        if (rc == 0)
+            cache_listing(c, &l);
+    }
+    if (rc == 0)
+        rc = add_pending(c, &l);
+    if (rc == 0)
+        rc = fill(&l, buf, filler);
+    free_listing(&l);
+    return rc;
+}
+
+int dir_has_children(struct fs_ctx *c, const struct fs_loc *loc)
+{
+    char prefix[S3CFS_KEY_MAX + 2];
+    int rc = path_dir_prefix(loc, prefix, sizeof prefix);
+    if (rc)
+        return rc;
+    struct s3_list_page p = {0};
+    struct s3_error err;
+    rc = s3_list_objects(c->s3, loc->bucket, prefix, "/", NULL, 2, &p, &err);
+    if (rc)
+        return fs_fail("list", loc->key, rc, &err);
+    size_t n = p.nprefixes;
+    for (size_t i = 0; i < p.nobjects; i++)
+        n += strcmp(p.objects[i].key, prefix) != 0;
+    s3_list_page_free(&p);
+    return n > 0;
+}
+
+int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+    struct fs_loc loc;
+    int rc = path_resolve(&c->map, path, &loc);
+    if (rc)
+        return rc;
+    if (loc.kind != LOC_OBJECT)
+        return -EEXIST; /* buckets are not made through the mount */
+    struct stat st;
+    if (fs_lookup(c, path, &st, NULL) == 0)
+        return -EEXIST;
+    char key[S3CFS_KEY_MAX + 2];
+    if ((rc = path_dir_prefix(&loc, key, sizeof key)))
+        return rc;
+    fs_dir_stat(c, &st);
+    st.st_mode = S_IFDIR | (mode & 07777);
+    st.st_uid = uid;
+    st.st_gid = gid;
+    clock_gettime(CLOCK_REALTIME, &st.st_mtim);
+    st.st_ctim = st.st_atim = st.st_mtim;
+    struct meta_set ms;
+    meta_from_stat(&st, &ms);
+    struct s3_write_opts wo = {"application/x-directory", ms.meta, ms.nmeta};
+    struct s3_error err;
+    char etag[80];
+    rc = s3_put_object(c->s3, loc.bucket, key, NULL, &wo, etag, &err);
+    if (rc)
+        return fs_fail("mkdir", path, rc, &err);
+    nscache_invalidate(c->cache, path); /* drops the parent's listing too */
+    nscache_put(c->cache, path, &st, etag);
+    return 0;
+}
+
+int dir_remove(struct fs_ctx *c, const char *path)
+{
+    struct fs_loc loc;
+    int rc = path_resolve(&c->map, path, &loc);
+    if (rc)
+        return rc;
+    if (loc.kind != LOC_OBJECT)
+        return -EBUSY;
+    struct stat st;
+    if ((rc = fs_lookup(c, path, &st, NULL)))
+        return rc;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if ((rc = dir_has_children(c, &loc)) != 0)
+        return rc > 0 ? -ENOTEMPTY : rc;
+    char key[S3CFS_KEY_MAX + 2];
+    if ((rc = path_dir_prefix(&loc, key, sizeof key)))
+        return rc;
+    struct s3_error err;
+    rc = s3_delete_object(c->s3, loc.bucket, key, &err);
+    if (rc && rc != -ENOENT)
+        return fs_fail("rmdir", path, rc, &err);
+    nscache_invalidate_tree(c->cache, path);
+    nscache_put_negative(c->cache, path);
+    return 0;
+}

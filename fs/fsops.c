@@ -1,0 +1,328 @@
+/* The fuse_operations table: thin, each op resolves its handle or path and
+ * calls the module that knows the job. */
+#include "s3cfs/fsops.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "s3cfs/dir.h"
+#include "s3cfs/log.h"
+#include "s3cfs/lookup.h"
+#include "s3cfs/node.h"
+#include "s3cfs/objops.h"
+
+#define COPY_CHUNK (1u << 20)
+
+static struct fs_ctx *the_ctx;
+
+struct fs_ctx *fs_get(void)
+{
+    return the_ctx;
+}
+
+void fs_set(struct fs_ctx *ctx)
+{
+    the_ctx = ctx;
+}
+
+static struct fs_file *file_of(const struct fuse_file_info *fi)
+{
+    return fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    struct fs_ctx *c = fs_get();
+    cfg->use_ino = 0;
+    cfg->hard_remove = 1; /* unlink of an open file is handled by node.c */
+    cfg->attr_timeout = c->opt.attr_ttl;
+    cfg->entry_timeout = c->opt.attr_ttl;
+    cfg->negative_timeout = c->opt.negative_ttl;
+    /* bigger requests: fewer round trips through the kernel */
+    if (conn->max_write < (1u << 20))
+        conn->max_write = 1u << 20;
+    conn->max_readahead = 1u << 20;
+    return c;
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    struct fs_file *f = file_of(fi);
+    if (f && node_stat(fs_get()->nodes, path, st, NULL) == 0)
+        return 0;
+    return fs_lookup(fs_get(), path, st, NULL);
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    (void)off, (void)fi, (void)flags;
+    return dir_read(fs_get(), path, buf, filler);
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+    struct fuse_context *fc = fuse_get_context();
+    return dir_make(fs_get(), path, mode & ~fc->umask, fc->uid, fc->gid);
+}
+
+static int op_rmdir(const char *path)
+{
+    return dir_remove(fs_get(), path);
+}
+
+static int open_node(const char *path, const struct stat *st, const char *etag,
+                     struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = fs_get();
+    struct fs_loc loc;
+    int rc = path_resolve(&c->map, path, &loc);
+    if (rc)
+        return rc;
+    if (loc.kind != LOC_OBJECT)
+        return -EISDIR;
+    struct fs_file *f;
+    rc = node_open(c, path, &loc, st, etag, fi->flags, &f);
+    if (rc == 0)
+        fi->fh = (uint64_t)(uintptr_t)f;
+    return rc;
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = fs_get();
+    struct fuse_context *fc = fuse_get_context();
+    struct stat st;
+    meta_to_stat(NULL, 0, 0, NULL, META_FILE, &c->defaults, &st);
+    st.st_mode = S_IFREG | (mode & 07777 & ~fc->umask);
+    st.st_uid = fc->uid;
+    st.st_gid = fc->gid;
+    clock_gettime(CLOCK_REALTIME, &st.st_mtim);
+    st.st_atim = st.st_ctim = st.st_mtim;
+    return open_node(path, &st, NULL, fi);
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+    struct stat st;
+    char etag[80] = "";
+    int rc = fs_lookup(fs_get(), path, &st, etag);
+    if (rc)
+        return rc;
+    if (S_ISDIR(st.st_mode))
+        return -EISDIR;
+    return open_node(path, &st, etag, fi);
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    (void)path;
+    return node_read(fs_get(), file_of(fi), buf, size, off);
+}
+
+static int op_write(const char *path, const char *buf, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)path;
+    return node_write(fs_get(), file_of(fi), buf, size, off);
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    return node_flush(fs_get(), file_of(fi)->node);
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    (void)path, (void)datasync;
+    return node_flush(fs_get(), file_of(fi)->node);
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    return node_release(fs_get(), file_of(fi));
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = fs_get();
+    if (size < 0)
+        return -EINVAL;
+    struct fs_file *f = file_of(fi);
+    if (f)
+        return node_truncate(c, f->node, (uint64_t)size);
+    /* truncate(2) by name: through a short-lived handle that uploads on release */
+    struct fuse_file_info tmp = {.flags = O_WRONLY};
+    int rc = op_open(path, &tmp);
+    if (rc)
+        return rc;
+    f = file_of(&tmp);
+    rc = node_truncate(c, f->node, (uint64_t)size);
+    int rrc = node_release(c, f);
+    return rc ? rc : rrc;
+}
+
+static int op_unlink(const char *path)
+{
+    return obj_unlink(fs_get(), path);
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+    return obj_rename(fs_get(), from, to, flags);
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct obj_attr_change ch = {.set_mode = 1, .mode = mode};
+    return obj_setattr(fs_get(), path, &ch);
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct obj_attr_change ch = {.set_owner = 1, .uid = uid, .gid = gid};
+    return obj_setattr(fs_get(), path, &ch);
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct obj_attr_change ch = {.set_times = 1};
+    if (tv) {
+        ch.atime = tv[0];
+        ch.mtime = tv[1];
+    } else {
+        ch.atime.tv_nsec = ch.mtime.tv_nsec = UTIME_NOW;
+    }
+    return obj_setattr(fs_get(), path, &ch);
+}
+
+static int op_symlink(const char *target, const char *path)
+{
+    struct fuse_context *fc = fuse_get_context();
+    return obj_symlink(fs_get(), target, path, fc->uid, fc->gid);
+}
+
+static int op_readlink(const char *path, char *buf, size_t size)
+{
+    return obj_readlink(fs_get(), path, buf, size);
+}
+
+static int op_statfs(const char *path, struct statvfs *s)
+{
+    (void)path;
+    memset(s, 0, sizeof *s);
+    s->f_bsize = s->f_frsize = 4096;
+    /* S3 has no capacity: report a large, constant, mostly free disk */
+    s->f_blocks = (fsblkcnt_t)1 << 38;
+    s->f_bfree = s->f_bavail = s->f_blocks;
+    s->f_files = s->f_ffree = s->f_favail = (fsfilcnt_t)1 << 32;
+    s->f_namemax = S3CFS_NAME_MAX;
+    return 0;
+}
+
+static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
+                       int flags)
+{
+    return obj_setxattr(fs_get(), path, name, value, size, flags);
+}
+
+static int op_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+    return obj_getxattr(fs_get(), path, name, value, size);
+}
+
+static int op_listxattr(const char *path, char *list, size_t size)
+{
+    return obj_listxattr(fs_get(), path, list, size);
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+    return obj_removexattr(fs_get(), path, name);
+}
+
+/* A range that cannot be a server-side copy goes through the data path:
+ * never ENOSYS, which would turn copy_file_range off for the whole mount. */
+static ssize_t copy_by_data(struct fs_file *in, off_t off_in, struct fs_file *out, off_t off_out,
+                            size_t len)
+{
+    struct fs_ctx *c = fs_get();
+    char *buf = malloc(len < COPY_CHUNK ? len : COPY_CHUNK);
+    if (!buf)
+        return -ENOMEM;
+    ssize_t done = 0;
+    while ((size_t)done < len) {
+        size_t want = len - (size_t)done < COPY_CHUNK ? len - (size_t)done : COPY_CHUNK;
+        int r = node_read(c, in, buf, want, off_in + done);
+        if (r <= 0) {
+            done = done ? done : r;
+            break;
+        }
+        int w = node_write(c, out, buf, (size_t)r, off_out + done);
+        if (w < 0) {
+            done = done ? done : w;
+            break;
+        }
+        done += w;
+    }
+    free(buf);
+    return done;
+}
+
+static ssize_t op_copy_file_range(const char *path_in, struct fuse_file_info *fi_in, off_t off_in,
+                                  const char *path_out, struct fuse_file_info *fi_out,
+                                  off_t off_out, size_t len, int flags)
+{
+    (void)path_in, (void)path_out, (void)flags;
+    struct fs_file *in = file_of(fi_in), *out = file_of(fi_out);
+    if (off_in == 0 && off_out == 0) {
+        ssize_t n = node_copy(fs_get(), in, out, len);
+        if (n != -EAGAIN)
+            return n;
+    }
+    return copy_by_data(in, off_in, out, off_out, len);
+}
+
+static const struct fuse_operations ops = {
+    .init = op_init,
+    .getattr = op_getattr,
+    .readdir = op_readdir,
+    .mkdir = op_mkdir,
+    .rmdir = op_rmdir,
+    .create = op_create,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .release = op_release,
+    .truncate = op_truncate,
+    .unlink = op_unlink,
+    .rename = op_rename,
+    .chmod = op_chmod,
+    .chown = op_chown,
+    .utimens = op_utimens,
+    .symlink = op_symlink,
+    .readlink = op_readlink,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .copy_file_range = op_copy_file_range,
+};
+
+const struct fuse_operations *fsops_table(void)
+{
+    return &ops;
+}

@@ -1,0 +1,102 @@
+#include "s3cfs/lookup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "s3cfs/log.h"
+#include "s3cfs/node.h"
+#include "s3cfs/nscache.h"
+
+void fs_dir_stat(struct fs_ctx *c, struct stat *st)
+{
+    meta_to_stat(NULL, 0, 0, NULL, META_DIR, &c->defaults, st);
+}
+
+static void stat_from_head(struct fs_ctx *c, const struct s3_head *h, enum meta_kind kind,
+                           struct stat *st)
+{
+    meta_to_stat(h->meta, h->nmeta, h->size, &h->mtime, kind, &c->defaults, st);
+}
+
+/* A directory below a key: its marker "key/" or any key under it. */
+static int lookup_dir(struct fs_ctx *c, const struct fs_loc *loc, struct stat *st,
+                      struct s3_head *head)
+{
+    char prefix[S3CFS_KEY_MAX + 2];
+    struct s3_error err;
+    struct s3_list_page page = {0};
+    int rc = path_dir_prefix(loc, prefix, sizeof prefix);
+    if (rc)
+        return rc;
+    rc = s3_list_objects(c->s3, loc->bucket, prefix, NULL, NULL, 1, &page, &err);
+    if (rc)
+        return fs_fail("list", loc->key, rc, &err);
+    bool found = page.nobjects > 0 || page.nprefixes > 0;
+    bool marker = page.nobjects > 0 && strcmp(page.objects[0].key, prefix) == 0;
+    s3_list_page_free(&page);
+    if (!found)
+        return -ENOENT;
+    fs_dir_stat(c, st);
+    if (!marker)
+        return 0;
+    /* the marker's metadata carries the directory's mode, owner and times */
+    rc = s3_head_object(c->s3, loc->bucket, prefix, head, &err);
+    if (rc == 0)
+        stat_from_head(c, head, META_DIR, st);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc, struct stat *st,
+                   struct s3_head *head)
+{
+    struct s3_error err;
+    memset(head, 0, sizeof *head);
+    if (loc->kind == LOC_ROOT || (loc->kind == LOC_BUCKET && !c->map.all_buckets)) {
+        fs_dir_stat(c, st);
+        return 0;
+    }
+    if (loc->kind == LOC_BUCKET) {
+        int rc = s3_head_bucket(c->s3, loc->bucket, &err);
+        if (rc == 0)
+            fs_dir_stat(c, st);
+        return rc == -ENOENT ? rc : rc ? fs_fail("head bucket", path, rc, &err) : 0;
+    }
+    int rc = s3_head_object(c->s3, loc->bucket, loc->key, head, &err);
+    if (rc == 0) {
+        stat_from_head(c, head, META_FILE, st);
+        return 0;
+    }
+    if (rc != -ENOENT)
+        return fs_fail("head", path, rc, &err);
+    return lookup_dir(c, loc, st, head);
+}
+
+int fs_lookup(struct fs_ctx *c, const char *path, struct stat *st, char etag[80])
+{
+    struct fs_loc loc;
+    int rc = path_resolve(&c->map, path, &loc);
+    if (rc)
+        return rc;
+    if (node_stat(c->nodes, path, st, etag) == 0)
+        return 0;
+    char tag[80] = "";
+    rc = nscache_lookup(c->cache, path, st, tag);
+    if (rc != -EAGAIN) {
+        if (etag)
+            memcpy(etag, tag, sizeof tag);
+        return rc;
+    }
+    struct s3_head head;
+    rc = fs_lookup_head(c, path, &loc, st, &head);
+    if (rc == 0) {
+        nscache_put(c->cache, path, st, head.etag);
+        if (etag)
+            memcpy(etag, head.etag, sizeof head.etag);
+    } else if (rc == -ENOENT) {
+        nscache_put_negative(c->cache, path);
+    }
+    s3_head_free(&head);
+    return rc;
+}

@@ -1,0 +1,350 @@
+/* s3cfs: mount S3 buckets as directories.
+ *
+ *   s3cfs [options] MOUNTPOINT                   every bucket, one per directory
+ *   s3cfs [options] BUCKET[:/PREFIX] MOUNTPOINT  one bucket (or a prefix of it)
+ *
+ * Before it goes to the background it checks the endpoint, the credentials
+ * and the bucket, and exits with a one-line reason when any is wrong. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "s3cfs/fsops.h"
+#include "s3cfs/log.h"
+#include "s3cfs/node.h"
+#include "s3cfs/nscache.h"
+#include "s3cfs/pool.h"
+#include "s3cfs/stage.h"
+
+#define MIB ((size_t)1 << 20)
+
+struct cli {
+    struct fs_options o;
+    int mb_multipart, mb_part, mb_copy, mb_copy_part, mb_stage;
+    char *nonopt[3];
+    int nnonopt;
+    int help, version;
+};
+
+#define OPT(t, p)                                                                                  \
+    {                                                                                              \
+        t, offsetof(struct cli, p), 1                                                              \
+    }
+static const struct fuse_opt opt_spec[] = {
+    OPT("endpoint=%s", o.endpoint),
+    OPT("url=%s", o.endpoint),
+    OPT("--endpoint=%s", o.endpoint),
+    OPT("region=%s", o.region),
+    OPT("endpoint_region=%s", o.region),
+    OPT("--region=%s", o.region),
+    OPT("profile=%s", o.profile),
+    OPT("--profile=%s", o.profile),
+    OPT("passwd_file=%s", o.passwd_file),
+    OPT("--passwd-file=%s", o.passwd_file),
+    OPT("ca_file=%s", o.ca_file),
+    OPT("tmpdir=%s", o.tmpdir),
+    {"path_style", offsetof(struct cli, o.path_style), 1},
+    {"use_path_request_style", offsetof(struct cli, o.path_style), 1},
+    {"virtual_hosted", offsetof(struct cli, o.path_style), 2},
+    OPT("insecure", o.insecure),
+    OPT("uid=%d", o.uid),
+    OPT("gid=%d", o.gid),
+    OPT("umask=%o", o.umask),
+    OPT("file_mode=%o", o.file_mode),
+    OPT("dir_mode=%o", o.dir_mode),
+    OPT("attr_ttl=%lf", o.attr_ttl),
+    OPT("dir_ttl=%lf", o.dir_ttl),
+    OPT("negative_ttl=%lf", o.negative_ttl),
+    OPT("cache_entries=%d", o.cache_entries),
+    OPT("max_inflight=%d", o.max_inflight),
+    OPT("multipart_threshold=%d", mb_multipart),
+    OPT("part_size=%d", mb_part),
+    OPT("copy_threshold=%d", mb_copy),
+    OPT("copy_part_size=%d", mb_copy_part),
+    OPT("stage_mem=%d", mb_stage),
+    OPT("log_level=%s", o.log_level),
+    OPT("--log-level=%s", o.log_level),
+    OPT("listing_attrs_only", o.listing_attrs_only),
+    OPT("-f", o.foreground),
+    OPT("--foreground", o.foreground),
+    OPT("-h", help),
+    OPT("--help", help),
+    OPT("-V", version),
+    OPT("--version", version),
+    FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+    printf("usage: %s [options] [BUCKET[:/PREFIX]] MOUNTPOINT\n\n"
+           "Mounts S3 buckets: with no BUCKET, every bucket the credentials can list\n"
+           "appears as a top-level directory.\n\n"
+           "options (-o name=value, comma-separated; some also as --name=value):\n"
+           "  endpoint=URL          S3 endpoint (default: AWS for the region, or\n"
+           "                        $AWS_ENDPOINT_URL)\n"
+           "  region=NAME           signing region (default us-east-1 or the profile's)\n"
+           "  path_style | virtual_hosted   addressing (default: path-style for custom\n"
+           "                        endpoints, virtual-hosted on AWS)\n"
+           "  profile=NAME          AWS profile in ~/.aws/credentials and ~/.aws/config\n"
+           "  passwd_file=PATH      s3fs-style ACCESS:SECRET file (mode 600)\n"
+           "  ca_file=PATH, insecure   TLS trust (verification is on by default)\n"
+           "  uid=N gid=N umask=OOO file_mode=OOO dir_mode=OOO   defaults for objects\n"
+           "                        without s3fs metadata\n"
+           "  attr_ttl=S dir_ttl=S negative_ttl=S   cache lifetimes in seconds\n"
+           "                        (defaults 5, 5, 2)\n"
+           "  cache_entries=N       attribute entries kept (default 50000)\n"
+           "  max_inflight=N        S3 requests in flight (default 64)\n"
+           "  multipart_threshold=MiB part_size=MiB   uploads (defaults 16, 8)\n"
+           "  copy_threshold=MiB copy_part_size=MiB   server-side copies (defaults 128, 32)\n"
+           "  stage_mem=MiB         file data kept in memory before a temp file (1)\n"
+           "  tmpdir=PATH           where staged file data goes (default /tmp)\n"
+           "  listing_attrs_only    ls -l without HEAD requests (modes and owners from\n"
+           "                        defaults, times from the listing)\n"
+           "  log_level=LEVEL       error, warn, info, debug (default warn)\n"
+           "  -f, --foreground      stay in the foreground, log to stderr\n"
+           "  allow_other, ro, ...  the usual FUSE mount options\n"
+           "  -h, --help   -V, --version\n\n"
+           "credentials: options, passwd_file, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,\n"
+           "the profile, ~/.passwd-s3fs, /etc/passwd-s3fs, EC2 instance metadata.\n",
+           prog);
+}
+
+static int keep_nonopt(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+    (void)outargs;
+    struct cli *cli = data;
+    if (key != FUSE_OPT_KEY_NONOPT)
+        return 1;
+    if (cli->nnonopt >= 2) {
+        fprintf(stderr, "s3cfs: too many arguments: %s\n", arg);
+        return -1;
+    }
+    cli->nonopt[cli->nnonopt++] = strdup(arg);
+    return 0;
+}
+
+static void defaults(struct cli *cli)
+{
+    struct fs_options *o = &cli->o;
+    o->uid = o->gid = o->umask = o->file_mode = o->dir_mode = -1;
+    o->attr_ttl = 5;
+    o->dir_ttl = 5;
+    o->negative_ttl = 2;
+    o->cache_entries = 50000;
+    o->max_inflight = 64;
+    cli->mb_multipart = 16;
+    cli->mb_part = 8;
+    cli->mb_copy = 128;
+    cli->mb_copy_part = 32;
+    cli->mb_stage = 1;
+}
+
+static int finish_options(struct cli *cli)
+{
+    struct fs_options *o = &cli->o;
+    if (cli->mb_multipart < 5 || cli->mb_part < 5 || cli->mb_copy_part < 5 || cli->mb_copy < 5 ||
+        cli->mb_stage < 0 || o->max_inflight < 1 || o->max_inflight > 1024 ||
+        o->cache_entries < 100) {
+        fprintf(stderr, "s3cfs: invalid size option (parts are at least 5 MiB, max_inflight "
+                        "1-1024, cache_entries at least 100)\n");
+        return -EINVAL;
+    }
+    o->multipart_threshold = (size_t)cli->mb_multipart * MIB;
+    o->part_size = (size_t)cli->mb_part * MIB;
+    o->copy_threshold = (size_t)cli->mb_copy * MIB;
+    o->copy_part_size = (size_t)cli->mb_copy_part * MIB;
+    o->stage_mem = (size_t)cli->mb_stage * MIB;
+    if (!o->tmpdir)
+        o->tmpdir = strdup("/tmp");
+    if (o->log_level) {
+        int lvl = log_parse_level(o->log_level);
+        if (lvl < 0) {
+            fprintf(stderr, "s3cfs: unknown log level %s\n", o->log_level);
+            return -EINVAL;
+        }
+        log_set_level((enum log_level)lvl);
+    }
+    return 0;
+}
+
+static void set_defaults(struct fs_ctx *c)
+{
+    const struct fs_options *o = &c->opt;
+    mode_t um = o->umask >= 0 ? (mode_t)o->umask : 022;
+    c->defaults = (struct meta_defaults){
+        .uid = o->uid >= 0 ? (uid_t)o->uid : getuid(),
+        .gid = o->gid >= 0 ? (gid_t)o->gid : getgid(),
+        .umask = um,
+        .file_mode = o->file_mode >= 0 ? (mode_t)o->file_mode : 0666,
+        .dir_mode = o->dir_mode >= 0 ? (mode_t)o->dir_mode : 0777,
+    };
+    clock_gettime(CLOCK_REALTIME, &c->defaults.time);
+}
+
+/* Endpoint, credentials and bucket, before anything is mounted. */
+static int check_store(struct fs_ctx *c)
+{
+    struct s3_error err;
+    char msg[600];
+    int rc;
+    if (c->map.all_buckets) {
+        struct s3_bucket *b;
+        size_t n;
+        rc = s3_list_buckets(c->s3, &b, &n, &err);
+        if (rc == 0)
+            s3_buckets_free(b, n);
+    } else {
+        rc = s3_head_bucket(c->s3, c->map.bucket, &err);
+    }
+    if (rc == 0)
+        return 0;
+    s3_error_format(&err, msg, sizeof msg);
+    if (rc == -ENOENT)
+        fprintf(stderr, "s3cfs: bucket %s does not exist at %s\n", c->map.bucket,
+                s3_client_endpoint(c->s3));
+    else if (rc == -EACCES)
+        fprintf(stderr, "s3cfs: access denied by %s with credentials from %s: %s\n",
+                s3_client_endpoint(c->s3), creds_source(c->creds), msg);
+    else
+        fprintf(stderr, "s3cfs: cannot reach %s: %s\n", s3_client_endpoint(c->s3), msg);
+    return rc;
+}
+
+static int make_client(struct fs_ctx *c, const char *bucket)
+{
+    struct s3_error err;
+    struct creds_options co = {
+        .profile = c->opt.profile, .passwd_file = c->opt.passwd_file, .bucket = bucket};
+    int rc = creds_provider_new(&co, &c->creds, &err);
+    if (rc) {
+        fprintf(stderr, "s3cfs: credentials: %s\n", err.message);
+        return rc;
+    }
+    char region[64] = "";
+    if (!c->opt.region && creds_profile_region(c->opt.profile, region, sizeof region) == 0)
+        c->opt.region = strdup(region);
+    struct s3_client_options so = {
+        .endpoint = c->opt.endpoint,
+        .region = c->opt.region,
+        .addressing = c->opt.path_style == 1   ? S3_ADDR_PATH
+                      : c->opt.path_style == 2 ? S3_ADDR_VHOST
+                                               : S3_ADDR_AUTO,
+        .insecure_tls = c->opt.insecure,
+        .ca_file = c->opt.ca_file,
+        .connect_timeout_ms = 5000,
+        .stall_timeout_s = 30,
+        .creds = c->creds,
+    };
+    rc = s3_client_new(&so, &c->s3, &err);
+    if (rc)
+        fprintf(stderr, "s3cfs: %s\n", err.message);
+    return rc;
+}
+
+/* The parts that start threads: after fuse_daemonize() forked. */
+static int start_engine(struct fs_ctx *c)
+{
+    struct nscache_config nc = {
+        .attr_ttl_ms = (unsigned)(c->opt.attr_ttl * 1000),
+        .negative_ttl_ms = (unsigned)(c->opt.negative_ttl * 1000),
+        .dir_ttl_ms = (unsigned)(c->opt.dir_ttl * 1000),
+        .max_entries = (size_t)c->opt.cache_entries,
+        .max_names = (size_t)c->opt.cache_entries * 2,
+    };
+    int rc = nscache_new(&nc, &c->cache);
+    if (rc == 0)
+        rc = node_table_new(&c->nodes);
+    if (rc == 0)
+        rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->pool);
+    return rc;
+}
+
+static void ctx_free(struct fs_ctx *c)
+{
+    if (c->pool)
+        pool_free(c->pool);
+    node_table_free(c->nodes);
+    if (c->cache)
+        nscache_free(c->cache);
+    s3_client_free(c->s3);
+    creds_provider_free(c->creds);
+}
+
+static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
+{
+    struct fuse *fuse = fuse_new(args, fsops_table(), sizeof(struct fuse_operations), c);
+    if (!fuse)
+        return 1;
+    int rc = 1;
+    if (fuse_mount(fuse, mountpoint) == 0) {
+        if (fuse_daemonize(c->opt.foreground) == 0) {
+            if (!c->opt.foreground)
+                log_use_syslog(true);
+            if (start_engine(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
+                struct fuse_loop_config *lc = fuse_loop_cfg_create();
+                fuse_loop_cfg_set_idle_threads(lc, 64);
+                fuse_loop_cfg_set_max_threads(lc, 256);
+                LOGI("mounted %s on %s", c->map.all_buckets ? "all buckets" : c->map.bucket,
+                     mountpoint);
+                rc = fuse_loop_mt(fuse, lc) ? 1 : 0;
+                fuse_loop_cfg_destroy(lc);
+                fuse_remove_signal_handlers(fuse_get_session(fuse));
+            }
+        }
+        fuse_unmount(fuse);
+    }
+    fuse_destroy(fuse);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    static struct cli cli;
+    defaults(&cli);
+    if (fuse_opt_parse(&args, &cli, opt_spec, keep_nonopt) == -1)
+        return 2;
+    if (cli.help) {
+        usage(argv[0]);
+        return 0;
+    }
+    if (cli.version) {
+        printf("s3cfs %s (libfuse %d, %s)\n", S3CFS_VERSION, fuse_version(), curl_version());
+        return 0;
+    }
+    if (cli.nnonopt < 1) {
+        fprintf(stderr, "s3cfs: no mount point given (try --help)\n");
+        return 2;
+    }
+    static struct fs_ctx ctx;
+    ctx.opt = cli.o;
+    const char *spec = cli.nnonopt == 2 ? cli.nonopt[0] : NULL;
+    const char *mountpoint = cli.nonopt[cli.nnonopt - 1];
+    if (finish_options(&cli) || (ctx.opt = cli.o, 0))
+        return 2;
+    if (path_map_init(&ctx.map, spec)) {
+        fprintf(stderr, "s3cfs: %s is not a valid BUCKET[:/PREFIX]\n", spec);
+        return 2;
+    }
+    set_defaults(&ctx);
+    fs_set(&ctx);
+    s3_global_init();
+    /* permission checks by the kernel against the modes we show */
+    fuse_opt_add_arg(&args, "-odefault_permissions");
+    fuse_opt_add_arg(&args, "-ofsname=s3cfs");
+    fuse_opt_add_arg(&args, "-osubtype=s3cfs");
+    int rc = make_client(&ctx, ctx.map.all_buckets ? NULL : ctx.map.bucket);
+    if (rc == 0)
+        rc = check_store(&ctx) ? 1 : run(&ctx, &args, mountpoint);
+    else
+        rc = 1;
+    ctx_free(&ctx);
+    fuse_opt_free_args(&args);
+    return rc;
+}

@@ -1,0 +1,516 @@
+#include "s3cfs/node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "s3cfs/log.h"
+#include "s3cfs/nscache.h"
+#include "s3cfs/stage.h"
+#include "s3cfs/transfer.h"
+
+#define NODE_BUCKETS 1024
+
+struct node_table {
+    pthread_mutex_t lock; /* protects slots[] chains and every node's refs/path/next */
+    struct fs_node *slots[NODE_BUCKETS];
+};
+
+int node_table_new(struct node_table **out)
+{
+    struct node_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    pthread_mutex_init(&t->lock, NULL);
+    *out = t;
+    return 0;
+}
+
+static void node_free(struct fs_node *n)
+{
+    if (n->stage)
+        stage_free(n->stage);
+    free(n->xattr);
+    free(n->path);
+    pthread_mutex_destroy(&n->lock);
+    pthread_cond_destroy(&n->cond);
+    free(n);
+}
+
+void node_table_free(struct node_table *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < NODE_BUCKETS; i++)
+        while (t->slots[i]) {
+            struct fs_node *n = t->slots[i];
+            t->slots[i] = n->next;
+            node_free(n);
+        }
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static unsigned slot_of(const char *path)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (; *path; path++)
+        h = (h ^ (unsigned char)*path) * 16777619u;
+    return h % NODE_BUCKETS;
+}
+
+/* table lock held */
+static struct fs_node *find_locked(struct node_table *t, const char *path)
+{
+    for (struct fs_node *n = t->slots[slot_of(path)]; n; n = n->next)
+        if (strcmp(n->path, path) == 0)
+            return n;
+    return NULL;
+}
+
+struct fs_node *node_find(struct node_table *t, const char *path)
+{
+    pthread_mutex_lock(&t->lock);
+    struct fs_node *n = find_locked(t, path);
+    if (n)
+        n->refs++;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+static void unlink_locked(struct node_table *t, struct fs_node *n)
+{
+    struct fs_node **pp = &t->slots[slot_of(n->path)];
+    while (*pp && *pp != n)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = n->next;
+}
+
+void node_unref(struct fs_ctx *c, struct fs_node *n)
+{
+    struct node_table *t = c->nodes;
+    pthread_mutex_lock(&t->lock);
+    bool last = --n->refs == 0;
+    if (last && n->path[0])
+        unlink_locked(t, n);
+    pthread_mutex_unlock(&t->lock);
+    if (!last)
+        return;
+    /* the cache takes over what the node knew */
+    if (!n->path[0])
+        ; /* unlinked while open: nothing to remember */
+    else if (n->exists && !n->dirty)
+        nscache_put(c->cache, n->path, &n->st, n->etag);
+    else
+        nscache_invalidate(c->cache, n->path);
+    node_free(n);
+}
+
+int node_stat(struct node_table *t, const char *path, struct stat *st, char etag[80])
+{
+    struct fs_node *n = node_find(t, path);
+    if (!n)
+        return -ENOENT;
+    pthread_mutex_lock(&n->lock);
+    *st = n->st;
+    if (etag)
+        memcpy(etag, n->etag, 80);
+    pthread_mutex_unlock(&n->lock);
+    pthread_mutex_lock(&t->lock);
+    n->refs--; /* never the last: an open handle holds one */
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+void node_rename(struct node_table *t, const char *from, const char *to,
+                 const struct fs_loc *to_loc)
+{
+    pthread_mutex_lock(&t->lock);
+    struct fs_node *n = find_locked(t, from);
+    char *p = n ? strdup(to) : NULL;
+    if (n && p) {
+        unlink_locked(t, n);
+        free(n->path);
+        n->path = p;
+        unsigned s = slot_of(p);
+        n->next = t->slots[s];
+        t->slots[s] = n;
+        pthread_mutex_lock(&n->lock);
+        n->loc = *to_loc;
+        pthread_mutex_unlock(&n->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+static struct fs_node *node_new(const char *path, const struct fs_loc *loc)
+{
+    struct fs_node *n = calloc(1, sizeof *n);
+    if (!n || !(n->path = strdup(path))) {
+        free(n);
+        return NULL;
+    }
+    pthread_mutex_init(&n->lock, NULL);
+    pthread_cond_init(&n->cond, NULL);
+    n->loc = *loc;
+    n->refs = 1;
+    return n;
+}
+
+/* Find or insert the node of path; a new one is initialised from st. */
+static struct fs_node *node_get(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
+                                const struct stat *st, const char *etag)
+{
+    struct node_table *t = c->nodes;
+    pthread_mutex_lock(&t->lock);
+    struct fs_node *n = find_locked(t, path);
+    if (n) {
+        n->refs++;
+        pthread_mutex_unlock(&t->lock);
+        return n;
+    }
+    n = node_new(path, loc);
+    if (n) {
+        n->st = *st;
+        n->exists = etag != NULL;
+        snprintf(n->etag, sizeof n->etag, "%s", etag ? etag : "");
+        unsigned s = slot_of(path);
+        n->next = t->slots[s];
+        t->slots[s] = n;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+/* node lock held: wait until no transfer runs */
+static void wait_idle(struct fs_node *n)
+{
+    while (n->busy)
+        pthread_cond_wait(&n->cond, &n->lock);
+}
+
+static void set_idle(struct fs_node *n)
+{
+    n->busy = false;
+    pthread_cond_broadcast(&n->cond);
+}
+
+/* node lock held, not busy: give the node an (empty) stage */
+static int stage_empty(struct fs_ctx *c, struct fs_node *n)
+{
+    if (n->stage)
+        return stage_truncate(n->stage, 0);
+    return stage_new(c->opt.tmpdir, c->opt.stage_mem, &n->stage);
+}
+
+static void touch_times(struct fs_node *n)
+{
+    clock_gettime(CLOCK_REALTIME, &n->st.st_mtim);
+    n->st.st_ctim = n->st.st_mtim;
+}
+
+static void set_size_st(struct stat *st, uint64_t size)
+{
+    st->st_size = (off_t)size;
+    st->st_blocks = (blkcnt_t)((size + 511) / 512);
+}
+
+static void set_size(struct fs_node *n, uint64_t size)
+{
+    set_size_st(&n->st, size);
+}
+
+/* node lock held, not busy: make the stage hold the first `upto` bytes of
+ * the object (all of it for UINT64_MAX), downloading without the lock. */
+static int load_stage(struct fs_ctx *c, struct fs_node *n, uint64_t upto)
+{
+    if (n->stage)
+        return 0;
+    struct stage *s = NULL;
+    int rc = stage_new(c->opt.tmpdir, c->opt.stage_mem, &s);
+    if (rc)
+        return rc;
+    uint64_t size = (uint64_t)n->st.st_size;
+    uint64_t want = upto < size ? upto : size;
+    if (n->exists && want > 0) {
+        struct fs_loc loc = n->loc;
+        char etag[80];
+        memcpy(etag, n->etag, sizeof etag);
+        n->busy = true;
+        pthread_mutex_unlock(&n->lock);
+        rc = transfer_download(c, &loc, etag, s, want);
+        pthread_mutex_lock(&n->lock);
+        set_idle(n);
+    }
+    if (rc == 0 && want < size)
+        rc = stage_truncate(s, size);
+    if (rc) {
+        stage_free(s);
+        return rc;
+    }
+    n->stage = s;
+    return 0;
+}
+
+int node_open(struct fs_ctx *c, const char *path, const struct fs_loc *loc, const struct stat *st,
+              const char *etag, int flags, struct fs_file **out)
+{
+    struct fs_file *f = calloc(1, sizeof *f);
+    struct fs_node *n = f ? node_get(c, path, loc, st, etag) : NULL;
+    if (!n) {
+        free(f);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&f->lock, NULL);
+    f->node = n;
+    f->fd_flags = flags;
+    int rc = 0;
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    if (!etag || (flags & O_TRUNC)) {
+        rc = stage_empty(c, n);
+        if (rc == 0 && (n->st.st_size != 0 || !n->exists)) {
+            n->dirty = true; /* a new file is created by its first flush */
+            set_size(n, 0);
+            touch_times(n);
+        }
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (rc) {
+        node_release(c, f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int node_flush(struct fs_ctx *c, struct fs_node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    int rc = n->error;
+    n->error = 0;
+    if (rc || !n->dirty || n->unlinked) {
+        pthread_mutex_unlock(&n->lock);
+        return rc;
+    }
+    struct transfer_upload up = {.loc = n->loc, .stage = n->stage, .st = n->st};
+    snprintf(up.content_type, sizeof up.content_type, "%s", n->content_type);
+    up.xattr = n->xattr ? strdup(n->xattr) : NULL;
+    n->busy = true;
+    pthread_mutex_unlock(&n->lock);
+    rc = transfer_upload(c, &up); /* the stage is stable: writers wait for busy */
+    free(up.xattr);
+    pthread_mutex_lock(&n->lock);
+    if (rc == 0) {
+        n->dirty = false;
+        n->exists = true;
+        memcpy(n->etag, up.etag, sizeof n->etag);
+        nscache_put(c->cache, n->path, &n->st, n->etag);
+    }
+    set_idle(n);
+    pthread_mutex_unlock(&n->lock);
+    return rc;
+}
+
+int node_release(struct fs_ctx *c, struct fs_file *f)
+{
+    struct fs_node *n = f->node;
+    int rc = node_flush(c, n);
+    node_unref(c, n);
+    pthread_mutex_destroy(&f->lock);
+    free(f->ra_buf);
+    free(f);
+    return rc;
+}
+
+int node_write(struct fs_ctx *c, struct fs_file *f, const char *buf, size_t size, off_t off)
+{
+    struct fs_node *n = f->node;
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    int rc = load_stage(c, n, UINT64_MAX);
+    if (rc == 0 && (f->fd_flags & O_APPEND))
+        off = (off_t)stage_size(n->stage);
+    ssize_t w = rc ? rc : stage_pwrite(n->stage, buf, size, off);
+    if (w >= 0) {
+        n->dirty = true;
+        set_size(n, stage_size(n->stage));
+        touch_times(n);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return (int)w;
+}
+
+int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t off)
+{
+    struct fs_node *n = f->node;
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    if (n->stage) {
+        ssize_t r = stage_pread(n->stage, buf, size, off);
+        pthread_mutex_unlock(&n->lock);
+        return (int)r;
+    }
+    struct transfer_source src = {.loc = n->loc, .size = (uint64_t)n->st.st_size};
+    memcpy(src.etag, n->etag, sizeof src.etag);
+    pthread_mutex_unlock(&n->lock);
+    return transfer_read(c, f, &src, buf, size, off);
+}
+
+int node_truncate(struct fs_ctx *c, struct fs_node *n, uint64_t size)
+{
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    int rc = load_stage(c, n, size);
+    if (rc == 0)
+        rc = stage_truncate(n->stage, size);
+    if (rc == 0) {
+        n->dirty = true;
+        set_size(n, size);
+        touch_times(n);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return rc;
+}
+
+int node_setattr(struct fs_node *n, const struct stat *st)
+{
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    n->st.st_mode = st->st_mode;
+    n->st.st_uid = st->st_uid;
+    n->st.st_gid = st->st_gid;
+    n->st.st_atim = st->st_atim;
+    n->st.st_mtim = st->st_mtim;
+    n->st.st_ctim = st->st_ctim;
+    int folded = n->dirty;
+    pthread_mutex_unlock(&n->lock);
+    return folded;
+}
+
+static bool is_child(const char *dir, const char *path)
+{
+    size_t dl = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
+    return strncmp(path, dir, dl) == 0 && path[dl] == '/' && !strchr(path + dl + 1, '/');
+}
+
+int node_children(struct node_table *t, const char *dir, struct node_child **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    int rc = 0;
+    pthread_mutex_lock(&t->lock);
+    for (int i = 0; rc == 0 && i < NODE_BUCKETS; i++)
+        for (struct fs_node *nd = t->slots[i]; nd && rc == 0; nd = nd->next) {
+            if (!is_child(dir, nd->path))
+                continue;
+            pthread_mutex_lock(&nd->lock);
+            bool pending = !nd->exists && !nd->unlinked;
+            struct stat st = nd->st;
+            pthread_mutex_unlock(&nd->lock);
+            if (!pending)
+                continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 8;
+                struct node_child *v = realloc(*out, cap * sizeof *v);
+                if (!v) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                *out = v;
+            }
+            snprintf((*out)[*n].name, sizeof(*out)[*n].name, "%s", path_basename(nd->path));
+            (*out)[(*n)++].st = st;
+        }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+void node_children_free(struct node_child *v, size_t n)
+{
+    (void)n;
+    free(v);
+}
+
+void node_mark_unlinked(struct node_table *t, const char *path)
+{
+    pthread_mutex_lock(&t->lock);
+    struct fs_node *n = find_locked(t, path);
+    if (n) {
+        pthread_mutex_lock(&n->lock);
+        n->unlinked = true;
+        n->dirty = false;
+        n->exists = false;
+        pthread_mutex_unlock(&n->lock);
+        /* its path is free for a new file: the node stays reachable only
+         * through its open handles */
+        unlink_locked(t, n);
+        n->path[0] = '\0';
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* src lock: snapshot a clean source, or -EAGAIN */
+static int copy_source(struct fs_node *n, struct transfer_source *src, size_t len)
+{
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    /* only a copy of the whole object can be server-side */
+    int rc = n->exists && !n->dirty && n->etag[0] && len >= (uint64_t)n->st.st_size ? 0 : -EAGAIN;
+    if (rc == 0) {
+        src->loc = n->loc;
+        src->size = (uint64_t)n->st.st_size;
+        memcpy(src->etag, n->etag, sizeof src->etag);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return rc;
+}
+
+/* dst lock held, not busy: a destination just created or truncated */
+static bool fresh(const struct fs_node *n)
+{
+    return n->stage && stage_size(n->stage) == 0 && n->st.st_size == 0 && !n->unlinked;
+}
+
+ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, size_t len)
+{
+    struct transfer_source s;
+    int rc = copy_source(src->node, &s, len);
+    if (rc)
+        return rc;
+    struct fs_node *n = dst->node;
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    if (!fresh(n) || n == src->node) {
+        pthread_mutex_unlock(&n->lock);
+        return -EAGAIN;
+    }
+    n->busy = true;
+    struct fs_loc dloc = n->loc;
+    struct stat st = n->st;
+    pthread_mutex_unlock(&n->lock);
+    set_size_st(&st, s.size);
+    struct meta_set ms;
+    meta_from_stat(&st, &ms);
+    struct s3_write_opts wo = {NULL, ms.meta, ms.nmeta};
+    char etag[80] = "";
+    rc = transfer_copy(c, &s, &dloc, &wo, etag);
+    pthread_mutex_lock(&n->lock);
+    if (rc == 0) {
+        stage_free(n->stage);
+        n->stage = NULL;
+        n->dirty = false;
+        n->exists = true;
+        memcpy(n->etag, etag, sizeof n->etag);
+        set_size(n, s.size);
+        nscache_put(c->cache, n->path, &n->st, n->etag);
+    }
+    set_idle(n);
+    pthread_mutex_unlock(&n->lock);
+    return rc ? rc : (ssize_t)s.size;
+}

@@ -1,0 +1,493 @@
+#include "s3cfs/objops.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+#include "s3cfs/dir.h"
+#include "s3cfs/log.h"
+#include "s3cfs/lookup.h"
+#include "s3cfs/node.h"
+#include "s3cfs/nscache.h"
+#include "s3cfs/pool.h"
+#include "s3cfs/transfer.h"
+
+#define SYMLINK_MAX 4096
+
+/* What a metadata rewrite needs to know about the current object. */
+struct current {
+    struct fs_loc loc;
+    struct stat st;
+    struct s3_head head;         /* etag empty: a directory without a marker */
+    char key[S3CFS_KEY_MAX + 2]; /* the object that carries the metadata */
+};
+
+static int load_current(struct fs_ctx *c, const char *path, struct current *cur)
+{
+    memset(cur, 0, sizeof *cur);
+    int rc = path_resolve(&c->map, path, &cur->loc);
+    if (rc)
+        return rc;
+    if (cur->loc.kind != LOC_OBJECT)
+        return -EPERM; /* the mount's top and buckets carry no metadata */
+    rc = fs_lookup_head(c, path, &cur->loc, &cur->st, &cur->head);
+    if (rc)
+        return rc;
+    if (S_ISDIR(cur->st.st_mode))
+        return path_dir_prefix(&cur->loc, cur->key, sizeof cur->key);
+    snprintf(cur->key, sizeof cur->key, "%s", cur->loc.key);
+    return 0;
+}
+
+/* Write cur->st (and xattr) as the object's metadata: a self-copy with
+ * REPLACE, or a new marker for a directory that had none. */
+static int rewrite_meta(struct fs_ctx *c, const char *path, struct current *cur, const char *xattr)
+{
+    struct meta_set ms;
+    meta_from_stat(&cur->st, &ms);
+    if (xattr)
+        meta_set_xattr(&ms, xattr);
+    bool dir = S_ISDIR(cur->st.st_mode);
+    const char *type = cur->head.content_type[0] ? cur->head.content_type
+                       : dir                     ? "application/x-directory"
+                                                 : NULL;
+    struct s3_write_opts wo = {type, ms.meta, ms.nmeta};
+    struct s3_error err;
+    char etag[80] = "";
+    int rc;
+    if (dir && !cur->head.etag[0]) {
+        rc = s3_put_object(c->s3, cur->loc.bucket, cur->key, NULL, &wo, etag, &err);
+    } else {
+        struct s3_copy_opts co = {.if_match = cur->head.etag, .replace = &wo};
+        rc = s3_copy_object(c->s3, cur->loc.bucket, cur->key, cur->loc.bucket, cur->key, &co, etag,
+                            &err);
+    }
+    if (rc)
+        return fs_fail("set attributes", path, rc, &err);
+    nscache_put(c->cache, path, &cur->st, etag);
+    struct fs_node *n = node_find(c->nodes, path);
+    if (n) { /* reads through open handles must accept the new ETag */
+        pthread_mutex_lock(&n->lock);
+        if (n->exists && !n->dirty)
+            memcpy(n->etag, etag, sizeof n->etag);
+        pthread_mutex_unlock(&n->lock);
+        node_unref(c, n);
+    }
+    return 0;
+}
+
+static void resolve_time(struct timespec *dst, const struct timespec *req,
+                         const struct timespec *now)
+{
+    if (req->tv_nsec == UTIME_NOW)
+        *dst = *now;
+    else if (req->tv_nsec != UTIME_OMIT)
+        *dst = *req;
+}
+
+static void apply_change(struct stat *st, const struct obj_attr_change *ch)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (ch->set_mode)
+        st->st_mode = (st->st_mode & S_IFMT) | (ch->mode & 07777);
+    if (ch->set_owner && ch->uid != (uid_t)-1)
+        st->st_uid = ch->uid;
+    if (ch->set_owner && ch->gid != (gid_t)-1)
+        st->st_gid = ch->gid;
+    if (ch->set_times) {
+        resolve_time(&st->st_atim, &ch->atime, &now);
+        resolve_time(&st->st_mtim, &ch->mtime, &now);
+    }
+    st->st_ctim = now;
+}
+
+int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change *ch)
+{
+    struct fs_node *n = node_find(c->nodes, path);
+    if (n) {
+        struct stat st;
+        node_stat(c->nodes, path, &st, NULL);
+        apply_change(&st, ch);
+        int folded = node_setattr(n, &st);
+        node_unref(c, n);
+        if (folded)
+            return 0; /* goes up with the data */
+    }
+    struct current cur = {0};
+    int rc = load_current(c, path, &cur);
+    if (rc == 0) {
+        apply_change(&cur.st, ch);
+        rc = rewrite_meta(c, path, &cur, meta_find(cur.head.meta, cur.head.nmeta, "xattr"));
+    }
+    s3_head_free(&cur.head);
+    return rc;
+}
+
+static int lookup_loc(struct fs_ctx *c, const char *path, struct fs_loc *loc, struct stat *st,
+                      char etag[80])
+{
+    int rc = path_resolve(&c->map, path, loc);
+    if (rc)
+        return rc;
+    if (loc->kind != LOC_OBJECT)
+        return -EBUSY;
+    return st ? fs_lookup(c, path, st, etag) : 0;
+}
+
+static void forget(struct fs_ctx *c, const char *path)
+{
+    nscache_invalidate(c->cache, path);
+    nscache_put_negative(c->cache, path);
+}
+
+int obj_unlink(struct fs_ctx *c, const char *path)
+{
+    struct fs_loc loc;
+    struct stat st;
+    int rc = lookup_loc(c, path, &loc, &st, NULL);
+    if (rc)
+        return rc;
+    if (S_ISDIR(st.st_mode))
+        return -EISDIR;
+    node_mark_unlinked(c->nodes, path);
+    struct s3_error err;
+    rc = s3_delete_object(c->s3, loc.bucket, loc.key, &err);
+    if (rc && rc != -ENOENT)
+        return fs_fail("unlink", path, rc, &err);
+    forget(c, path);
+    return 0;
+}
+
+/* Flush an open node of path so that S3 holds what the file shows. */
+static int settle(struct fs_ctx *c, const char *path)
+{
+    struct fs_node *n = node_find(c->nodes, path);
+    if (!n)
+        return 0;
+    int rc = node_flush(c, n);
+    node_unref(c, n);
+    return rc;
+}
+
+static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
+                       const struct fs_loc *tl, const struct stat *st, const char *etag)
+{
+    struct s3_copy_opts co = {.if_match = etag};
+    struct s3_error err;
+    char netag[80];
+    int rc = s3_copy_object(c->s3, fl->bucket, fl->key, tl->bucket, tl->key, &co, netag, &err);
+    if (rc)
+        return fs_fail("rename (copy)", from, rc, &err);
+    rc = s3_delete_object(c->s3, fl->bucket, fl->key, &err);
+    if (rc && rc != -ENOENT)
+        fs_fail("rename (delete source)", from, rc, &err);
+    node_rename(c->nodes, from, to, tl);
+    forget(c, from);
+    nscache_invalidate(c->cache, to);
+    nscache_put(c->cache, to, st, netag);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* ---- directory trees: one listing page at a time, so memory stays at a
+ * page whatever the size of the tree ---- */
+
+struct tree_move {
+    struct fs_ctx *c;
+    const struct fs_loc *fl, *tl;
+    const char *from_prefix, *to_prefix;
+    size_t fplen;
+};
+
+struct move_task {
+    struct tree_move *m;
+    const char *src;
+    char dst[S3CFS_KEY_MAX + 2];
+    char etag[80];
+    bool copied;
+};
+
+static int copy_one(void *arg)
+{
+    struct move_task *t = arg;
+    struct s3_copy_opts co = {.if_match = t->etag};
+    struct s3_error err;
+    int rc = s3_copy_object(t->m->c->s3, t->m->fl->bucket, t->src, t->m->tl->bucket, t->dst, &co,
+                            NULL, &err);
+    t->copied = rc == 0;
+    return rc ? fs_fail("rename (copy)", t->src, rc, &err) : 0;
+}
+
+static int delete_keys(struct fs_ctx *c, const char *bucket, const char **keys, size_t n)
+{
+    struct s3_delete_error *errs = NULL;
+    size_t nerrs = 0;
+    struct s3_error err;
+    int rc = n ? s3_delete_objects(c->s3, bucket, keys, n, &errs, &nerrs, &err) : 0;
+    if (rc)
+        return fs_fail("delete batch", bucket, rc, &err);
+    for (size_t i = 0; i < nerrs; i++)
+        LOGW("delete %s/%s: %s %s", bucket, errs[i].key, errs[i].code, errs[i].message);
+    rc = nerrs ? s3_errno_for(errs[0].code, 0) : 0;
+    s3_delete_errors_free(errs, nerrs);
+    return rc;
+}
+
+/* Copy a page's objects in parallel; delete the sources only when every
+ * copy is confirmed, or else the copies made (the tree stays whole). */
+static int move_page(const struct s3_list_page *p, void *arg)
+{
+    struct tree_move *m = arg;
+    struct move_task *t = calloc(p->nobjects ? p->nobjects : 1, sizeof *t);
+    const char **keys = calloc(p->nobjects ? p->nobjects : 1, sizeof *keys);
+    int rc = t && keys ? 0 : -ENOMEM;
+    struct pool_group g;
+    pool_group_init(&g);
+    for (size_t i = 0; rc == 0 && i < p->nobjects; i++) {
+        const char *src = p->objects[i].key;
+        t[i].m = m;
+        t[i].src = src;
+        snprintf(t[i].etag, sizeof t[i].etag, "%s", p->objects[i].etag);
+        if (snprintf(t[i].dst, sizeof t[i].dst, "%s%s", m->to_prefix, src + m->fplen) >
+            S3CFS_KEY_MAX)
+            rc = -ENAMETOOLONG;
+        else
+            rc = pool_submit_group(m->c->pool, &g, copy_one, &t[i]);
+    }
+    int wrc = pool_group_wait(&g);
+    pool_group_destroy(&g);
+    rc = rc ? rc : wrc;
+    size_t n = 0;
+    for (size_t i = 0; t && i < p->nobjects; i++)
+        if (t[i].copied)
+            keys[n++] = rc ? t[i].dst : t[i].src;
+    int drc = delete_keys(m->c, rc ? m->tl->bucket : m->fl->bucket, keys, n);
+    free(t);
+    free(keys);
+    return rc ? rc : drc;
+}
+
+static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
+                       const struct fs_loc *tl)
+{
+    char fp[S3CFS_KEY_MAX + 2], tp[S3CFS_KEY_MAX + 2];
+    int rc = path_dir_prefix(fl, fp, sizeof fp);
+    if (rc == 0)
+        rc = path_dir_prefix(tl, tp, sizeof tp);
+    if (rc)
+        return rc;
+    if (fl->bucket[0] == tl->bucket[0] && strcmp(fl->bucket, tl->bucket) == 0 &&
+        strncmp(tp, fp, strlen(fp)) == 0)
+        return -EINVAL; /* into itself */
+    struct tree_move m = {c, fl, tl, fp, tp, strlen(fp)};
+    struct s3_error err;
+    rc = s3_list_all(c->s3, fl->bucket, fp, NULL, move_page, &m, &err);
+    if (rc && err.code[0])
+        fs_fail("rename (list)", from, rc, &err);
+    nscache_invalidate_tree(c->cache, from);
+    nscache_invalidate_tree(c->cache, to);
+    nscache_invalidate(c->cache, from);
+    nscache_invalidate(c->cache, to);
+    if (rc == 0)
+        nscache_put_negative(c->cache, from);
+    return rc;
+}
+
+static int check_target(struct fs_ctx *c, const struct stat *fst, const char *to,
+                        const struct fs_loc *tl, unsigned flags)
+{
+    struct stat tst;
+    int rc = fs_lookup(c, to, &tst, NULL);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc)
+        return rc;
+    if (flags & RENAME_NOREPLACE)
+        return -EEXIST;
+    if (S_ISDIR(tst.st_mode) && !S_ISDIR(fst->st_mode))
+        return -EISDIR;
+    if (!S_ISDIR(tst.st_mode) && S_ISDIR(fst->st_mode))
+        return -ENOTDIR;
+    if (S_ISDIR(tst.st_mode)) {
+        rc = dir_has_children(c, tl);
+        return rc > 0 ? -ENOTEMPTY : rc;
+    }
+    return 0;
+}
+
+int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flags)
+{
+    if (flags & ~(unsigned)RENAME_NOREPLACE)
+        return -EINVAL;
+    struct fs_loc fl, tl;
+    struct stat st;
+    char etag[80] = "";
+    int rc = lookup_loc(c, to, &tl, NULL, NULL);
+    if (rc == 0)
+        rc = settle(c, from);
+    if (rc == 0)
+        rc = lookup_loc(c, from, &fl, &st, etag);
+    if (rc == 0)
+        rc = check_target(c, &st, to, &tl, flags);
+    if (rc)
+        return rc;
+    if (!S_ISDIR(st.st_mode))
+        return rename_file(c, from, &fl, to, &tl, &st, etag);
+    return rename_tree(c, from, &fl, to, &tl);
+}
+
+int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t uid, gid_t gid)
+{
+    struct fs_loc loc;
+    struct stat st;
+    int rc = lookup_loc(c, path, &loc, &st, NULL);
+    if (rc == 0)
+        return -EEXIST;
+    if (rc != -ENOENT)
+        return rc;
+    size_t len = strlen(target);
+    if (len >= SYMLINK_MAX)
+        return -ENAMETOOLONG;
+    meta_to_stat(NULL, 0, len, NULL, META_FILE, &c->defaults, &st);
+    st.st_mode = S_IFLNK | 0777;
+    st.st_uid = uid;
+    st.st_gid = gid;
+    clock_gettime(CLOCK_REALTIME, &st.st_mtim);
+    st.st_atim = st.st_ctim = st.st_mtim;
+    struct meta_set ms;
+    meta_from_stat(&st, &ms);
+    struct s3_write_opts wo = {NULL, ms.meta, ms.nmeta};
+    struct http_body body = {.data = target, .fd = -1, .len = len};
+    struct s3_error err;
+    char etag[80];
+    rc = s3_put_object(c->s3, loc.bucket, loc.key, &body, &wo, etag, &err);
+    if (rc)
+        return fs_fail("symlink", path, rc, &err);
+    nscache_invalidate(c->cache, path);
+    nscache_put(c->cache, path, &st, etag);
+    return 0;
+}
+
+int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size)
+{
+    struct fs_loc loc;
+    struct stat st;
+    int rc = lookup_loc(c, path, &loc, &st, NULL);
+    if (rc)
+        return rc;
+    if (!S_ISLNK(st.st_mode))
+        return -EINVAL;
+    struct sbuf body = SBUF_INIT;
+    struct s3_error err;
+    rc = s3_get_object_buf(c->s3, loc.bucket, loc.key, &body, SYMLINK_MAX, &err);
+    if (rc == 0) {
+        size_t n = body.len < size - 1 ? body.len : size - 1;
+        memcpy(buf, sbuf_str(&body), n);
+        buf[n] = '\0';
+    } else {
+        fs_fail("readlink", path, rc, &err);
+    }
+    sbuf_free(&body);
+    return rc;
+}
+
+/* ---- extended attributes: the s3fs x-amz-meta-xattr header ---- */
+
+static int xattr_ns_ok(const char *name)
+{
+    /* no kernel-interpreted namespaces: cp -a then skips them quietly */
+    return strncmp(name, "security.", 9) != 0 && strncmp(name, "system.", 7) != 0 &&
+           strncmp(name, "trusted.", 8) != 0;
+}
+
+static int load_xattrs(struct fs_ctx *c, const char *path, struct current *cur,
+                       struct meta_xattrs *x)
+{
+    meta_xattrs_init(x);
+    int rc = load_current(c, path, cur);
+    if (rc == -EPERM)
+        return 0; /* the mount's top and buckets: an empty set */
+    if (rc)
+        return rc;
+    if (meta_xattr_parse(meta_find(cur->head.meta, cur->head.nmeta, "xattr"), x) == -EINVAL)
+        LOGW("%s: unreadable x-amz-meta-xattr, treated as empty", path);
+    return 0;
+}
+
+int obj_getxattr(struct fs_ctx *c, const char *path, const char *name, char *value, size_t size)
+{
+    /* never stored, and asked for every file by ls: answer without a HEAD */
+    if (!xattr_ns_ok(name))
+        return -ENODATA;
+    struct current cur = {0};
+    struct meta_xattrs x = META_XATTRS_INIT;
+    int rc = settle(c, path);
+    if (rc == 0)
+        rc = load_xattrs(c, path, &cur, &x);
+    if (rc == 0)
+        rc = (int)meta_xattr_get(&x, name, value, size);
+    meta_xattrs_free(&x);
+    s3_head_free(&cur.head);
+    return rc;
+}
+
+int obj_listxattr(struct fs_ctx *c, const char *path, char *list, size_t size)
+{
+    struct current cur = {0};
+    struct meta_xattrs x = META_XATTRS_INIT;
+    int rc = settle(c, path);
+    if (rc == 0)
+        rc = load_xattrs(c, path, &cur, &x);
+    if (rc == 0)
+        rc = (int)meta_xattr_list(&x, list, size);
+    meta_xattrs_free(&x);
+    s3_head_free(&cur.head);
+    return rc;
+}
+
+/* Change the xattr set (value NULL: remove) and rewrite the metadata. */
+static int change_xattr(struct fs_ctx *c, const char *path, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    if (!xattr_ns_ok(name))
+        return -ENOTSUP;
+    struct fs_loc loc;
+    int lrc = path_resolve(&c->map, path, &loc);
+    if (lrc || loc.kind != LOC_OBJECT)
+        return lrc ? lrc : -EPERM;
+    struct current cur = {0};
+    struct meta_xattrs x = META_XATTRS_INIT;
+    struct sbuf enc = SBUF_INIT;
+    int rc = settle(c, path);
+    if (rc == 0)
+        rc = load_xattrs(c, path, &cur, &x);
+    if (rc == 0)
+        rc = value ? meta_xattr_set(&x, name, value, size, flags) : meta_xattr_remove(&x, name);
+    if (rc == 0)
+        rc = meta_xattr_encode(&x, &enc);
+    if (rc == 0) {
+        clock_gettime(CLOCK_REALTIME, &cur.st.st_ctim);
+        rc = rewrite_meta(c, path, &cur, sbuf_str(&enc));
+    }
+    if (rc == -E2BIG)
+        rc = -ENOSPC; /* S3's 2 KiB of user metadata is full */
+    sbuf_free(&enc);
+    meta_xattrs_free(&x);
+    s3_head_free(&cur.head);
+    return rc;
+}
+
+int obj_setxattr(struct fs_ctx *c, const char *path, const char *name, const char *value,
+                 size_t size, int flags)
+{
+    return change_xattr(c, path, name, value ? value : "", size, flags);
+}
+
+int obj_removexattr(struct fs_ctx *c, const char *path, const char *name)
+{
+    return change_xattr(c, path, name, NULL, 0, 0);
+}

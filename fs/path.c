@@ -1,0 +1,141 @@
+#include "s3cfs/path.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+bool path_bucket_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 3 || n > S3CFS_BUCKET_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        /* radosgw and older AWS buckets also allow '_' and upper case */
+        if (!alnum && c != '.' && c != '-' && c != '_' && !(c >= 'A' && c <= 'Z'))
+            return false;
+        if ((i == 0 || i == n - 1) && !alnum && !(c >= 'A' && c <= 'Z'))
+            return false;
+    }
+    return true;
+}
+
+int path_map_init(struct path_map *m, const char *spec)
+{
+    memset(m, 0, sizeof *m);
+    if (!spec || !*spec) {
+        m->all_buckets = true;
+        return 0;
+    }
+    const char *colon = strchr(spec, ':');
+    size_t blen = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (blen > S3CFS_BUCKET_MAX)
+        return -EINVAL;
+    memcpy(m->bucket, spec, blen);
+    m->bucket[blen] = '\0';
+    if (!path_bucket_name_ok(m->bucket))
+        return -EINVAL;
+    const char *p = colon ? colon + 1 : "";
+    while (*p == '/')
+        p++;
+    size_t plen = strlen(p);
+    while (plen && p[plen - 1] == '/')
+        plen--;
+    if (plen + 1 > S3CFS_KEY_MAX)
+        return -ENAMETOOLONG;
+    if (plen) {
+        memcpy(m->prefix, p, plen);
+        m->prefix[plen] = '/';
+        m->prefix[plen + 1] = '\0';
+    }
+    return 0;
+}
+
+/* Check every component: not empty, at most 255 bytes. */
+static int check_components(const char *rel)
+{
+    while (*rel) {
+        size_t n = strcspn(rel, "/");
+        if (n == 0)
+            return -EINVAL;
+        if (n > S3CFS_NAME_MAX)
+            return -ENAMETOOLONG;
+        rel += n;
+        if (*rel == '/')
+            rel++;
+    }
+    return 0;
+}
+
+static int join_key(struct fs_loc *out, const char *prefix, const char *rel)
+{
+    size_t pl = strlen(prefix), rl = strlen(rel);
+    if (pl + rl > S3CFS_KEY_MAX)
+        return -ENAMETOOLONG;
+    memcpy(out->key, prefix, pl);
+    memcpy(out->key + pl, rel, rl + 1);
+    return 0;
+}
+
+int path_resolve(const struct path_map *m, const char *path, struct fs_loc *out)
+{
+    memset(out, 0, sizeof *out);
+    if (path[0] != '/')
+        return -EINVAL;
+    const char *rel = path + 1;
+    int rc = check_components(rel);
+    if (rc)
+        return rc;
+    if (!m->all_buckets) {
+        snprintf(out->bucket, sizeof out->bucket, "%s", m->bucket);
+        out->kind = *rel ? LOC_OBJECT : LOC_BUCKET;
+        return join_key(out, m->prefix, rel);
+    }
+    if (!*rel) {
+        out->kind = LOC_ROOT;
+        return 0;
+    }
+    size_t bl = strcspn(rel, "/");
+    if (bl > S3CFS_BUCKET_MAX)
+        return -ENOENT;
+    memcpy(out->bucket, rel, bl);
+    out->bucket[bl] = '\0';
+    if (!path_bucket_name_ok(out->bucket))
+        return -ENOENT;
+    rel += bl;
+    if (*rel == '/')
+        rel++;
+    out->kind = *rel ? LOC_OBJECT : LOC_BUCKET;
+    return join_key(out, "", rel);
+}
+
+int path_dir_prefix(const struct fs_loc *l, char *out, size_t size)
+{
+    size_t n = strlen(l->key);
+    /* a bucket's top: the key is the mount prefix, already ending in '/' */
+    bool slash = n > 0 && l->key[n - 1] != '/';
+    if (n + slash + 1 > size || n + slash > S3CFS_KEY_MAX + 1)
+        return -ENAMETOOLONG;
+    memcpy(out, l->key, n);
+    if (slash)
+        out[n++] = '/';
+    out[n] = '\0';
+    return 0;
+}
+
+void path_parent(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, path, n);
+    out[n] = '\0';
+}
+
+const char *path_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}

@@ -1,0 +1,357 @@
+#include "s3cfs/transfer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "s3cfs/log.h"
+#include "s3cfs/node.h"
+#include "s3cfs/pool.h"
+#include "s3cfs/stage.h"
+
+#define MAX_PARTS 10000
+#define CHUNK     (8u << 20)
+#define RA_MIN    (256u << 10)
+#define RA_MAX    (8u << 20)
+#define PAR_MIN   (2u << 20) /* windows at least this large are fetched in parallel */
+
+int fs_fail(const char *op, const char *path, int rc, const struct s3_error *err)
+{
+    char msg[600];
+    LOGW("%s %s: %s", op, path, s3_error_format(err, msg, sizeof msg));
+    return rc;
+}
+
+/* ---------- uploads ---------- */
+
+static void write_opts(const struct transfer_upload *up, struct meta_set *ms,
+                       struct s3_write_opts *wo)
+{
+    meta_from_stat(&up->st, ms);
+    if (up->xattr)
+        meta_set_xattr(ms, up->xattr);
+    wo->content_type = up->content_type[0] ? up->content_type : NULL;
+    wo->meta = ms->meta;
+    wo->nmeta = ms->nmeta;
+}
+
+struct part_task {
+    struct fs_ctx *c;
+    const struct transfer_upload *up;
+    const char *upload_id;
+    struct s3_part *part;
+    uint64_t off, len;
+};
+
+static int upload_part(void *arg)
+{
+    struct part_task *t = arg;
+    struct http_body body;
+    struct s3_error err;
+    stage_body(t->up->stage, t->off, t->len, &body);
+    int rc = s3_mpu_upload_part(t->c->s3, t->up->loc.bucket, t->up->loc.key, t->upload_id,
+                                t->part->number, &body, t->part->etag, &err);
+    return rc ? fs_fail("upload part", t->up->loc.key, rc, &err) : 0;
+}
+
+static uint64_t part_size_for(const struct fs_ctx *c, uint64_t size)
+{
+    uint64_t ps = c->opt.part_size;
+    while ((size + ps - 1) / ps > MAX_PARTS)
+        ps *= 2;
+    return ps;
+}
+
+static int upload_multipart(struct fs_ctx *c, struct transfer_upload *up,
+                            const struct s3_write_opts *wo, uint64_t size)
+{
+    struct s3_error err;
+    char *id = NULL;
+    int rc = s3_mpu_create(c->s3, up->loc.bucket, up->loc.key, wo, &id, &err);
+    if (rc)
+        return fs_fail("create multipart upload", up->loc.key, rc, &err);
+    uint64_t ps = part_size_for(c, size);
+    size_t n = (size_t)((size + ps - 1) / ps);
+    struct s3_part *parts = calloc(n, sizeof *parts);
+    struct part_task *tasks = calloc(n, sizeof *tasks);
+    struct pool_group g;
+    pool_group_init(&g);
+    rc = parts && tasks ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        parts[i].number = (int)i + 1;
+        tasks[i] = (struct part_task){c, up, id, &parts[i], i * ps, 0};
+        tasks[i].len = size - tasks[i].off < ps ? size - tasks[i].off : ps;
+        rc = pool_submit_group(c->pool, &g, upload_part, &tasks[i]);
+    }
+    int wrc = pool_group_wait(&g);
+    pool_group_destroy(&g);
+    rc = rc ? rc : wrc;
+    if (rc == 0) {
+        rc = s3_mpu_complete(c->s3, up->loc.bucket, up->loc.key, id, parts, n, up->etag, &err);
+        if (rc)
+            fs_fail("complete multipart upload", up->loc.key, rc, &err);
+    }
+    if (rc && s3_mpu_abort(c->s3, up->loc.bucket, up->loc.key, id, &err))
+        fs_fail("abort multipart upload", up->loc.key, rc, &err);
+    free(parts);
+    free(tasks);
+    free(id);
+    return rc;
+}
+
+int transfer_upload(struct fs_ctx *c, struct transfer_upload *up)
+{
+    struct meta_set ms;
+    struct s3_write_opts wo;
+    write_opts(up, &ms, &wo);
+    uint64_t size = up->stage ? stage_size(up->stage) : 0;
+    up->etag[0] = '\0';
+    if (size > c->opt.multipart_threshold)
+        return upload_multipart(c, up, &wo, size);
+    struct http_body body = {.fd = -1};
+    if (up->stage)
+        stage_body(up->stage, 0, size, &body);
+    struct s3_error err;
+    int rc = s3_put_object(c->s3, up->loc.bucket, up->loc.key, &body, &wo, up->etag, &err);
+    return rc ? fs_fail("put", up->loc.key, rc, &err) : 0;
+}
+
+/* ---------- server-side copies ---------- */
+
+struct copy_task {
+    struct fs_ctx *c;
+    const struct transfer_source *src;
+    const struct fs_loc *dst;
+    const char *upload_id;
+    struct s3_part *part;
+    uint64_t first, last;
+};
+
+static int copy_part(void *arg)
+{
+    struct copy_task *t = arg;
+    struct s3_error err;
+    int rc = s3_mpu_copy_part(t->c->s3, t->dst->bucket, t->dst->key, t->upload_id, t->part->number,
+                              t->src->loc.bucket, t->src->loc.key, t->first, t->last, t->src->etag,
+                              t->part->etag, &err);
+    return rc ? fs_fail("copy part", t->dst->key, rc, &err) : 0;
+}
+
+static int submit_copy_parts(struct fs_ctx *c, struct copy_task *tasks, struct s3_part *parts,
+                             size_t n, uint64_t ps, struct pool_group *g)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint64_t first = i * ps, last = first + ps - 1;
+        if (last >= tasks[0].src->size)
+            last = tasks[0].src->size - 1;
+        parts[i].number = (int)i + 1;
+        tasks[i] = tasks[0];
+        tasks[i].part = &parts[i];
+        tasks[i].first = first;
+        tasks[i].last = last;
+        rc = pool_submit_group(c->pool, g, copy_part, &tasks[i]);
+    }
+    return rc;
+}
+
+/* radosgw ignores the ETag condition on UploadPartCopy: check afterwards. */
+static int source_unchanged(struct fs_ctx *c, const struct transfer_source *src)
+{
+    struct s3_head h;
+    struct s3_error err;
+    int rc = s3_head_object(c->s3, src->loc.bucket, src->loc.key, &h, &err);
+    if (rc)
+        return fs_fail("copy (recheck source)", src->loc.key, rc, &err);
+    rc = strcmp(h.etag, src->etag) == 0 ? 0 : -ESTALE;
+    s3_head_free(&h);
+    return rc;
+}
+
+static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
+                          const struct fs_loc *dst, const struct s3_write_opts *wo,
+                          char etag_out[80])
+{
+    struct s3_error err;
+    char *id = NULL;
+    int rc = s3_mpu_create(c->s3, dst->bucket, dst->key, wo, &id, &err);
+    if (rc)
+        return fs_fail("create multipart copy", dst->key, rc, &err);
+    uint64_t ps = c->opt.copy_part_size;
+    while ((src->size + ps - 1) / ps > MAX_PARTS)
+        ps *= 2;
+    size_t n = (size_t)((src->size + ps - 1) / ps);
+    struct s3_part *parts = calloc(n, sizeof *parts);
+    struct copy_task *tasks = calloc(n, sizeof *tasks);
+    struct pool_group g;
+    pool_group_init(&g);
+    rc = parts && tasks ? 0 : -ENOMEM;
+    if (rc == 0) {
+        tasks[0] = (struct copy_task){c, src, dst, id, NULL, 0, 0};
+        rc = submit_copy_parts(c, tasks, parts, n, ps, &g);
+    }
+    int wrc = pool_group_wait(&g);
+    pool_group_destroy(&g);
+    rc = rc ? rc : wrc;
+    if (rc == 0 &&
+        (rc = s3_mpu_complete(c->s3, dst->bucket, dst->key, id, parts, n, etag_out, &err)))
+        fs_fail("complete multipart copy", dst->key, rc, &err);
+    if (rc && s3_mpu_abort(c->s3, dst->bucket, dst->key, id, &err))
+        fs_fail("abort multipart copy", dst->key, rc, &err);
+    if (rc == 0 && (rc = source_unchanged(c, src)) == -ESTALE) {
+        LOGW("copy of %s: the source changed during the copy; copy removed", src->loc.key);
+        s3_delete_object(c->s3, dst->bucket, dst->key, &err);
+    }
+    free(parts);
+    free(tasks);
+    free(id);
+    return rc;
+}
+
+int transfer_copy(struct fs_ctx *c, const struct transfer_source *src, const struct fs_loc *dst,
+                  const struct s3_write_opts *wo, char etag_out[80])
+{
+    if (src->size > c->opt.copy_threshold && src->size > 0)
+        return copy_multipart(c, src, dst, wo, etag_out);
+    struct s3_copy_opts co = {.if_match = src->etag, .replace = wo};
+    struct s3_error err;
+    int rc = s3_copy_object(c->s3, src->loc.bucket, src->loc.key, dst->bucket, dst->key, &co,
+                            etag_out, &err);
+    return rc ? fs_fail("copy", dst->key, rc, &err) : 0;
+}
+
+/* ---------- downloads ---------- */
+
+struct get_task {
+    struct fs_ctx *c;
+    const struct fs_loc *loc;
+    const char *etag;
+    uint64_t off;
+    size_t len;
+    char *dst;
+};
+
+static int get_range(void *arg)
+{
+    struct get_task *t = arg;
+    struct s3_error err;
+    size_t got = 0;
+    int rc = s3_get_object(t->c->s3, t->loc->bucket, t->loc->key, t->off, t->len,
+                           t->etag && *t->etag ? t->etag : NULL, t->dst, &got, &err);
+    if (rc == -ESTALE) {
+        LOGW("read %s: the object changed while it was being read", t->loc->key);
+        return -EIO;
+    }
+    if (rc)
+        return fs_fail("get", t->loc->key, rc, &err);
+    return got == t->len ? 0 : -EIO; /* the object is shorter than we were told */
+}
+
+int transfer_get_parallel(struct fs_ctx *c, const struct fs_loc *loc, const char *etag,
+                          uint64_t off, size_t len, char *dst, int ways)
+{
+    if (ways <= 1 || len < PAR_MIN) {
+        struct get_task t = {c, loc, etag, off, len, dst};
+        return get_range(&t);
+    }
+    struct get_task tasks[16];
+    if (ways > 16)
+        ways = 16;
+    size_t piece = (len + (size_t)ways - 1) / (size_t)ways;
+    struct pool_group g;
+    pool_group_init(&g);
+    int rc = 0, i = 0;
+    for (size_t done = 0; rc == 0 && done < len; done += piece, i++) {
+        size_t n = len - done < piece ? len - done : piece;
+        tasks[i] = (struct get_task){c, loc, etag, off + done, n, dst + done};
+        rc = pool_submit_group(c->pool, &g, get_range, &tasks[i]);
+    }
+    int wrc = pool_group_wait(&g);
+    pool_group_destroy(&g);
+    return rc ? rc : wrc;
+}
+
+int transfer_download(struct fs_ctx *c, const struct fs_loc *loc, const char *etag,
+                      struct stage *stage, uint64_t len)
+{
+    char *buf = malloc(len < CHUNK ? (size_t)len : CHUNK);
+    if (!buf)
+        return -ENOMEM;
+    int rc = 0;
+    for (uint64_t off = 0; rc == 0 && off < len; off += CHUNK) {
+        size_t n = len - off < CHUNK ? (size_t)(len - off) : CHUNK;
+        rc = transfer_get_parallel(c, loc, etag, off, n, buf, 4);
+        if (rc == 0) {
+            ssize_t w = stage_pwrite(stage, buf, n, (off_t)off);
+            rc = w < 0 ? (int)w : 0;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---------- reads with read-ahead ---------- */
+
+/* f->lock held: serve from the window if it covers off. */
+static int from_window(struct fs_file *f, char *buf, size_t size, uint64_t off)
+{
+    if (!f->ra_buf || off < f->ra_off || off >= f->ra_off + f->ra_len)
+        return -1;
+    size_t n = (size_t)(f->ra_off + f->ra_len - off);
+    if (n > size)
+        n = size;
+    memcpy(buf, f->ra_buf + (off - f->ra_off), n);
+    f->next_off = off + n;
+    return (int)n;
+}
+
+/* f->lock held: how much to fetch next. Sequential readers get a window
+ * that doubles up to RA_MAX; random readers fetch what they asked for. */
+static size_t next_window(struct fs_file *f, size_t size, uint64_t off)
+{
+    bool sequential = off == f->next_off || (f->ra_buf && off == f->ra_off + f->ra_len);
+    if (!sequential) {
+        f->window = 0;
+        return size;
+    }
+    f->window = f->window ? f->window * 2 : RA_MIN;
+    if (f->window > RA_MAX)
+        f->window = RA_MAX;
+    return f->window > size ? f->window : size;
+}
+
+int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_source *src, char *buf,
+                  size_t size, off_t off)
+{
+    uint64_t o = (uint64_t)off;
+    if (o >= src->size || size == 0)
+        return 0;
+    if (size > src->size - o)
+        size = (size_t)(src->size - o);
+    pthread_mutex_lock(&f->lock);
+    int n = from_window(f, buf, size, o);
+    size_t want = n >= 0 ? 0 : next_window(f, size, o);
+    pthread_mutex_unlock(&f->lock);
+    if (n >= 0)
+        return n;
+    if (want > src->size - o)
+        want = (size_t)(src->size - o);
+    char *win = malloc(want);
+    if (!win)
+        return -ENOMEM;
+    int rc = transfer_get_parallel(c, &src->loc, src->etag, o, want, win, 4);
+    if (rc) {
+        free(win);
+        return rc;
+    }
+    memcpy(buf, win, size);
+    pthread_mutex_lock(&f->lock);
+    free(f->ra_buf);
+    f->ra_buf = win;
+    f->ra_off = o;
+    f->ra_len = want;
+    f->next_off = o + size;
+    pthread_mutex_unlock(&f->lock);
+    return (int)size;
+}

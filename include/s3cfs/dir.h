@@ -1,0 +1,26 @@
+/* dir.h - directories: listing (readdir), mkdir, rmdir, and the rename of
+ * a whole tree.
+ *
+ * A listing is ListObjectsV2 with delimiter '/', every page; each child's
+ * attributes go to the kernel with the entry (readdirplus) and into the
+ * namespace cache, so `ls -l` sends no request per file. Object metadata
+ * (mode, owner, times) is not in a listing: unless the mount says
+ * listing_attrs_only, children whose attributes are not cached are HEADed
+ * in parallel through the pool - never one after another.
+ */
+#ifndef S3CFS_DIR_H
+#define S3CFS_DIR_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse.h>
+
+#include "s3cfs/fs.h"
+
+int dir_read(struct fs_ctx *c, const char *path, void *buf, fuse_fill_dir_t filler);
+int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t gid);
+int dir_remove(struct fs_ctx *c, const char *path);
+/* Whether the directory at loc has any child (marker excluded): 1, 0 or
+ * -errno. */
+int dir_has_children(struct fs_ctx *c, const struct fs_loc *loc);
+
+#endif

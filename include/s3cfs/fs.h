@@ -1,0 +1,67 @@
+/* fs.h - the mount: its options and the context every operation uses.
+ *
+ * One struct fs_ctx per mount, built by main.c before FUSE starts and
+ * read-only afterwards (the parts that change protect themselves: the
+ * cache, the node table, the pool, the S3 client). FUSE operations reach it
+ * through fs_get(). All fs_* functions return 0 or a negative errno.
+ */
+#ifndef S3CFS_FS_H
+#define S3CFS_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "s3cfs/meta.h"
+#include "s3cfs/path.h"
+#include "s3cfs/s3.h"
+
+struct fs_options {
+    char *endpoint;
+    char *region;
+    char *profile;
+    char *passwd_file;
+    char *ca_file;
+    char *tmpdir;
+    int path_style; /* 1 path, 2 virtual-hosted, 0 automatic */
+    int insecure;
+    int uid, gid;                           /* -1: the mounting user's */
+    int umask;                              /* -1: 0022 */
+    int file_mode;                          /* -1: 0644 */
+    int dir_mode;                           /* -1: 0755 */
+    double attr_ttl, dir_ttl, negative_ttl; /* seconds */
+    int cache_entries;
+    int max_inflight;
+    size_t multipart_threshold;
+    size_t part_size;
+    size_t copy_threshold; /* above: parallel UploadPartCopy */
+    size_t copy_part_size;
+    size_t stage_mem;
+    char *log_level;
+    int foreground;
+    int listing_attrs_only; /* readdir: no HEAD of entries, listing data only */
+};
+
+struct nscache;
+struct pool;
+struct node_table;
+
+struct fs_ctx {
+    struct fs_options opt;
+    struct path_map map;
+    struct creds_provider *creds;
+    struct s3_client *s3;
+    struct nscache *cache;
+    struct pool *pool;
+    struct node_table *nodes;
+    struct meta_defaults defaults;
+};
+
+struct fs_ctx *fs_get(void);
+void fs_set(struct fs_ctx *ctx);
+
+/* Log an S3 failure once, with the operation and path, and pass rc on. */
+int fs_fail(const char *op, const char *path, int rc, const struct s3_error *err);
+
+#endif

@@ -1,0 +1,27 @@
+/* lookup.h - what is at a path: attributes from the open-file table, the
+ * namespace cache, or S3 (HeadObject, then a one-key listing for
+ * directories that exist only as a marker or a common prefix).
+ *
+ * A key that is both "a" and "a/" shows as the file "a" (the file wins,
+ * in getattr and readdir alike), so the namespace stays consistent.
+ */
+#ifndef S3CFS_LOOKUP_H
+#define S3CFS_LOOKUP_H
+
+#include <sys/stat.h>
+
+#include "s3cfs/fs.h"
+
+/* st and etag (may be NULL) of path; -ENOENT when nothing is there. */
+int fs_lookup(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]);
+
+/* The same, answered only from S3 (no cache), with the object's HEAD kept
+ * for callers that need its metadata (xattrs, content type). head->meta is
+ * empty for implicit directories. */
+int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc, struct stat *st,
+                   struct s3_head *head);
+
+/* Attributes of a directory with no marker object (or the mount's top). */
+void fs_dir_stat(struct fs_ctx *c, struct stat *st);
+
+#endif

@@ -1,0 +1,110 @@
+/* node.h - open files: one node per path with open handles, shared by all
+ * of them, holding what S3 does not have yet.
+ *
+ * A node's content is either the object in S3 (stage == NULL: reads are
+ * ranged GETs, with read-ahead per handle) or a local stage (after a write,
+ * a truncate, or a create): then reads and writes go to the stage and the
+ * stage is uploaded on flush/fsync/release when dirty. Creating a file or
+ * opening it with O_TRUNC writes nothing to S3 until it is flushed.
+ *
+ * Locking: the table's mutex protects the path -> node map and reference
+ * counts. Each node's mutex protects its fields; it is never held across
+ * network I/O: a download or upload marks the node busy, drops the mutex,
+ * and others wait on the node's condition variable until it is not busy.
+ */
+#ifndef S3CFS_NODE_H
+#define S3CFS_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "s3cfs/fs.h"
+
+struct stage;
+struct node_table;
+
+struct fs_node {
+    /* table lock */
+    char *path;
+    int refs;
+    struct fs_node *next;
+    /* node lock */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct fs_loc loc;
+    struct stat st; /* what stat() shows: size is the logical size */
+    char etag[80];  /* of the object in S3, "" if none */
+    char content_type[128];
+    char *xattr; /* encoded x-amz-meta-xattr to keep on upload, or NULL */
+    struct stage *stage;
+    bool exists;   /* an object is in S3 */
+    bool dirty;    /* the stage differs from S3 */
+    bool busy;     /* a transfer is running: wait on cond */
+    bool unlinked; /* removed while open: never uploaded again */
+    int error;     /* a failed upload, reported by the next flush/fsync */
+};
+
+/* An open handle: the node plus this handle's read-ahead window. */
+struct fs_file {
+    struct fs_node *node;
+    pthread_mutex_t lock; /* protects the read-ahead fields */
+    char *ra_buf;
+    uint64_t ra_off;
+    size_t ra_len, ra_cap;
+    uint64_t next_off; /* where a sequential reader continues */
+    size_t window;
+    int fd_flags;
+};
+
+int node_table_new(struct node_table **out);
+void node_table_free(struct node_table *t);
+
+/* Open path. st/etag describe the existing object; etag NULL means a new
+ * file (st then holds its mode, owner and times). O_TRUNC empties it
+ * locally. */
+int node_open(struct fs_ctx *c, const char *path, const struct fs_loc *loc, const struct stat *st,
+              const char *etag, int flags, struct fs_file **out);
+/* Close a handle; uploads a dirty node when it is the last handle. */
+int node_release(struct fs_ctx *c, struct fs_file *f);
+
+int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t off);
+int node_write(struct fs_ctx *c, struct fs_file *f, const char *buf, size_t size, off_t off);
+/* Upload if dirty; returns (and clears) a pending error. */
+int node_flush(struct fs_ctx *c, struct fs_node *n);
+int node_truncate(struct fs_ctx *c, struct fs_node *n, uint64_t size);
+/* Change attributes of an open node; applied with its next upload when the
+ * node is dirty (returns 1 then), else the caller rewrites the metadata. */
+int node_setattr(struct fs_node *n, const struct stat *st);
+
+/* Server-side copy for copy_file_range: when src's content is the object
+ * in S3 and dst was just created or truncated, dst becomes a copy of it
+ * (with dst's own attributes) without data passing through us. Returns the
+ * bytes copied, or -EAGAIN when the copy cannot be server-side (the caller
+ * then copies through the data path). */
+ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, size_t len);
+
+/* Attributes of path if it has an open node: 0, or -ENOENT. */
+int node_stat(struct node_table *t, const char *path, struct stat *st, char etag[80]);
+/* Take a reference to the open node of path, or NULL. node_unref drops it. */
+struct fs_node *node_find(struct node_table *t, const char *path);
+void node_unref(struct fs_ctx *c, struct fs_node *n);
+/* A rename moved path from -> to: open nodes follow. */
+void node_rename(struct node_table *t, const char *from, const char *to,
+                 const struct fs_loc *to_loc);
+
+/* Open files under dir that are not in S3 yet (created, not flushed). */
+struct node_child {
+    char name[S3CFS_NAME_MAX + 1];
+    struct stat st;
+};
+int node_children(struct node_table *t, const char *dir, struct node_child **out, size_t *n);
+void node_children_free(struct node_child *v, size_t n);
+
+/* path was unlinked: its open node (if any) keeps serving its handles but
+ * is not written back. */
+void node_mark_unlinked(struct node_table *t, const char *path);
+
+#endif

@@ -1,0 +1,43 @@
+/* objops.h - operations on one name: unlink, rename, attribute changes,
+ * symlinks, extended attributes, and server-side copy.
+ *
+ * Attribute changes on an object in S3 rewrite its metadata with a
+ * CopyObject onto itself (metadata directive REPLACE, pinned to the ETag
+ * just read, Content-Type kept). On a file open with unsaved data they are
+ * folded into the coming upload instead, costing no request.
+ */
+#ifndef S3CFS_OBJOPS_H
+#define S3CFS_OBJOPS_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "s3cfs/fs.h"
+
+int obj_unlink(struct fs_ctx *c, const char *path);
+/* flags: 0 or RENAME_NOREPLACE (others -EINVAL). */
+int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flags);
+
+/* What to change; fields marked unset are kept. */
+struct obj_attr_change {
+    int set_mode;
+    mode_t mode;
+    int set_owner;
+    uid_t uid; /* (uid_t)-1: keep */
+    gid_t gid; /* (gid_t)-1: keep */
+    int set_times;
+    struct timespec atime, mtime; /* tv_nsec UTIME_NOW / UTIME_OMIT honoured */
+};
+int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change *ch);
+
+int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t uid, gid_t gid);
+int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size);
+
+int obj_setxattr(struct fs_ctx *c, const char *path, const char *name, const char *value,
+                 size_t size, int flags);
+int obj_getxattr(struct fs_ctx *c, const char *path, const char *name, char *value, size_t size);
+int obj_listxattr(struct fs_ctx *c, const char *path, char *list, size_t size);
+int obj_removexattr(struct fs_ctx *c, const char *path, const char *name);
+
+#endif

@@ -1,0 +1,62 @@
+/* transfer.h - moving file data between S3 and the filesystem.
+ *
+ * Uploads: a stage below the multipart threshold is one PutObject; above
+ * it, a multipart upload whose parts go through the worker pool in
+ * parallel, read straight from the stage's temporary file (no copy in
+ * memory). A failed multipart upload is aborted so no parts linger.
+ * Downloads: ranged GETs in parallel chunks into a stage (before a write to
+ * an existing object) or into a handle's read-ahead window.
+ *
+ * None of these hold a lock while transferring; the caller has marked the
+ * node busy (node.h) or owns the buffers.
+ */
+#ifndef S3CFS_TRANSFER_H
+#define S3CFS_TRANSFER_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "s3cfs/fs.h"
+
+struct stage;
+struct fs_file;
+
+struct transfer_upload {
+    struct fs_loc loc;
+    struct stage *stage; /* the content; must not change during the upload */
+    struct stat st;      /* size and the attributes written as metadata */
+    char content_type[128];
+    char *xattr;   /* encoded x-amz-meta-xattr, or NULL */
+    char etag[80]; /* out */
+};
+
+int transfer_upload(struct fs_ctx *c, struct transfer_upload *up);
+
+/* Download bytes [0, len) of the object (pinned to etag when not empty)
+ * into stage. */
+int transfer_download(struct fs_ctx *c, const struct fs_loc *loc, const char *etag,
+                      struct stage *stage, uint64_t len);
+
+struct transfer_source {
+    struct fs_loc loc;
+    uint64_t size;
+    char etag[80];
+};
+
+/* read(2) of an object through the handle's read-ahead window: returns the
+ * byte count (short at the end) or -errno. */
+int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_source *src, char *buf,
+                  size_t size, off_t off);
+
+/* Server-side copy of src (pinned to etag, size bytes) onto dst with the
+ * given metadata (REPLACE): CopyObject, or parallel UploadPartCopy above
+ * the copy threshold, after which the source's ETag is checked again
+ * (radosgw ignores the condition on part copies). */
+int transfer_copy(struct fs_ctx *c, const struct transfer_source *src, const struct fs_loc *dst,
+                  const struct s3_write_opts *wo, char etag_out[80]);
+
+/* GET [off, off+len) into dst with up to `ways` parallel ranged requests. */
+int transfer_get_parallel(struct fs_ctx *c, const struct fs_loc *loc, const char *etag,
+                          uint64_t off, size_t len, char *dst, int ways);
+
+#endif

@@ -1,0 +1,114 @@
+/* Unit tests for the path -> bucket/key mapping. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "s3cfs/path.h"
+
+static void test_all_buckets(void **state)
+{
+    (void)state;
+    struct path_map m;
+    struct fs_loc l;
+    assert_int_equal(path_map_init(&m, NULL), 0);
+    assert_true(m.all_buckets);
+    assert_int_equal(path_resolve(&m, "/", &l), 0);
+    assert_int_equal(l.kind, LOC_ROOT);
+    assert_int_equal(path_resolve(&m, "/photos", &l), 0);
+    assert_int_equal(l.kind, LOC_BUCKET);
+    assert_string_equal(l.bucket, "photos");
+    assert_string_equal(l.key, "");
+    assert_int_equal(path_resolve(&m, "/photos/2024/a b.jpg", &l), 0);
+    assert_int_equal(l.kind, LOC_OBJECT);
+    assert_string_equal(l.key, "2024/a b.jpg");
+    /* names that cannot be buckets do not exist at the root */
+    assert_int_equal(path_resolve(&m, "/.Trash", &l), -ENOENT);
+    assert_int_equal(path_resolve(&m, "/ab", &l), -ENOENT);
+}
+
+static void test_bucket_prefix(void **state)
+{
+    (void)state;
+    struct path_map m;
+    struct fs_loc l;
+    char dir[S3CFS_KEY_MAX + 2];
+    assert_int_equal(path_map_init(&m, "data:/team/x/"), 0);
+    assert_false(m.all_buckets);
+    assert_string_equal(m.bucket, "data");
+    assert_string_equal(m.prefix, "team/x/");
+    assert_int_equal(path_resolve(&m, "/", &l), 0);
+    assert_int_equal(l.kind, LOC_BUCKET);
+    assert_string_equal(l.key, "team/x/");
+    assert_int_equal(path_dir_prefix(&l, dir, sizeof dir), 0);
+    assert_string_equal(dir, "team/x/");
+    assert_int_equal(path_resolve(&m, "/sub/file", &l), 0);
+    assert_string_equal(l.key, "team/x/sub/file");
+    assert_int_equal(path_dir_prefix(&l, dir, sizeof dir), 0);
+    assert_string_equal(dir, "team/x/sub/file/");
+
+    assert_int_equal(path_map_init(&m, "data"), 0);
+    assert_int_equal(path_resolve(&m, "/", &l), 0);
+    assert_int_equal(path_dir_prefix(&l, dir, sizeof dir), 0);
+    assert_string_equal(dir, "");
+    assert_int_equal(path_map_init(&m, "data:prefix"), 0);
+    assert_string_equal(m.prefix, "prefix/");
+    assert_int_equal(path_map_init(&m, "Bad!Name"), -EINVAL);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    struct path_map m;
+    struct fs_loc l;
+    path_map_init(&m, "b12");
+    char p[1200];
+    p[0] = '/';
+    memset(p + 1, 'n', 255);
+    p[256] = '\0';
+    assert_int_equal(path_resolve(&m, p, &l), 0); /* 255 bytes: fine */
+    p[256] = 'n';
+    p[257] = '\0';
+    assert_int_equal(path_resolve(&m, p, &l), -ENAMETOOLONG);
+    /* a 1025-byte key from short components */
+    size_t n = 0;
+    while (n < 1025) {
+        p[n] = '/';
+        memset(p + n + 1, 'k', 9);
+        n += 10;
+    }
+    p[1026] = '\0';
+    assert_int_equal(path_resolve(&m, p, &l), -ENAMETOOLONG);
+    assert_int_equal(path_resolve(&m, "/a//b", &l), -EINVAL);
+    assert_int_equal(path_resolve(&m, "/é/日本", &l), 0);
+    assert_string_equal(l.key, "é/日本");
+}
+
+static void test_parent_basename(void **state)
+{
+    (void)state;
+    char out[64];
+    path_parent("/a/b/c", out, sizeof out);
+    assert_string_equal(out, "/a/b");
+    path_parent("/a", out, sizeof out);
+    assert_string_equal(out, "/");
+    path_parent("/", out, sizeof out);
+    assert_string_equal(out, "/");
+    assert_string_equal(path_basename("/a/b/c"), "c");
+    assert_string_equal(path_basename("/a"), "a");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_buckets),
+        cmocka_unit_test(test_bucket_prefix),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_parent_basename),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
