@@ -201,6 +201,12 @@ static int check_store(struct fs_ctx *c)
             s3_buckets_free(b, n);
     } else {
         rc = s3_head_bucket(c->s3, c->map.bucket, &err);
+        if (rc == -EACCES) {
+            /* a HEAD answer has no body: ask again with a GET to learn why */
+            struct s3_list_page p = {0};
+            rc = s3_list_objects(c->s3, c->map.bucket, NULL, NULL, NULL, 1, &p, &err);
+            s3_list_page_free(&p);
+        }
     }
     if (rc == 0)
         return 0;

@@ -92,13 +92,14 @@ static int path_key(struct key *k, const char *path)
     return 0;
 }
 
-/* Offset of the last component of s[0..len), its length in *nlen. */
+/* Offset of the last '/' in s[0..len) (paths always have one). */
 static size_t last_slash(const char *s, size_t len)
 {
     const char *p = memrchr(s, '/', len);
     return p ? (size_t)(p - s) : 0;
 }
 
+/* The last component of s[0..len), its length in *nlen. */
 static const char *key_name(const char *s, size_t len, size_t *nlen)
 {
     size_t i = last_slash(s, len);
@@ -222,7 +223,7 @@ static void *node_new(size_t head, const struct key *k, size_t extra)
 
 /* ---- the cache ---- */
 
-/* An attribute entry. Fields are written only with the cache lock held. */
+/* An attribute entry. All fields: guarded by nscache.lock. */
 struct attr {
     struct hnode h;
     struct link link; /* unpinned: on c->attr_lru; pinned: on its pdir's children */
@@ -232,14 +233,15 @@ struct attr {
     char key[]; /* path, NUL, ETag, NUL */
 };
 
-/* One child in a listing. */
+/* One child in a listing. Guarded by nscache.lock once the listing is
+ * published (rows of a listing being built belong to the building thread). */
 struct row {
     struct stat st;
     bool gone; /* only while merging pinned tombstones in */
     char name[];
 };
 
-/* A cached listing. */
+/* A cached listing. Guarded by nscache.lock once stored. */
 struct listing {
     struct hnode h;
     struct link lru; /* on c->dir_lru */
@@ -249,7 +251,7 @@ struct listing {
     char key[];
 };
 
-/* The pinned children of one directory. */
+/* The pinned children of one directory. Guarded by nscache.lock. */
 struct pdir {
     struct hnode h;
     struct link children; /* struct attr.link of each pinned child */
@@ -344,7 +346,8 @@ static struct attr *attr_new(const struct key *k, const struct stat *st, const c
     a->negative = !st;
     a->pinned = pin;
     a->etag_len = (uint8_t)elen;
-    memcpy(a->key + k->len + 1, etag, elen);
+    if (elen) /* etag may be NULL, which memcpy must not see even for 0 bytes */
+        memcpy(a->key + k->len + 1, etag, elen);
     return a;
 }
 

@@ -6,7 +6,7 @@
  * producer (a `cp -r` of 100k files) is faster than S3.
  *
  * Concurrency limit: at most `limit` tasks run at once (1 <= limit <=
- * nthreads); the others workers wait. The job engine lowers it when S3
+ * nthreads); the other workers wait. The job engine lowers it when S3
  * throttles and raises it again slowly; a lowered limit takes effect as
  * running tasks finish (nothing is interrupted).
  *

@@ -267,8 +267,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* The request count of one kind in the proxy's stats ("KIND REQUESTS
- * REQBYTES RESPBYTES" lines), or -1 when there is no proxy or no answer. */
+/* ---- the proxy's counters: were exactly n requests sent per level? ---- */
+
 struct text {
     char buf[8192];
     size_t len;
@@ -283,6 +283,8 @@ static size_t text_write(char *p, size_t sz, size_t nm, void *arg)
     return n;
 }
 
+/* The request count of one kind in the proxy's stats ("KIND REQUESTS
+ * REQBYTES RESPBYTES" lines), or -1 when there is no proxy or no answer. */
 static long proxy_count(const char *kind)
 {
     if (!cfg.proxy_stats)

@@ -279,9 +279,10 @@ static void test_dir_pinned_children(void **state)
     (void)state;
     struct nscache *c = make_default();
     struct stat big = file_st(999);
-    assert_int_equal(nscache_pin(c, "/d/a", &big, NULL), 0);   /* a queued copy */
-    assert_int_equal(nscache_pin(c, "/d/new", &big, NULL), 0); /* not in S3 yet */
-    assert_int_equal(nscache_pin(c, "/d/b", NULL, NULL), 0);   /* a queued delete */
+    assert_int_equal(nscache_pin(c, "/d/a", &big, NULL), 0);     /* a queued copy */
+    assert_int_equal(nscache_pin(c, "/d/new", &big, NULL), 0);   /* not in S3 yet */
+    assert_int_equal(nscache_pin(c, "/d/b", NULL, NULL), 0);     /* a queued delete */
+    assert_int_equal(nscache_pin(c, "/d/ghost", NULL, NULL), 0); /* already gone from S3 */
     struct nscache_dirent ents[] = {
         {.name = "a", .st = file_st(1), .etag = "\"old\""},
         {.name = "b", .st = file_st(2)},

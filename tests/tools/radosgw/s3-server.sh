@@ -103,7 +103,7 @@ osd objectstore = memstore
 memstore device bytes = ${CEPH_MEMSTORE_BYTES:-4294967296}
 osd memory target = 939524096
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$PORT
+rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw dns name = localhost
 rgw enable usage log = false
 rgw thread pool size = 128

@@ -1,0 +1,104 @@
+# Shared helpers for the filesystem tests: a real s3cfs mount (FUSE) on a
+# fresh bucket of the test server, checks through the mount and through the
+# AWS CLI, and a pass/fail tally. Source it; call fs_setup first.
+#
+# Environment (from with-server.sh): S3_ENDPOINT, AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY; S3CFS_BIN (the s3cfs binary), S3CFS_S3C (the s3c
+# client), S3CFS_PROXY (the proxy).
+set -uo pipefail
+
+PASS=0
+FAIL=0
+T_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "/tmp/s3cfs-$T_NAME.XXXXXX")
+MOUNTS=()
+PIDS=()
+
+aws_() { aws --endpoint-url "$S3_ENDPOINT" "$@"; }
+s3c() { "$S3CFS_S3C" "$@"; }
+
+ok() { PASS=$((PASS + 1)); echo "ok   - $*"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+# check DESCRIPTION COMMAND...: passes when the command succeeds
+check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d"; fi; }
+# check_not DESCRIPTION COMMAND...: passes when the command fails
+check_not() { local d=$1; shift; if "$@" >/dev/null 2>&1; then bad "$d"; else ok "$d"; fi; }
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: expected [$2], got [$3]"; fi
+}
+# the errno text a command printed, e.g. check_err "x" "File exists" mkdir d
+check_err() {
+    local d=$1 want=$2 out
+    shift 2
+    out=$("$@" 2>&1) && { bad "$d: succeeded, expected '$want'"; return; }
+    case $out in *"$want"*) ok "$d" ;; *) bad "$d: expected '$want', got: $out" ;; esac
+}
+
+new_bucket() {
+    local b
+    b="s3cfs-$(echo "$T_NAME" | tr '_' '-')-$$-$RANDOM"
+    s3c mb "$b" >/dev/null || { echo "cannot create bucket $b" >&2; exit 2; }
+    echo "$b"
+}
+
+# mount_fs DIR [ARGS...]: mount in the foreground in the background, wait
+# until it answers; extra ARGS go to s3cfs (e.g. a bucket spec, -o opts).
+mount_fs() {
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    "$S3CFS_BIN" -f -o "endpoint=$S3_ENDPOINT,attr_ttl=1,dir_ttl=1" "$@" "$dir" \
+        >>"$WORK/s3cfs.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 100); do
+        mountpoint -q "$dir" && { MOUNTS+=("$dir"); PIDS+=("$pid"); return 0; }
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "mount of $dir failed:" >&2
+    tail -5 "$WORK/s3cfs.log" >&2
+    return 1
+}
+
+unmount_fs() {
+    local dir=$1 i
+    fusermount3 -u "$dir" 2>/dev/null || umount -l "$dir" 2>/dev/null
+    for i in "${!MOUNTS[@]}"; do
+        if [ "${MOUNTS[$i]}" == "$dir" ]; then
+            for _ in $(seq 1 100); do kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "${PIDS[$i]}" 2>/dev/null
+            unset 'MOUNTS[i]' 'PIDS[i]'
+        fi
+    done
+}
+
+fs_cleanup() {
+    local m
+    cd / # a shell inside the mount keeps it busy
+    for m in "${MOUNTS[@]}"; do unmount_fs "$m"; done
+    rm -rf "$WORK"
+}
+
+fs_setup() {
+    trap fs_cleanup EXIT
+    BUCKET=$(new_bucket)
+    MNT=$WORK/mnt
+    mount_fs "$MNT" "$BUCKET" "$@" || exit 2
+}
+
+# the object's bytes through the S3 API, compared with a local file
+same_in_s3() { # KEY FILE
+    aws_ s3 cp --quiet "s3://$BUCKET/$1" "$WORK/.s3copy" && cmp -s "$WORK/.s3copy" "$2"
+}
+
+# the object's user metadata field, through the S3 API
+meta_of() { # KEY FIELD
+    aws_ s3api head-object --bucket "$BUCKET" --key "$1" --query "Metadata.$2" --output text
+}
+
+fs_done() {
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+    exit $?
+}

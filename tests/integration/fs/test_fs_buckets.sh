@@ -1,0 +1,60 @@
+#!/bin/bash
+# The all-buckets root, a prefix mount, and the pre-mount checks with bad
+# input: each gets a clear one-line error and a non-zero exit.
+. "$(dirname "$0")/lib.sh"
+trap fs_cleanup EXIT
+B1=$(new_bucket)
+B2=$(new_bucket)
+echo one | aws_ s3 cp --quiet - "s3://$B1/x/one"
+echo two | aws_ s3 cp --quiet - "s3://$B2/two"
+ROOT=$WORK/all
+mount_fs "$ROOT" || exit 2
+check "root lists bucket 1" test -d "$ROOT/$B1"
+check "root lists bucket 2" test -d "$ROOT/$B2"
+check_eq "a file in bucket 1" "one" "$(cat "$ROOT/$B1/x/one")"
+check_eq "a file in bucket 2" "two" "$(cat "$ROOT/$B2/two")"
+check "ls of the root" sh -c "ls '$ROOT' | grep -qx '$B1'"
+check_not "a name that is no bucket" test -e "$ROOT/no-such-bucket-$$"
+cp "$ROOT/$B1/x/one" "$ROOT/$B2/copied"
+check_eq "copy across buckets" "one" "$(aws_ s3 cp - - <<<"" >/dev/null 2>&1; aws_ s3 cp --quiet "s3://$B2/copied" -)"
+unmount_fs "$ROOT"
+
+PFX=$WORK/pfx
+mount_fs "$PFX" "$B1:/x" || exit 2
+check_eq "prefix mount shows the prefix's content" "one" "$(cat "$PFX/one")"
+echo new >"$PFX/added"
+check_eq "written under the prefix" "new" "$(aws_ s3 cp --quiet "s3://$B1/x/added" -)"
+unmount_fs "$PFX"
+
+# bad input at mount time
+BAD=$WORK/bad
+mkdir -p "$BAD"
+out=$(AWS_SECRET_ACCESS_KEY=wrong timeout 60 "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT" "$B1" "$BAD" 2>&1)
+rc=$?
+check "wrong secret: non-zero exit" test $rc -ne 0
+check "wrong secret: says SignatureDoesNotMatch" grep -q SignatureDoesNotMatch <<<"$out"
+check_not "wrong secret: nothing mounted" mountpoint -q "$BAD"
+out=$(timeout 60 "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT" "no-such-bucket-$$" "$BAD" 2>&1)
+rc=$?
+check "unknown bucket: non-zero exit" test $rc -ne 0
+check "unknown bucket: says so" grep -q "does not exist" <<<"$out"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start=$(date +%s)
+out=$(timeout 120 "$S3CFS_BIN" -o "endpoint=http://127.0.0.1:$port" "$B1" "$BAD" 2>&1)
+rc=$?
+check "unreachable endpoint: non-zero exit" test $rc -ne 0
+check "unreachable endpoint: says cannot reach" grep -q "cannot reach" <<<"$out"
+check "unreachable endpoint: gives up within a minute" test $(($(date +%s) - start)) -lt 60
+printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$WORK/passwd"
+chmod 644 "$WORK/passwd"
+out=$(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY timeout 60 "$S3CFS_BIN" \
+    -o "endpoint=$S3_ENDPOINT,passwd_file=$WORK/passwd" "$B1" "$BAD" 2>&1)
+rc=$?
+check "world-readable passwd file: refused" test $rc -ne 0
+check "world-readable passwd file: says chmod 600" grep -q "chmod 600" <<<"$out"
+chmod 600 "$WORK/passwd"
+env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
+    "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,passwd_file=$WORK/passwd" "$B1" "$BAD" 2>&1
+check "passwd file with mode 600: mounts" mountpoint -q "$BAD"
+fusermount3 -u "$BAD"
+fs_done
