@@ -283,9 +283,9 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
     int rc = path_resolve(&c->map, path, &loc);
     if (rc)
         return rc;
-    if (loc.kind != LOC_OBJECT)
-        return -EEXIST; /* buckets are not made through the mount */
     struct stat st;
+    if (loc.kind != LOC_OBJECT) /* buckets are not made through the mount */
+        return fs_lookup(c, path, &st, NULL) == 0 ? -EEXIST : -EPERM;
     if (fs_lookup(c, path, &st, NULL) == 0)
         return -EEXIST;
     char key[S3CFS_KEY_MAX + 2];

@@ -1,17 +1,21 @@
 #!/bin/bash
 # The main job: install, build, start a local S3 server (radosgw on
-# loopback, the embedded default) and show s3cfs at work against it.
-# Everything it starts is stopped on exit.
+# loopback, the embedded default), mount it with s3cfs and show cp -r, mv and
+# a large cp done server-side, with the S3 requests counted by the proxy in
+# between. Everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 BUILD=$ROOT/build-demo
 RUN=$(mktemp -d /tmp/s3cfs-demo.XXXXXX)
+MNT=$RUN/mnt
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 cleanup() {
-    [ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null || true
-    bash tests/tools/radosgw/s3-server.sh stop "$RUN/server" >/dev/null 2>&1 || true
+    cd /
+    mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u "$MNT"
+    [ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null
+    bash "$ROOT/tests/tools/radosgw/s3-server.sh" stop "$RUN/server" >/dev/null 2>&1 || true
     rm -rf "$RUN"
 }
 trap cleanup EXIT
@@ -25,42 +29,52 @@ say "starting a local S3 server (Ceph radosgw on 127.0.0.1)"
 bash tests/tools/radosgw/s3-server.sh start "$RUN/server" >/dev/null
 # shellcheck disable=SC1091
 source "$RUN/server/env.sh"
-echo "endpoint $S3_ENDPOINT"
-
-# The proxy counts requests by kind, so the demo can show what was sent.
+echo "radosgw at $S3_ENDPOINT"
+# A proxy in front of it counts the S3 requests by kind, to show what was sent.
 "$BUILD/tests/tools/proxy/s3proxy" --upstream "${S3_ENDPOINT#http://}" --listen 127.0.0.1:0 \
-    --port-file "$RUN/proxy.port" --quiet --max-seconds 600 >/dev/null &
+    --port-file "$RUN/proxy.port" --quiet --max-seconds 900 >/dev/null &
 PROXY_PID=$!
 for _ in $(seq 50); do [ -s "$RUN/proxy.port" ] && break; sleep 0.1; done
 PROXY=http://127.0.0.1:$(cat "$RUN/proxy.port")
-export S3_ENDPOINT=$PROXY
-s3c() { "$BUILD/tests/tools/s3c/s3c" "$@"; }
-stats() { curl -s "$PROXY/__proxy/stats" | grep -v -E '^fault|^total'; curl -s -X POST "$PROXY/__proxy/reset" >/dev/null; }
+requests() {
+    echo "   S3 requests sent:"
+    curl -s "$PROXY/__proxy/stats" | awk '$1!~/^(fault|total)/{printf "     %-24s %s\n", $1, $2}'
+    curl -s -X POST "$PROXY/__proxy/reset" >/dev/null
+}
+s3c() { S3_ENDPOINT=$PROXY "$BUILD/tests/tools/s3c/s3c" "$@"; }
 
-say "a bucket with a small tree and a 24 MiB file"
-s3c mb demo
-mkdir -p "$RUN/tree/docs" "$RUN/tree/src"
-for i in $(seq 1 20); do echo "document $i" >"$RUN/tree/docs/doc$i.txt"; done
-for i in $(seq 1 10); do echo "int f$i(void);" >"$RUN/tree/src/f$i.h"; done
-for f in "$RUN"/tree/*/*; do s3c put demo "tree/${f#"$RUN"/tree/}" "$f" >/dev/null; done
-head -c $((24 << 20)) /dev/urandom >"$RUN/big.bin"
-s3c put demo big.bin "$RUN/big.bin" >/dev/null
-s3c ls demo tree/
-stats
+s3c mb photos >/dev/null
+s3c mb archive >/dev/null
+mkdir -p "$MNT"
+"$BUILD/fs/s3cfs" -o "endpoint=$PROXY,copy_threshold=16,copy_part_size=8" "$MNT"
+say "mounted every bucket at $MNT"
+ls -l "$MNT"
 
-say "server-side copy of every object under tree/ to backup/ (CopyObject: no data through the client)"
-s3c find demo tree/ | while read -r _ key; do s3c cp demo "$key" demo "backup/${key#tree/}" >/dev/null; done
-s3c ls demo backup/
-stats
+say "writing 200 small files and a 48 MiB file through the mount"
+mkdir -p "$RUN/local/2024/"{jan,feb,mar,apr}
+for m in jan feb mar apr; do
+    for i in $(seq 1 50); do echo "photo $m $i" >"$RUN/local/2024/$m/img$i.jpg"; done
+done
+head -c $((48 << 20)) /dev/urandom >"$RUN/local/big.raw"
+cp -r "$RUN/local/2024" "$MNT/photos/"
+cp "$RUN/local/big.raw" "$MNT/photos/"
+ls -l "$MNT/photos" "$MNT/photos/2024" | head -12
+requests
 
-say "server-side multipart copy of big.bin (UploadPartCopy, 8 MiB parts)"
-s3c mpcopy demo big.bin demo big-copy.bin 8
-s3c get demo big-copy.bin "$RUN/big-copy.bin"
-cmp "$RUN/big.bin" "$RUN/big-copy.bin" && echo "big-copy.bin is byte-identical to big.bin"
-stats
+say "cp -r photos/2024 photos/2024-backup: server-side, no object data through the client"
+time cp -r "$MNT/photos/2024" "$MNT/photos/2024-backup"
+diff -r "$MNT/photos/2024" "$MNT/photos/2024-backup" && echo "   trees identical"
+requests
 
-say "batch delete of backup/ (DeleteObjects, up to 1000 keys per request)"
-s3c rmr demo backup/
-stats
+say "mv photos/2024-backup archive/2024: a directory moved across buckets"
+time mv "$MNT/photos/2024-backup" "$MNT/archive/2024"
+find "$MNT/archive/2024" -type f | wc -l | sed 's/^/   files now in archive\/2024: /'
+requests
 
-say "done: the filesystem mount demo arrives with the FUSE layer"
+say "cp of the 48 MiB file to the other bucket: parallel UploadPartCopy"
+time cp "$MNT/photos/big.raw" "$MNT/archive/big.raw"
+cmp "$RUN/local/big.raw" "$MNT/archive/big.raw" && echo "   byte-identical"
+requests
+
+say "checked independently through the S3 API (AWS CLI)"
+aws --endpoint-url "$S3_ENDPOINT" s3 ls --recursive s3://archive | awk '{n++; s+=$3} END {printf "   archive: %d objects, %d bytes\n", n, s}'

@@ -37,10 +37,12 @@ printf 'PATCH' | dd of="$SRC/f$((5 * MIB + 1))" bs=1 seek=$((3 * MIB)) conv=notr
 check "patch in the middle of an existing object" same_in_s3 "up$((5 * MIB + 1))" "$SRC/f$((5 * MIB + 1))"
 
 # concurrent writers on different files
+writers=()
 for i in $(seq 1 8); do
     (head -c $((i * 300000)) /dev/urandom >"$SRC/c$i" && cp "$SRC/c$i" "$MNT/c$i") &
+    writers+=($!)
 done
-wait
+wait "${writers[@]}" # not a bare wait: the mount is a child of this shell too
 fails=0
 for i in $(seq 1 8); do same_in_s3 "c$i" "$SRC/c$i" || fails=$((fails + 1)); done
 check_eq "8 concurrent writers: all objects right" 0 "$fails"
