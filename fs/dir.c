@@ -307,6 +307,8 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
         return fs_fail("mkdir", path, rc, &err);
     nscache_invalidate(c->cache, path); /* drops the parent's listing too */
     nscache_put(c->cache, path, &st, etag);
+    /* a new directory is empty: names created in it need no lookup in S3 */
+    nscache_dir_put(c->cache, path, NULL, 0);
     return 0;
 }
 

@@ -63,18 +63,20 @@ requests
 
 say "cp -r photos/2024 photos/2024-backup: server-side, no object data through the client"
 time cp -r "$MNT/photos/2024" "$MNT/photos/2024-backup"
-diff -r "$MNT/photos/2024" "$MNT/photos/2024-backup" && echo "   trees identical"
 requests
+diff -r "$MNT/photos/2024" "$MNT/photos/2024-backup" && echo "   trees identical (diff -r)"
+curl -s -X POST "$PROXY/__proxy/reset" >/dev/null
 
 say "mv photos/2024-backup archive/2024: a directory moved across buckets"
 time mv "$MNT/photos/2024-backup" "$MNT/archive/2024"
-find "$MNT/archive/2024" -type f | wc -l | sed 's/^/   files now in archive\/2024: /'
 requests
+find "$MNT/archive/2024" -type f | wc -l | sed 's/^/   files now in archive\/2024: /'
+curl -s -X POST "$PROXY/__proxy/reset" >/dev/null
 
 say "cp of the 48 MiB file to the other bucket: parallel UploadPartCopy"
 time cp "$MNT/photos/big.raw" "$MNT/archive/big.raw"
-cmp "$RUN/local/big.raw" "$MNT/archive/big.raw" && echo "   byte-identical"
 requests
+cmp "$RUN/local/big.raw" "$MNT/archive/big.raw" && echo "   byte-identical (cmp)"
 
 say "checked independently through the S3 API (AWS CLI)"
 aws --endpoint-url "$S3_ENDPOINT" s3 ls --recursive s3://archive | awk '{n++; s+=$3} END {printf "   archive: %d objects, %d bytes\n", n, s}'

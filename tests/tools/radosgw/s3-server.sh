@@ -122,8 +122,7 @@ wait_for() { # tries description command...
     return 1
 }
 
-start() {
-    install_packages
+start_once() {
     stop
     rm -rf "$BASE"
     mkdir -p "$BASE"/{mon,osd,run,log}
@@ -169,8 +168,22 @@ ENV
     cat "$BASE/env.sh"
 }
 
+# A single-node Ceph occasionally fails to come up (seen: the OSD rejected by
+# the monitor at registration); a fresh try from scratch has always worked.
+start() {
+    install_packages
+    local attempt
+    for attempt in 1 2 3; do
+        bash "$0" start-once "$BASE" && return 0
+        echo "s3-server: attempt $attempt failed; last log lines:" >&2
+        tail -n 5 "$BASE"/log/*.log 2>/dev/null | sed 's/^/    /' >&2 || true
+    done
+    return 1
+}
+
 case $cmd in
 start) start ;;
+start-once) start_once ;;
 stop) stop ;;
 *) echo "usage: s3-server.sh start|stop DIR" >&2; exit 2 ;;
 esac
