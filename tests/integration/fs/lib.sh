@@ -76,7 +76,8 @@ unmount_fs() {
 fs_cleanup() {
     local m
     cd / # a shell inside the mount keeps it busy
-    for m in "${MOUNTS[@]}"; do unmount_fs "$m"; done
+    for m in "${MOUNTS[@]}"; do [ -n "$m" ] && unmount_fs "$m"; done
+    for m in "${PIDS[@]}"; do kill "$m" 2>/dev/null; done
     rm -rf "$WORK"
 }
 
@@ -102,3 +103,17 @@ fs_done() {
     [ "$FAIL" -eq 0 ]
     exit $?
 }
+
+# start_proxy [ARGS...]: the fault/latency proxy in front of the server;
+# sets PROXY (its URL). proxy_count KIND, proxy_reset, proxy_config QUERY.
+start_proxy() {
+    "$S3CFS_PROXY" --upstream "${S3_ENDPOINT#http://}" --port-file "$WORK/proxy.port" \
+        --quiet --max-seconds 1200 "$@" >/dev/null 2>&1 &
+    PIDS+=($!)
+    MOUNTS+=("")
+    for _ in $(seq 1 50); do [ -s "$WORK/proxy.port" ] && break; sleep 0.1; done
+    PROXY=http://127.0.0.1:$(cat "$WORK/proxy.port")
+}
+proxy_count() { curl -s "$PROXY/__proxy/stats" | awk -v k="$1" 'BEGIN{n=0} $1==k{n=$2} END{print n}'; }
+proxy_reset() { curl -s -X POST "$PROXY/__proxy/reset" >/dev/null; }
+proxy_config() { curl -s -X POST "$PROXY/__proxy/config?$1" >/dev/null; }

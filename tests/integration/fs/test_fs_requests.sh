@@ -1,0 +1,76 @@
+#!/bin/bash
+# What the mount sends, counted by the proxy: creating costs nothing until
+# flush, cp is one CopyObject with no data through the client, ls -l sends no
+# serial per-file requests, and a failed upload is returned by close.
+. "$(dirname "$0")/lib.sh"
+trap fs_cleanup EXIT
+BUCKET=$(new_bucket)
+start_proxy
+MNT=$WORK/mnt
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
+
+# creating the destination costs nothing: no PUT until the file is flushed
+# (python holds the descriptor: a shell's redirections dup and close it,
+# and every close of a descriptor flushes)
+proxy_reset
+counts=$(python3 - "$MNT/new" "$PROXY" <<'PY'
+import os, sys, urllib.request
+def puts():
+    s = urllib.request.urlopen(sys.argv[2] + "/__proxy/stats").read().decode()
+    return sum(int(l.split()[1]) for l in s.splitlines() if l.startswith("PutObject "))
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+a = puts()
+os.write(fd, b"data")
+b = puts()
+os.close(fd)
+print(a, b, puts())
+PY
+)
+check_eq "PutObject after open(O_CREAT), after write, after close" "0 0 1" "$counts"
+
+# cp inside the mount: one CopyObject, no object data through the client
+head -c 200000 /dev/urandom >"$WORK/src"
+cp "$WORK/src" "$MNT/src"
+proxy_reset
+cp "$MNT/src" "$MNT/dst"
+check_eq "cp = exactly one CopyObject" 1 "$(proxy_count CopyObject)"
+check_eq "cp: no GetObject" 0 "$(proxy_count GetObject)"
+check_eq "cp: no PutObject" 0 "$(proxy_count PutObject)"
+check "cp: the copy is byte-identical in S3" same_in_s3 dst "$WORK/src"
+
+# ls -l of a directory listed once: attributes come with the listing
+mkdir "$MNT/many"
+for i in $(seq 1 60); do echo "$i" >"$MNT/many/f$i"; done
+unmount_fs "$MNT"
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,listing_attrs_only" || exit 2
+proxy_reset
+n=$(ls -l "$MNT/many" | grep -c '^-')
+check_eq "ls -l shows 60 files" 60 "$n"
+check "ls -l with listing_attrs_only: no HEAD per file" test "$(proxy_count HeadObject)" -le 3
+check "ls -l: one listing request (plus the directory's own lookup)" test "$(proxy_count ListObjects)" -le 2
+unmount_fs "$MNT"
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
+proxy_reset
+ls -l "$MNT/many" >/dev/null
+ls -l "$MNT/many" >/dev/null
+check "ls -l twice: one HEAD per file at most (cached after)" test "$(proxy_count HeadObject)" -le 62
+
+# a failed upload is returned by close, and nothing half-written is left
+proxy_config "fault_rate=1&faults=500&fault_kinds=PutObject"
+out=$(python3 - "$MNT/failing" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"lost")
+try:
+    os.close(fd)
+    print("closed fine")
+except OSError as e:
+    print(e.strerror)
+PY
+)
+check_eq "close reports the failed upload" "Input/output error" "$out"
+sleep 2 # the kernel's release comes after close: it tries once more, and fails too
+proxy_config "fault_rate=0"
+check_not "the failed file is not in S3" aws_ s3api head-object --bucket "$BUCKET" --key failing
+check "the failure is logged" grep -q "InternalError" "$WORK/s3cfs.log"
+fs_done
