@@ -82,7 +82,7 @@ static int take_page(const struct s3_list_page *p, void *arg)
         memcpy(tmp, name, len);
         tmp[len] = '\0';
         /* "a" and "a/" both present: the file wins */
-        if (bsearch(tmp, l->v + first, nobj - first, sizeof *l->v, cmp_name))
+        if (nobj > first && bsearch(tmp, l->v + first, nobj - first, sizeof *l->v, cmp_name))
             continue;
         rc = add_entry(l, name, len, true);
         if (rc == 0 && l->n > nobj)

@@ -267,7 +267,8 @@ static int write_header_set(const struct http_header *fixed, size_t nfixed,
     *names = calloc(nmeta + 1, sizeof **names);
     if (!*hdrs || !*names)
         return -ENOMEM;
-    memcpy(*hdrs, fixed, nfixed * sizeof *fixed);
+    if (nfixed)
+        memcpy(*hdrs, fixed, nfixed * sizeof *fixed);
     *nh = nfixed;
     return write_headers(o, dflt_type, *hdrs, nh, *names);
 }
@@ -536,8 +537,8 @@ static int etag_of(struct s3_client *c, const char *bucket, const char *key, cha
 /* A retried CompleteMultipartUpload that finds the upload gone: an earlier
  * attempt completed it and its answer was lost. Accept when the object now
  * carries a multipart ETag of the same part count ("...-N"). */
-static int complete_landed(struct s3_client *c, const char *bucket, const char *key,
-                           size_t nparts, char etag_out[80], struct s3_error *err)
+static int complete_landed(struct s3_client *c, const char *bucket, const char *key, size_t nparts,
+                           char etag_out[80], struct s3_error *err)
 {
     struct s3_head h;
     struct s3_error e2;

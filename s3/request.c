@@ -275,7 +275,8 @@ static int sign_attempt(struct s3_client *c, const struct s3_req *r, struct atte
         return -ENOMEM;
     a->hdrs[0] = (struct http_header){"Host", sbuf_str(&a->host)};
     a->hdrs[1] = (struct http_header){"x-amz-content-sha256", a->hash};
-    memcpy(a->hdrs + 2, r->headers, r->nheaders * sizeof *r->headers);
+    if (r->nheaders) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy(a->hdrs + 2, r->headers, r->nheaders * sizeof *r->headers);
     struct sigv4_request sr = {
         .method = r->method,
         .canonical_uri = sbuf_str(&a->uri),

@@ -62,12 +62,19 @@ mount_fs() {
 }
 
 unmount_fs() {
-    local dir=$1 i
+    local dir=$1 i st
     fusermount3 -u "$dir" 2>/dev/null || umount -l "$dir" 2>/dev/null
     for i in "${!MOUNTS[@]}"; do
         if [ "${MOUNTS[$i]}" == "$dir" ]; then
-            for _ in $(seq 1 100); do kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
+            for _ in $(seq 1 150); do kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
             kill -9 "${PIDS[$i]}" 2>/dev/null
+            wait "${PIDS[$i]}" 2>/dev/null
+            st=$?
+            # the daemon must end cleanly: no crash, no sanitizer report
+            if [ $st -ne 0 ] || grep -qE 'Sanitizer|runtime error' "$WORK/s3cfs.log"; then
+                bad "s3cfs for $dir exited with status $st"
+                grep -E -A12 'Sanitizer|runtime error' "$WORK/s3cfs.log" | head -40
+            fi
             unset 'MOUNTS[i]' 'PIDS[i]'
         fi
     done
@@ -79,6 +86,13 @@ fs_cleanup() {
     for m in "${MOUNTS[@]}"; do [ -n "$m" ] && unmount_fs "$m"; done
     for m in "${PIDS[@]}"; do kill "$m" 2>/dev/null; done
     rm -rf "$WORK"
+}
+
+# unmount everything and report: the last step of every test
+fs_finish() {
+    local m
+    cd /
+    for m in "${MOUNTS[@]}"; do [ -n "$m" ] && unmount_fs "$m"; done
 }
 
 fs_setup() {
@@ -99,6 +113,7 @@ meta_of() { # KEY FIELD
 }
 
 fs_done() {
+    fs_finish
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]
     exit $?
