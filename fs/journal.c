@@ -323,7 +323,7 @@ static int parse_u64(const char *s, size_t n, uint64_t *out)
 static int line_head(const char *line, size_t len, char *type, uint64_t *id, size_t *fields,
                      size_t *body_end)
 {
-    if (len < 2 + 1 + 1 + 9 || line[1] != ' ' || line[len - 9] != ' ')
+    if (len < 12 /* "F 1 " and the sum */ || line[1] != ' ' || line[len - 9] != ' ')
         return -EINVAL;
     size_t end = len - 9;
     char hex[9];
@@ -390,8 +390,8 @@ static const char *field(const struct parsed *p, const char *base, size_t i)
 }
 
 /* Fields [first, p->n) as "<nmeta|*> [<name> <value>]..." into *meta. */
-static int parse_meta(const struct parsed *p, const char *base, size_t first,
-                      struct s3_meta **meta, size_t *nmeta)
+static int parse_meta(const struct parsed *p, const char *base, size_t first, struct s3_meta **meta,
+                      size_t *nmeta)
 {
     *meta = NULL;
     *nmeta = 0;
@@ -754,8 +754,8 @@ int journal_compact(struct journal *j)
     } else if (j->live.n > 0 && j->size > j->limit) {
         rc = rewrite_locked(j);
         /* live records alone near the limit would rewrite on every call */
-        if (rc == 0 && j->size * 2 > j->max_size)
-            j->limit = j->size * 2;
+        if (rc == 0)
+            j->limit = j->size * 2 > j->max_size ? j->size * 2 : j->max_size;
     }
     pthread_mutex_unlock(&j->lock);
     return rc;

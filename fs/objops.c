@@ -418,35 +418,32 @@ static int load_xattrs(struct fs_ctx *c, const char *path, struct current *cur,
     return 0;
 }
 
-int obj_getxattr(struct fs_ctx *c, const char *path, const char *name, char *value, size_t size)
+/* Read the xattr set of path (name NULL: list the names) into buf. */
+static int read_xattrs(struct fs_ctx *c, const char *path, const char *name, char *buf, size_t size)
 {
-    /* never stored, and asked for every file by ls: answer without a HEAD */
-    if (!xattr_ns_ok(name))
-        return -ENODATA;
     struct current cur = {0};
     struct meta_xattrs x = META_XATTRS_INIT;
     int rc = settle(c, path);
     if (rc == 0)
         rc = load_xattrs(c, path, &cur, &x);
     if (rc == 0)
-        rc = (int)meta_xattr_get(&x, name, value, size);
+        rc = (int)(name ? meta_xattr_get(&x, name, buf, size) : meta_xattr_list(&x, buf, size));
     meta_xattrs_free(&x);
     s3_head_free(&cur.head);
     return rc;
 }
 
+int obj_getxattr(struct fs_ctx *c, const char *path, const char *name, char *value, size_t size)
+{
+    /* never stored, and asked for every file by ls: answer without a HEAD */
+    if (!xattr_ns_ok(name))
+        return -ENODATA;
+    return read_xattrs(c, path, name, value, size);
+}
+
 int obj_listxattr(struct fs_ctx *c, const char *path, char *list, size_t size)
 {
-    struct current cur = {0};
-    struct meta_xattrs x = META_XATTRS_INIT;
-    int rc = settle(c, path);
-    if (rc == 0)
-        rc = load_xattrs(c, path, &cur, &x);
-    if (rc == 0)
-        rc = (int)meta_xattr_list(&x, list, size);
-    meta_xattrs_free(&x);
-    s3_head_free(&cur.head);
-    return rc;
+    return read_xattrs(c, path, NULL, list, size);
 }
 
 /* Change the xattr set (value NULL: remove) and rewrite the metadata. */

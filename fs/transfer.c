@@ -36,66 +36,88 @@ static void write_opts(const struct transfer_upload *up, struct meta_set *ms,
     wo->nmeta = ms->nmeta;
 }
 
-struct part_task {
+/* One multipart transfer: parts uploaded from a stage, or copied from an
+ * object (UploadPartCopy); the same driver runs both. */
+struct mpu {
     struct fs_ctx *c;
-    const struct transfer_upload *up;
-    const char *upload_id;
-    struct s3_part *part;
-    uint64_t off, len;
+    const struct fs_loc *dst;
+    const char *id;
+    uint64_t size, ps; /* total bytes, part size */
+    struct s3_part *parts;
+    struct stage *stage;               /* upload from here, or */
+    const struct transfer_source *src; /* copy from here */
 };
 
-static int upload_part(void *arg)
+struct mpu_part {
+    struct mpu *m;
+    size_t i;
+};
+
+static int mpu_part(void *arg)
 {
-    struct part_task *t = arg;
-    struct http_body body;
+    struct mpu_part *p = arg;
+    struct mpu *m = p->m;
+    uint64_t off = p->i * m->ps, len = m->size - off < m->ps ? m->size - off : m->ps;
+    struct s3_part *part = &m->parts[p->i];
     struct s3_error err;
-    stage_body(t->up->stage, t->off, t->len, &body);
-    int rc = s3_mpu_upload_part(t->c->s3, t->up->loc.bucket, t->up->loc.key, t->upload_id,
-                                t->part->number, &body, t->part->etag, &err);
-    return rc ? fs_fail("upload part", t->up->loc.key, rc, &err) : 0;
+    int rc;
+    if (m->stage) {
+        struct http_body body;
+        stage_body(m->stage, off, len, &body);
+        rc = s3_mpu_upload_part(m->c->s3, m->dst->bucket, m->dst->key, m->id, part->number, &body,
+                                part->etag, &err);
+    } else {
+        rc = s3_mpu_copy_part(m->c->s3, m->dst->bucket, m->dst->key, m->id, part->number,
+                              m->src->loc.bucket, m->src->loc.key, off, off + len - 1, m->src->etag,
+                              part->etag, &err);
+    }
+    return rc ? fs_fail(m->stage ? "upload part" : "copy part", m->dst->key, rc, &err) : 0;
 }
 
-static uint64_t part_size_for(const struct fs_ctx *c, uint64_t size)
+/* Submit every part to the pool, wait, complete; abort on any failure so
+ * no parts linger in the bucket. */
+static int mpu_parts(struct mpu *m, size_t n, char etag_out[80])
 {
-    uint64_t ps = c->opt.part_size;
-    while ((size + ps - 1) / ps > MAX_PARTS)
-        ps *= 2;
-    return ps;
-}
-
-static int upload_multipart(struct fs_ctx *c, struct transfer_upload *up,
-                            const struct s3_write_opts *wo, uint64_t size)
-{
-    struct s3_error err;
-    char *id = NULL;
-    int rc = s3_mpu_create(c->s3, up->loc.bucket, up->loc.key, wo, &id, &err);
-    if (rc)
-        return fs_fail("create multipart upload", up->loc.key, rc, &err);
-    uint64_t ps = part_size_for(c, size);
-    size_t n = (size_t)((size + ps - 1) / ps);
-    struct s3_part *parts = calloc(n, sizeof *parts);
-    struct part_task *tasks = calloc(n, sizeof *tasks);
+    struct mpu_part *tasks = calloc(n, sizeof *tasks);
     struct pool_group g;
     pool_group_init(&g);
-    rc = parts && tasks ? 0 : -ENOMEM;
+    int rc = tasks ? 0 : -ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        parts[i].number = (int)i + 1;
-        tasks[i] = (struct part_task){c, up, id, &parts[i], i * ps, 0};
-        tasks[i].len = size - tasks[i].off < ps ? size - tasks[i].off : ps;
-        rc = pool_submit_group(c->pool, &g, upload_part, &tasks[i]);
+        m->parts[i].number = (int)i + 1;
+        tasks[i] = (struct mpu_part){m, i};
+        rc = pool_submit_group(m->c->pool, &g, mpu_part, &tasks[i]);
     }
     int wrc = pool_group_wait(&g);
     pool_group_destroy(&g);
-    rc = rc ? rc : wrc;
-    if (rc == 0) {
-        rc = s3_mpu_complete(c->s3, up->loc.bucket, up->loc.key, id, parts, n, up->etag, &err);
-        if (rc)
-            fs_fail("complete multipart upload", up->loc.key, rc, &err);
-    }
-    if (rc && s3_mpu_abort(c->s3, up->loc.bucket, up->loc.key, id, &err))
-        fs_fail("abort multipart upload", up->loc.key, rc, &err);
-    free(parts);
     free(tasks);
+    rc = rc ? rc : wrc;
+    struct s3_error err;
+    if (rc == 0 && (rc = s3_mpu_complete(m->c->s3, m->dst->bucket, m->dst->key, m->id, m->parts, n,
+                                         etag_out, &err)))
+        fs_fail("complete multipart", m->dst->key, rc, &err);
+    if (rc && s3_mpu_abort(m->c->s3, m->dst->bucket, m->dst->key, m->id, &err))
+        fs_fail("abort multipart", m->dst->key, rc, &err);
+    return rc;
+}
+
+static int mpu_run(struct mpu *m, const struct s3_write_opts *wo, uint64_t part_size,
+                   char etag_out[80])
+{
+    struct s3_error err;
+    char *id = NULL;
+    int rc = s3_mpu_create(m->c->s3, m->dst->bucket, m->dst->key, wo, &id, &err);
+    if (rc)
+        return fs_fail("create multipart", m->dst->key, rc, &err);
+    m->id = id;
+    m->ps = part_size;
+    while ((m->size + m->ps - 1) / m->ps > MAX_PARTS)
+        m->ps *= 2;
+    size_t n = (size_t)((m->size + m->ps - 1) / m->ps);
+    m->parts = calloc(n, sizeof *m->parts);
+    rc = m->parts ? mpu_parts(m, n, etag_out) : -ENOMEM;
+    if (rc == -ENOMEM && !m->parts)
+        s3_mpu_abort(m->c->s3, m->dst->bucket, m->dst->key, id, &err);
+    free(m->parts);
     free(id);
     return rc;
 }
@@ -107,8 +129,10 @@ int transfer_upload(struct fs_ctx *c, struct transfer_upload *up)
     write_opts(up, &ms, &wo);
     uint64_t size = up->stage ? stage_size(up->stage) : 0;
     up->etag[0] = '\0';
-    if (size > c->opt.multipart_threshold)
-        return upload_multipart(c, up, &wo, size);
+    if (size > c->opt.multipart_threshold) {
+        struct mpu m = {.c = c, .dst = &up->loc, .size = size, .stage = up->stage};
+        return mpu_run(&m, &wo, c->opt.part_size, up->etag);
+    }
     struct http_body body = {.fd = -1};
     if (up->stage)
         stage_body(up->stage, 0, size, &body);
@@ -118,43 +142,6 @@ int transfer_upload(struct fs_ctx *c, struct transfer_upload *up)
 }
 
 /* ---------- server-side copies ---------- */
-
-struct copy_task {
-    struct fs_ctx *c;
-    const struct transfer_source *src;
-    const struct fs_loc *dst;
-    const char *upload_id;
-    struct s3_part *part;
-    uint64_t first, last;
-};
-
-static int copy_part(void *arg)
-{
-    struct copy_task *t = arg;
-    struct s3_error err;
-    int rc = s3_mpu_copy_part(t->c->s3, t->dst->bucket, t->dst->key, t->upload_id, t->part->number,
-                              t->src->loc.bucket, t->src->loc.key, t->first, t->last, t->src->etag,
-                              t->part->etag, &err);
-    return rc ? fs_fail("copy part", t->dst->key, rc, &err) : 0;
-}
-
-static int submit_copy_parts(struct fs_ctx *c, struct copy_task *tasks, struct s3_part *parts,
-                             size_t n, uint64_t ps, struct pool_group *g)
-{
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        uint64_t first = i * ps, last = first + ps - 1;
-        if (last >= tasks[0].src->size)
-            last = tasks[0].src->size - 1;
-        parts[i].number = (int)i + 1;
-        tasks[i] = tasks[0];
-        tasks[i].part = &parts[i];
-        tasks[i].first = first;
-        tasks[i].last = last;
-        rc = pool_submit_group(c->pool, g, copy_part, &tasks[i]);
-    }
-    return rc;
-}
 
 /* radosgw ignores the ETag condition on UploadPartCopy: check afterwards. */
 static int source_unchanged(struct fs_ctx *c, const struct transfer_source *src)
@@ -173,39 +160,13 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
                           const struct fs_loc *dst, const struct s3_write_opts *wo,
                           char etag_out[80])
 {
-    struct s3_error err;
-    char *id = NULL;
-    int rc = s3_mpu_create(c->s3, dst->bucket, dst->key, wo, &id, &err);
-    if (rc)
-        return fs_fail("create multipart copy", dst->key, rc, &err);
-    uint64_t ps = c->opt.copy_part_size;
-    while ((src->size + ps - 1) / ps > MAX_PARTS)
-        ps *= 2;
-    size_t n = (size_t)((src->size + ps - 1) / ps);
-    struct s3_part *parts = calloc(n, sizeof *parts);
-    struct copy_task *tasks = calloc(n, sizeof *tasks);
-    struct pool_group g;
-    pool_group_init(&g);
-    rc = parts && tasks ? 0 : -ENOMEM;
-    if (rc == 0) {
-        tasks[0] = (struct copy_task){c, src, dst, id, NULL, 0, 0};
-        rc = submit_copy_parts(c, tasks, parts, n, ps, &g);
-    }
-    int wrc = pool_group_wait(&g);
-    pool_group_destroy(&g);
-    rc = rc ? rc : wrc;
-    if (rc == 0 &&
-        (rc = s3_mpu_complete(c->s3, dst->bucket, dst->key, id, parts, n, etag_out, &err)))
-        fs_fail("complete multipart copy", dst->key, rc, &err);
-    if (rc && s3_mpu_abort(c->s3, dst->bucket, dst->key, id, &err))
-        fs_fail("abort multipart copy", dst->key, rc, &err);
+    struct mpu m = {.c = c, .dst = dst, .size = src->size, .src = src};
+    int rc = mpu_run(&m, wo, c->opt.copy_part_size, etag_out);
     if (rc == 0 && (rc = source_unchanged(c, src)) == -ESTALE) {
+        struct s3_error err;
         LOGW("copy of %s: the source changed during the copy; copy removed", src->loc.key);
         s3_delete_object(c->s3, dst->bucket, dst->key, &err);
     }
-    free(parts);
-    free(tasks);
-    free(id);
     return rc;
 }
 

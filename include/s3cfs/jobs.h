@@ -182,14 +182,14 @@ bool jobs_pending_key(struct jobs *e, const char *bucket, const char *key, int r
 void jobs_throttled(struct jobs *e);
 
 struct jobs_status {
-    uint64_t pending;  /* submitted, not finished */
-    uint64_t queued;   /* pending and not started (or waiting for a retry) */
-    uint64_t running;  /* handed to the pool */
-    uint64_t done;     /* finished successfully since jobs_new */
-    uint64_t failed;   /* finished with an error (cancellations included) */
-    uint64_t retried;  /* re-runs after transient failures */
-    int limit;         /* current concurrency limit */
-    int batch;         /* current delete batch size */
+    uint64_t pending; /* submitted, not finished */
+    uint64_t queued;  /* pending and not started (or waiting for a retry) */
+    uint64_t running; /* handed to the pool */
+    uint64_t done;    /* finished successfully since jobs_new */
+    uint64_t failed;  /* finished with an error (cancellations included) */
+    uint64_t retried; /* re-runs after transient failures */
+    int limit;        /* current concurrency limit */
+    int batch;        /* current delete batch size */
     size_t failures_kept;
 };
 void jobs_status(struct jobs *e, struct jobs_status *out);

@@ -14,13 +14,11 @@
  * percent-encoded (every byte but A-Za-z0-9-_.~, so keys with spaces,
  * newlines, '%' or UTF-8 survive), NULL written as '*', and a final FNV-1a
  * checksum of the line in hex:
- *   C <id> <bucket> <key> <src_bucket> <src_key> <src_etag> <size> <ctype> <nmeta|*> [<name> <value>]...
- *   D <id> <bucket> <key>             a DELETE
- *   M <id> <nmeta|*> [<name> <value>]...   new metadata of a COPY
- *   F <id>                            finished
- * A torn last line (crash mid-write) or a line whose checksum is wrong is
- * ignored; journal_open cuts a torn tail so later appends start on a fresh
- * line.
+ *   C <id> <bucket> <key> <src_bucket> <src_key> <src_etag> <size> <ctype> <nmeta|*> [<name>
+ * <value>]... D <id> <bucket> <key>             a DELETE M <id> <nmeta|*> [<name> <value>]...   new
+ * metadata of a COPY F <id>                            finished A torn last line (crash mid-write)
+ * or a line whose checksum is wrong is ignored; journal_open cuts a torn tail so later appends
+ * start on a fresh line.
  *
  * Size: journal_compact truncates the file when no job is live, and
  * rewrites it with only the live records (to a temporary file, fsync'd and

@@ -7,6 +7,7 @@
 # client), S3CFS_PROXY (the proxy).
 set -uo pipefail
 
+: "${S3CFS_BIN:?run through ctest (S3CFS_BIN unset)}" "${S3CFS_S3C:?}" "${S3CFS_PROXY:?}" "${S3_ENDPOINT:?}"
 PASS=0
 FAIL=0
 T_NAME=$(basename "$0" .sh)

@@ -55,6 +55,19 @@ ls -l "$MNT/many" >/dev/null
 ls -l "$MNT/many" >/dev/null
 check "ls -l twice: one HEAD per file at most (cached after)" test "$(proxy_count HeadObject)" -le 62
 
+# a large cp: parallel UploadPartCopy, still no data through the client
+unmount_fs "$MNT"
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,copy_threshold=5,copy_part_size=5" || exit 2
+head -c $((12 * 1024 * 1024 + 7)) /dev/urandom >"$WORK/large"
+cp "$WORK/large" "$MNT/large"
+proxy_reset
+cp "$MNT/large" "$MNT/large-copy"
+check_eq "12 MiB cp: 3 UploadPartCopy" 3 "$(proxy_count UploadPartCopy)"
+check_eq "12 MiB cp: no CopyObject" 0 "$(proxy_count CopyObject)"
+check_eq "12 MiB cp: no GetObject" 0 "$(proxy_count GetObject)"
+check_eq "12 MiB cp: no UploadPart" 0 "$(proxy_count UploadPart)"
+check "12 MiB cp: byte-identical in S3" same_in_s3 large-copy "$WORK/large"
+
 # a failed upload is returned by close, and nothing half-written is left
 proxy_config "fault_rate=1&faults=500&fault_kinds=PutObject"
 out=$(python3 - "$MNT/failing" <<'PY'
