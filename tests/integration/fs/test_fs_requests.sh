@@ -82,7 +82,12 @@ except OSError as e:
 PY
 )
 check_eq "close reports the failed upload" "Input/output error" "$out"
-sleep 2 # the kernel's release comes after close: it tries once more, and fails too
+# the kernel's release comes after close and tries once more (with its own
+# retries): wait until that attempt has failed too before the faults stop
+for _ in $(seq 1 600); do
+    [ "$(grep -c 'put .*failing' "$WORK/s3cfs.log")" -ge 2 ] && break
+    sleep 0.1
+done
 proxy_config "fault_rate=0"
 check_not "the failed file is not in S3" aws_ s3api head-object --bucket "$BUCKET" --key failing
 check "the failure is logged" grep -q "InternalError" "$WORK/s3cfs.log"
