@@ -131,7 +131,7 @@ static int complete_attrs(struct listing *l)
         char path[4096 + 256];
         child_path(l->path, l->v[i].name, path, sizeof path);
         struct stat st;
-        if (node_stat(c->nodes, path, &st, NULL) == 0 ||
+        if (node_stat(c, path, &st, NULL) == 0 ||
             nscache_lookup(c->cache, path, &st, NULL) == 0) {
             l->v[i].st = st;
             continue;

@@ -53,7 +53,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     struct fs_file *f = file_of(fi);
-    if (f && node_stat(fs_get()->nodes, path, st, NULL) == 0)
+    if (f && node_stat(fs_get(), path, st, NULL) == 0)
         return 0;
     return fs_lookup(fs_get(), path, st, NULL);
 }

@@ -79,7 +79,7 @@ int fs_lookup(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]
     int rc = path_resolve(&c->map, path, &loc);
     if (rc)
         return rc;
-    if (node_stat(c->nodes, path, st, etag) == 0)
+    if (node_stat(c, path, st, etag) == 0)
         return 0;
     char tag[80] = "";
     rc = nscache_lookup(c->cache, path, st, tag);

@@ -110,9 +110,9 @@ void node_unref(struct fs_ctx *c, struct fs_node *n)
     node_free(n);
 }
 
-int node_stat(struct node_table *t, const char *path, struct stat *st, char etag[80])
+int node_stat(struct fs_ctx *c, const char *path, struct stat *st, char etag[80])
 {
-    struct fs_node *n = node_find(t, path);
+    struct fs_node *n = node_find(c->nodes, path);
     if (!n)
         return -ENOENT;
     pthread_mutex_lock(&n->lock);
@@ -120,9 +120,7 @@ int node_stat(struct node_table *t, const char *path, struct stat *st, char etag
     if (etag)
         memcpy(etag, n->etag, 80);
     pthread_mutex_unlock(&n->lock);
-    pthread_mutex_lock(&t->lock);
-    n->refs--; /* never the last: an open handle holds one */
-    pthread_mutex_unlock(&t->lock);
+    node_unref(c, n); /* may be the last reference if a release raced us */
     return 0;
 }
 

@@ -111,7 +111,7 @@ int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change
     struct fs_node *n = node_find(c->nodes, path);
     if (n) {
         struct stat st;
-        node_stat(c->nodes, path, &st, NULL);
+        node_stat(c, path, &st, NULL);
         apply_change(&st, ch);
         int folded = node_setattr(n, &st);
         node_unref(c, n);

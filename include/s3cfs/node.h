@@ -87,7 +87,7 @@ int node_setattr(struct fs_node *n, const struct stat *st);
 ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, size_t len);
 
 /* Attributes of path if it has an open node: 0, or -ENOENT. */
-int node_stat(struct node_table *t, const char *path, struct stat *st, char etag[80]);
+int node_stat(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]);
 /* Take a reference to the open node of path, or NULL. node_unref drops it. */
 struct fs_node *node_find(struct node_table *t, const char *path);
 void node_unref(struct fs_ctx *c, struct fs_node *n);
