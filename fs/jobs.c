@@ -1,0 +1,1291 @@
+/* jobs.c - the background job engine (see jobs.h for the contract).
+ *
+ * Per-key ordering is a readers-writer queue per key: a job appends one
+ * access to the queue of every key it touches (a COPY two, one if it copies
+ * a key onto itself; a DELETE one), all at once under the lock, so every
+ * queue is in submission order and no two jobs can wait for each other.
+ * What a queue grants is always a prefix of it: one writer at the head, or
+ * readers up to the first writer. A job whose accesses are all granted is
+ * ready.
+ *
+ * Ready jobs go to the dispatcher thread, the only one that starts work: it
+ * cancels the jobs an unreported failure forbids, moves DELETEs into their
+ * bucket's batch, and hands COPYs and due batches to the pool while fewer
+ * than `limit` of its tasks are in flight. A task's completion (on a pool
+ * worker) writes DONE to the journal before it releases the job's keys, so
+ * no dependant starts before a replay would know the job is over.
+ */
+#include "s3cfs/jobs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "s3cfs/journal.h"
+#include "s3cfs/log.h"
+#include "s3cfs/pool.h"
+
+#define DEF_MAX_PENDING    4096
+#define MAX_BATCH          1000 /* DeleteObjects' own limit */
+#define DEF_BATCH_DELAY_MS 100
+#define DEF_GROW_EVERY     32
+#define DEF_HOLD_MS        100
+#define DEF_RETRIES        2
+#define DEF_RETRY_DELAY_MS 1000
+#define FAIL_RING          256
+#define FIRST_BUCKETS      256 /* a power of two: buckets are picked by mask */
+
+enum { ERR_DEST, ERR_SRC }; /* a role's slot in struct kerr */
+
+enum job_state {
+    JS_WAITING, /* some of its keys are not granted yet */
+    JS_READY,   /* on a ready list, for the dispatcher */
+    JS_BATCHED, /* a DELETE in its bucket's batch */
+    JS_RETRY,   /* on the retry list until due */
+    JS_RUNNING, /* handed to the pool */
+};
+
+struct job;
+struct keystate;
+
+/* One job's use of one key: a link in the key's queue. */
+struct access {
+    struct job *job;     /* constant */
+    struct keystate *ks; /* constant */
+    struct access *prev; /* lock */
+    struct access *next; /* lock */
+    unsigned char roles; /* constant: JOBS_AS_DEST (exclusive) and/or JOBS_AS_SOURCE */
+};
+
+/* REPLACE metadata in one allocation: the array, then its strings. */
+struct meta_set {
+    size_t n;
+    struct s3_meta m[];
+};
+
+struct job {
+    struct jobs *e;           /* constant */
+    uint64_t id;              /* constant once queued */
+    struct job *prev, *next;  /* lock: the pending list, in submission order */
+    struct job *link;         /* lock: a ready list, a batch or the retry list */
+    struct access acc[2];     /* [0] the written key, [1] a COPY's other source */
+    unsigned char nacc;       /* constant once queued */
+    unsigned char ungranted;  /* lock */
+    unsigned char kind;       /* constant */
+    unsigned char state;      /* lock: enum job_state */
+    unsigned char tries;      /* owned by whoever runs the job: re-runs so far */
+    bool started;             /* lock: handed to the pool once, metadata frozen */
+    uint64_t src_size;        /* constant */
+    int64_t due_ms;           /* lock: when a job on the retry list runs again */
+    struct meta_set *meta;    /* lock until started, then constant; NULL: COPY */
+    const char *src_etag;     /* constant, in strings[]; NULL: no condition */
+    const char *content_type; /* constant, in strings[] */
+    char strings[];
+};
+
+/* A FIFO of jobs linked through job->link. */
+struct jlist {
+    struct job *head, *tail;
+};
+
+/* Unreported failures on one key, by role (ERR_DEST, ERR_SRC). */
+struct kerr {
+    struct kerr *prev, *next; /* lock: the engine's list of keys with errors */
+    struct keystate *ks;      /* constant */
+    int rc[2];                /* lock: 0: none */
+    uint64_t seq[2];          /* lock: failure order, to report the earliest */
+};
+
+/* The map entry of one key in use: bucket NUL key NUL in name[]. */
+struct keystate {
+    struct keystate *hnext;     /* lock: hash chain */
+    uint64_t hash;              /* constant */
+    struct access *head, *tail; /* lock: pending accesses in submission order */
+    struct access *frontier;    /* lock: the first access not granted, or NULL */
+    unsigned ngranted;          /* lock */
+    unsigned refs;              /* lock: waiters pinning the entry */
+    bool writer_granted;        /* lock */
+    struct kerr *err;           /* lock: NULL unless a failure is unreported */
+    size_t blen;                /* constant: strlen of the bucket */
+    char name[];
+};
+
+/* The ready DELETEs of one bucket. Freed when empty. */
+struct batchq {
+    struct batchq *next; /* lock */
+    struct jlist jobs;   /* lock */
+    size_t n;            /* lock */
+    int64_t first_ms;    /* lock: when the oldest arrived */
+    char bucket[];
+};
+
+struct failure {
+    char *bucket, *key, *msg;
+    int err;
+};
+
+/* A thread in jobs_wait_key/prefix/drain. Lives on its stack. */
+struct waiter {
+    struct waiter *prev, *next; /* lock */
+    struct keystate *ks;        /* a key wait (pinned by refs), else NULL */
+    const char *bucket;         /* a prefix wait; NULL with ks NULL: drain */
+    const char *prefix;
+    size_t plen;
+    int roles;
+    uint64_t max_id;  /* jobs queued after the wait began are not waited for */
+    size_t remaining; /* lock */
+    pthread_cond_t cv;
+};
+
+/* One DeleteObjects request, as a pool task. One allocation. */
+struct batch_task {
+    struct jobs *e;
+    size_t n;
+    struct job **jobs;
+    const char **keys;
+    int *rcs;
+    uint64_t *ids;
+    char bucket[];
+};
+
+struct jobs {
+    struct jobs_config cfg; /* constant; defaults filled in */
+    pthread_t thread;       /* the dispatcher */
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* the dispatcher: work, capacity, a waiter, stop (monotonic) */
+    pthread_cond_t room; /* submitters blocked by max_pending */
+    pthread_cond_t idle; /* npending reached 0 */
+    /* everything below: lock */
+    struct keystate **tab;
+    size_t nb, nkeys;
+    struct job *pend_head, *pend_tail;
+    size_t npending;
+    struct jlist ready_copy, ready_del, retry;
+    struct batchq *batches;
+    struct kerr *errs;
+    struct waiter *waiters;
+    int nwaiters, blocked;
+    uint64_t next_id, fail_seq;
+    int inflight; /* pool tasks handed out and not finished */
+    int limit, max_limit, batch, successes;
+    int64_t last_cut_ms;
+    uint64_t nrunning, ndone, nfailed, nretried;
+    struct failure ring[FAIL_RING];
+    size_t ring_next, ring_len;
+    bool compact_due; /* jobs finished since the journal was last compacted */
+    bool stopping;
+};
+
+/* ---------- small helpers ---------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void jlist_push(struct jlist *l, struct job *jb)
+{
+    jb->link = NULL;
+    *(l->tail ? &l->tail->link : &l->head) = jb;
+    l->tail = jb;
+}
+
+static struct job *jlist_pop(struct jlist *l)
+{
+    struct job *jb = l->head;
+    if (jb) {
+        l->head = jb->link;
+        if (!l->head)
+            l->tail = NULL;
+    }
+    return jb;
+}
+
+static const char *ks_key(const struct keystate *ks)
+{
+    return ks->name + ks->blen + 1;
+}
+
+/* The key a job writes, and the one it reads. */
+static struct keystate *job_dest(const struct job *jb)
+{
+    return jb->acc[0].ks;
+}
+
+static struct keystate *job_src(const struct job *jb)
+{
+    return jb->acc[jb->nacc - 1].ks;
+}
+
+static const char *describe(int rc, const struct s3_error *err, char *buf, unsigned size)
+{
+    if (err && err->code[0])
+        return s3_error_format(err, buf, size);
+    snprintf(buf, size, "%s", strerror(-rc));
+    return buf;
+}
+
+/* ---------- the key map ---------- */
+
+static uint64_t key_hash(const char *bucket, const char *key)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const char *p = bucket;; p++) { /* FNV-1a over bucket NUL key */
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        if (!*p)
+            break;
+    }
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static struct keystate *ks_lookup(const struct jobs *e, const char *bucket, const char *key)
+{
+    uint64_t h = key_hash(bucket, key);
+    struct keystate *ks = e->tab[h & (e->nb - 1)];
+    while (ks && !(ks->hash == h && strcmp(ks->name, bucket) == 0 && strcmp(ks_key(ks), key) == 0))
+        ks = ks->hnext;
+    return ks;
+}
+
+/* Double the table when it is fuller than one key per bucket. */
+static void table_grow(struct jobs *e)
+{
+    size_t nb = e->nb * 2;
+    struct keystate **tab = calloc(nb, sizeof *tab);
+    if (!tab)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < e->nb; i++) {
+        while (e->tab[i]) {
+            struct keystate *ks = e->tab[i];
+            e->tab[i] = ks->hnext;
+            ks->hnext = tab[ks->hash & (nb - 1)];
+            tab[ks->hash & (nb - 1)] = ks;
+        }
+    }
+    free(e->tab);
+    e->tab = tab;
+    e->nb = nb;
+}
+
+/* The entry of bucket/key, created if needed; NULL: ENOMEM. */
+static struct keystate *ks_get(struct jobs *e, const char *bucket, const char *key)
+{
+    struct keystate *ks = ks_lookup(e, bucket, key);
+    if (ks)
+        return ks;
+    size_t blen = strlen(bucket), klen = strlen(key);
+    ks = calloc(1, sizeof *ks + blen + klen + 2);
+    if (!ks)
+        return NULL;
+    ks->hash = key_hash(bucket, key);
+    ks->blen = blen;
+    memcpy(ks->name, bucket, blen + 1);
+    memcpy(ks->name + blen + 1, key, klen + 1);
+    if (++e->nkeys > e->nb)
+        table_grow(e);
+    ks->hnext = e->tab[ks->hash & (e->nb - 1)];
+    e->tab[ks->hash & (e->nb - 1)] = ks;
+    return ks;
+}
+
+/* Free the entry if nothing uses it any more. */
+static void ks_put(struct jobs *e, struct keystate *ks)
+{
+    if (ks->head || ks->refs || ks->err)
+        return;
+    struct keystate **pp = &e->tab[ks->hash & (e->nb - 1)];
+    while (*pp != ks)
+        pp = &(*pp)->hnext;
+    *pp = ks->hnext;
+    e->nkeys--;
+    free(ks);
+}
+
+/* ---------- per-key queues ---------- */
+
+static void job_ready(struct jobs *e, struct job *jb)
+{
+    jb->state = JS_READY;
+    jlist_push(jb->kind == JOB_DELETE ? &e->ready_del : &e->ready_copy, jb);
+    pthread_cond_signal(&e->wake);
+}
+
+/* Grant what the queue allows from its frontier on. */
+static void ks_grant(struct jobs *e, struct keystate *ks)
+{
+    struct access *a = ks->frontier;
+    while (a) {
+        bool writer = a->roles & JOBS_AS_DEST;
+        if (writer ? ks->ngranted > 0 : ks->writer_granted)
+            break;
+        ks->ngranted++;
+        ks->writer_granted = writer;
+        if (--a->job->ungranted == 0)
+            job_ready(e, a->job);
+        a = a->next;
+        if (writer)
+            break;
+    }
+    ks->frontier = a;
+}
+
+static void acc_append(struct jobs *e, struct access *a)
+{
+    struct keystate *ks = a->ks;
+    a->prev = ks->tail;
+    *(ks->tail ? &ks->tail->next : &ks->head) = a;
+    ks->tail = a;
+    if (!ks->frontier)
+        ks->frontier = a;
+    ks_grant(e, ks);
+}
+
+/* Only granted accesses leave a queue: jobs end after they ran. */
+static void acc_remove(struct jobs *e, struct access *a)
+{
+    struct keystate *ks = a->ks;
+    ks->ngranted--;
+    if (a->roles & JOBS_AS_DEST)
+        ks->writer_granted = false;
+    *(a->prev ? &a->prev->next : &ks->head) = a->next;
+    *(a->next ? &a->next->prev : &ks->tail) = a->prev;
+    ks_grant(e, ks);
+}
+
+/* ---------- failures ---------- */
+
+static void kerr_unlink(struct jobs *e, struct kerr *k)
+{
+    *(k->prev ? &k->prev->next : &e->errs) = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+}
+
+static void ks_set_error(struct jobs *e, struct keystate *ks, int slot, int rc)
+{
+    if (!ks->err) {
+        ks->err = calloc(1, sizeof *ks->err);
+        if (!ks->err) {
+            LOGE("jobs: out of memory: the failure on %s/%s cannot be kept", ks->name, ks_key(ks));
+            return;
+        }
+        ks->err->ks = ks;
+        ks->err->next = e->errs;
+        if (e->errs)
+            e->errs->prev = ks->err;
+        e->errs = ks->err;
+    }
+    if (ks->err->rc[slot] == 0) {
+        ks->err->rc[slot] = rc;
+        ks->err->seq[slot] = ++e->fail_seq;
+    }
+}
+
+static void ring_add(struct jobs *e, const struct keystate *ks, int rc, const char *msg)
+{
+    struct failure *f = &e->ring[e->ring_next];
+    free(f->bucket);
+    free(f->key);
+    free(f->msg);
+    *f = (struct failure){strdup(ks->name), strdup(ks_key(ks)), strdup(msg), rc};
+    e->ring_next = (e->ring_next + 1) % FAIL_RING;
+    if (e->ring_len < FAIL_RING)
+        e->ring_len++;
+}
+
+static void job_failed(struct jobs *e, struct job *jb, int rc, const char *why)
+{
+    struct keystate *dst = job_dest(jb), *src = job_src(jb);
+    char msg[640];
+    if (jb->kind == JOB_COPY)
+        snprintf(msg, sizeof msg, "copy from %s/%s: %s", src->name, ks_key(src), why);
+    else
+        snprintf(msg, sizeof msg, "delete: %s", why);
+    LOGE("job %llu on %s/%s failed: %s", (unsigned long long)jb->id, dst->name, ks_key(dst), msg);
+    e->nfailed++;
+    ring_add(e, dst, rc, msg);
+    ks_set_error(e, dst, ERR_DEST, rc);
+    if (jb->kind == JOB_COPY)
+        ks_set_error(e, src, ERR_SRC, rc);
+}
+
+/* The unreported failure that forbids jb to run (see jobs.h), or 0. */
+static int job_forbidden(const struct job *jb)
+{
+    for (unsigned i = 0; i < jb->nacc; i++) {
+        const struct access *a = &jb->acc[i];
+        const struct kerr *k = a->ks->err;
+        if (k && (a->roles & JOBS_AS_DEST) && k->rc[ERR_SRC])
+            return k->rc[ERR_SRC];
+        if (k && (a->roles & JOBS_AS_SOURCE) && k->rc[ERR_DEST])
+            return k->rc[ERR_DEST];
+    }
+    return 0;
+}
+
+/* ---------- waiters ---------- */
+
+static bool in_prefix(const struct keystate *ks, const struct waiter *w)
+{
+    return strcmp(ks->name, w->bucket) == 0 && strncmp(ks_key(ks), w->prefix, w->plen) == 0;
+}
+
+static bool waiter_covers(const struct waiter *w, const struct job *jb)
+{
+    if (jb->id > w->max_id)
+        return false;
+    if (w->ks) {
+        for (unsigned i = 0; i < jb->nacc; i++)
+            if (jb->acc[i].ks == w->ks && (jb->acc[i].roles & w->roles))
+                return true;
+        return false;
+    }
+    return !w->bucket || in_prefix(job_dest(jb), w);
+}
+
+static size_t waiter_count(const struct jobs *e, const struct waiter *w)
+{
+    size_t n = 0;
+    if (w->ks) {
+        for (const struct access *a = w->ks->head; a; a = a->next)
+            n += (a->roles & w->roles) != 0;
+        return n;
+    }
+    if (!w->bucket)
+        return e->npending;
+    for (const struct job *jb = e->pend_head; jb; jb = jb->next)
+        n += waiter_covers(w, jb);
+    return n;
+}
+
+static void waiters_notify(struct jobs *e, const struct job *jb)
+{
+    for (struct waiter *w = e->waiters; w; w = w->next)
+        if (w->remaining > 0 && waiter_covers(w, jb) && --w->remaining == 0)
+            pthread_cond_signal(&w->cv);
+}
+
+/* The roles of ks whose errors w reports. */
+static int waiter_roles(const struct waiter *w, const struct keystate *ks)
+{
+    if (w->ks)
+        return ks == w->ks ? w->roles : 0;
+    if (!w->bucket)
+        return JOBS_AS_DEST | JOBS_AS_SOURCE;
+    return in_prefix(ks, w) ? JOBS_AS_DEST : 0;
+}
+
+/* Clear ks's errors in roles, keeping the earliest in *rc / *seq. */
+static void kerr_take(struct jobs *e, struct keystate *ks, int roles, int *rc, uint64_t *seq)
+{
+    struct kerr *k = ks->err;
+    for (int slot = 0; slot < 2; slot++) {
+        int bit = slot == ERR_DEST ? JOBS_AS_DEST : JOBS_AS_SOURCE;
+        if (!(roles & bit) || !k->rc[slot])
+            continue;
+        if (k->seq[slot] < *seq) {
+            *seq = k->seq[slot];
+            *rc = k->rc[slot];
+        }
+        k->rc[slot] = 0;
+    }
+    if (k->rc[ERR_DEST] || k->rc[ERR_SRC])
+        return;
+    kerr_unlink(e, k);
+    free(k);
+    ks->err = NULL;
+    ks_put(e, ks);
+}
+
+static int take_errors(struct jobs *e, const struct waiter *w)
+{
+    int rc = 0;
+    uint64_t seq = UINT64_MAX;
+    if (w->ks) {
+        if (w->ks->err)
+            kerr_take(e, w->ks, w->roles, &rc, &seq);
+        return rc;
+    }
+    for (struct kerr *k = e->errs, *next; k; k = next) {
+        next = k->next;
+        int roles = waiter_roles(w, k->ks);
+        if (roles)
+            kerr_take(e, k->ks, roles, &rc, &seq);
+    }
+    return rc;
+}
+
+/* Lock held: block until the jobs w covers finished; report their errors. */
+static int wait_for(struct jobs *e, struct waiter *w)
+{
+    w->max_id = e->next_id - 1;
+    w->remaining = waiter_count(e, w);
+    if (w->remaining > 0) {
+        pthread_cond_init(&w->cv, NULL);
+        w->prev = NULL;
+        w->next = e->waiters;
+        if (e->waiters)
+            e->waiters->prev = w;
+        e->waiters = w;
+        e->nwaiters++;
+        pthread_cond_signal(&e->wake); /* someone waits: batches go out now */
+        while (w->remaining > 0)
+            pthread_cond_wait(&w->cv, &e->lock);
+        *(w->prev ? &w->prev->next : &e->waiters) = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        e->nwaiters--;
+        pthread_cond_destroy(&w->cv);
+    }
+    return take_errors(e, w);
+}
+
+/* ---------- the end of a job ---------- */
+
+static void meta_free(struct meta_set *m)
+{
+    free(m);
+}
+
+static void job_free(struct job *jb)
+{
+    meta_free(jb->meta);
+    free(jb);
+}
+
+/* Lock held: jb is over (rc 0: it landed). Release its keys. */
+static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
+{
+    if (rc)
+        job_failed(e, jb, rc, why);
+    else
+        e->ndone++;
+    if (jb->state == JS_RUNNING)
+        e->nrunning--;
+    waiters_notify(e, jb);
+    for (unsigned i = 0; i < jb->nacc; i++)
+        acc_remove(e, &jb->acc[i]);
+    for (unsigned i = 0; i < jb->nacc; i++)
+        ks_put(e, jb->acc[i].ks);
+    *(jb->prev ? &jb->prev->next : &e->pend_head) = jb->next;
+    *(jb->next ? &jb->next->prev : &e->pend_tail) = jb->prev;
+    if (e->blocked > 0)
+        pthread_cond_signal(&e->room);
+    if (--e->npending == 0)
+        pthread_cond_broadcast(&e->idle);
+    e->compact_due = e->cfg.journal != NULL;
+    job_free(jb);
+}
+
+/* Lock held: end jb without running it. */
+static void job_cancel(struct jobs *e, struct job *jb, int rc)
+{
+    char why[160];
+    snprintf(why, sizeof why, "cancelled: an earlier job on the same key failed (%s)",
+             strerror(-rc));
+    if (e->cfg.journal)
+        journal_done(e->cfg.journal, &jb->id, 1);
+    job_finish(e, jb, rc, why);
+}
+
+/* Whether a failed attempt runs again; a pure function of its arguments
+ * (tries changes only in retry_later, after both calls). */
+static bool will_retry(const struct jobs *e, const struct job *jb, int rc, int req_rc,
+                       const struct s3_error *err)
+{
+    return rc != 0 && req_rc != 0 && s3_error_retryable(err) && jb->tries < e->cfg.max_retries;
+}
+
+static void retry_later(struct jobs *e, struct job *jb, const char *why)
+{
+    struct keystate *dst = job_dest(jb);
+    LOGW("job %llu on %s/%s: %s; trying again", (unsigned long long)jb->id, dst->name, ks_key(dst),
+         why);
+    jb->tries++;
+    e->nretried++;
+    e->nrunning--;
+    jb->state = JS_RETRY;
+    jb->due_ms = now_ms() + e->cfg.retry_delay_ms;
+    jlist_push(&e->retry, jb);
+}
+
+/* A request succeeded: every grow_every of them raise the limits by a step. */
+static void request_ok(struct jobs *e)
+{
+    if (++e->successes < e->cfg.grow_every)
+        return;
+    e->successes = 0;
+    if (e->limit < e->max_limit) {
+        e->limit++;
+        pool_set_limit(e->cfg.pool, e->limit);
+    }
+    int step = e->cfg.delete_batch / 16 > 1 ? e->cfg.delete_batch / 16 : 1;
+    e->batch = e->batch + step < e->cfg.delete_batch ? e->batch + step : e->cfg.delete_batch;
+}
+
+/* A pool task (one COPY or one batch) is over: rcs[i] is jobs[i]'s result,
+ * req_rc the request's. ids has room for n. */
+static void task_done(struct jobs *e, struct job **jobs, const int *rcs, uint64_t *ids, size_t n,
+                      int req_rc, const struct s3_error *err)
+{
+    size_t nfinal = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!will_retry(e, jobs[i], rcs[i], req_rc, err))
+            ids[nfinal++] = jobs[i]->id;
+    /* before the keys are released: a replay never runs a dependant alone */
+    if (e->cfg.journal && nfinal > 0 && journal_done(e->cfg.journal, ids, nfinal) != 0)
+        LOGW("jobs: the journal missed %zu completions; a replay would repeat them", nfinal);
+    char why[512];
+    pthread_mutex_lock(&e->lock);
+    e->inflight--;
+    if (req_rc == 0)
+        request_ok(e);
+    for (size_t i = 0; i < n; i++) {
+        const char *w = rcs[i] ? describe(rcs[i], req_rc ? err : NULL, why, sizeof why) : NULL;
+        if (will_retry(e, jobs[i], rcs[i], req_rc, err))
+            retry_later(e, jobs[i], w);
+        else
+            job_finish(e, jobs[i], rcs[i], w);
+    }
+    pthread_cond_signal(&e->wake); /* a task slot is free */
+    /* the last touch of e: once npending is 0, jobs_free may free it */
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* ---------- running ---------- */
+
+/* The spec a job was submitted with, pointing into the engine's copies. */
+static void job_view(const struct job *jb, struct job_spec *s)
+{
+    const struct keystate *dst = job_dest(jb), *src = job_src(jb);
+    *s =
+        (struct job_spec){.kind = (enum job_kind)jb->kind, .bucket = dst->name, .key = ks_key(dst)};
+    if (jb->kind != JOB_COPY)
+        return;
+    s->src_bucket = src->name;
+    s->src_key = ks_key(src);
+    s->src_etag = jb->src_etag;
+    s->src_size = jb->src_size;
+    s->meta = jb->meta ? jb->meta->m : NULL;
+    s->nmeta = jb->meta ? jb->meta->n : 0;
+    s->content_type = jb->content_type;
+}
+
+static int run_copy(void *arg)
+{
+    struct job *jb = arg;
+    struct jobs *e = jb->e;
+    struct job_spec s;
+    job_view(jb, &s);
+    struct s3_error err;
+    s3_error_clear(&err);
+    int rc = e->cfg.exec(e->cfg.ctx, jb->id, &s, &err);
+    uint64_t id;
+    task_done(e, &jb, &rc, &id, 1, rc, &err);
+    return 0; /* the engine keeps the error, not the pool */
+}
+
+static int run_batch(void *arg)
+{
+    struct batch_task *t = arg;
+    struct jobs *e = t->e;
+    struct s3_error err;
+    s3_error_clear(&err);
+    memset(t->rcs, 0, t->n * sizeof *t->rcs);
+    int rc = e->cfg.del(e->cfg.ctx, t->bucket, t->keys, t->n, t->rcs, &err);
+    for (size_t i = 0; rc && i < t->n; i++)
+        t->rcs[i] = rc;
+    task_done(e, t->jobs, t->rcs, t->ids, t->n, rc, &err);
+    free(t);
+    return 0;
+}
+
+/* Lock held; released while the pool takes the task (it may block). */
+static void hand_to_pool(struct jobs *e, pool_fn fn, void *arg)
+{
+    e->inflight++;
+    pthread_mutex_unlock(&e->lock);
+    if (pool_submit(e->cfg.pool, fn, arg) != 0)
+        fn(arg); /* cannot happen today; running it here keeps the books right */
+    pthread_mutex_lock(&e->lock);
+}
+
+static void job_start(struct jobs *e, struct job *jb)
+{
+    jb->state = JS_RUNNING;
+    jb->started = true;
+    e->nrunning++;
+}
+
+static struct batch_task *batch_task_new(struct jobs *e, const char *bucket, size_t n)
+{
+    size_t blen = strlen(bucket) + 1;
+    size_t size = sizeof(struct batch_task) + blen;
+    size = (size + 7) & ~(size_t)7;
+    size_t jobs_at = size, keys_at = jobs_at + n * sizeof(struct job *);
+    size_t ids_at = keys_at + n * sizeof(char *), rcs_at = ids_at + n * sizeof(uint64_t);
+    struct batch_task *t = malloc(rcs_at + n * sizeof(int));
+    if (!t)
+        return NULL;
+    t->e = e;
+    t->n = n;
+    memcpy(t->bucket, bucket, blen);
+    t->jobs = (struct job **)(void *)((char *)t + jobs_at);
+    t->keys = (const char **)(void *)((char *)t + keys_at);
+    t->ids = (uint64_t *)(void *)((char *)t + ids_at);
+    t->rcs = (int *)(void *)((char *)t + rcs_at);
+    return t;
+}
+
+static void batchq_remove(struct jobs *e, struct batchq *q)
+{
+    struct batchq **pp = &e->batches;
+    while (*pp != q)
+        pp = &(*pp)->next;
+    *pp = q->next;
+    free(q);
+}
+
+/* Send up to `batch` keys of q as one DeleteObjects. */
+static void send_batch(struct jobs *e, struct batchq *q)
+{
+    size_t n = q->n < (size_t)e->batch ? q->n : (size_t)e->batch;
+    struct batch_task *t = batch_task_new(e, q->bucket, n);
+    for (size_t i = 0; i < n; i++) {
+        struct job *jb = jlist_pop(&q->jobs);
+        q->n--;
+        if (!t) {
+            job_cancel(e, jb, -ENOMEM);
+            continue;
+        }
+        job_start(e, jb);
+        t->jobs[i] = jb;
+        t->keys[i] = ks_key(job_dest(jb));
+    }
+    if (q->n == 0)
+        batchq_remove(e, q);
+    else
+        q->first_ms = now_ms(); /* the rest waits its own delay, or fills up */
+    if (t)
+        hand_to_pool(e, run_batch, t);
+}
+
+static void batch_add(struct jobs *e, struct job *jb)
+{
+    const char *bucket = job_dest(jb)->name;
+    struct batchq *q = e->batches;
+    while (q && strcmp(q->bucket, bucket) != 0)
+        q = q->next;
+    if (!q) {
+        size_t blen = strlen(bucket) + 1;
+        q = calloc(1, sizeof *q + blen);
+        if (!q) {
+            job_cancel(e, jb, -ENOMEM);
+            return;
+        }
+        memcpy(q->bucket, bucket, blen);
+        q->next = e->batches;
+        e->batches = q;
+    }
+    if (q->n++ == 0)
+        q->first_ms = now_ms();
+    jb->state = JS_BATCHED;
+    jlist_push(&q->jobs, jb);
+}
+
+static struct batchq *batch_due(const struct jobs *e, int64_t now)
+{
+    bool flush = e->nwaiters > 0 || e->blocked > 0 || e->stopping;
+    for (struct batchq *q = e->batches; q; q = q->next)
+        if (flush || q->n >= (size_t)e->batch || now >= q->first_ms + e->cfg.batch_delay_ms)
+            return q;
+    return NULL;
+}
+
+/* Lock held: one step of the dispatcher; false when there was nothing to do. */
+static bool dispatch_one(struct jobs *e)
+{
+    int64_t now = now_ms();
+    struct job *jb;
+    struct batchq *q;
+    int rc;
+    if (e->retry.head && e->retry.head->due_ms <= now) {
+        job_ready(e, jlist_pop(&e->retry));
+    } else if ((jb = jlist_pop(&e->ready_del))) {
+        if ((rc = job_forbidden(jb)))
+            job_cancel(e, jb, rc);
+        else
+            batch_add(e, jb);
+    } else if (e->inflight >= e->limit) {
+        return false;
+    } else if ((q = batch_due(e, now))) {
+        send_batch(e, q);
+    } else if ((jb = jlist_pop(&e->ready_copy))) {
+        if ((rc = job_forbidden(jb))) {
+            job_cancel(e, jb, rc);
+        } else {
+            job_start(e, jb);
+            hand_to_pool(e, run_copy, jb);
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* Lock held: sleep until woken or the next batch or retry is due. */
+static void dispatcher_sleep(struct jobs *e)
+{
+    int64_t due = e->retry.head ? e->retry.head->due_ms : INT64_MAX;
+    for (struct batchq *q = e->batches; q && e->inflight < e->limit; q = q->next)
+        if (q->first_ms + e->cfg.batch_delay_ms < due)
+            due = q->first_ms + e->cfg.batch_delay_ms;
+    if (due == INT64_MAX) {
+        pthread_cond_wait(&e->wake, &e->lock);
+        return;
+    }
+    struct timespec ts = {(time_t)(due / 1000), (long)(due % 1000) * 1000000L};
+    pthread_cond_timedwait(&e->wake, &e->lock, &ts);
+}
+
+/* The journal's upkeep runs here rather than in the tasks: jobs_free joins
+ * this thread, so the journal is never used after the engine is gone. */
+static void *dispatcher_main(void *arg)
+{
+    struct jobs *e = arg;
+    pthread_mutex_lock(&e->lock);
+    for (;;) {
+        if (e->compact_due) {
+            e->compact_due = false;
+            pthread_mutex_unlock(&e->lock);
+            journal_compact(e->cfg.journal); /* truncates when idle, rewrites when big */
+            pthread_mutex_lock(&e->lock);
+        } else if (!dispatch_one(e)) {
+            if (e->stopping && e->npending == 0)
+                break;
+            dispatcher_sleep(e);
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+/* ---------- submission ---------- */
+
+static struct meta_set *meta_dup(const struct s3_meta *m, size_t n)
+{
+    size_t size = sizeof(struct meta_set) + n * sizeof(struct s3_meta);
+    for (size_t i = 0; i < n; i++)
+        size += strlen(m[i].name) + strlen(m[i].value) + 2;
+    struct meta_set *ms = malloc(size);
+    if (!ms)
+        return NULL;
+    ms->n = n;
+    char *p = (char *)(ms->m + n);
+    for (size_t i = 0; i < n; i++) {
+        ms->m[i].name = p;
+        p = stpcpy(p, m[i].name) + 1;
+        ms->m[i].value = p;
+        p = stpcpy(p, m[i].value) + 1;
+    }
+    return ms;
+}
+
+static bool meta_valid(const struct s3_meta *m, size_t n)
+{
+    if (!m)
+        return n == 0;
+    for (size_t i = 0; i < n; i++)
+        if (!m[i].name || !m[i].value)
+            return false;
+    return true;
+}
+
+static int spec_check(const struct job_spec *s)
+{
+    if (!s || !s->bucket || !*s->bucket || !s->key || !*s->key)
+        return -EINVAL;
+    if (s->kind == JOB_DELETE)
+        return 0;
+    if (s->kind != JOB_COPY || !s->src_bucket || !*s->src_bucket || !s->src_key || !*s->src_key)
+        return -EINVAL;
+    return !s->meta || meta_valid(s->meta, s->nmeta) ? 0 : -EINVAL;
+}
+
+static struct job *job_new(struct jobs *e, const struct job_spec *s)
+{
+    bool copy = s->kind == JOB_COPY;
+    const char *etag = copy && s->src_etag && *s->src_etag ? s->src_etag : NULL;
+    const char *ctype = copy && s->meta ? s->content_type : NULL;
+    size_t el = etag ? strlen(etag) + 1 : 0, cl = ctype ? strlen(ctype) + 1 : 0;
+    struct job *jb = calloc(1, sizeof *jb + el + cl);
+    if (!jb)
+        return NULL;
+    jb->e = e;
+    jb->kind = (unsigned char)s->kind;
+    jb->src_size = copy ? s->src_size : 0;
+    if (etag)
+        jb->src_etag = memcpy(jb->strings, etag, el);
+    if (ctype)
+        jb->content_type = memcpy(jb->strings + el, ctype, cl);
+    if (copy && s->meta && !(jb->meta = meta_dup(s->meta, s->nmeta))) {
+        free(jb);
+        return NULL;
+    }
+    return jb;
+}
+
+/* Lock held: take the keys, journal (unless replayed: id != 0), queue. */
+static int job_enqueue(struct jobs *e, struct job *jb, const struct job_spec *s, uint64_t id)
+{
+    bool copy = s->kind == JOB_COPY;
+    bool self = copy && strcmp(s->bucket, s->src_bucket) == 0 && strcmp(s->key, s->src_key) == 0;
+    struct keystate *dst = ks_get(e, s->bucket, s->key);
+    struct keystate *src = dst && copy && !self ? ks_get(e, s->src_bucket, s->src_key) : NULL;
+    int rc = !dst || (copy && !self && !src) ? -ENOMEM : 0;
+    bool fresh = id == 0;
+    if (rc == 0 && fresh) {
+        id = e->next_id;
+        rc = e->cfg.journal ? journal_append(e->cfg.journal, id, s) : 0;
+    }
+    if (rc) {
+        if (src)
+            ks_put(e, src);
+        if (dst)
+            ks_put(e, dst);
+        return rc;
+    }
+    if (fresh)
+        e->next_id++;
+    jb->id = id;
+    jb->prev = e->pend_tail;
+    *(e->pend_tail ? &e->pend_tail->next : &e->pend_head) = jb;
+    e->pend_tail = jb;
+    e->npending++;
+    jb->nacc = src ? 2 : 1;
+    jb->ungranted = jb->nacc;
+    jb->acc[0] = (struct access){.job = jb, .ks = dst, .roles = JOBS_AS_DEST};
+    if (self)
+        jb->acc[0].roles |= JOBS_AS_SOURCE;
+    if (src)
+        jb->acc[1] = (struct access){.job = jb, .ks = src, .roles = JOBS_AS_SOURCE};
+    for (unsigned i = 0; i < jb->nacc; i++)
+        acc_append(e, &jb->acc[i]);
+    return 0;
+}
+
+static int submit(struct jobs *e, const struct job_spec *s, uint64_t replay_id, uint64_t *id)
+{
+    int rc = spec_check(s);
+    if (rc)
+        return rc;
+    struct job *jb = job_new(e, s);
+    if (!jb)
+        return -ENOMEM;
+    pthread_mutex_lock(&e->lock);
+    while (e->npending >= (size_t)e->cfg.max_pending && !e->stopping) {
+        e->blocked++;
+        pthread_cond_signal(&e->wake); /* part of the room is in batches: send them */
+        pthread_cond_wait(&e->room, &e->lock);
+        e->blocked--;
+    }
+    rc = e->stopping ? -ESHUTDOWN : job_enqueue(e, jb, s, replay_id);
+    if (rc == 0 && id)
+        *id = jb->id;
+    pthread_mutex_unlock(&e->lock);
+    if (rc)
+        job_free(jb);
+    return rc;
+}
+
+int jobs_submit(struct jobs *e, const struct job_spec *spec, uint64_t *id)
+{
+    return submit(e, spec, 0, id);
+}
+
+struct recovery {
+    struct jobs *e;
+    size_t n;
+};
+
+static int recover_one(void *arg, uint64_t id, const struct job_spec *s)
+{
+    struct recovery *r = arg;
+    int rc = submit(r->e, s, id, NULL);
+    if (rc == -EINVAL) { /* a record we cannot run: drop it rather than stop */
+        LOGW("jobs: dropping unusable journal record %llu", (unsigned long long)id);
+        journal_done(r->e->cfg.journal, &id, 1);
+        return 0;
+    }
+    r->n += rc == 0;
+    return rc;
+}
+
+int jobs_recover(struct jobs *e, size_t *count)
+{
+    struct recovery r = {e, 0};
+    int rc = e->cfg.journal ? journal_replay(e->cfg.journal, recover_one, &r) : 0;
+    if (r.n > 0)
+        LOGI("jobs: resumed %zu jobs from the journal", r.n);
+    if (count)
+        *count = r.n;
+    return rc;
+}
+
+int jobs_fold_meta(struct jobs *e, const char *bucket, const char *key, const struct s3_meta *meta,
+                   size_t nmeta)
+{
+    if (!meta || !meta_valid(meta, nmeta))
+        return -EINVAL;
+    struct meta_set *ms = meta_dup(meta, nmeta);
+    if (!ms)
+        return -ENOMEM;
+    pthread_mutex_lock(&e->lock);
+    struct keystate *ks = ks_lookup(e, bucket, key);
+    struct access *a = ks ? ks->tail : NULL;
+    int rc = !a ? -ENOENT : 0;
+    if (rc == 0 && (a->job->kind != JOB_COPY || !(a->roles & JOBS_AS_DEST) || a->job->started))
+        rc = -EALREADY;
+    if (rc == 0 && e->cfg.journal)
+        rc = journal_fold_meta(e->cfg.journal, a->job->id, meta, nmeta);
+    if (rc == 0) {
+        struct meta_set *old = a->job->meta;
+        a->job->meta = ms;
+        ms = old;
+    }
+    pthread_mutex_unlock(&e->lock);
+    meta_free(ms);
+    return rc;
+}
+
+/* ---------- waiting and status ---------- */
+
+int jobs_wait_key(struct jobs *e, const char *bucket, const char *key, int roles)
+{
+    int rc = 0;
+    pthread_mutex_lock(&e->lock);
+    struct keystate *ks = ks_lookup(e, bucket, key);
+    if (ks) {
+        ks->refs++;
+        struct waiter w = {.ks = ks, .roles = roles};
+        rc = wait_for(e, &w);
+        ks->refs--;
+        ks_put(e, ks);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
+int jobs_wait_prefix(struct jobs *e, const char *bucket, const char *prefix)
+{
+    struct waiter w = {.bucket = bucket, .prefix = prefix, .plen = strlen(prefix)};
+    pthread_mutex_lock(&e->lock);
+    int rc = wait_for(e, &w);
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
+int jobs_drain(struct jobs *e)
+{
+    struct waiter w = {0};
+    pthread_mutex_lock(&e->lock);
+    int rc = wait_for(e, &w);
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
+bool jobs_pending_key(struct jobs *e, const char *bucket, const char *key, int roles)
+{
+    bool found = false;
+    pthread_mutex_lock(&e->lock);
+    struct keystate *ks = ks_lookup(e, bucket, key);
+    for (struct access *a = ks ? ks->head : NULL; a && !found; a = a->next)
+        found = (a->roles & roles) != 0;
+    pthread_mutex_unlock(&e->lock);
+    return found;
+}
+
+void jobs_throttled(struct jobs *e)
+{
+    pthread_mutex_lock(&e->lock);
+    int64_t now = now_ms();
+    /* one burst of 503s from many requests in flight is one signal */
+    if (now - e->last_cut_ms >= e->cfg.throttle_hold_ms) {
+        e->last_cut_ms = now;
+        e->successes = 0;
+        e->limit = e->limit > 1 ? e->limit / 2 : 1;
+        e->batch = e->batch > 1 ? e->batch / 2 : 1;
+        pool_set_limit(e->cfg.pool, e->limit);
+        LOGW("jobs: S3 is throttling: now %d requests at once, %d keys per delete", e->limit,
+             e->batch);
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+void jobs_status(struct jobs *e, struct jobs_status *out)
+{
+    pthread_mutex_lock(&e->lock);
+    *out = (struct jobs_status){
+        .pending = e->npending,
+        .queued = e->npending - e->nrunning,
+        .running = e->nrunning,
+        .done = e->ndone,
+        .failed = e->nfailed,
+        .retried = e->nretried,
+        .limit = e->limit,
+        .batch = e->batch,
+        .failures_kept = e->ring_len,
+    };
+    pthread_mutex_unlock(&e->lock);
+}
+
+static void failures_free(struct failure *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].bucket);
+        free(f[i].key);
+        free(f[i].msg);
+    }
+}
+
+int jobs_failures(struct jobs *e, jobs_failure_fn cb, void *arg)
+{
+    /* copied out so that cb runs without the lock */
+    struct failure *copy = calloc(FAIL_RING, sizeof *copy);
+    if (!copy)
+        return -ENOMEM;
+    size_t n = 0;
+    pthread_mutex_lock(&e->lock);
+    size_t first = (e->ring_next + FAIL_RING - e->ring_len) % FAIL_RING;
+    for (size_t i = 0; i < e->ring_len; i++) {
+        const struct failure *f = &e->ring[(first + i) % FAIL_RING];
+        if (f->bucket && f->key && f->msg)
+            copy[n++] = (struct failure){strdup(f->bucket), strdup(f->key), strdup(f->msg), f->err};
+    }
+    pthread_mutex_unlock(&e->lock);
+    for (size_t i = 0; i < n; i++)
+        if (copy[i].bucket && copy[i].key && copy[i].msg)
+            cb(arg, copy[i].bucket, copy[i].key, copy[i].err, copy[i].msg);
+    failures_free(copy, n);
+    free(copy);
+    return (int)n;
+}
+
+/* ---------- life cycle ---------- */
+
+/* 0 takes the default, -1 means none (0), other negatives are invalid. */
+static int pick(int *v, int def)
+{
+    if (*v < -1)
+        return -EINVAL;
+    *v = *v == 0 ? def : *v < 0 ? 0 : *v;
+    return 0;
+}
+
+static int config_fill(struct jobs_config *c)
+{
+    if (!c->pool || !c->exec || !c->del || c->max_pending < 0 || c->delete_batch < 0 ||
+        c->delete_batch > MAX_BATCH || c->grow_every < 0 || c->throttle_hold_ms < 0 ||
+        c->retry_delay_ms < 0)
+        return -EINVAL;
+    c->max_pending = c->max_pending ? c->max_pending : DEF_MAX_PENDING;
+    c->delete_batch = c->delete_batch ? c->delete_batch : MAX_BATCH;
+    c->grow_every = c->grow_every ? c->grow_every : DEF_GROW_EVERY;
+    c->throttle_hold_ms = c->throttle_hold_ms ? c->throttle_hold_ms : DEF_HOLD_MS;
+    c->retry_delay_ms = c->retry_delay_ms ? c->retry_delay_ms : DEF_RETRY_DELAY_MS;
+    int rc = pick(&c->batch_delay_ms, DEF_BATCH_DELAY_MS);
+    return rc ? rc : pick(&c->max_retries, DEF_RETRIES);
+}
+
+static void jobs_destroy(struct jobs *e)
+{
+    for (size_t i = 0; i < e->nb; i++) {
+        while (e->tab[i]) { /* only keys with unreported errors are left */
+            struct keystate *ks = e->tab[i];
+            e->tab[i] = ks->hnext;
+            free(ks->err);
+            free(ks);
+        }
+    }
+    failures_free(e->ring, FAIL_RING);
+    free(e->tab);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->wake);
+    pthread_cond_destroy(&e->room);
+    pthread_cond_destroy(&e->idle);
+    free(e);
+}
+
+static int start_dispatcher(struct jobs *e)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&e->thread, NULL, dispatcher_main, e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return -rc;
+}
+
+int jobs_new(const struct jobs_config *cfg, struct jobs **out)
+{
+    struct jobs_config c = *cfg;
+    int rc = config_fill(&c);
+    if (rc)
+        return rc;
+    struct jobs *e = calloc(1, sizeof *e);
+    if (!e || !(e->tab = calloc(FIRST_BUCKETS, sizeof *e->tab))) {
+        free(e);
+        return -ENOMEM;
+    }
+    e->cfg = c;
+    e->nb = FIRST_BUCKETS;
+    struct pool_stats ps;
+    pool_get_stats(c.pool, &ps);
+    e->limit = e->max_limit = ps.limit;
+    e->batch = c.delete_batch;
+    e->last_cut_ms = INT64_MIN / 4; /* long ago, without overflowing now - it */
+    struct journal_info ji = {0};
+    if (c.journal)
+        journal_info(c.journal, &ji);
+    e->next_id = ji.max_id + 1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->wake, &ca);
+    pthread_cond_init(&e->room, NULL);
+    pthread_cond_init(&e->idle, NULL);
+    pthread_condattr_destroy(&ca);
+    rc = start_dispatcher(e);
+    if (rc) {
+        jobs_destroy(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void jobs_free(struct jobs *e)
+{
+    if (!e)
+        return;
+    int rc = jobs_drain(e);
+    if (rc)
+        LOGW("jobs: some jobs failed (first: %s)", strerror(-rc));
+    pthread_mutex_lock(&e->lock);
+    while (e->npending > 0)
+        pthread_cond_wait(&e->idle, &e->lock);
+    e->stopping = true;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    pthread_join(e->thread, NULL);
+    jobs_destroy(e);
+}

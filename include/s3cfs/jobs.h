@@ -1,0 +1,207 @@
+/* jobs.h - the background job engine: server-side copies and batched
+ * deletes, run by the worker pool, ordered per key, journaled before they
+ * are acknowledged (DESIGN.md §3).
+ *
+ * What the filesystem gets: cp/mv/rm -r return as soon as their jobs are
+ * queued; the pool runs many at once; every later operation that depends on
+ * a queued job can wait for exactly the jobs it depends on.
+ *
+ * Ordering by key. A COPY writes its destination and reads its source; a
+ * DELETE writes its key. Jobs that share a key run in submission order when
+ * at least one of them writes it; readers of a key run concurrently. So
+ * `cp a b; rm a` deletes a only once the copy landed, `cp a b; cp b c` starts
+ * the second copy once the first landed, `cp a b; cp c b` leaves c's content
+ * in b, and disjoint jobs run in parallel up to the concurrency limit.
+ *
+ * Failures. A job that fails (after the S3 client's own retries, and after
+ * up to max_retries re-runs of the engine when the error is transient) is
+ * logged, counted, listed by jobs_failures, and leaves an unreported error
+ * on its keys: the destination (or deleted key) in the role JOBS_AS_DEST, a
+ * COPY's source in the role JOBS_AS_SOURCE. The next jobs_wait_key /
+ * jobs_wait_prefix / jobs_drain covering it returns it once. Until it is
+ * reported it also cancels, with the same error, the jobs that would make
+ * things worse (a source is never destroyed before its copy is confirmed):
+ *   - a job that writes a key whose copy *from* it failed (`mv a b` whose
+ *     copy failed never deletes a, `cp c a` does not overwrite it either);
+ *   - a COPY that reads a key whose copy *onto* it failed (it would copy a
+ *     stale or missing object).
+ * A cancelled job fails like any other, so this carries along chains
+ * (`mv a b; mv c a`: failing a->b cancels delete a, c->a and delete c).
+ * Jobs touching other keys, and readers of a failed copy's source, run.
+ * Unreported errors stay in memory (about 100 bytes per failed key) until
+ * a wait or drain reports them.
+ *
+ * Concurrency. The engine starts at most `limit` pool tasks at a time (one
+ * COPY, or one DeleteObjects batch, per task); limit starts at the pool's
+ * limit. jobs_throttled halves it (and the delete batch size), at most once
+ * per throttle_hold_ms; every grow_every successful requests add 1 back (and
+ * 1/16 of delete_batch), up to the starting values. The pool's own limit is
+ * set to the same value (pool_set_limit), since S3 throttles every user of
+ * the pool alike.
+ *
+ * Deletes batch per bucket: DELETEs whose turn came accumulate per bucket
+ * and go out as one DeleteObjects of up to `batch` keys when the batch is
+ * full, batch_delay_ms after its first key, or at once while someone waits
+ * (a wait, a drain, a submitter blocked by max_pending). Per-key failures
+ * of a batch fail only those jobs.
+ *
+ * Memory: a pending job costs a fixed struct (168 bytes) plus its source
+ * ETag and content type, and each key in use one map entry (72 bytes plus
+ * bucket and key) shared by the jobs on it and freed when no pending job
+ * uses the key (and no unreported failure is kept on it). Measured with
+ * glibc malloc by test_jobs, 30-byte keys: 311 bytes per pending COPY whose
+ * source is already in use, 333 per DELETE (with its share of a batch); a
+ * COPY with a new source and a 32-byte ETag costs about 480. jobs_submit
+ * blocks while max_pending jobs are pending, so a `cp -r` of 100,000 files
+ * holds at most max_pending of them (about 2 MiB at the default 4096).
+ *
+ * Locking: one engine mutex protects every mutable field; condition
+ * variables wake the dispatcher thread, blocked submitters and waiters.
+ * No lock is held while exec or del runs, nor across pool_submit. The
+ * journal has its own mutex; lock order engine -> journal -> pool.
+ *
+ * Threads: the engine has one dispatcher thread (it starts jobs and sends
+ * batches; all signals blocked). exec and del run on pool workers and must
+ * not call jobs_submit, jobs_wait_* or jobs_drain (they would wait for work
+ * that may need their own worker). jobs_throttled may be called from
+ * anywhere, including inside exec (the S3 client's on_throttle hook).
+ */
+#ifndef S3CFS_JOBS_H
+#define S3CFS_JOBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "s3cfs/error.h"
+#include "s3cfs/s3.h"
+
+struct pool;
+struct journal;
+struct jobs;
+
+enum job_kind {
+    JOB_COPY,
+    JOB_DELETE,
+};
+
+/* Roles of a key in a job, for waits and queries. */
+#define JOBS_AS_DEST   1 /* the job writes the key: COPY destination, DELETE */
+#define JOBS_AS_SOURCE 2 /* the job reads the key: COPY source */
+
+/* What to do. Borrowed by jobs_submit, which copies everything it keeps. */
+struct job_spec {
+    enum job_kind kind;
+    const char *bucket, *key; /* COPY: the destination; DELETE: the object */
+    /* COPY only: */
+    const char *src_bucket, *src_key;
+    const char *src_etag; /* the source must still have it; NULL or "": no condition */
+    uint64_t src_size;
+    /* Metadata directive REPLACE with these (nmeta may be 0); meta NULL:
+     * directive COPY, the source's metadata and content type are kept. */
+    const struct s3_meta *meta;
+    size_t nmeta;
+    const char *content_type; /* REPLACE only; NULL: not sent */
+};
+
+/* Runs one COPY; returns 0 or -errno, filling err on failure. The spec's
+ * strings stay valid until it returns. Called with no engine lock held. */
+typedef int (*jobs_exec_fn)(void *ctx, uint64_t id, const struct job_spec *spec,
+                            struct s3_error *err);
+/* Sends one DeleteObjects of n <= 1000 keys of bucket. Returns the
+ * request's result; on 0, per_key_rc[i] (zeroed by the engine) is 0 or the
+ * -errno of keys[i]. Called with no engine lock held. */
+typedef int (*jobs_delete_fn)(void *ctx, const char *bucket, const char *const *keys, size_t n,
+                              int *per_key_rc, struct s3_error *err);
+
+/* Zeroed fields take the defaults in brackets. */
+struct jobs_config {
+    struct pool *pool;       /* borrowed; must outlive the engine */
+    jobs_exec_fn exec;       /* required */
+    jobs_delete_fn del;      /* required */
+    void *ctx;               /* passed to exec and del */
+    struct journal *journal; /* borrowed, NULL: none; must outlive the engine */
+    int max_pending;         /* [4096] jobs submitted and not finished */
+    int delete_batch;        /* [1000] keys per DeleteObjects, at most 1000 */
+    int batch_delay_ms;      /* [100] -1: send at once */
+    int grow_every;          /* [32] successful requests per +1 of the limit */
+    int throttle_hold_ms;    /* [100] throttles closer than this cut once */
+    int max_retries;         /* [2] re-runs of a transiently failed job; -1: none */
+    int retry_delay_ms;      /* [1000] before each re-run */
+};
+
+/* Start the engine (its dispatcher thread). The ids it hands out continue
+ * after the journal's highest. -EINVAL, -ENOMEM or pthread_create's error. */
+int jobs_new(const struct jobs_config *cfg, struct jobs **out);
+
+/* Wait for every job to finish (failures are logged), stop and free. Call
+ * once nothing submits any more. NULL is ignored. */
+void jobs_free(struct jobs *e);
+
+/* Resubmit the jobs the journal holds from a previous run, in their
+ * original order and with their ids (they are not journaled again). Call
+ * right after jobs_new, before any jobs_submit. *count (may be NULL) gets
+ * how many. */
+int jobs_recover(struct jobs *e, size_t *count);
+
+/* Queue a job: journaled (when there is a journal) before it returns, so a
+ * daemon crash loses nothing. Blocks while max_pending jobs are pending.
+ * *id (may be NULL) receives its id. -EINVAL for an incomplete spec,
+ * -ENOMEM, -ESHUTDOWN after jobs_free began, or the journal's error (the
+ * job is then not queued). */
+int jobs_submit(struct jobs *e, const struct job_spec *spec, uint64_t *id);
+
+/* cp -a / cp -p: replace the metadata of the COPY onto bucket/key by meta
+ * (directive REPLACE; the content type stays as submitted). Only the last
+ * job on that key qualifies, and only before it started, so jobs queued in
+ * between never see the new metadata too early. 0: folded (and journaled);
+ * -ENOENT: no pending job on the key; -EALREADY: the last job on the key
+ * started, or is not a COPY onto it (the caller sends its own request after
+ * jobs_wait_key). */
+int jobs_fold_meta(struct jobs *e, const char *bucket, const char *key, const struct s3_meta *meta,
+                   size_t nmeta);
+
+/* Block until every job pending now that has bucket/key in one of `roles`
+ * (JOBS_AS_DEST | JOBS_AS_SOURCE) finished. Returns the earliest unreported
+ * error on the key in those roles (and clears them), else 0. */
+int jobs_wait_key(struct jobs *e, const char *bucket, const char *key, int roles);
+
+/* fsync of a directory: block until every job pending now whose
+ * destination (or deleted key) is below prefix in bucket ("" covers the
+ * bucket) finished. Returns the earliest unreported JOBS_AS_DEST error
+ * below prefix, and clears those. */
+int jobs_wait_prefix(struct jobs *e, const char *bucket, const char *prefix);
+
+/* Block until every job pending now finished. Returns the earliest
+ * unreported error and clears them all (jobs_failures lists them). */
+int jobs_drain(struct jobs *e);
+
+/* Whether a pending job has bucket/key in one of `roles`. */
+bool jobs_pending_key(struct jobs *e, const char *bucket, const char *key, int roles);
+
+/* The S3 client saw throttling (503 SlowDown...): halve the concurrency
+ * limit (not below 1) and the delete batch size. */
+void jobs_throttled(struct jobs *e);
+
+struct jobs_status {
+    uint64_t pending; /* submitted, not finished */
+    uint64_t queued;  /* pending and not started (or waiting for a retry) */
+    uint64_t running; /* handed to the pool */
+    uint64_t done;    /* finished successfully since jobs_new */
+    uint64_t failed;  /* finished with an error (cancellations included) */
+    uint64_t retried; /* re-runs after transient failures */
+    int limit;        /* current concurrency limit */
+    int batch;        /* current delete batch size */
+    size_t failures_kept;
+};
+void jobs_status(struct jobs *e, struct jobs_status *out);
+
+/* The last failures (up to 256), oldest first: cb(arg, bucket, key, -errno,
+ * message) with bucket/key the destination or the deleted key. cb runs
+ * without the engine lock (on a copy) and may call the engine. Returns how
+ * many were listed, or -ENOMEM. */
+typedef void (*jobs_failure_fn)(void *arg, const char *bucket, const char *key, int err,
+                                const char *msg);
+int jobs_failures(struct jobs *e, jobs_failure_fn cb, void *arg);
+
+#endif

@@ -1,0 +1,940 @@
+/* Unit tests for the job engine's rules, against a fake executor.
+ *
+ * The fake keeps a model store (object name -> content id and metadata) and
+ * really copies and deletes in it, so an ordering bug shows up as wrong
+ * final contents, not only as a wrong event order. It also records when
+ * each job started and ended, the most copies seen at once, and every
+ * DeleteObjects batch. A watchdog (30 s) turns a deadlock into a failure.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "s3cfs/jobs.h"
+#include "s3cfs/pool.h"
+
+static void on_watchdog(int sig)
+{
+    (void)sig;
+    static const char msg[] = "watchdog: a job engine test hung (30 s)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------- the fake store and executor ---------- */
+
+#define MAX_OBJ     8192
+#define MAX_IDS     16384
+#define MAX_BATCHES 64
+
+struct obj {
+    char name[96]; /* "bucket/key" */
+    int content;   /* 0: absent */
+    char meta[64];
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    struct obj objs[MAX_OBJ];
+    int nobj;
+    uint64_t seq;
+    uint64_t start[MAX_IDS], end[MAX_IDS];
+    int cur, max;
+    int delay_ms;
+    char gate_key[32]; /* a COPY onto this key waits while the gate is shut */
+    bool gate_shut;
+    bool del_gate_shut; /* every DeleteObjects waits while shut */
+    int flaky_left;     /* "flaky*" destinations fail transiently this often */
+    int nbatches;
+    size_t batch_n[MAX_BATCHES];
+    char batch_bucket[MAX_BATCHES][16];
+    bool batch_mixed; /* a batch held a key of another bucket */
+    int64_t batch_ms[MAX_BATCHES];
+} F = {.lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void fake_reset(void)
+{
+    pthread_mutex_lock(&F.lock);
+    memset(F.objs, 0, sizeof F.objs);
+    memset(F.start, 0, sizeof F.start);
+    memset(F.end, 0, sizeof F.end);
+    F.nobj = 0;
+    F.seq = 0;
+    F.cur = F.max = 0;
+    F.delay_ms = 0;
+    F.gate_key[0] = '\0';
+    F.gate_shut = F.del_gate_shut = false;
+    F.flaky_left = 0;
+    F.nbatches = 0;
+    F.batch_mixed = false;
+    pthread_mutex_unlock(&F.lock);
+}
+
+/* F.lock held */
+static struct obj *obj_find(const char *bucket, const char *key, bool create)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s/%s", bucket, key);
+    for (int i = 0; i < F.nobj; i++)
+        if (strcmp(F.objs[i].name, name) == 0)
+            return &F.objs[i];
+    if (!create || F.nobj == MAX_OBJ)
+        return NULL;
+    struct obj *o = &F.objs[F.nobj++];
+    snprintf(o->name, sizeof o->name, "%s", name);
+    return o;
+}
+
+static void put(const char *key, int content)
+{
+    pthread_mutex_lock(&F.lock);
+    obj_find("bkt", key, true)->content = content;
+    pthread_mutex_unlock(&F.lock);
+}
+
+/* 0: absent */
+static int get(const char *key)
+{
+    pthread_mutex_lock(&F.lock);
+    struct obj *o = obj_find("bkt", key, false);
+    int c = o ? o->content : 0;
+    pthread_mutex_unlock(&F.lock);
+    return c;
+}
+
+static const char *get_meta(const char *key, char *buf, size_t size)
+{
+    pthread_mutex_lock(&F.lock);
+    struct obj *o = obj_find("bkt", key, false);
+    snprintf(buf, size, "%s", o ? o->meta : "");
+    pthread_mutex_unlock(&F.lock);
+    return buf;
+}
+
+static void gate(const char *key, bool shut)
+{
+    pthread_mutex_lock(&F.lock);
+    if (key)
+        snprintf(F.gate_key, sizeof F.gate_key, "%s", key);
+    F.gate_shut = shut;
+    pthread_cond_broadcast(&F.cv);
+    pthread_mutex_unlock(&F.lock);
+}
+
+static void del_gate(bool shut)
+{
+    pthread_mutex_lock(&F.lock);
+    F.del_gate_shut = shut;
+    pthread_cond_broadcast(&F.cv);
+    pthread_mutex_unlock(&F.lock);
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* F.lock held: what a CopyObject would do to the store. */
+static int model_copy(const struct job_spec *s, struct s3_error *err)
+{
+    if (starts(s->key, "bad")) {
+        s3_error_set(err, "AccessDenied", "Access Denied");
+        err->http_status = 403;
+        return -EACCES;
+    }
+    if (starts(s->key, "flaky") && F.flaky_left > 0) {
+        F.flaky_left--;
+        s3_error_set(err, "SlowDown", "Please reduce your request rate.");
+        err->http_status = 503;
+        return -EAGAIN;
+    }
+    struct obj *src = obj_find(s->src_bucket, s->src_key, false);
+    if (!src || src->content == 0) {
+        s3_error_set(err, "NoSuchKey", "The specified key does not exist.");
+        err->http_status = 404;
+        return -ENOENT;
+    }
+    struct obj *dst = obj_find(s->bucket, s->key, true);
+    int content = src->content;
+    char meta[64];
+    if (s->meta) {
+        meta[0] = '\0';
+        for (size_t i = 0; i < s->nmeta; i++)
+            snprintf(meta + strlen(meta), sizeof meta - strlen(meta), "%s=%s;", s->meta[i].name,
+                     s->meta[i].value);
+    } else {
+        snprintf(meta, sizeof meta, "%s", src->meta);
+    }
+    dst->content = content;
+    snprintf(dst->meta, sizeof dst->meta, "%s", meta);
+    return 0;
+}
+
+/* Copies onto "tog*" keys meet: each waits (up to 5 s) until two run. */
+static void rendezvous(const struct job_spec *s)
+{
+    if (!starts(s->key, "tog"))
+        return;
+    for (int waited = 0; waited < 5000; waited++) {
+        pthread_mutex_lock(&F.lock);
+        int max = F.max;
+        pthread_mutex_unlock(&F.lock);
+        if (max >= 2)
+            return;
+        sleep_ms(1);
+    }
+}
+
+static int fake_exec(void *ctx, uint64_t id, const struct job_spec *s, struct s3_error *err)
+{
+    (void)ctx;
+    pthread_mutex_lock(&F.lock);
+    F.start[id % MAX_IDS] = ++F.seq;
+    F.max = ++F.cur > F.max ? F.cur : F.max;
+    while (F.gate_shut && strcmp(s->key, F.gate_key) == 0)
+        pthread_cond_wait(&F.cv, &F.lock);
+    int delay = starts(s->key, "slow") ? 40 : F.delay_ms;
+    pthread_mutex_unlock(&F.lock);
+    rendezvous(s);
+    if (delay)
+        sleep_ms(delay);
+    pthread_mutex_lock(&F.lock);
+    int rc = model_copy(s, err);
+    F.end[id % MAX_IDS] = ++F.seq;
+    F.cur--;
+    pthread_mutex_unlock(&F.lock);
+    return rc;
+}
+
+static int fake_del(void *ctx, const char *bucket, const char *const *keys, size_t n, int *rcs,
+                    struct s3_error *err)
+{
+    (void)ctx;
+    (void)err;
+    pthread_mutex_lock(&F.lock);
+    while (F.del_gate_shut)
+        pthread_cond_wait(&F.cv, &F.lock);
+    if (F.nbatches < MAX_BATCHES) {
+        F.batch_n[F.nbatches] = n;
+        F.batch_ms[F.nbatches] = now_ms();
+        snprintf(F.batch_bucket[F.nbatches], sizeof F.batch_bucket[0], "%s", bucket);
+    }
+    F.nbatches++;
+    for (size_t i = 0; i < n; i++) {
+        if (starts(keys[i], "b2-") != (strcmp(bucket, "b2") == 0))
+            F.batch_mixed = true;
+        if (starts(keys[i], "protected")) {
+            rcs[i] = -EACCES;
+            continue;
+        }
+        struct obj *o = obj_find(bucket, keys[i], false);
+        if (o)
+            o->content = 0;
+    }
+    pthread_mutex_unlock(&F.lock);
+    return 0;
+}
+
+/* ---------- engine set-up ---------- */
+
+static struct pool *the_pool;
+
+static struct jobs *start(int nthreads, struct jobs_config cfg)
+{
+    signal(SIGALRM, on_watchdog);
+    alarm(30);
+    fake_reset();
+    assert_int_equal(pool_new(nthreads, 256, &the_pool), 0);
+    cfg.pool = the_pool;
+    cfg.exec = fake_exec;
+    cfg.del = fake_del;
+    struct jobs *e;
+    assert_int_equal(jobs_new(&cfg, &e), 0);
+    return e;
+}
+
+static void stop(struct jobs *e)
+{
+    jobs_free(e);
+    pool_free(the_pool);
+    alarm(0);
+}
+
+static uint64_t cp(struct jobs *e, const char *src, const char *dst)
+{
+    struct job_spec s = {.kind = JOB_COPY,
+                         .bucket = "bkt",
+                         .key = dst,
+                         .src_bucket = "bkt",
+                         .src_key = src,
+                         .src_size = 1};
+    uint64_t id;
+    assert_int_equal(jobs_submit(e, &s, &id), 0);
+    return id;
+}
+
+static uint64_t rm_in(struct jobs *e, const char *bucket, const char *key)
+{
+    struct job_spec s = {.kind = JOB_DELETE, .bucket = bucket, .key = key};
+    uint64_t id;
+    assert_int_equal(jobs_submit(e, &s, &id), 0);
+    return id;
+}
+
+static uint64_t rm(struct jobs *e, const char *key)
+{
+    return rm_in(e, "bkt", key);
+}
+
+static uint64_t started_at(uint64_t id)
+{
+    pthread_mutex_lock(&F.lock);
+    uint64_t v = F.start[id];
+    pthread_mutex_unlock(&F.lock);
+    return v;
+}
+
+static uint64_t ended_at(uint64_t id)
+{
+    pthread_mutex_lock(&F.lock);
+    uint64_t v = F.end[id];
+    pthread_mutex_unlock(&F.lock);
+    return v;
+}
+
+static int batches(void)
+{
+    pthread_mutex_lock(&F.lock);
+    int n = F.nbatches;
+    pthread_mutex_unlock(&F.lock);
+    return n;
+}
+
+/* ---------- ordering ---------- */
+
+static void test_cp_then_rm_source(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("slow-a", 11);
+    cp(e, "slow-a", "slow-b"); /* 40 ms */
+    rm(e, "slow-a");
+    assert_true(jobs_pending_key(e, "bkt", "slow-a", JOBS_AS_SOURCE));
+    assert_true(jobs_pending_key(e, "bkt", "slow-a", JOBS_AS_DEST)); /* the delete */
+    assert_false(jobs_pending_key(e, "bkt", "slow-b", JOBS_AS_SOURCE));
+    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(get("slow-b"), 11); /* a delete first would have lost it */
+    assert_int_equal(get("slow-a"), 0);
+    assert_false(jobs_pending_key(e, "bkt", "slow-a", JOBS_AS_SOURCE | JOBS_AS_DEST));
+    stop(e);
+}
+
+static void test_cp_chain(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("a", 7);
+    uint64_t first = cp(e, "a", "slow-b");
+    uint64_t second = cp(e, "slow-b", "c");
+    assert_int_equal(jobs_wait_key(e, "bkt", "c", JOBS_AS_DEST), 0);
+    assert_int_equal(get("c"), 7);
+    assert_true(started_at(second) > ended_at(first));
+    stop(e);
+}
+
+static void test_two_copies_onto_one_key(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("slow-a", 1);
+    put("c", 2);
+    uint64_t first = cp(e, "slow-a", "b"); /* slow: a reordering would end with 1 */
+    uint64_t second = cp(e, "c", "b");
+    assert_int_equal(jobs_wait_key(e, "bkt", "b", JOBS_AS_DEST), 0);
+    assert_int_equal(get("b"), 2);
+    assert_true(started_at(second) > ended_at(first));
+    stop(e);
+}
+
+static void test_disjoint_and_readers_run_in_parallel(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("x", 1);
+    put("z", 2);
+    gate("y", true);
+    cp(e, "x", "y"); /* held by the gate */
+    cp(e, "z", "w");
+    assert_int_equal(jobs_wait_key(e, "bkt", "w", JOBS_AS_DEST), 0); /* did not wait for y */
+    assert_int_equal(get("w"), 2);
+    assert_true(jobs_pending_key(e, "bkt", "y", JOBS_AS_DEST));
+    gate(NULL, false);
+    /* two readers of one key meet inside the executor */
+    pthread_mutex_lock(&F.lock);
+    F.max = 0;
+    pthread_mutex_unlock(&F.lock);
+    assert_int_equal(jobs_drain(e), 0);
+    put("src", 3);
+    cp(e, "src", "tog1");
+    cp(e, "src", "tog2");
+    assert_int_equal(jobs_drain(e), 0);
+    pthread_mutex_lock(&F.lock);
+    int max = F.max;
+    pthread_mutex_unlock(&F.lock);
+    assert_true(max >= 2);
+    assert_int_equal(get("tog1"), 3);
+    assert_int_equal(get("tog2"), 3);
+    stop(e);
+}
+
+static void test_self_copy_orders_both_ways(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("slow-a", 5);
+    const struct s3_meta m[] = {{"mode", "33261"}};
+    struct job_spec self = {.kind = JOB_COPY,
+                            .bucket = "bkt",
+                            .key = "b",
+                            .src_bucket = "bkt",
+                            .src_key = "b",
+                            .meta = m,
+                            .nmeta = 1};
+    cp(e, "slow-a", "b");
+    assert_int_equal(jobs_submit(e, &self, NULL), 0); /* chmod b, after the copy */
+    cp(e, "b", "c");                                  /* sees the new mode */
+    assert_int_equal(jobs_drain(e), 0);
+    char buf[64];
+    assert_string_equal(get_meta("c", buf, sizeof buf), "mode=33261;");
+    assert_int_equal(get("c"), 5);
+    stop(e);
+}
+
+/* 2000 independent copies keep the 64-thread pool busy. */
+static void test_many_copies_run_concurrently(void **state)
+{
+    (void)state;
+    struct jobs *e = start(64, (struct jobs_config){0});
+    char src[32], dst[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(src, sizeof src, "src/%d", i);
+        put(src, i + 1);
+    }
+    pthread_mutex_lock(&F.lock);
+    F.delay_ms = 20;
+    pthread_mutex_unlock(&F.lock);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(src, sizeof src, "src/%d", i);
+        snprintf(dst, sizeof dst, "dst/%d", i);
+        cp(e, src, dst);
+    }
+    assert_int_equal(jobs_wait_prefix(e, "bkt", "dst/"), 0);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(dst, sizeof dst, "dst/%d", i);
+        assert_int_equal(get(dst), i + 1);
+    }
+    pthread_mutex_lock(&F.lock);
+    int max = F.max;
+    pthread_mutex_unlock(&F.lock);
+    print_message("most copies at once: %d\n", max);
+    assert_true(max >= 60);
+    assert_true(max <= 64);
+    struct jobs_status st;
+    jobs_status(e, &st);
+    assert_int_equal(st.done, 2000);
+    assert_int_equal(st.pending, 0);
+    stop(e);
+}
+
+/* ---------- delete batching ---------- */
+
+static void test_delete_batches_full(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20000});
+    char key[32];
+    for (int i = 0; i < 2500; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        put(key, 1);
+        rm(e, key);
+    }
+    assert_int_equal(jobs_drain(e), 0); /* sends the partial third batch at once */
+    assert_int_equal(batches(), 3);
+    assert_int_equal(F.batch_n[0], 1000);
+    assert_int_equal(F.batch_n[1], 1000);
+    assert_int_equal(F.batch_n[2], 500);
+    for (int i = 0; i < 2500; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(get(key), 0);
+    }
+    stop(e);
+}
+
+static void test_delete_batches_per_bucket(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.delete_batch = 100, .batch_delay_ms = 20000});
+    char key[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "b1-%d", i);
+        rm_in(e, "b1", key);
+        snprintf(key, sizeof key, "b2-%d", i);
+        rm_in(e, "b2", key);
+    }
+    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(batches(), 6);
+    assert_false(F.batch_mixed);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(F.batch_n[i], 100);
+    stop(e);
+}
+
+static void test_delete_batch_flushes_after_delay(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 300});
+    char key[32];
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        rm(e, key);
+    }
+    sleep_ms(100);
+    assert_int_equal(batches(), 0); /* neither full nor due */
+    while (batches() == 0 && now_ms() - t0 < 5000)
+        sleep_ms(5);
+    assert_int_equal(batches(), 1);
+    assert_int_equal(F.batch_n[0], 10);
+    assert_true(F.batch_ms[0] - t0 >= 280);
+    stop(e);
+}
+
+/* ---------- failures ---------- */
+
+struct listed {
+    int n;
+    char key[8][32];
+    int err[8];
+    char msg[8][256];
+};
+
+static void on_failure(void *arg, const char *bucket, const char *key, int err, const char *msg)
+{
+    struct listed *l = arg;
+    assert_string_equal(bucket, "bkt");
+    if (l->n < 8) {
+        snprintf(l->key[l->n], sizeof l->key[0], "%s", key);
+        snprintf(l->msg[l->n], sizeof l->msg[0], "%s", msg);
+        l->err[l->n] = err;
+    }
+    l->n++;
+}
+
+static void test_failure_kept_reported_once_listed(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("a", 1);
+    cp(e, "a", "bad");
+    cp(e, "a", "good");
+    assert_int_equal(jobs_wait_key(e, "bkt", "good", JOBS_AS_DEST), 0);
+    assert_int_equal(jobs_wait_key(e, "bkt", "bad", JOBS_AS_DEST), -EACCES);
+    assert_int_equal(jobs_wait_key(e, "bkt", "bad", JOBS_AS_DEST), 0); /* reported once */
+    /* the source role is reported separately: rm a must learn of it */
+    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST), 0);
+    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_SOURCE), -EACCES);
+    assert_int_equal(jobs_drain(e), 0);
+    struct listed l = {0};
+    assert_int_equal(jobs_failures(e, on_failure, &l), 1);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.key[0], "bad");
+    assert_int_equal(l.err[0], -EACCES);
+    assert_non_null(strstr(l.msg[0], "AccessDenied"));
+    assert_non_null(strstr(l.msg[0], "bkt/a"));
+    struct jobs_status st;
+    jobs_status(e, &st);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.failures_kept, 1);
+
+    /* drain and wait_prefix report too, once */
+    cp(e, "a", "bad2");
+    assert_int_equal(jobs_wait_prefix(e, "bkt", "other/"), 0);
+    assert_int_equal(jobs_wait_prefix(e, "bkt", "bad"), -EACCES);
+    assert_int_equal(jobs_wait_prefix(e, "bkt", "bad"), 0);
+    assert_int_equal(jobs_drain(e), -EACCES); /* a's source role */
+    assert_int_equal(jobs_drain(e), 0);
+    stop(e);
+}
+
+/* mv a bad; mv c a: the failed copy must not cost a or c. */
+static void test_failed_copy_cancels_what_would_lose_data(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("a", 1);
+    put("c", 2);
+    cp(e, "a", "bad");
+    rm(e, "a");
+    cp(e, "c", "a");
+    rm(e, "c");
+    cp(e, "bad", "x"); /* reads the failed destination: cancelled, not ENOENT */
+    assert_int_equal(jobs_wait_key(e, "bkt", "x", JOBS_AS_DEST), -EACCES);
+    assert_int_equal(jobs_drain(e), -EACCES);
+    assert_int_equal(get("a"), 1);
+    assert_int_equal(get("c"), 2);
+    assert_int_equal(get("x"), 0);
+    struct jobs_status st;
+    jobs_status(e, &st);
+    assert_int_equal(st.failed, 5);
+    assert_int_equal(st.done, 0);
+    struct listed l = {0};
+    assert_int_equal(jobs_failures(e, on_failure, &l), 5);
+    assert_non_null(strstr(l.msg[1], "cancelled"));
+
+    /* an unreported source failure also protects the source from later
+     * deletes; once reported, the user's rm goes ahead */
+    cp(e, "a", "bad");
+    assert_int_equal(jobs_wait_key(e, "bkt", "bad", JOBS_AS_DEST), -EACCES);
+    rm(e, "a");
+    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST | JOBS_AS_SOURCE), -EACCES);
+    assert_int_equal(get("a"), 1);
+    rm(e, "a");
+    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST), 0);
+    assert_int_equal(get("a"), 0);
+    stop(e);
+}
+
+static void test_delete_per_key_failure(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20000});
+    put("k1", 1);
+    put("k2", 1);
+    rm(e, "k1");
+    rm(e, "protected-1");
+    rm(e, "k2");
+    assert_int_equal(jobs_wait_prefix(e, "bkt", ""), -EACCES);
+    assert_int_equal(batches(), 1);
+    assert_int_equal(get("k1"), 0);
+    assert_int_equal(get("k2"), 0);
+    struct listed l = {0};
+    assert_int_equal(jobs_failures(e, on_failure, &l), 1);
+    assert_string_equal(l.key[0], "protected-1");
+    stop(e);
+}
+
+static void test_transient_failure_retried(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.retry_delay_ms = 10});
+    put("a", 4);
+    pthread_mutex_lock(&F.lock);
+    F.flaky_left = 2;
+    pthread_mutex_unlock(&F.lock);
+    cp(e, "a", "flaky");
+    assert_int_equal(jobs_wait_key(e, "bkt", "flaky", JOBS_AS_DEST), 0);
+    assert_int_equal(get("flaky"), 4);
+    struct jobs_status st;
+    jobs_status(e, &st);
+    assert_int_equal(st.retried, 2);
+    assert_int_equal(st.failed, 0);
+    pthread_mutex_lock(&F.lock);
+    F.flaky_left = 10; /* more than max_retries (2) */
+    pthread_mutex_unlock(&F.lock);
+    cp(e, "a", "flaky2");
+    assert_int_equal(jobs_wait_key(e, "bkt", "flaky2", JOBS_AS_DEST), -EAGAIN);
+    assert_int_equal(jobs_drain(e), -EAGAIN); /* the source role of a */
+    jobs_status(e, &st);
+    assert_int_equal(st.retried, 4);
+    assert_int_equal(st.failed, 1);
+    stop(e);
+}
+
+/* ---------- metadata folding ---------- */
+
+static void test_fold_meta(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("x", 9);
+    gate("y", true);
+    cp(e, "x", "y");
+    cp(e, "y", "z"); /* waits for x->y */
+    while (started_at(1) == 0)
+        sleep_ms(1);
+    const struct s3_meta m[] = {{"mode", "33261"}, {"uid", "1000"}};
+    assert_int_equal(jobs_fold_meta(e, "bkt", "z", m, 2), 0);
+    assert_int_equal(jobs_fold_meta(e, "bkt", "y", m, 2), -EALREADY); /* running */
+    assert_int_equal(jobs_fold_meta(e, "bkt", "nothing", m, 2), -ENOENT);
+    assert_int_equal(jobs_fold_meta(e, "bkt", "z", NULL, 0), -EINVAL);
+    cp(e, "z", "w"); /* a reader after the copy onto z: too late to fold into it */
+    assert_int_equal(jobs_fold_meta(e, "bkt", "z", m, 1), -EALREADY);
+    gate(NULL, false);
+    assert_int_equal(jobs_drain(e), 0);
+    char buf[64];
+    assert_string_equal(get_meta("z", buf, sizeof buf), "mode=33261;uid=1000;");
+    assert_string_equal(get_meta("w", buf, sizeof buf), "mode=33261;uid=1000;");
+    assert_string_equal(get_meta("y", buf, sizeof buf), "");
+    stop(e);
+}
+
+/* ---------- back-pressure ---------- */
+
+struct submitter {
+    struct jobs *e;
+    const char *key;
+    bool del;
+    atomic_bool returned;
+};
+
+static void *submit_thread(void *arg)
+{
+    struct submitter *s = arg;
+    struct job_spec spec = {.kind = s->del ? JOB_DELETE : JOB_COPY,
+                            .bucket = "bkt",
+                            .key = s->key,
+                            .src_bucket = "bkt",
+                            .src_key = "src"};
+    jobs_submit(s->e, &spec, NULL);
+    atomic_store(&s->returned, true);
+    return NULL;
+}
+
+static void test_back_pressure(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.max_pending = 8});
+    put("src", 1);
+    gate("g", true);
+    cp(e, "src", "g"); /* blocked in the executor */
+    char key[8][16];
+    for (int i = 1; i < 8; i++) {
+        snprintf(key[i], sizeof key[i], "slowdst%d", i);
+        cp(e, "g", key[i]); /* wait for g */
+    }
+    struct submitter s = {.e = e, .key = "ninth"};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, submit_thread, &s), 0);
+    sleep_ms(150);
+    assert_false(atomic_load(&s.returned));
+    struct jobs_status st;
+    jobs_status(e, &st);
+    assert_int_equal(st.pending, 8);
+    gate(NULL, false);
+    pthread_join(th, NULL);
+    assert_true(atomic_load(&s.returned));
+    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(get("ninth"), 1);
+    stop(e);
+
+    /* deletes waiting for their batch make room by being sent */
+    e = start(8, (struct jobs_config){.max_pending = 8, .batch_delay_ms = 20000});
+    for (int i = 0; i < 8; i++) {
+        snprintf(key[i % 8], sizeof key[0], "d%d", i);
+        rm(e, key[i % 8]);
+    }
+    int64_t t0 = now_ms();
+    rm(e, "d8"); /* returns once the batch of 8 is sent and done */
+    assert_true(now_ms() - t0 < 5000);
+    assert_true(batches() >= 1);
+    stop(e);
+}
+
+/* ---------- throttling ---------- */
+
+static void test_throttle_halves_and_grows_back(void **state)
+{
+    (void)state;
+    struct jobs *e = start(64, (struct jobs_config){.grow_every = 2, .throttle_hold_ms = 50});
+    struct jobs_status st;
+    struct pool_stats ps;
+    jobs_status(e, &st);
+    assert_int_equal(st.limit, 64);
+    assert_int_equal(st.batch, 1000);
+    jobs_throttled(e);
+    jobs_throttled(e); /* the same burst: one cut */
+    jobs_status(e, &st);
+    pool_get_stats(the_pool, &ps);
+    assert_int_equal(st.limit, 32);
+    assert_int_equal(ps.limit, 32);
+    assert_int_equal(st.batch, 500);
+    sleep_ms(60);
+    jobs_throttled(e);
+    jobs_status(e, &st);
+    assert_int_equal(st.limit, 16);
+    assert_int_equal(st.batch, 250);
+    for (int i = 0; i < 20; i++) {
+        sleep_ms(60);
+        jobs_throttled(e);
+    }
+    jobs_status(e, &st);
+    assert_int_equal(st.limit, 1);
+    assert_int_equal(st.batch, 1);
+
+    /* 40 successful requests at 2 per step: +20 */
+    put("src", 1);
+    char dst[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(dst, sizeof dst, "d%d", i);
+        cp(e, "src", dst);
+    }
+    assert_int_equal(jobs_drain(e), 0);
+    jobs_status(e, &st);
+    pool_get_stats(the_pool, &ps);
+    assert_int_equal(st.limit, 21);
+    assert_int_equal(ps.limit, 21);
+    assert_int_equal(st.batch, 1000); /* +62 a step, capped */
+    pthread_mutex_lock(&F.lock);
+    int max = F.max;
+    pthread_mutex_unlock(&F.lock);
+    assert_true(max <= 21);
+    stop(e);
+}
+
+/* ---------- life cycle ---------- */
+
+static void test_free_drains(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20000});
+    char src[16], dst[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(src, sizeof src, "s%d", i);
+        put(src, i + 1);
+    }
+    pthread_mutex_lock(&F.lock);
+    F.delay_ms = 2;
+    pthread_mutex_unlock(&F.lock);
+    for (int i = 0; i < 100; i++) {
+        snprintf(src, sizeof src, "s%d", i);
+        snprintf(dst, sizeof dst, "d%d", i);
+        cp(e, src, dst);
+        rm(e, src);
+    }
+    stop(e);
+    for (int i = 0; i < 100; i++) {
+        snprintf(src, sizeof src, "s%d", i);
+        snprintf(dst, sizeof dst, "d%d", i);
+        assert_int_equal(get(dst), i + 1);
+        assert_int_equal(get(src), 0);
+    }
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    struct jobs *e = start(2, (struct jobs_config){0});
+    struct job_spec s = {.kind = JOB_COPY, .bucket = "bkt", .key = "k"};
+    assert_int_equal(jobs_submit(e, &s, NULL), -EINVAL); /* no source */
+    s.kind = JOB_DELETE;
+    s.key = "";
+    assert_int_equal(jobs_submit(e, &s, NULL), -EINVAL);
+    assert_int_equal(jobs_wait_key(e, "bkt", "never", JOBS_AS_DEST), 0);
+    assert_false(jobs_pending_key(e, "bkt", "never", JOBS_AS_DEST));
+    stop(e);
+    struct jobs_config bad = {.pool = NULL, .exec = fake_exec, .del = fake_del};
+    assert_int_equal(jobs_new(&bad, &e), -EINVAL);
+    assert_int_equal(pool_new(1, 1, &the_pool), 0);
+    bad.pool = the_pool;
+    bad.delete_batch = 1001;
+    assert_int_equal(jobs_new(&bad, &e), -EINVAL);
+    pool_free(the_pool);
+    jobs_free(NULL);
+}
+
+/* ---------- memory per pending job ---------- */
+
+static size_t heap_in_use(void)
+{
+    return mallinfo2().uordblks;
+}
+
+static void test_memory_per_pending_job(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    struct jobs *e =
+        start(8, (struct jobs_config){.max_pending = 2 * N + 16, .batch_delay_ms = 20000});
+    put("src", 1);
+    gate("gate/0000000000000000000000", true);
+    cp(e, "src", "gate/0000000000000000000000");
+    char src[40], dst[40];
+    size_t before = heap_in_use();
+    /* all wait behind the gated copy: readers of its destination */
+    for (int i = 0; i < N; i++) {
+        snprintf(dst, sizeof dst, "dir/dst-%022d", i);
+        cp(e, "gate/0000000000000000000000", dst);
+    }
+    size_t mid = heap_in_use();
+    del_gate(true);
+    for (int i = 0; i < N; i++) {
+        snprintf(src, sizeof src, "dir/old-%022d", i);
+        rm(e, src);
+    }
+    size_t after = heap_in_use();
+    if (before > 0 && after > mid) { /* 0 under sanitizers, which replace malloc */
+        print_message("bytes per pending job: COPY %zu, DELETE %zu (30-byte keys)\n",
+                      (mid - before) / N, (after - mid) / N);
+        assert_true((mid - before) / N < 512);
+        assert_true((after - mid) / N < 512);
+    }
+    gate(NULL, false);
+    del_gate(false);
+    stop(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cp_then_rm_source),
+        cmocka_unit_test(test_cp_chain),
+        cmocka_unit_test(test_two_copies_onto_one_key),
+        cmocka_unit_test(test_disjoint_and_readers_run_in_parallel),
+        cmocka_unit_test(test_self_copy_orders_both_ways),
+        cmocka_unit_test(test_many_copies_run_concurrently),
+        cmocka_unit_test(test_delete_batches_full),
+        cmocka_unit_test(test_delete_batches_per_bucket),
+        cmocka_unit_test(test_delete_batch_flushes_after_delay),
+        cmocka_unit_test(test_failure_kept_reported_once_listed),
+        cmocka_unit_test(test_failed_copy_cancels_what_would_lose_data),
+        cmocka_unit_test(test_delete_per_key_failure),
+        cmocka_unit_test(test_transient_failure_retried),
+        cmocka_unit_test(test_fold_meta),
+        cmocka_unit_test(test_back_pressure),
+        cmocka_unit_test(test_throttle_halves_and_grows_back),
+        cmocka_unit_test(test_free_drains),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_memory_per_pending_job),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

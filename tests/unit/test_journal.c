@@ -1,0 +1,670 @@
+/* Unit tests for the intent journal: records with hostile keys survive a
+ * round trip, DONE hides a record, replay keeps submission order, a torn or
+ * garbled line is ignored, compaction keeps the file small; and with the job
+ * engine: records are on disk before jobs_submit returns (also when the
+ * daemon is SIGKILLed), and a replay resubmits, drains and empties the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "s3cfs/jobs.h"
+#include "s3cfs/journal.h"
+#include "s3cfs/pool.h"
+
+extern char **environ;
+
+static void on_watchdog(int sig)
+{
+    (void)sig;
+    static const char msg[] = "watchdog: a journal test hung (30 s)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
+static char dir[64];
+static char path[128];
+
+/* A fresh journal path per test, and a 30 s watchdog. */
+static int setup(void **state)
+{
+    (void)state;
+    signal(SIGALRM, on_watchdog);
+    alarm(30);
+    snprintf(dir, sizeof dir, "/tmp/s3cfs-journal-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/journal", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    unlink(tmp);
+    unlink(path);
+    rmdir(dir);
+    alarm(0);
+    return 0;
+}
+
+static uint64_t file_size(void)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : UINT64_MAX;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---------- replay into an array of deep copies ---------- */
+
+struct rec {
+    uint64_t id;
+    enum job_kind kind;
+    char *bucket, *key, *src_bucket, *src_key, *src_etag, *content_type;
+    uint64_t src_size;
+    bool has_meta;
+    size_t nmeta;
+    char *names[8], *values[8];
+};
+
+struct recs {
+    struct rec r[512];
+    size_t n;
+};
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int collect(void *arg, uint64_t id, const struct job_spec *s)
+{
+    struct recs *rs = arg;
+    if (rs->n == 512)
+        return -ENOSPC;
+    struct rec *r = &rs->r[rs->n++];
+    *r = (struct rec){.id = id,
+                      .kind = s->kind,
+                      .bucket = strdup(s->bucket),
+                      .key = strdup(s->key),
+                      .src_bucket = dup_or_null(s->src_bucket),
+                      .src_key = dup_or_null(s->src_key),
+                      .src_etag = dup_or_null(s->src_etag),
+                      .content_type = dup_or_null(s->content_type),
+                      .src_size = s->src_size,
+                      .has_meta = s->meta != NULL,
+                      .nmeta = s->nmeta};
+    for (size_t i = 0; i < s->nmeta && i < 8; i++) {
+        r->names[i] = strdup(s->meta[i].name);
+        r->values[i] = strdup(s->meta[i].value);
+    }
+    return 0;
+}
+
+static void recs_free(struct recs *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        struct rec *r = &rs->r[i];
+        free(r->bucket);
+        free(r->key);
+        free(r->src_bucket);
+        free(r->src_key);
+        free(r->src_etag);
+        free(r->content_type);
+        for (size_t k = 0; k < r->nmeta && k < 8; k++) {
+            free(r->names[k]);
+            free(r->values[k]);
+        }
+    }
+    rs->n = 0;
+}
+
+/* Open the journal at path, replay into rs, close. */
+static void reopen_replay(struct recs *rs)
+{
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    assert_int_equal(journal_replay(j, collect, rs), 0);
+    journal_close(j);
+}
+
+static void assert_str_or_null(const char *got, const char *want)
+{
+    if (!want)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+}
+
+static void assert_rec(const struct rec *r, uint64_t id, const struct job_spec *s)
+{
+    assert_int_equal(r->id, id);
+    assert_int_equal(r->kind, s->kind);
+    assert_string_equal(r->bucket, s->bucket);
+    assert_string_equal(r->key, s->key);
+    assert_str_or_null(r->src_bucket, s->src_bucket);
+    assert_str_or_null(r->src_key, s->src_key);
+    assert_str_or_null(r->src_etag, s->src_etag);
+    assert_str_or_null(r->content_type, s->content_type);
+    assert_int_equal(r->src_size, s->src_size);
+    assert_int_equal(r->has_meta, s->meta != NULL);
+    assert_int_equal(r->nmeta, s->nmeta);
+    for (size_t i = 0; i < s->nmeta; i++) {
+        assert_string_equal(r->names[i], s->meta[i].name);
+        assert_string_equal(r->values[i], s->meta[i].value);
+    }
+}
+
+static struct job_spec del_spec(const char *key)
+{
+    return (struct job_spec){.kind = JOB_DELETE, .bucket = "bkt", .key = key};
+}
+
+static struct job_spec copy_spec(const char *src, const char *dst)
+{
+    return (struct job_spec){.kind = JOB_COPY,
+                             .bucket = "bkt",
+                             .key = dst,
+                             .src_bucket = "bkt",
+                             .src_key = src,
+                             .src_etag = "0123456789abcdef0123456789abcdef",
+                             .src_size = 42};
+}
+
+/* ---------- records ---------- */
+
+static void test_round_trip_nasty_keys(void **state)
+{
+    (void)state;
+    static char longkey[1025], allbytes[256];
+    for (int i = 0; i < 1024; i++)
+        longkey[i] = (char)('a' + i % 26);
+    longkey[1024] = '\0';
+    for (int i = 1; i < 256; i++)
+        allbytes[i - 1] = (char)i;
+    allbytes[255] = '\0';
+    const struct s3_meta meta[] = {{"mode", "33188"}, {"xattr", "%7B\"a b\":\"\n*\"%7D"}};
+    const struct s3_meta nometa[1] = {{NULL, NULL}};
+    struct job_spec specs[] = {
+        {.kind = JOB_COPY,
+         .bucket = "my.bucket",
+         .key = "dir with space/new\nline/100%/*star*",
+         .src_bucket = "other-bucket",
+         .src_key = "ünïcødé/日本語/ファイル.txt",
+         .src_etag = "\"quoted\"-3",
+         .src_size = UINT64_MAX,
+         .meta = meta,
+         .nmeta = 2,
+         .content_type = "text/plain; charset=utf-8"},
+        {.kind = JOB_COPY,
+         .bucket = "b",
+         .key = longkey,
+         .src_bucket = "b",
+         .src_key = allbytes,
+         .src_etag = NULL,
+         .src_size = 0},
+        {.kind = JOB_COPY, /* REPLACE with no metadata at all: not the same as COPY */
+         .bucket = "b",
+         .key = "+plus+ and ~tilde~",
+         .src_bucket = "b",
+         .src_key = " leading and trailing ",
+         .src_etag = "",
+         .meta = nometa,
+         .nmeta = 0},
+        {.kind = JOB_DELETE, .bucket = "b", .key = "a/"},
+        {.kind = JOB_DELETE, .bucket = "b", .key = "\t\r\n"},
+    };
+    size_t n = sizeof specs / sizeof specs[0];
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(journal_append(j, 10 + i, &specs[i]), 0);
+    assert_int_equal(journal_append(j, 10, &specs[0]), -EINVAL); /* already live */
+    journal_close(j);
+
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_rec(&rs->r[i], 10 + i, &specs[i]);
+    recs_free(rs);
+    free(rs);
+
+    /* the file is text: one line per record */
+    FILE *f = fopen(path, "r");
+    int lines = 0, c;
+    while ((c = fgetc(f)) != EOF)
+        lines += c == '\n';
+    fclose(f);
+    assert_int_equal(lines, (int)n);
+}
+
+static void test_done_hides_and_order(void **state)
+{
+    (void)state;
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    /* ids need not be increasing: the file order is the submission order */
+    const uint64_t ids[] = {5, 3, 9, 4, 7};
+    char keys[5][8];
+    for (int i = 0; i < 5; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        struct job_spec s = i % 2 ? del_spec(keys[i]) : copy_spec("src", keys[i]);
+        assert_int_equal(journal_append(j, ids[i], &s), 0);
+    }
+    const uint64_t done[] = {9, 5, 1000 /* unknown: harmless */};
+    assert_int_equal(journal_done(j, done, 3), 0);
+    struct journal_info ji;
+    journal_info(j, &ji);
+    assert_int_equal(ji.live, 3);
+    assert_int_equal(ji.max_id, 9);
+    journal_close(j);
+
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 3);
+    assert_int_equal(rs->r[0].id, 3);
+    assert_string_equal(rs->r[0].key, "k1");
+    assert_int_equal(rs->r[0].kind, JOB_DELETE);
+    assert_int_equal(rs->r[1].id, 4);
+    assert_string_equal(rs->r[1].key, "k3");
+    assert_int_equal(rs->r[2].id, 7);
+    assert_string_equal(rs->r[2].key, "k4");
+    assert_int_equal(rs->r[2].kind, JOB_COPY);
+    recs_free(rs);
+
+    /* replay hands the jobs over once */
+    assert_int_equal(journal_open(path, &j), 0);
+    assert_int_equal(journal_replay(j, collect, rs), 0);
+    assert_int_equal(rs->n, 3);
+    recs_free(rs);
+    assert_int_equal(journal_replay(j, collect, rs), 0);
+    assert_int_equal(rs->n, 0);
+    journal_info(j, &ji);
+    assert_int_equal(ji.live, 3); /* still live until DONE */
+    assert_int_equal(ji.max_id, 9);
+    journal_close(j);
+    free(rs);
+}
+
+static void test_fold_meta_record(void **state)
+{
+    (void)state;
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    struct job_spec s = copy_spec("a", "b");
+    assert_int_equal(journal_append(j, 1, &s), 0);
+    const struct s3_meta m1[] = {{"mode", "33261"}}, m2[] = {{"mode", "33188"}, {"uid", "7"}};
+    assert_int_equal(journal_fold_meta(j, 1, m1, 1), 0);
+    assert_int_equal(journal_fold_meta(j, 1, m2, 2), 0); /* the last one wins */
+    assert_int_equal(journal_fold_meta(j, 2, m1, 1), -ENOENT);
+    journal_close(j);
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 1);
+    s.meta = m2;
+    s.nmeta = 2;
+    assert_rec(&rs->r[0], 1, &s);
+    recs_free(rs);
+    free(rs);
+}
+
+static void append_raw(const char *text)
+{
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void test_torn_and_garbled_lines(void **state)
+{
+    (void)state;
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    struct job_spec a = copy_spec("a", "b"), b = del_spec("x"), c = del_spec("y");
+    assert_int_equal(journal_append(j, 1, &a), 0);
+    journal_close(j);
+    append_raw("D 2 bkt x 00000000\n"); /* a wrong checksum: skipped */
+    uint64_t good = file_size();
+    append_raw("C 3 bkt half-writ"); /* the crash came mid-write */
+
+    struct recs *rs = calloc(1, sizeof *rs);
+    assert_int_equal(journal_open(path, &j), 0);
+    assert_int_equal(file_size(), good); /* the torn tail is cut */
+    assert_int_equal(journal_append(j, 4, &b), 0);
+    assert_int_equal(journal_append(j, 5, &c), 0);
+    assert_int_equal(journal_replay(j, collect, rs), 0);
+    journal_close(j);
+    assert_int_equal(rs->n, 1);
+    assert_rec(&rs->r[0], 1, &a);
+    recs_free(rs);
+
+    reopen_replay(rs); /* later appends start on a line of their own */
+    assert_int_equal(rs->n, 3);
+    assert_rec(&rs->r[1], 4, &b);
+    assert_rec(&rs->r[2], 5, &c);
+    recs_free(rs);
+    free(rs);
+}
+
+static void test_compaction(void **state)
+{
+    (void)state;
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    journal_set_max_size(j, 4096);
+    char key[64];
+    uint64_t biggest = 0;
+    /* a stream of jobs where 1 in 50 never finishes */
+    for (uint64_t id = 1; id <= 2000; id++) {
+        snprintf(key, sizeof key, "some/longish/directory/name/file-%06llu",
+                 (unsigned long long)id);
+        struct job_spec s = copy_spec("src/object", key);
+        assert_int_equal(journal_append(j, id, &s), 0);
+        if (id % 50 != 0)
+            assert_int_equal(journal_done(j, &id, 1), 0);
+        assert_int_equal(journal_compact(j), 0);
+        uint64_t size = file_size();
+        biggest = size > biggest ? size : biggest;
+    }
+    /* 40 live records of ~150 bytes plus at most 4 KiB of finished ones */
+    assert_true(biggest < 4 * 4096);
+    journal_close(j);
+
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 40);
+    for (size_t i = 0; i < rs->n; i++)
+        assert_int_equal(rs->r[i].id, 50 * (i + 1));
+    recs_free(rs);
+    free(rs);
+
+    /* nothing live: truncated */
+    assert_int_equal(journal_open(path, &j), 0);
+    for (uint64_t id = 50; id <= 2000; id += 50)
+        assert_int_equal(journal_done(j, &id, 1), 0);
+    assert_true(file_size() > 0);
+    assert_int_equal(journal_compact(j), 0);
+    assert_int_equal(file_size(), 0);
+    assert_int_equal(journal_sync(j), 0);
+    journal_close(j);
+}
+
+static void test_open_errors(void **state)
+{
+    (void)state;
+    struct journal *j = NULL;
+    assert_int_equal(journal_open("/nonexistent-dir/journal", &j), -ENOENT);
+    assert_null(j);
+    journal_close(NULL);
+}
+
+/* ---------- with the engine ---------- */
+
+/* A fake executor that records the order it runs jobs in; it blocks while
+ * the gate is shut. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    bool gate_shut;
+    char order[64][32];
+    int n;
+} X = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {{0}}, 0};
+
+static void x_record(const char *kind, const char *key)
+{
+    pthread_mutex_lock(&X.lock);
+    while (X.gate_shut)
+        pthread_cond_wait(&X.cv, &X.lock);
+    if (X.n < 64)
+        snprintf(X.order[X.n++], sizeof X.order[0], "%s %s", kind, key);
+    pthread_mutex_unlock(&X.lock);
+}
+
+static int x_exec(void *ctx, uint64_t id, const struct job_spec *s, struct s3_error *err)
+{
+    (void)ctx;
+    (void)id;
+    (void)err;
+    x_record("copy", s->key);
+    return 0;
+}
+
+static int x_del(void *ctx, const char *bucket, const char *const *keys, size_t n, int *rcs,
+                 struct s3_error *err)
+{
+    (void)ctx;
+    (void)bucket;
+    (void)rcs;
+    (void)err;
+    for (size_t i = 0; i < n; i++)
+        x_record("delete", keys[i]);
+    return 0;
+}
+
+static void x_gate(bool shut)
+{
+    pthread_mutex_lock(&X.lock);
+    X.gate_shut = shut;
+    if (!shut)
+        pthread_cond_broadcast(&X.cv);
+    pthread_mutex_unlock(&X.lock);
+}
+
+static struct jobs *x_engine(struct pool **p, struct journal *j)
+{
+    X.n = 0;
+    assert_int_equal(pool_new(4, 16, p), 0);
+    struct jobs_config cfg = {.pool = *p, .exec = x_exec, .del = x_del, .journal = j};
+    struct jobs *e;
+    assert_int_equal(jobs_new(&cfg, &e), 0);
+    return e;
+}
+
+/* cp a b; cp b c; rm a; rm x: submitted while the executor is blocked. */
+static void submit_four(struct jobs *e)
+{
+    struct job_spec s[] = {copy_spec("a", "b"), copy_spec("b", "c"), del_spec("a"), del_spec("x")};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(jobs_submit(e, &s[i], NULL), 0);
+}
+
+static void assert_four(const struct recs *rs)
+{
+    assert_int_equal(rs->n, 4);
+    assert_string_equal(rs->r[0].key, "b");
+    assert_string_equal(rs->r[1].key, "c");
+    assert_string_equal(rs->r[1].src_key, "b");
+    assert_int_equal(rs->r[2].kind, JOB_DELETE);
+    assert_string_equal(rs->r[2].key, "a");
+    assert_string_equal(rs->r[3].key, "x");
+    for (size_t i = 1; i < 4; i++)
+        assert_true(rs->r[i].id > rs->r[i - 1].id);
+}
+
+static void test_engine_journals_before_ack(void **state)
+{
+    (void)state;
+    struct journal *j;
+    struct pool *p;
+    assert_int_equal(journal_open(path, &j), 0);
+    x_gate(true);
+    struct jobs *e = x_engine(&p, j);
+    submit_four(e);
+    /* read back by another handle while nothing has finished */
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_four(rs);
+    recs_free(rs);
+    x_gate(false);
+    assert_int_equal(jobs_drain(e), 0);
+    jobs_free(e);
+    pool_free(p);
+    assert_int_equal(X.n, 4);
+    assert_int_equal(file_size(), 0); /* idle: compacted */
+    journal_close(j);
+    free(rs);
+}
+
+/* Where the executor ran this, or 99. */
+static int pos(const char *what)
+{
+    for (int i = 0; i < X.n; i++)
+        if (strcmp(X.order[i], what) == 0)
+            return i;
+    return 99;
+}
+
+/* The daemon: submits four jobs with the executor blocked forever, says
+ * so on stdout, and waits to be killed. */
+static int crash_child(const char *jpath)
+{
+    struct journal *j;
+    struct pool *p;
+    if (journal_open(jpath, &j) != 0)
+        return 1;
+    x_gate(true);
+    X.n = 0;
+    if (pool_new(4, 16, &p) != 0)
+        return 1;
+    struct jobs_config cfg = {.pool = p, .exec = x_exec, .del = x_del, .journal = j};
+    struct jobs *e;
+    if (jobs_new(&cfg, &e) != 0)
+        return 1;
+    struct job_spec s[] = {copy_spec("a", "b"), copy_spec("b", "c"), del_spec("a"), del_spec("x")};
+    for (int i = 0; i < 4; i++)
+        if (jobs_submit(e, &s[i], NULL) != 0)
+            return 1;
+    if (write(1, "ready\n", 6) != 6)
+        return 1;
+    for (;;)
+        pause();
+}
+
+static void test_sigkill_then_replay(void **state)
+{
+    (void)state;
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    char *argv[] = {"test_journal", "--crash-child", path, NULL};
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    char buf[8] = {0};
+    assert_int_equal(read(out[0], buf, 6), 6);
+    close(out[0]);
+    assert_string_equal(buf, "ready\n");
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+
+    /* the next mount: the four jobs come back and run in their order */
+    struct journal *j;
+    struct pool *p;
+    assert_int_equal(journal_open(path, &j), 0);
+    struct journal_info ji;
+    journal_info(j, &ji);
+    assert_int_equal(ji.live, 4);
+    x_gate(false);
+    struct jobs *e = x_engine(&p, j);
+    size_t count = 0;
+    assert_int_equal(jobs_recover(e, &count), 0);
+    assert_int_equal(count, 4);
+    uint64_t id;
+    struct job_spec after = del_spec("later");
+    assert_int_equal(jobs_submit(e, &after, &id), 0);
+    assert_true(id > ji.max_id); /* new ids continue after the journal's */
+    assert_int_equal(jobs_drain(e), 0);
+    jobs_free(e);
+    pool_free(p);
+    assert_int_equal(X.n, 5);
+    /* independent deletes may go first; the dependants keep their order */
+    assert_true(pos("copy b") < pos("copy c"));
+    assert_true(pos("copy b") < pos("delete a"));
+    assert_true(pos("delete x") < 5);
+    journal_info(j, &ji);
+    assert_int_equal(ji.live, 0);
+    assert_int_equal(file_size(), 0); /* replayed, drained, compacted */
+    journal_close(j);
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 0);
+    free(rs);
+}
+
+static void test_replay_keeps_folded_meta(void **state)
+{
+    (void)state;
+    struct journal *j;
+    struct pool *p;
+    assert_int_equal(journal_open(path, &j), 0);
+    x_gate(true);
+    struct jobs *e = x_engine(&p, j);
+    struct job_spec s1 = copy_spec("a", "b"), s2 = copy_spec("b", "c");
+    assert_int_equal(jobs_submit(e, &s1, NULL), 0);
+    assert_int_equal(jobs_submit(e, &s2, NULL), 0);
+    const struct s3_meta m[] = {{"mode", "33261"}};
+    sleep_ms(50); /* b is running (blocked), c waits for it */
+    assert_int_equal(jobs_fold_meta(e, "bkt", "c", m, 1), 0);
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 2);
+    assert_true(rs->r[1].has_meta);
+    assert_int_equal(rs->r[1].nmeta, 1);
+    assert_string_equal(rs->r[1].values[0], "33261");
+    recs_free(rs);
+    free(rs);
+    x_gate(false);
+    jobs_free(e);
+    pool_free(p);
+    journal_close(j);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--crash-child") == 0)
+        return crash_child(argv[2]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip_nasty_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_done_hides_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fold_meta_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_and_garbled_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_journals_before_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_then_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_keeps_folded_meta, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
