@@ -1,4 +1,5 @@
 #include "s3cfs/dir.h"
+#include "s3cfs/engine.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -216,24 +217,26 @@ static int add_pending(struct fs_ctx *c, struct listing *l)
     return rc;
 }
 
-static int cache_listing(struct fs_ctx *c, struct listing *l)
-{
-    struct nscache_dirent *d = calloc(l->n ? l->n : 1, sizeof *d);
-    if (!d)
-        return -ENOMEM;
-    for (size_t i = 0; i < l->n; i++)
-        d[i] = (struct nscache_dirent){.name = l->v[i].name, .st = l->v[i].st};
-    int rc = nscache_dir_put(c->cache, l->path, d, l->n);
-    free(d);
-    return rc;
-}
-
 static int from_cache(const char *name, const struct stat *st, void *arg)
 {
     struct listing *l = arg;
     int rc = add_entry(l, name, strlen(name), S_ISDIR(st->st_mode));
     if (rc == 0)
         l->v[l->n - 1].st = *st;
+    return rc;
+}
+
+/* Store what S3 listed and read back the merged view: queued copies
+ * appear, queued deletes are gone (the namespace cache's pins). */
+static int cache_listing(struct fs_ctx *c, struct listing *l, struct listing *merged)
+{
+    struct nscache_dirent *d = calloc(l->n ? l->n : 1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->n; i++)
+        d[i] = (struct nscache_dirent){.name = l->v[i].name, .st = l->v[i].st};
+    int rc = nscache_dir_fill(c->cache, l->path, d, l->n, from_cache, merged);
+    free(d);
     return rc;
 }
 
@@ -246,10 +249,12 @@ int dir_read(struct fs_ctx *c, const char *path, void *buf, fuse_fill_dir_t fill
     struct listing l = {.c = c, .loc = &loc, .path = path};
     if (nscache_dir_get(c->cache, path, from_cache, &l) != 0) {
         free_listing(&l);
+        struct listing fresh = {.c = c, .loc = &loc, .path = path};
         l = (struct listing){.c = c, .loc = &loc, .path = path};
-        rc = loc.kind == LOC_ROOT ? list_buckets(c, &l) : list_s3(c, &l);
+        rc = loc.kind == LOC_ROOT ? list_buckets(c, &fresh) : list_s3(c, &fresh);
         if (rc == 0)
-            cache_listing(c, &l);
+            rc = cache_listing(c, &fresh, &l);
+        free_listing(&fresh);
     }
     if (rc == 0)
         rc = add_pending(c, &l);
@@ -259,22 +264,53 @@ int dir_read(struct fs_ctx *c, const char *path, void *buf, fuse_fill_dir_t fill
     return rc;
 }
 
-int dir_has_children(struct fs_ctx *c, const struct fs_loc *loc)
+struct child_scan {
+    struct fs_ctx *c;
+    const char *path;
+    size_t plen;
+};
+
+/* A child counts unless the namespace already knows it is gone (a delete
+ * of it is queued): rm -r then needs no wait before each rmdir. */
+static int live_child(struct child_scan *s, const char *key_rest)
+{
+    size_t n = strlen(key_rest);
+    if (n && key_rest[n - 1] == '/')
+        n--;
+    if (n == 0 || n > S3CFS_NAME_MAX)
+        return 0;
+    char path[4096 + 256];
+    snprintf(path, sizeof path, "%s%s%.*s", s->path, strcmp(s->path, "/") ? "/" : "", (int)n,
+             key_rest);
+    struct stat st;
+    return nscache_lookup(s->c->cache, path, &st, NULL) != -ENOENT;
+}
+
+static int scan_page(const struct s3_list_page *p, void *arg)
+{
+    struct child_scan *s = arg;
+    for (size_t i = 0; i < p->nobjects; i++)
+        if (strlen(p->objects[i].key) > s->plen && live_child(s, p->objects[i].key + s->plen))
+            return 1;
+    for (size_t i = 0; i < p->nprefixes; i++)
+        if (live_child(s, p->prefixes[i] + s->plen))
+            return 1;
+    return 0;
+}
+
+int dir_has_children(struct fs_ctx *c, const char *path, const struct fs_loc *loc)
 {
     char prefix[S3CFS_KEY_MAX + 2];
     int rc = path_dir_prefix(loc, prefix, sizeof prefix);
     if (rc)
         return rc;
-    struct s3_list_page p = {0};
+    struct child_scan s = {c, path, strlen(prefix)};
     struct s3_error err;
-    rc = s3_list_objects(c->s3, loc->bucket, prefix, "/", NULL, 2, &p, &err);
-    if (rc)
+    s3_error_clear(&err);
+    rc = s3_list_all(c->s3, loc->bucket, prefix, "/", scan_page, &s, &err);
+    if (rc < 0)
         return fs_fail("list", loc->key, rc, &err);
-    size_t n = p.nprefixes;
-    for (size_t i = 0; i < p.nobjects; i++)
-        n += strcmp(p.objects[i].key, prefix) != 0;
-    s3_list_page_free(&p);
-    return n > 0;
+    return rc;
 }
 
 int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t gid)
@@ -302,6 +338,10 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
     struct s3_write_opts wo = {"application/x-directory", ms.meta, ms.nmeta};
     struct s3_error err;
     char etag[80];
+    struct fs_loc marker = loc;
+    snprintf(marker.key, sizeof marker.key, "%s", key);
+    if ((rc = engine_wait(c, &marker, 0))) /* rm -r d; mkdir d */
+        return rc;
     rc = s3_put_object(c->s3, loc.bucket, key, NULL, &wo, etag, &err);
     if (rc)
         return fs_fail("mkdir", path, rc, &err);
@@ -325,16 +365,11 @@ int dir_remove(struct fs_ctx *c, const char *path)
         return rc;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
-    if ((rc = dir_has_children(c, &loc)) != 0)
+    if ((rc = dir_has_children(c, path, &loc)) != 0)
         return rc > 0 ? -ENOTEMPTY : rc;
-    char key[S3CFS_KEY_MAX + 2];
-    if ((rc = path_dir_prefix(&loc, key, sizeof key)))
+    struct fs_loc marker = loc;
+    if ((rc = path_dir_prefix(&loc, marker.key, sizeof marker.key)))
         return rc;
-    struct s3_error err;
-    rc = s3_delete_object(c->s3, loc.bucket, key, &err);
-    if (rc && rc != -ENOENT)
-        return fs_fail("rmdir", path, rc, &err);
     nscache_invalidate_tree(c->cache, path);
-    nscache_put_negative(c->cache, path);
-    return 0;
+    return engine_delete(c, &marker, path); /* batched with the files' deletes */
 }

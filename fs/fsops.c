@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "s3cfs/dir.h"
+#include "s3cfs/engine.h"
 #include "s3cfs/log.h"
 #include "s3cfs/lookup.h"
 #include "s3cfs/node.h"
@@ -138,10 +139,28 @@ static int op_flush(const char *path, struct fuse_file_info *fi)
     return node_flush(fs_get(), file_of(fi)->node);
 }
 
+/* fsync returns when the file's data and its queued jobs have landed */
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
     (void)path, (void)datasync;
-    return node_flush(fs_get(), file_of(fi)->node);
+    struct fs_node *n = file_of(fi)->node;
+    int rc = node_flush(fs_get(), n);
+    pthread_mutex_lock(&n->lock);
+    struct fs_loc loc = n->loc;
+    pthread_mutex_unlock(&n->lock);
+    int wrc = engine_wait(fs_get(), &loc, 0);
+    return rc ? rc : wrc;
+}
+
+/* fsync of a directory: every job below it */
+static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    (void)datasync, (void)fi;
+    struct fs_loc loc;
+    int rc = path_resolve(&fs_get()->map, path, &loc);
+    if (rc == 0 && loc.kind != LOC_ROOT)
+        rc = engine_wait_dir(fs_get(), &loc);
+    return rc;
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
@@ -305,6 +324,7 @@ static const struct fuse_operations ops = {
     .write = op_write,
     .flush = op_flush,
     .fsync = op_fsync,
+    .fsyncdir = op_fsyncdir,
     .release = op_release,
     .truncate = op_truncate,
     .unlink = op_unlink,

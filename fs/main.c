@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "s3cfs/engine.h"
 #include "s3cfs/fsops.h"
 #include "s3cfs/log.h"
 #include "s3cfs/node.h"
@@ -71,6 +72,8 @@ static const struct fuse_opt opt_spec[] = {
     OPT("log_level=%s", o.log_level),
     OPT("--log-level=%s", o.log_level),
     OPT("listing_attrs_only", o.listing_attrs_only),
+    OPT("journal_dir=%s", o.journal_dir),
+    OPT("sync_jobs", o.sync),
     OPT("-f", o.foreground),
     OPT("--foreground", o.foreground),
     OPT("-h", help),
@@ -106,6 +109,9 @@ static void usage(const char *prog)
            "  tmpdir=PATH           where staged file data goes (default /tmp)\n"
            "  listing_attrs_only    ls -l without HEAD requests (modes and owners from\n"
            "                        defaults, times from the listing)\n"
+           "  journal_dir=PATH      intent journal of queued copies and deletes\n"
+           "                        (default /var/lib/s3cfs)\n"
+           "  sync_jobs             copies and deletes return when they landed\n"
            "  log_level=LEVEL       error, warn, info, debug (default warn)\n"
            "  -f, --foreground      stay in the foreground, log to stderr\n"
            "  allow_other, ro, ...  the usual FUSE mount options\n"
@@ -268,11 +274,17 @@ static int start_engine(struct fs_ctx *c)
         rc = node_table_new(&c->nodes);
     if (rc == 0)
         rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->pool);
+    if (rc == 0)
+        rc = engine_start(c);
     return rc;
 }
 
 static void ctx_free(struct fs_ctx *c)
 {
+    /* unmount and SIGTERM: every queued copy and delete lands first */
+    int rc = c->pool ? engine_stop(c) : 0;
+    if (rc)
+        LOGE("queued operations failed before exit: %s", strerror(-rc));
     if (c->pool)
         pool_free(c->pool);
     node_table_free(c->nodes);
@@ -332,8 +344,11 @@ int main(int argc, char **argv)
     ctx.opt = cli.o;
     const char *spec = cli.nnonopt == 2 ? cli.nonopt[0] : NULL;
     const char *mountpoint = cli.nonopt[cli.nnonopt - 1];
-    if (finish_options(&cli) || (ctx.opt = cli.o, 0))
+    ctx.opt.mountpoint = realpath(mountpoint, NULL);
+    if (finish_options(&cli))
         return 2;
+    cli.o.mountpoint = ctx.opt.mountpoint;
+    ctx.opt = cli.o;
     if (path_map_init(&ctx.map, spec)) {
         fprintf(stderr, "s3cfs: %s is not a valid BUCKET[:/PREFIX]\n", spec);
         return 2;

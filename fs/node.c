@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "s3cfs/engine.h"
+#include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/stage.h"
@@ -103,7 +105,7 @@ void node_unref(struct fs_ctx *c, struct fs_node *n)
     /* the cache takes over what the node knew */
     if (!n->path[0])
         ; /* unlinked while open: nothing to remember */
-    else if (n->exists && !n->dirty)
+    else if (n->exists && !n->dirty && n->etag[0])
         nscache_put(c->cache, n->path, &n->st, n->etag);
     else
         nscache_invalidate(c->cache, n->path);
@@ -300,6 +302,11 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
     up.xattr = n->xattr ? strdup(n->xattr) : NULL;
     n->busy = true;
     pthread_mutex_unlock(&n->lock);
+    /* queued copies from or onto this key come first (cp a b; echo x > a) */
+    rc = engine_wait(c, &up.loc, 0);
+    if (rc)
+        LOGW("%s: an earlier queued operation failed (%s); writing anyway", n->path,
+             strerror(-rc));
     rc = transfer_upload(c, &up); /* the stage is stable: writers wait for busy */
     free(up.xattr);
     pthread_mutex_lock(&n->lock);
@@ -356,6 +363,11 @@ int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t
     struct transfer_source src = {.loc = n->loc, .size = (uint64_t)n->st.st_size};
     memcpy(src.etag, n->etag, sizeof src.etag);
     pthread_mutex_unlock(&n->lock);
+    if (engine_pending(c, &src.loc, JOBS_AS_DEST)) {
+        int rc = engine_wait(c, &src.loc, JOBS_AS_DEST); /* cp a b; cat b */
+        if (rc)
+            return rc;
+    }
     return transfer_read(c, f, &src, buf, size, off);
 }
 
@@ -459,7 +471,7 @@ static int copy_source(struct fs_node *n, struct transfer_source *src, size_t le
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
     /* only a copy of the whole object can be server-side */
-    int rc = n->exists && !n->dirty && n->etag[0] && len >= (uint64_t)n->st.st_size ? 0 : -EAGAIN;
+    int rc = n->exists && !n->dirty && len >= (uint64_t)n->st.st_size ? 0 : -EAGAIN;
     if (rc == 0) {
         src->loc = n->loc;
         src->size = (uint64_t)n->st.st_size;
@@ -491,22 +503,20 @@ ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, si
     n->busy = true;
     struct fs_loc dloc = n->loc;
     struct stat st = n->st;
+    char *path = strdup(n->path);
     pthread_mutex_unlock(&n->lock);
     set_size_st(&st, s.size);
-    struct meta_set ms;
-    meta_from_stat(&st, &ms);
-    struct s3_write_opts wo = {NULL, ms.meta, ms.nmeta};
-    char etag[80] = "";
-    rc = transfer_copy(c, &s, &dloc, &wo, etag);
+    /* queued: returns at once; the destination shows its final size now */
+    rc = path ? engine_copy(c, &s.loc, s.etag, s.size, &dloc, path, &st) : -ENOMEM;
+    free(path);
     pthread_mutex_lock(&n->lock);
     if (rc == 0) {
         stage_free(n->stage);
         n->stage = NULL;
         n->dirty = false;
         n->exists = true;
-        memcpy(n->etag, etag, sizeof n->etag);
+        n->etag[0] = '\0'; /* known when it lands */
         set_size(n, s.size);
-        nscache_put(c->cache, n->path, &n->st, n->etag);
     }
     set_idle(n);
     pthread_mutex_unlock(&n->lock);

@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "s3cfs/dir.h"
+#include "s3cfs/engine.h"
+#include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/lookup.h"
 #include "s3cfs/node.h"
@@ -106,8 +108,46 @@ static void apply_change(struct stat *st, const struct obj_attr_change *ch)
     st->st_ctim = now;
 }
 
+/* Make S3 hold what the file shows: flush an open node and wait for the
+ * queued jobs on its key. */
+static int settle(struct fs_ctx *c, const char *path)
+{
+    struct fs_loc loc;
+    int rc = path_resolve(&c->map, path, &loc);
+    if (rc || loc.kind != LOC_OBJECT)
+        return rc;
+    struct fs_node *n = node_find(c->nodes, path);
+    if (n) {
+        rc = node_flush(c, n);
+        node_unref(c, n);
+    }
+    return rc ? rc : engine_wait(c, &loc, 0);
+}
+
+/* cp -a/-p on a destination whose copy is queued: the attributes ride
+ * along with the copy, no extra request. 1 when folded. */
+static int fold_into_copy(struct fs_ctx *c, const char *path, const struct obj_attr_change *ch)
+{
+    struct fs_loc loc;
+    struct stat st;
+    if (path_resolve(&c->map, path, &loc) || loc.kind != LOC_OBJECT ||
+        !engine_pending(c, &loc, JOBS_AS_DEST) || fs_lookup(c, path, &st, NULL))
+        return 0;
+    apply_change(&st, ch);
+    if (engine_fold_attrs(c, &loc, &st))
+        return 0;
+    struct fs_node *n = node_find(c->nodes, path);
+    if (n) {
+        node_setattr(n, &st);
+        node_unref(c, n);
+    }
+    return 1;
+}
+
 int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change *ch)
 {
+    if (fold_into_copy(c, path, ch))
+        return 0;
     struct fs_node *n = node_find(c->nodes, path);
     if (n) {
         struct stat st;
@@ -119,7 +159,9 @@ int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change
             return 0; /* goes up with the data */
     }
     struct current cur = {0};
-    int rc = load_current(c, path, &cur);
+    int rc = settle(c, path);
+    if (rc == 0)
+        rc = load_current(c, path, &cur);
     if (rc == 0) {
         apply_change(&cur.st, ch);
         rc = rewrite_meta(c, path, &cur, meta_find(cur.head.meta, cur.head.nmeta, "xattr"));
@@ -139,12 +181,6 @@ static int lookup_loc(struct fs_ctx *c, const char *path, struct fs_loc *loc, st
     return st ? fs_lookup(c, path, st, etag) : 0;
 }
 
-static void forget(struct fs_ctx *c, const char *path)
-{
-    nscache_invalidate(c->cache, path);
-    nscache_put_negative(c->cache, path);
-}
-
 int obj_unlink(struct fs_ctx *c, const char *path)
 {
     struct fs_loc loc;
@@ -155,42 +191,20 @@ int obj_unlink(struct fs_ctx *c, const char *path)
     if (S_ISDIR(st.st_mode))
         return -EISDIR;
     node_mark_unlinked(c->nodes, path);
-    struct s3_error err;
-    rc = s3_delete_object(c->s3, loc.bucket, loc.key, &err);
-    if (rc && rc != -ENOENT)
-        return fs_fail("unlink", path, rc, &err);
-    forget(c, path);
-    return 0;
+    nscache_invalidate(c->cache, path);
+    return engine_delete(c, &loc, path); /* batched; the name is gone at once */
 }
 
-/* Flush an open node of path so that S3 holds what the file shows. */
-static int settle(struct fs_ctx *c, const char *path)
+static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl,
+                       const char *to, const struct fs_loc *tl, const struct stat *st,
+                       const char *etag)
 {
-    struct fs_node *n = node_find(c->nodes, path);
-    if (!n)
-        return 0;
-    int rc = node_flush(c, n);
-    node_unref(c, n);
-    return rc;
-}
-
-static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl, const struct stat *st, const char *etag)
-{
-    struct s3_copy_opts co = {.if_match = etag};
-    struct s3_error err;
-    char netag[80];
-    int rc = s3_copy_object(c->s3, fl->bucket, fl->key, tl->bucket, tl->key, &co, netag, &err);
-    if (rc)
-        return fs_fail("rename (copy)", from, rc, &err);
-    rc = s3_delete_object(c->s3, fl->bucket, fl->key, &err);
-    if (rc && rc != -ENOENT)
-        fs_fail("rename (delete source)", from, rc, &err);
-    node_rename(c->nodes, from, to, tl);
-    forget(c, from);
     nscache_invalidate(c->cache, to);
-    nscache_put(c->cache, to, st, netag);
-    return rc == -ENOENT ? 0 : rc;
+    nscache_invalidate(c->cache, from);
+    int rc = engine_move(c, fl, etag, (uint64_t)st->st_size, tl, from, to, st);
+    if (rc == 0)
+        node_rename(c->nodes, from, to, tl);
+    return rc;
 }
 
 /* ---- directory trees: one listing page at a time, so memory stays at a
@@ -203,72 +217,24 @@ struct tree_move {
     size_t fplen;
 };
 
-struct move_task {
-    struct tree_move *m;
-    const char *src;
-    char dst[S3CFS_KEY_MAX + 2];
-    char etag[80];
-    bool copied;
-};
-
-static int copy_one(void *arg)
-{
-    struct move_task *t = arg;
-    struct s3_copy_opts co = {.if_match = t->etag};
-    struct s3_error err;
-    int rc = s3_copy_object(t->m->c->s3, t->m->fl->bucket, t->src, t->m->tl->bucket, t->dst, &co,
-                            NULL, &err);
-    t->copied = rc == 0;
-    return rc ? fs_fail("rename (copy)", t->src, rc, &err) : 0;
-}
-
-static int delete_keys(struct fs_ctx *c, const char *bucket, const char **keys, size_t n)
-{
-    struct s3_delete_error *errs = NULL;
-    size_t nerrs = 0;
-    struct s3_error err;
-    int rc = n ? s3_delete_objects(c->s3, bucket, keys, n, &errs, &nerrs, &err) : 0;
-    if (rc)
-        return fs_fail("delete batch", bucket, rc, &err);
-    for (size_t i = 0; i < nerrs; i++)
-        LOGW("delete %s/%s: %s %s", bucket, errs[i].key, errs[i].code, errs[i].message);
-    rc = nerrs ? s3_errno_for(errs[0].code, 0) : 0;
-    s3_delete_errors_free(errs, nerrs);
-    return rc;
-}
-
-/* Copy a page's objects in parallel; delete the sources only when every
- * copy is confirmed, or else the copies made (the tree stays whole). */
+/* Queue a move of every object of a listing page; the engine deletes each
+ * source only after its copy landed. */
 static int move_page(const struct s3_list_page *p, void *arg)
 {
     struct tree_move *m = arg;
-    struct move_task *t = calloc(p->nobjects ? p->nobjects : 1, sizeof *t);
-    const char **keys = calloc(p->nobjects ? p->nobjects : 1, sizeof *keys);
-    int rc = t && keys ? 0 : -ENOMEM;
-    struct pool_group g;
-    pool_group_init(&g);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < p->nobjects; i++) {
-        const char *src = p->objects[i].key;
-        t[i].m = m;
-        t[i].src = src;
-        snprintf(t[i].etag, sizeof t[i].etag, "%s", p->objects[i].etag);
-        if (snprintf(t[i].dst, sizeof t[i].dst, "%s%s", m->to_prefix, src + m->fplen) >
+        const struct s3_object *o = &p->objects[i];
+        struct fs_loc from = *m->fl, to = *m->tl;
+        from.kind = to.kind = LOC_OBJECT;
+        snprintf(from.key, sizeof from.key, "%s", o->key);
+        if (snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, o->key + m->fplen) >
             S3CFS_KEY_MAX)
             rc = -ENAMETOOLONG;
         else
-            rc = pool_submit_group(m->c->pool, &g, copy_one, &t[i]);
+            rc = engine_move(m->c, &from, o->etag, o->size, &to, NULL, NULL, NULL);
     }
-    int wrc = pool_group_wait(&g);
-    pool_group_destroy(&g);
-    rc = rc ? rc : wrc;
-    size_t n = 0;
-    for (size_t i = 0; t && i < p->nobjects; i++)
-        if (t[i].copied)
-            keys[n++] = rc ? t[i].dst : t[i].src;
-    int drc = delete_keys(m->c, rc ? m->tl->bucket : m->fl->bucket, keys, n);
-    free(t);
-    free(keys);
-    return rc ? rc : drc;
+    return rc;
 }
 
 static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
@@ -285,9 +251,16 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
         return -EINVAL; /* into itself */
     struct tree_move m = {c, fl, tl, fp, tp, strlen(fp)};
     struct s3_error err;
-    rc = s3_list_all(c->s3, fl->bucket, fp, NULL, move_page, &m, &err);
+    s3_error_clear(&err);
+    rc = engine_wait_dir(c, fl); /* what was queued below it lands first */
+    if (rc == 0)
+        rc = s3_list_all(c->s3, fl->bucket, fp, NULL, move_page, &m, &err);
     if (rc && err.code[0])
         fs_fail("rename (list)", from, rc, &err);
+    /* rename(2) answers when the tree moved, with the first error if any */
+    int wrc = engine_wait_dir(c, tl);
+    int frc = engine_wait_dir(c, fl);
+    rc = rc ? rc : wrc ? wrc : frc;
     nscache_invalidate_tree(c->cache, from);
     nscache_invalidate_tree(c->cache, to);
     nscache_invalidate(c->cache, from);
@@ -313,7 +286,7 @@ static int check_target(struct fs_ctx *c, const struct stat *fst, const char *to
     if (!S_ISDIR(tst.st_mode) && S_ISDIR(fst->st_mode))
         return -ENOTDIR;
     if (S_ISDIR(tst.st_mode)) {
-        rc = dir_has_children(c, tl);
+        rc = dir_has_children(c, to, tl);
         return rc > 0 ? -ENOTEMPTY : rc;
     }
     return 0;
@@ -364,6 +337,8 @@ int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t ui
     struct http_body body = {.data = target, .fd = -1, .len = len};
     struct s3_error err;
     char etag[80];
+    if ((rc = engine_wait(c, &loc, 0)))
+        return rc;
     rc = s3_put_object(c->s3, loc.bucket, loc.key, &body, &wo, etag, &err);
     if (rc)
         return fs_fail("symlink", path, rc, &err);

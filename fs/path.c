@@ -139,3 +139,21 @@ const char *path_basename(const char *path)
     const char *slash = strrchr(path, '/');
     return slash ? slash + 1 : path;
 }
+
+int path_from_key(const struct path_map *m, const char *bucket, const char *key, char *out,
+                  size_t size)
+{
+    size_t pl = strlen(m->prefix);
+    int n;
+    if (m->all_buckets)
+        n = snprintf(out, size, "/%s/%s", bucket, key);
+    else if (strcmp(bucket, m->bucket) != 0 || strncmp(key, m->prefix, pl) != 0)
+        return -ENOENT;
+    else
+        n = snprintf(out, size, "/%s", key + pl);
+    if (n < 0 || (size_t)n >= size)
+        return -ENAMETOOLONG;
+    if (n > 1 && out[n - 1] == '/')
+        out[n - 1] = '\0';
+    return 0;
+}

@@ -151,6 +151,12 @@ struct s3_stats *s3_client_stats(struct s3_client *c)
     return &c->stats;
 }
 
+void s3_client_set_throttle_cb(struct s3_client *c, void (*cb)(void *arg), void *arg)
+{
+    c->opt.on_throttle = cb;
+    c->opt.on_throttle_arg = arg;
+}
+
 const char *s3_client_endpoint(const struct s3_client *c)
 {
     return c->endpoint;

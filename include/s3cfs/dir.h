@@ -19,8 +19,8 @@
 int dir_read(struct fs_ctx *c, const char *path, void *buf, fuse_fill_dir_t filler);
 int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t gid);
 int dir_remove(struct fs_ctx *c, const char *path);
-/* Whether the directory at loc has any child (marker excluded): 1, 0 or
- * -errno. */
-int dir_has_children(struct fs_ctx *c, const struct fs_loc *loc);
+/* Whether the directory at path (loc) has any child (marker excluded, and
+ * children whose delete is queued): 1, 0 or -errno. */
+int dir_has_children(struct fs_ctx *c, const char *path, const struct fs_loc *loc);
 
 #endif

@@ -41,11 +41,16 @@ struct fs_options {
     char *log_level;
     int foreground;
     int listing_attrs_only; /* readdir: no HEAD of entries, listing data only */
+    char *journal_dir;      /* intent journal; default /var/lib/s3cfs */
+    int sync;               /* every copy and delete waits until it landed */
+    char *mountpoint;       /* names the journal */
 };
 
 struct nscache;
 struct pool;
 struct node_table;
+struct jobs;
+struct journal;
 
 struct fs_ctx {
     struct fs_options opt;
@@ -55,6 +60,8 @@ struct fs_ctx {
     struct nscache *cache;
     struct pool *pool;
     struct node_table *nodes;
+    struct jobs *jobs;
+    struct journal *journal;
     struct meta_defaults defaults;
 };
 

@@ -50,6 +50,12 @@ int path_dir_prefix(const struct fs_loc *l, char *out, size_t size);
  * '.', '-'; starts and ends with a letter or digit). */
 bool path_bucket_name_ok(const char *name);
 
+/* The mount path of bucket/key (the inverse of path_resolve; a trailing
+ * '/' of a directory marker is dropped). -ENOENT when the key is outside
+ * the mounted prefix. */
+int path_from_key(const struct path_map *m, const char *bucket, const char *key, char *out,
+                  size_t size);
+
 /* Parent directory of a path ("/a/b" -> "/a", "/a" -> "/") into out. */
 void path_parent(const char *path, char *out, size_t size);
 

@@ -81,6 +81,9 @@ int s3_client_new(const struct s3_client_options *opt, struct s3_client **out,
                   struct s3_error *err);
 void s3_client_free(struct s3_client *c);
 struct s3_stats *s3_client_stats(struct s3_client *c);
+/* Set the throttling callback of the options after creation; call before
+ * any request is in flight (it is read without a lock). */
+void s3_client_set_throttle_cb(struct s3_client *c, void (*cb)(void *arg), void *arg);
 const char *s3_client_endpoint(const struct s3_client *c);
 
 /* User metadata: name without "x-amz-meta-", lower case. */

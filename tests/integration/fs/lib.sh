@@ -103,6 +103,10 @@ fs_setup() {
     mount_fs "$MNT" "$BUCKET" "$@" || exit 2
 }
 
+# fsync of the mount's top directory: returns when every queued copy and
+# delete has landed (DESIGN §3.7), so the S3 API sees the result
+landed() { sync "${1:-$MNT}"; }
+
 # the object's bytes through the S3 API, compared with a local file
 same_in_s3() { # KEY FILE
     aws_ s3 cp --quiet "s3://$BUCKET/$1" "$WORK/.s3copy" && cmp -s "$WORK/.s3copy" "$2"

@@ -16,6 +16,7 @@ check_eq "a file in bucket 2" "two" "$(cat "$ROOT/$B2/two")"
 check "ls of the root" sh -c "ls '$ROOT' | grep -qx '$B1'"
 check_not "a name that is no bucket" test -e "$ROOT/no-such-bucket-$$"
 cp "$ROOT/$B1/x/one" "$ROOT/$B2/copied"
+landed "$ROOT/$B2"
 check_eq "copy across buckets" "one" "$(aws_ s3 cp - - <<<"" >/dev/null 2>&1; aws_ s3 cp --quiet "s3://$B2/copied" -)"
 unmount_fs "$ROOT"
 

@@ -48,6 +48,8 @@ check_eq "touch creates an empty object" "0" "$(aws_ s3api head-object --bucket 
 
 # unlink
 check "unlink" rm blk
+check_not "unlinked: gone from the mount at once" test -e blk
+landed
 check_not "unlinked: gone from the mount" test -e blk
 check_not "unlinked: gone from S3" aws_ s3api head-object --bucket "$BUCKET" --key blk
 check_err "unlink of a missing file" "No such file" rm nothing
@@ -57,6 +59,7 @@ echo data >r1
 chmod 640 r1
 check "rename" mv r1 d1/r2
 check_eq "renamed content" "data" "$(cat d1/r2)"
+landed
 check_not "source gone" aws_ s3api head-object --bucket "$BUCKET" --key r1
 check_eq "mode kept" "33184" "$(meta_of d1/r2 mode)"
 echo other >r3
@@ -64,6 +67,7 @@ mv -n r3 d1/r2
 check_eq "mv -n (RENAME_NOREPLACE) leaves the target" "data" "$(cat d1/r2)"
 check "mv -n leaves the source" test -e r3
 check "rename over an existing file" mv r3 d1/r2
+landed
 check_eq "replaced" "other" "$(cat d1/r2)"
 
 # rename of a directory with contents

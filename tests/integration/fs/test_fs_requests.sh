@@ -33,6 +33,7 @@ head -c 200000 /dev/urandom >"$WORK/src"
 cp "$WORK/src" "$MNT/src"
 proxy_reset
 cp "$MNT/src" "$MNT/dst"
+landed
 check_eq "cp = exactly one CopyObject" 1 "$(proxy_count CopyObject)"
 check_eq "cp: no GetObject" 0 "$(proxy_count GetObject)"
 check_eq "cp: no PutObject" 0 "$(proxy_count PutObject)"
@@ -62,6 +63,7 @@ head -c $((12 * 1024 * 1024 + 7)) /dev/urandom >"$WORK/large"
 cp "$WORK/large" "$MNT/large"
 proxy_reset
 cp "$MNT/large" "$MNT/large-copy"
+landed
 check_eq "12 MiB cp: 3 UploadPartCopy" 3 "$(proxy_count UploadPartCopy)"
 check_eq "12 MiB cp: no CopyObject" 0 "$(proxy_count CopyObject)"
 check_eq "12 MiB cp: no GetObject" 0 "$(proxy_count GetObject)"

@@ -1,0 +1,229 @@
+#include "s3cfs/engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "s3cfs/jobs.h"
+#include "s3cfs/journal.h"
+#include "s3cfs/log.h"
+#include "s3cfs/nscache.h"
+#include "s3cfs/transfer.h"
+
+#define PATH_SIZE 4352
+
+static void loc_of(struct fs_loc *l, const char *bucket, const char *key)
+{
+    memset(l, 0, sizeof *l);
+    l->kind = LOC_OBJECT;
+    snprintf(l->bucket, sizeof l->bucket, "%s", bucket);
+    snprintf(l->key, sizeof l->key, "%s", key);
+}
+
+/* The job landed (or failed): the namespace asks S3 again from now on. */
+static void release_pin(struct fs_ctx *c, const char *bucket, const char *key)
+{
+    char path[PATH_SIZE];
+    if (path_from_key(&c->map, bucket, key, path, sizeof path) == 0) {
+        nscache_unpin(c->cache, path);
+        nscache_invalidate(c->cache, path);
+    }
+}
+
+static int exec_copy(void *ctx, uint64_t id, const struct job_spec *spec, struct s3_error *err)
+{
+    (void)id;
+    struct fs_ctx *c = ctx;
+    struct transfer_source src = {.size = spec->src_size};
+    struct fs_loc dst;
+    loc_of(&src.loc, spec->src_bucket, spec->src_key);
+    snprintf(src.etag, sizeof src.etag, "%s", spec->src_etag ? spec->src_etag : "");
+    loc_of(&dst, spec->bucket, spec->key);
+    struct s3_write_opts wo = {spec->content_type, spec->meta, spec->nmeta};
+    char etag[80];
+    int rc = transfer_copy(c, &src, &dst, spec->meta ? &wo : NULL, etag);
+    if (rc)
+        s3_error_set(err, "CopyFailed", strerror(-rc));
+    release_pin(c, spec->bucket, spec->key);
+    return rc;
+}
+
+static int exec_delete(void *ctx, const char *bucket, const char *const *keys, size_t n,
+                       int *per_key_rc, struct s3_error *err)
+{
+    struct fs_ctx *c = ctx;
+    struct s3_delete_error *errs = NULL;
+    size_t nerrs = 0;
+    int rc = s3_delete_objects(c->s3, bucket, keys, n, &errs, &nerrs, err);
+    for (size_t i = 0; i < n; i++) {
+        per_key_rc[i] = rc;
+        for (size_t j = 0; rc == 0 && j < nerrs; j++)
+            if (strcmp(errs[j].key, keys[i]) == 0 && strcmp(errs[j].code, "NoSuchKey") != 0)
+                per_key_rc[i] = s3_errno_for(errs[j].code, 0);
+        release_pin(c, bucket, keys[i]);
+    }
+    if (rc == 0)
+        s3_delete_errors_free(errs, nerrs);
+    return rc;
+}
+
+static void on_throttle(void *arg)
+{
+    struct fs_ctx *c = arg;
+    if (c->jobs)
+        jobs_throttled(c->jobs);
+}
+
+/* One journal per mount point: the next mount of the same place finishes
+ * what this one could not. */
+static int journal_path(struct fs_ctx *c, char *out, size_t size)
+{
+    const char *dir = c->opt.journal_dir ? c->opt.journal_dir : "/var/lib/s3cfs";
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        return -errno;
+    unsigned h = 2166136261u;
+    for (const char *p = c->opt.mountpoint ? c->opt.mountpoint : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    snprintf(out, size, "%s/journal-%08x.log", dir, h);
+    return 0;
+}
+
+int engine_start(struct fs_ctx *c)
+{
+    char path[PATH_SIZE];
+    int rc = journal_path(c, path, sizeof path);
+    if (rc == 0)
+        rc = journal_open(path, &c->journal);
+    if (rc) {
+        LOGE("intent journal %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    struct jobs_config cfg = {
+        .pool = c->pool,
+        .exec = exec_copy,
+        .del = exec_delete,
+        .ctx = c,
+        .journal = c->journal,
+    };
+    rc = jobs_new(&cfg, &c->jobs);
+    size_t n = 0;
+    if (rc == 0)
+        rc = jobs_recover(c->jobs, &n);
+    if (n)
+        LOGW("finishing %zu operations left by the previous mount (journal %s)", n, path);
+    s3_client_set_throttle_cb(c->s3, on_throttle, c);
+    return rc;
+}
+
+int engine_stop(struct fs_ctx *c)
+{
+    int rc = c->jobs ? jobs_drain(c->jobs) : 0;
+    if (c->jobs)
+        jobs_free(c->jobs);
+    c->jobs = NULL;
+    if (c->journal) {
+        journal_compact(c->journal);
+        journal_close(c->journal);
+    }
+    c->journal = NULL;
+    return rc;
+}
+
+static int after_submit(struct fs_ctx *c, const struct fs_loc *loc, int rc)
+{
+    if (rc == 0 && c->opt.sync) /* -o sync: the call returns when it landed */
+        rc = engine_wait(c, loc, 0);
+    return rc;
+}
+
+/* Submit spec, showing path as st (NULL st: gone) until it lands. */
+static int submit_shown(struct fs_ctx *c, const struct job_spec *spec, const char *path,
+                        const struct stat *st)
+{
+    int rc = path ? nscache_pin(c->cache, path, st, NULL) : 0;
+    if (rc == 0)
+        rc = jobs_submit(c->jobs, spec, NULL);
+    if (rc && path)
+        nscache_unpin(c->cache, path);
+    return rc;
+}
+
+int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint64_t size,
+                const struct fs_loc *dst, const char *dst_path, const struct stat *st)
+{
+    struct meta_set ms;
+    meta_from_stat(st, &ms);
+    struct job_spec spec = {
+        .kind = JOB_COPY,
+        .bucket = dst->bucket,
+        .key = dst->key,
+        .src_bucket = src->bucket,
+        .src_key = src->key,
+        .src_etag = etag,
+        .src_size = size,
+        .meta = ms.meta,
+        .nmeta = ms.nmeta,
+    };
+    /* shown at once, with its final size and attributes */
+    return after_submit(c, dst, submit_shown(c, &spec, dst_path, st));
+}
+
+int engine_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path)
+{
+    struct job_spec spec = {.kind = JOB_DELETE, .bucket = loc->bucket, .key = loc->key};
+    return after_submit(c, loc, submit_shown(c, &spec, path, NULL));
+}
+
+int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+                const struct fs_loc *to, const char *from_path, const char *to_path,
+                const struct stat *st)
+{
+    struct job_spec copy = {
+        .kind = JOB_COPY,
+        .bucket = to->bucket,
+        .key = to->key,
+        .src_bucket = from->bucket,
+        .src_key = from->key,
+        .src_etag = etag,
+        .src_size = size,
+    };
+    struct job_spec del = {.kind = JOB_DELETE, .bucket = from->bucket, .key = from->key};
+    int rc = submit_shown(c, &copy, to_path, st);
+    if (rc == 0)
+        rc = submit_shown(c, &del, from_path, NULL);
+    return after_submit(c, to, rc);
+}
+
+int engine_fold_attrs(struct fs_ctx *c, const struct fs_loc *loc, const struct stat *st)
+{
+    struct meta_set ms;
+    meta_from_stat(st, &ms);
+    int rc = jobs_fold_meta(c->jobs, loc->bucket, loc->key, ms.meta, ms.nmeta);
+    if (rc == 0) {
+        char path[PATH_SIZE];
+        if (path_from_key(&c->map, loc->bucket, loc->key, path, sizeof path) == 0)
+            nscache_pin(c->cache, path, st, NULL);
+    }
+    return rc;
+}
+
+int engine_wait(struct fs_ctx *c, const struct fs_loc *loc, int roles)
+{
+    return jobs_wait_key(c->jobs, loc->bucket, loc->key,
+                         roles ? roles : JOBS_AS_DEST | JOBS_AS_SOURCE);
+}
+
+int engine_wait_dir(struct fs_ctx *c, const struct fs_loc *dir)
+{
+    char prefix[S3CFS_KEY_MAX + 2];
+    int rc = path_dir_prefix(dir, prefix, sizeof prefix);
+    return rc ? rc : jobs_wait_prefix(c->jobs, dir->bucket, prefix);
+}
+
+bool engine_pending(struct fs_ctx *c, const struct fs_loc *loc, int roles)
+{
+    return jobs_pending_key(c->jobs, loc->bucket, loc->key,
+                            roles ? roles : JOBS_AS_DEST | JOBS_AS_SOURCE);
+}

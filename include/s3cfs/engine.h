@@ -1,0 +1,47 @@
+/* engine.h - the filesystem's side of the background job engine (jobs.h):
+ * how copies and deletes are queued, shown at once, and waited for.
+ *
+ * A queued copy's destination is pinned in the namespace cache with its
+ * final attributes, and a queued delete pins a tombstone, so the namespace
+ * shows the result at once (DESIGN §3.3); the pins go when the job lands.
+ * Every write to S3 that does not go through the engine (an upload, a
+ * metadata rewrite) first waits for the engine's jobs on that key, so the
+ * order of operations on a key is the order they were made in.
+ */
+#ifndef S3CFS_ENGINE_H
+#define S3CFS_ENGINE_H
+
+#include <sys/stat.h>
+
+#include "s3cfs/fs.h"
+
+/* Open the journal (finishing what a previous run left) and start. */
+int engine_start(struct fs_ctx *c);
+/* Drain every queue, then stop (unmount, SIGTERM). Returns the first error
+ * not reported before. */
+int engine_stop(struct fs_ctx *c);
+
+/* Queue dst := src (whole object, pinned to etag), with st as the
+ * destination's attributes (metadata REPLACE). */
+int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint64_t size,
+                const struct fs_loc *dst, const char *dst_path, const struct stat *st);
+/* Queue a move: a copy keeping all of the source's metadata, then a delete
+ * of the source once the copy landed (never if it failed). With paths, the
+ * namespace shows the move at once (to_path with st, from_path gone). */
+int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+                const struct fs_loc *to, const char *from_path, const char *to_path,
+                const struct stat *st);
+/* Queue a delete of loc (batched per bucket); path disappears at once. */
+int engine_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path);
+/* A queued copy onto loc takes st as its attributes (cp -a/-p): 0, or
+ * -EALREADY/-ENOENT when there is none that has not started. */
+int engine_fold_attrs(struct fs_ctx *c, const struct fs_loc *loc, const struct stat *st);
+/* Wait for the jobs that read or write loc (roles of jobs.h; 0 = both);
+ * returns their first unreported error. */
+int engine_wait(struct fs_ctx *c, const struct fs_loc *loc, int roles);
+/* Wait for every job below a directory (fsync of a directory). */
+int engine_wait_dir(struct fs_ctx *c, const struct fs_loc *dir);
+/* Whether a job on loc is pending. */
+bool engine_pending(struct fs_ctx *c, const struct fs_loc *loc, int roles);
+
+#endif
