@@ -132,8 +132,7 @@ static int complete_attrs(struct listing *l)
         char path[4096 + 256];
         child_path(l->path, l->v[i].name, path, sizeof path);
         struct stat st;
-        if (node_stat(c, path, &st, NULL) == 0 ||
-            nscache_lookup(c->cache, path, &st, NULL) == 0) {
+        if (node_stat(c, path, &st, NULL) == 0 || nscache_lookup(c->cache, path, &st, NULL) == 0) {
             l->v[i].st = st;
             continue;
         }
@@ -283,7 +282,7 @@ static int live_child(struct child_scan *s, const char *key_rest)
     snprintf(path, sizeof path, "%s%s%.*s", s->path, strcmp(s->path, "/") ? "/" : "", (int)n,
              key_rest);
     struct stat st;
-    return nscache_lookup(s->c->cache, path, &st, NULL) != -ENOENT;
+    return fs_lookup(s->c, path, &st, NULL) != -ENOENT;
 }
 
 static int scan_page(const struct s3_list_page *p, void *arg)

@@ -106,6 +106,7 @@ int engine_start(struct fs_ctx *c)
         .del = exec_delete,
         .ctx = c,
         .journal = c->journal,
+        .batch_delay_ms = 2000, /* deletes: a full page, or 200 ms of quiet */
     };
     rc = jobs_new(&cfg, &c->jobs);
     size_t n = 0;
@@ -173,7 +174,23 @@ int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, ui
 int engine_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path)
 {
     struct job_spec spec = {.kind = JOB_DELETE, .bucket = loc->bucket, .key = loc->key};
-    return after_submit(c, loc, submit_shown(c, &spec, path, NULL));
+    return after_submit(
+        c, loc, path ? submit_shown(c, &spec, path, NULL) : jobs_submit(c->jobs, &spec, NULL));
+}
+
+int engine_copy_as_is(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+                      const struct fs_loc *to)
+{
+    struct job_spec copy = {
+        .kind = JOB_COPY,
+        .bucket = to->bucket,
+        .key = to->key,
+        .src_bucket = from->bucket,
+        .src_key = from->key,
+        .src_etag = etag,
+        .src_size = size,
+    };
+    return jobs_submit(c->jobs, &copy, NULL);
 }
 
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,

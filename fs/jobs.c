@@ -120,6 +120,7 @@ struct batchq {
     struct jlist jobs;   /* lock */
     size_t n;            /* lock */
     int64_t first_ms;    /* lock: when the oldest arrived */
+    int64_t last_ms;     /* lock: when the newest arrived */
     char bucket[];
 };
 
@@ -797,15 +798,33 @@ static void batch_add(struct jobs *e, struct job *jb)
     }
     if (q->n++ == 0)
         q->first_ms = now_ms();
+    q->last_ms = now_ms();
     jb->state = JS_BATCHED;
     jlist_push(&q->jobs, jb);
 }
 
+/* A waiter (fsync, rename of a tree, rmdir) wants its deletes soon, but a
+ * tree move feeds the batch one landed copy at a time: send once the batch
+ * has been quiet for a moment, not on every key. */
+#define WAITER_QUIET_MS 15
+
+/* Without a waiter, a batch goes when it has been quiet for a while (rm -r
+ * of a large tree keeps feeding it and fills whole pages), and at the
+ * latest batch_delay_ms after its first key. */
+#define BATCH_QUIET_MS 200
+
+static int64_t batch_deadline(const struct jobs *e, const struct batchq *q)
+{
+    int64_t due = q->first_ms + e->cfg.batch_delay_ms;
+    int64_t quiet = q->last_ms + (e->nwaiters > 0 ? WAITER_QUIET_MS : BATCH_QUIET_MS);
+    return quiet < due ? quiet : due;
+}
+
 static struct batchq *batch_due(const struct jobs *e, int64_t now)
 {
-    bool flush = e->nwaiters > 0 || e->blocked > 0 || e->stopping;
+    bool flush = e->blocked > 0 || e->stopping;
     for (struct batchq *q = e->batches; q; q = q->next)
-        if (flush || q->n >= (size_t)e->batch || now >= q->first_ms + e->cfg.batch_delay_ms)
+        if (flush || q->n >= (size_t)e->batch || now >= batch_deadline(e, q))
             return q;
     return NULL;
 }
@@ -846,8 +865,8 @@ static void dispatcher_sleep(struct jobs *e)
 {
     int64_t due = e->retry.head ? e->retry.head->due_ms : INT64_MAX;
     for (struct batchq *q = e->batches; q && e->inflight < e->limit; q = q->next)
-        if (q->first_ms + e->cfg.batch_delay_ms < due)
-            due = q->first_ms + e->cfg.batch_delay_ms;
+        if (batch_deadline(e, q) < due)
+            due = batch_deadline(e, q);
     if (due == INT64_MAX) {
         pthread_cond_wait(&e->wake, &e->lock);
         return;

@@ -107,6 +107,8 @@ void node_unref(struct fs_ctx *c, struct fs_node *n)
         ; /* unlinked while open: nothing to remember */
     else if (n->exists && !n->dirty && n->etag[0])
         nscache_put(c->cache, n->path, &n->st, n->etag);
+    else if (n->exists && !n->dirty && !n->copy_pending)
+        ; /* a queued copy: its pin in the cache shows it until it lands */
     else
         nscache_invalidate(c->cache, n->path);
     node_free(n);
@@ -223,14 +225,53 @@ static void set_size(struct fs_node *n, uint64_t size)
     set_size_st(&n->st, size);
 }
 
+/* node lock held, not busy: queue the copy copy_file_range recorded */
+static int submit_copy(struct fs_ctx *c, struct fs_node *n)
+{
+    if (!n->copy_pending || n->unlinked)
+        return 0;
+    n->busy = true;
+    struct fs_loc dloc = n->loc;
+    struct stat st = n->st;
+    struct fs_copy_src src = n->copy_src;
+    char *path = strdup(n->path);
+    pthread_mutex_unlock(&n->lock);
+    int rc = path ? engine_copy(c, &src.loc, src.etag, src.size, &dloc, path, &st) : -ENOMEM;
+    free(path);
+    pthread_mutex_lock(&n->lock);
+    if (rc == 0)
+        n->copy_pending = false;
+    set_idle(n);
+    return rc;
+}
+
+/* node lock held, not busy: the content must be in S3 before we read or
+ * change it (cp a b; cat b). */
+static int settle_copy(struct fs_ctx *c, struct fs_node *n)
+{
+    int rc = submit_copy(c, n);
+    if (rc || !engine_pending(c, &n->loc, JOBS_AS_DEST))
+        return rc;
+    struct fs_loc loc = n->loc;
+    n->busy = true;
+    pthread_mutex_unlock(&n->lock);
+    rc = engine_wait(c, &loc, JOBS_AS_DEST);
+    pthread_mutex_lock(&n->lock);
+    set_idle(n);
+    return rc;
+}
+
 /* node lock held, not busy: make the stage hold the first `upto` bytes of
  * the object (all of it for UINT64_MAX), downloading without the lock. */
 static int load_stage(struct fs_ctx *c, struct fs_node *n, uint64_t upto)
 {
     if (n->stage)
         return 0;
+    int rc = settle_copy(c, n);
+    if (rc)
+        return rc;
     struct stage *s = NULL;
-    int rc = stage_new(c->opt.tmpdir, c->opt.stage_mem, &s);
+    rc = stage_new(c->opt.tmpdir, c->opt.stage_mem, &s);
     if (rc)
         return rc;
     uint64_t size = (uint64_t)n->st.st_size;
@@ -293,6 +334,8 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
     wait_idle(n);
     int rc = n->error;
     n->error = 0;
+    if (rc == 0 && n->copy_pending)
+        rc = submit_copy(c, n); /* returns once queued: cp stays asynchronous */
     if (rc || !n->dirty || n->unlinked) {
         pthread_mutex_unlock(&n->lock);
         return rc;
@@ -305,8 +348,7 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
     /* queued copies from or onto this key come first (cp a b; echo x > a) */
     rc = engine_wait(c, &up.loc, 0);
     if (rc)
-        LOGW("%s: an earlier queued operation failed (%s); writing anyway", n->path,
-             strerror(-rc));
+        LOGW("%s: an earlier queued operation failed (%s); writing anyway", n->path, strerror(-rc));
     rc = transfer_upload(c, &up); /* the stage is stable: writers wait for busy */
     free(up.xattr);
     pthread_mutex_lock(&n->lock);
@@ -360,15 +402,13 @@ int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t
         pthread_mutex_unlock(&n->lock);
         return (int)r;
     }
+    int rc = settle_copy(c, n); /* cp a b; cat b */
     struct transfer_source src = {.loc = n->loc, .size = (uint64_t)n->st.st_size};
     memcpy(src.etag, n->etag, sizeof src.etag);
     pthread_mutex_unlock(&n->lock);
-    if (engine_pending(c, &src.loc, JOBS_AS_DEST)) {
-        int rc = engine_wait(c, &src.loc, JOBS_AS_DEST); /* cp a b; cat b */
-        if (rc)
-            return rc;
-    }
-    return transfer_read(c, f, &src, buf, size, off);
+    if (rc == 0 && engine_pending(c, &src.loc, JOBS_AS_DEST))
+        rc = engine_wait(c, &src.loc, JOBS_AS_DEST);
+    return rc ? rc : transfer_read(c, f, &src, buf, size, off);
 }
 
 int node_truncate(struct fs_ctx *c, struct fs_node *n, uint64_t size)
@@ -397,7 +437,7 @@ int node_setattr(struct fs_node *n, const struct stat *st)
     n->st.st_atim = st->st_atim;
     n->st.st_mtim = st->st_mtim;
     n->st.st_ctim = st->st_ctim;
-    int folded = n->dirty;
+    int folded = n->dirty || n->copy_pending;
     pthread_mutex_unlock(&n->lock);
     return folded;
 }
@@ -489,6 +529,7 @@ static bool fresh(const struct fs_node *n)
 
 ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, size_t len)
 {
+    (void)c;
     struct transfer_source s;
     int rc = copy_source(src->node, &s, len);
     if (rc)
@@ -496,29 +537,21 @@ ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, si
     struct fs_node *n = dst->node;
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
-    if (!fresh(n) || n == src->node) {
+    if (!fresh(n) || n == src->node || n->copy_pending) {
         pthread_mutex_unlock(&n->lock);
         return -EAGAIN;
     }
-    n->busy = true;
-    struct fs_loc dloc = n->loc;
-    struct stat st = n->st;
-    char *path = strdup(n->path);
+    /* the copy is queued at close (submit_copy); until then the open node
+     * shows the destination with its final size */
+    stage_free(n->stage);
+    n->stage = NULL;
+    n->dirty = false;
+    n->exists = true;
+    n->etag[0] = '\0'; /* known when it lands */
+    n->copy_pending = true;
+    n->copy_src = (struct fs_copy_src){.loc = s.loc, .size = s.size};
+    memcpy(n->copy_src.etag, s.etag, sizeof n->copy_src.etag);
+    set_size(n, s.size);
     pthread_mutex_unlock(&n->lock);
-    set_size_st(&st, s.size);
-    /* queued: returns at once; the destination shows its final size now */
-    rc = path ? engine_copy(c, &s.loc, s.etag, s.size, &dloc, path, &st) : -ENOMEM;
-    free(path);
-    pthread_mutex_lock(&n->lock);
-    if (rc == 0) {
-        stage_free(n->stage);
-        n->stage = NULL;
-        n->dirty = false;
-        n->exists = true;
-        n->etag[0] = '\0'; /* known when it lands */
-        set_size(n, s.size);
-    }
-    set_idle(n);
-    pthread_mutex_unlock(&n->lock);
-    return rc ? rc : (ssize_t)s.size;
+    return (ssize_t)s.size;
 }

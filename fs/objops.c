@@ -195,9 +195,8 @@ int obj_unlink(struct fs_ctx *c, const char *path)
     return engine_delete(c, &loc, path); /* batched; the name is gone at once */
 }
 
-static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl,
-                       const char *to, const struct fs_loc *tl, const struct stat *st,
-                       const char *etag)
+static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
+                       const struct fs_loc *tl, const struct stat *st, const char *etag)
 {
     nscache_invalidate(c->cache, to);
     nscache_invalidate(c->cache, from);
@@ -217,23 +216,43 @@ struct tree_move {
     size_t fplen;
 };
 
-/* Queue a move of every object of a listing page; the engine deletes each
- * source only after its copy landed. */
+/* One listing page of a tree move: its copies in parallel, then - once
+ * they are confirmed - the deletes of their sources, which go out together
+ * as one DeleteObjects. A source whose copy failed is kept. */
 static int move_page(const struct s3_list_page *p, void *arg)
 {
     struct tree_move *m = arg;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < p->nobjects; i++) {
-        const struct s3_object *o = &p->objects[i];
-        struct fs_loc from = *m->fl, to = *m->tl;
-        from.kind = to.kind = LOC_OBJECT;
-        snprintf(from.key, sizeof from.key, "%s", o->key);
+    struct fs_loc *from = calloc(p->nobjects ? p->nobjects : 1, sizeof *from);
+    struct fs_loc to = *m->tl;
+    int rc = from ? 0 : -ENOMEM;
+    size_t n = 0;
+    for (; rc == 0 && n < p->nobjects; n++) {
+        const struct s3_object *o = &p->objects[n];
+        from[n] = *m->fl;
+        from[n].kind = to.kind = LOC_OBJECT;
+        snprintf(from[n].key, sizeof from[n].key, "%s", o->key);
         if (snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, o->key + m->fplen) >
             S3CFS_KEY_MAX)
             rc = -ENAMETOOLONG;
         else
-            rc = engine_move(m->c, &from, o->etag, o->size, &to, NULL, NULL, NULL);
+            rc = engine_copy_as_is(m->c, &from[n], o->etag, o->size, &to);
     }
+    int *ok = calloc(n ? n : 1, sizeof *ok);
+    for (size_t i = 0; ok && i < n; i++) {
+        snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, from[i].key + m->fplen);
+        int wrc = engine_wait(m->c, &to, JOBS_AS_DEST);
+        ok[i] = wrc == 0;
+        rc = rc ? rc : wrc;
+    }
+    /* all at once, so that they leave as one batch */
+    for (size_t i = 0; ok && i < n; i++)
+        if (ok[i]) {
+            int drc = engine_delete(m->c, &from[i], NULL);
+            rc = rc ? rc : drc;
+        }
+    rc = rc ? rc : ok ? 0 : -ENOMEM;
+    free(ok);
+    free(from);
     return rc;
 }
 

@@ -31,7 +31,11 @@ int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, ui
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                 const struct fs_loc *to, const char *from_path, const char *to_path,
                 const struct stat *st);
-/* Queue a delete of loc (batched per bucket); path disappears at once. */
+/* Queue a copy keeping the source's metadata, nothing shown (tree moves). */
+int engine_copy_as_is(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+                      const struct fs_loc *to);
+/* Queue a delete of loc (batched per bucket); path (if not NULL)
+ * disappears at once. */
 int engine_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path);
 /* A queued copy onto loc takes st as its attributes (cp -a/-p): 0, or
  * -EALREADY/-ENOENT when there is none that has not started. */

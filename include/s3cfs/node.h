@@ -44,7 +44,16 @@ struct fs_node {
     bool dirty;    /* the stage differs from S3 */
     bool busy;     /* a transfer is running: wait on cond */
     bool unlinked; /* removed while open: never uploaded again */
-    int error;     /* a failed upload, reported by the next flush/fsync */
+    /* copy_file_range made this a server-side copy of copy_src: queued when
+     * the handle is flushed (close), so that what cp -a/-p set on the open
+     * file in between rides along with it */
+    bool copy_pending;
+    struct fs_copy_src {
+        struct fs_loc loc;
+        uint64_t size;
+        char etag[80];
+    } copy_src;
+    int error; /* a failed upload, reported by the next flush/fsync */
 };
 
 /* An open handle: the node plus this handle's read-ahead window. */

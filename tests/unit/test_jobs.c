@@ -518,10 +518,12 @@ static void test_delete_batches_per_bucket(void **state)
     stop(e);
 }
 
+/* A partial batch goes after 200 ms without a new key (rm -r keeps it
+ * growing until then), and at the latest batch_delay_ms after its first. */
 static void test_delete_batch_flushes_after_delay(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 300});
+    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 1000});
     char key[32];
     int64_t t0 = now_ms();
     for (int i = 0; i < 10; i++) {
@@ -529,12 +531,29 @@ static void test_delete_batch_flushes_after_delay(void **state)
         rm(e, key);
     }
     sleep_ms(100);
-    assert_int_equal(batches(), 0); /* neither full nor due */
+    assert_int_equal(batches(), 0); /* neither full nor quiet */
+    rm(e, "k10");                   /* the quiet period starts again */
     while (batches() == 0 && now_ms() - t0 < 5000)
         sleep_ms(5);
     assert_int_equal(batches(), 1);
-    assert_int_equal(F.batch_n[0], 10);
+    assert_int_equal(F.batch_n[0], 11);
     assert_true(F.batch_ms[0] - t0 >= 280);
+    assert_true(F.batch_ms[0] - t0 < 1000);
+    stop(e);
+
+    /* a steady trickle: sent at batch_delay_ms after the first key */
+    memset(&F, 0, sizeof F);
+    e = start(8, (struct jobs_config){.batch_delay_ms = 400});
+    t0 = now_ms();
+    for (int i = 0; i < 12 && batches() == 0; i++) {
+        snprintf(key, sizeof key, "t%d", i);
+        rm(e, key);
+        sleep_ms(100);
+    }
+    while (batches() == 0 && now_ms() - t0 < 5000)
+        sleep_ms(5);
+    assert_true(F.batch_ms[0] - t0 >= 380);
+    assert_true(F.batch_ms[0] - t0 < 900);
     stop(e);
 }
 
