@@ -178,10 +178,11 @@ int engine_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path)
         c, loc, path ? submit_shown(c, &spec, path, NULL) : jobs_submit(c->jobs, &spec, NULL));
 }
 
-int engine_copy_as_is(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
-                      const struct fs_loc *to)
+/* A copy that keeps the source's metadata (directive COPY). */
+static struct job_spec copy_as_is(const struct fs_loc *from, const char *etag, uint64_t size,
+                                  const struct fs_loc *to)
 {
-    struct job_spec copy = {
+    return (struct job_spec){
         .kind = JOB_COPY,
         .bucket = to->bucket,
         .key = to->key,
@@ -190,6 +191,12 @@ int engine_copy_as_is(struct fs_ctx *c, const struct fs_loc *from, const char *e
         .src_etag = etag,
         .src_size = size,
     };
+}
+
+int engine_copy_as_is(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+                      const struct fs_loc *to)
+{
+    struct job_spec copy = copy_as_is(from, etag, size, to);
     return jobs_submit(c->jobs, &copy, NULL);
 }
 
@@ -197,15 +204,7 @@ int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, u
                 const struct fs_loc *to, const char *from_path, const char *to_path,
                 const struct stat *st)
 {
-    struct job_spec copy = {
-        .kind = JOB_COPY,
-        .bucket = to->bucket,
-        .key = to->key,
-        .src_bucket = from->bucket,
-        .src_key = from->key,
-        .src_etag = etag,
-        .src_size = size,
-    };
+    struct job_spec copy = copy_as_is(from, etag, size, to);
     struct job_spec del = {.kind = JOB_DELETE, .bucket = from->bucket, .key = from->key};
     int rc = submit_shown(c, &copy, to_path, st);
     if (rc == 0)
