@@ -291,7 +291,11 @@ static int from_window(struct fs_file *f, char *buf, size_t size, uint64_t off)
  * that doubles up to RA_MAX; random readers fetch what they asked for. */
 static size_t next_window(struct fs_file *f, size_t size, uint64_t off)
 {
-    bool sequential = off == f->next_off || (f->ra_buf && off == f->ra_off + f->ra_len);
+    /* the kernel's read-ahead sends several requests at once, from several
+     * threads, so they arrive a little out of order: near is sequential */
+    uint64_t near = (uint64_t)RA_MAX;
+    bool sequential = (off + near >= f->next_off && off <= f->next_off + near) ||
+                      (f->ra_buf && off == f->ra_off + f->ra_len);
     if (!sequential) {
         f->window = 0;
         return size;
