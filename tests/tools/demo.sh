@@ -62,21 +62,31 @@ ls -l "$MNT/photos" "$MNT/photos/2024" | head -12
 requests
 
 say "cp -r photos/2024 photos/2024-backup: server-side, no object data through the client"
+echo "   (cp returns once the copies are queued; 'sync DIR' waits until they landed)"
 time cp -r "$MNT/photos/2024" "$MNT/photos/2024-backup"
+time sync "$MNT/photos"
 requests
 diff -r "$MNT/photos/2024" "$MNT/photos/2024-backup" && echo "   trees identical (diff -r)"
 curl -s -X POST "$PROXY/__proxy/reset" >/dev/null
 
 say "mv photos/2024-backup archive/2024: a directory moved across buckets"
 time mv "$MNT/photos/2024-backup" "$MNT/archive/2024"
+sync "$MNT/archive" "$MNT/photos"
 requests
 find "$MNT/archive/2024" -type f | wc -l | sed 's/^/   files now in archive\/2024: /'
 curl -s -X POST "$PROXY/__proxy/reset" >/dev/null
 
 say "cp of the 48 MiB file to the other bucket: parallel UploadPartCopy"
 time cp "$MNT/photos/big.raw" "$MNT/archive/big.raw"
+sync "$MNT/archive"
 requests
 cmp "$RUN/local/big.raw" "$MNT/archive/big.raw" && echo "   byte-identical (cmp)"
+curl -s -X POST "$PROXY/__proxy/reset" >/dev/null
+
+say "rm -r archive/2024: the deletes go out in batches (DeleteObjects)"
+time rm -r "$MNT/archive/2024"
+sync "$MNT/archive"
+requests
 
 say "checked independently through the S3 API (AWS CLI)"
 aws --endpoint-url "$S3_ENDPOINT" s3 ls --recursive s3://archive | awk '{n++; s+=$3} END {printf "   archive: %d objects, %d bytes\n", n, s}'
