@@ -326,12 +326,7 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
     char key[S3CFS_KEY_MAX + 2];
     if ((rc = path_dir_prefix(&loc, key, sizeof key)))
         return rc;
-    fs_dir_stat(c, &st);
-    st.st_mode = S_IFDIR | (mode & 07777);
-    st.st_uid = uid;
-    st.st_gid = gid;
-    clock_gettime(CLOCK_REALTIME, &st.st_mtim);
-    st.st_ctim = st.st_atim = st.st_mtim;
+    fs_new_stat(c, S_IFDIR | (mode & 07777), uid, gid, 0, &st);
     struct meta_set ms;
     meta_from_stat(&st, &ms);
     struct s3_write_opts wo = {"application/x-directory", ms.meta, ms.nmeta};

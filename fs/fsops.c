@@ -96,15 +96,9 @@ static int open_node(const char *path, const struct stat *st, const char *etag,
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    struct fs_ctx *c = fs_get();
     struct fuse_context *fc = fuse_get_context();
     struct stat st;
-    meta_to_stat(NULL, 0, 0, NULL, META_FILE, &c->defaults, &st);
-    st.st_mode = S_IFREG | (mode & 07777 & ~fc->umask);
-    st.st_uid = fc->uid;
-    st.st_gid = fc->gid;
-    clock_gettime(CLOCK_REALTIME, &st.st_mtim);
-    st.st_atim = st.st_ctim = st.st_mtim;
+    fs_new_stat(fs_get(), S_IFREG | (mode & 07777 & ~fc->umask), fc->uid, fc->gid, 0, &st);
     return open_node(path, &st, NULL, fi);
 }
 

@@ -14,6 +14,17 @@ void fs_dir_stat(struct fs_ctx *c, struct stat *st)
     meta_to_stat(NULL, 0, 0, NULL, META_DIR, &c->defaults, st);
 }
 
+void fs_new_stat(struct fs_ctx *c, mode_t mode, uid_t uid, gid_t gid, uint64_t size,
+                 struct stat *st)
+{
+    meta_to_stat(NULL, 0, size, NULL, S_ISDIR(mode) ? META_DIR : META_FILE, &c->defaults, st);
+    st->st_mode = mode;
+    st->st_uid = uid;
+    st->st_gid = gid;
+    clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+    st->st_atim = st->st_ctim = st->st_mtim;
+}
+
 static void stat_from_head(struct fs_ctx *c, const struct s3_head *h, enum meta_kind kind,
                            struct stat *st)
 {

@@ -344,12 +344,7 @@ int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t ui
     size_t len = strlen(target);
     if (len >= SYMLINK_MAX)
         return -ENAMETOOLONG;
-    meta_to_stat(NULL, 0, len, NULL, META_FILE, &c->defaults, &st);
-    st.st_mode = S_IFLNK | 0777;
-    st.st_uid = uid;
-    st.st_gid = gid;
-    clock_gettime(CLOCK_REALTIME, &st.st_mtim);
-    st.st_atim = st.st_ctim = st.st_mtim;
+    fs_new_stat(c, S_IFLNK | 0777, uid, gid, len, &st);
     struct meta_set ms;
     meta_from_stat(&st, &ms);
     struct s3_write_opts wo = {NULL, ms.meta, ms.nmeta};

@@ -24,4 +24,9 @@ int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
 /* Attributes of a directory with no marker object (or the mount's top). */
 void fs_dir_stat(struct fs_ctx *c, struct stat *st);
 
+/* Attributes of an object we are about to create: type and permission bits
+ * in mode, the caller's owner, times now. */
+void fs_new_stat(struct fs_ctx *c, mode_t mode, uid_t uid, gid_t gid, uint64_t size,
+                 struct stat *st);
+
 #endif
