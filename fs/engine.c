@@ -193,11 +193,24 @@ static struct job_spec copy_as_is(const struct fs_loc *from, const char *etag, u
     };
 }
 
-int engine_copy_as_is(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
-                      const struct fs_loc *to)
+uint64_t engine_group(struct fs_ctx *c)
+{
+    return jobs_new_group(c->jobs);
+}
+
+void engine_release(struct fs_ctx *c, uint64_t group)
+{
+    jobs_release(c->jobs, group);
+}
+
+int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+                     const struct fs_loc *to, uint64_t group)
 {
     struct job_spec copy = copy_as_is(from, etag, size, to);
-    return jobs_submit(c->jobs, &copy, NULL);
+    struct job_spec del = {
+        .kind = JOB_DELETE, .bucket = from->bucket, .key = from->key, .hold = group};
+    int rc = jobs_submit(c->jobs, &copy, NULL);
+    return rc ? rc : jobs_submit(c->jobs, &del, NULL);
 }
 
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,

@@ -298,8 +298,8 @@ static ssize_t op_copy_file_range(const char *path_in, struct fuse_file_info *fi
 {
     (void)path_in, (void)path_out, (void)flags;
     struct fs_file *in = file_of(fi_in), *out = file_of(fi_out);
-    if (off_in == 0 && off_out == 0) {
-        ssize_t n = node_copy(fs_get(), in, out, len);
+    if (off_in >= 0 && off_out >= 0) {
+        ssize_t n = node_copy(fs_get(), in, out, (uint64_t)off_in, (uint64_t)off_out, len);
         if (n != -EAGAIN)
             return n;
     }

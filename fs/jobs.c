@@ -37,7 +37,8 @@
 #define DEF_RETRIES        2
 #define DEF_RETRY_DELAY_MS 1000
 #define FAIL_RING          256
-#define FIRST_BUCKETS      256 /* a power of two: buckets are picked by mask */
+#define MAX_KERR           4096 /* keys with an unreported failure kept */
+#define FIRST_BUCKETS      256  /* a power of two: buckets are picked by mask */
 
 enum { ERR_DEST, ERR_SRC }; /* a role's slot in struct kerr */
 
@@ -47,6 +48,7 @@ enum job_state {
     JS_BATCHED, /* a DELETE in its bucket's batch */
     JS_RETRY,   /* on the retry list until due */
     JS_RUNNING, /* handed to the pool */
+    JS_HELD,    /* ready, but its group is held (jobs_release) */
 };
 
 struct job;
@@ -79,6 +81,7 @@ struct job {
     unsigned char state;      /* lock: enum job_state */
     unsigned char tries;      /* owned by whoever runs the job: re-runs so far */
     bool started;             /* lock: handed to the pool once, metadata frozen */
+    uint64_t hold;            /* lock: its group while held, else 0 */
     uint64_t src_size;        /* constant */
     int64_t due_ms;           /* lock: when a job on the retry list runs again */
     struct meta_set *meta;    /* lock until started, then constant; NULL: COPY */
@@ -167,7 +170,15 @@ struct jobs {
     size_t npending;
     struct jlist ready_copy, ready_del, retry;
     struct batchq *batches;
-    struct kerr *errs;
+    struct kerr *errs, *errs_tail; /* newest first */
+    size_t nkerr;
+    int dropped_rc; /* earliest failure forgotten past MAX_KERR, for a drain */
+    uint64_t ndropped;
+    /* failed jobs whose DONE waits until nothing is pending, so that a
+     * replay never runs a dependant its failure had cancelled */
+    uint64_t *faildone;
+    size_t nfaildone, capfaildone;
+    uint64_t next_group;
     struct waiter *waiters;
     int nwaiters, blocked;
     uint64_t next_id, fail_seq;
@@ -314,6 +325,10 @@ static void ks_put(struct jobs *e, struct keystate *ks)
 
 static void job_ready(struct jobs *e, struct job *jb)
 {
+    if (jb->hold) {
+        jb->state = JS_HELD;
+        return;
+    }
     jb->state = JS_READY;
     jlist_push(jb->kind == JOB_DELETE ? &e->ready_del : &e->ready_copy, jb);
     pthread_cond_signal(&e->wake);
@@ -366,13 +381,32 @@ static void acc_remove(struct jobs *e, struct access *a)
 static void kerr_unlink(struct jobs *e, struct kerr *k)
 {
     *(k->prev ? &k->prev->next : &e->errs) = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
+    *(k->next ? &k->next->prev : &e->errs_tail) = k->prev;
+    e->nkerr--;
+}
+
+static void kerr_forget_oldest(struct jobs *e)
+{
+    struct kerr *k = e->errs_tail;
+    struct keystate *ks = k->ks;
+    int slot = k->rc[ERR_DEST] ? ERR_DEST : ERR_SRC;
+    LOGE("jobs: more than %d keys with unreported failures: %s/%s (%s) will not be returned by "
+         "fsync of the file, only by the next wait for everything",
+         MAX_KERR, ks->name, ks_key(ks), strerror(-k->rc[slot]));
+    if (e->dropped_rc == 0)
+        e->dropped_rc = k->rc[slot];
+    e->ndropped++;
+    kerr_unlink(e, k);
+    free(k);
+    ks->err = NULL;
+    ks_put(e, ks);
 }
 
 static void ks_set_error(struct jobs *e, struct keystate *ks, int slot, int rc)
 {
     if (!ks->err) {
+        if (e->nkerr >= MAX_KERR)
+            kerr_forget_oldest(e);
         ks->err = calloc(1, sizeof *ks->err);
         if (!ks->err) {
             LOGE("jobs: out of memory: the failure on %s/%s cannot be kept", ks->name, ks_key(ks));
@@ -380,9 +414,9 @@ static void ks_set_error(struct jobs *e, struct keystate *ks, int slot, int rc)
         }
         ks->err->ks = ks;
         ks->err->next = e->errs;
-        if (e->errs)
-            e->errs->prev = ks->err;
+        *(e->errs ? &e->errs->prev : &e->errs_tail) = ks->err;
         e->errs = ks->err;
+        e->nkerr++;
     }
     if (ks->err->rc[slot] == 0) {
         ks->err->rc[slot] = rc;
@@ -521,6 +555,10 @@ static int take_errors(struct jobs *e, const struct waiter *w)
         if (roles)
             kerr_take(e, k->ks, roles, &rc, &seq);
     }
+    if (!w->bucket && e->dropped_rc) { /* a wait for everything */
+        rc = rc ? rc : e->dropped_rc;
+        e->dropped_rc = 0;
+    }
     return rc;
 }
 
@@ -562,6 +600,33 @@ static void job_free(struct job *jb)
     free(jb);
 }
 
+/* Lock held: the DONE records of failed jobs, now that nothing pending
+ * can depend on them. */
+static void faildone_flush(struct jobs *e)
+{
+    if (e->nfaildone && journal_done(e->cfg.journal, e->faildone, e->nfaildone) != 0)
+        LOGW("jobs: the journal missed %zu completions; a replay would repeat them", e->nfaildone);
+    e->nfaildone = 0;
+}
+
+/* Lock held: record that failed job id is over once nothing is pending. */
+static void faildone_add(struct jobs *e, uint64_t id)
+{
+    if (!e->cfg.journal)
+        return;
+    if (e->nfaildone == e->capfaildone) {
+        size_t cap = e->capfaildone ? e->capfaildone * 2 : 64;
+        uint64_t *v = realloc(e->faildone, cap * sizeof *v);
+        if (!v) { /* cannot defer: record it now */
+            journal_done(e->cfg.journal, &id, 1);
+            return;
+        }
+        e->faildone = v;
+        e->capfaildone = cap;
+    }
+    e->faildone[e->nfaildone++] = id;
+}
+
 /* Lock held: jb is over (rc 0: it landed). Release its keys. */
 static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
 {
@@ -580,8 +645,10 @@ static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
     *(jb->next ? &jb->next->prev : &e->pend_tail) = jb->prev;
     if (e->blocked > 0)
         pthread_cond_signal(&e->room);
-    if (--e->npending == 0)
+    if (--e->npending == 0) {
+        faildone_flush(e);
         pthread_cond_broadcast(&e->idle);
+    }
     e->compact_due = e->cfg.journal != NULL;
     job_free(jb);
 }
@@ -592,8 +659,7 @@ static void job_cancel(struct jobs *e, struct job *jb, int rc)
     char why[160];
     snprintf(why, sizeof why, "cancelled: an earlier job on the same key failed (%s)",
              strerror(-rc));
-    if (e->cfg.journal)
-        journal_done(e->cfg.journal, &jb->id, 1);
+    faildone_add(e, jb->id);
     job_finish(e, jb, rc, why);
 }
 
@@ -639,7 +705,7 @@ static void task_done(struct jobs *e, struct job **jobs, const int *rcs, uint64_
 {
     size_t nfinal = 0;
     for (size_t i = 0; i < n; i++)
-        if (!will_retry(e, jobs[i], rcs[i], req_rc, err))
+        if (rcs[i] == 0)
             ids[nfinal++] = jobs[i]->id;
     /* before the keys are released: a replay never runs a dependant alone */
     if (e->cfg.journal && nfinal > 0 && journal_done(e->cfg.journal, ids, nfinal) != 0)
@@ -651,10 +717,13 @@ static void task_done(struct jobs *e, struct job **jobs, const int *rcs, uint64_
         request_ok(e);
     for (size_t i = 0; i < n; i++) {
         const char *w = rcs[i] ? describe(rcs[i], req_rc ? err : NULL, why, sizeof why) : NULL;
-        if (will_retry(e, jobs[i], rcs[i], req_rc, err))
+        if (will_retry(e, jobs[i], rcs[i], req_rc, err)) {
             retry_later(e, jobs[i], w);
-        else
+        } else {
+            if (rcs[i])
+                faildone_add(e, jobs[i]->id);
             job_finish(e, jobs[i], rcs[i], w);
+        }
     }
     pthread_cond_signal(&e->wake); /* a task slot is free */
     /* the last touch of e: once npending is 0, jobs_free may free it */
@@ -985,6 +1054,7 @@ static int job_enqueue(struct jobs *e, struct job *jb, const struct job_spec *s,
     if (fresh)
         e->next_id++;
     jb->id = id;
+    jb->hold = fresh ? s->hold : 0; /* a replay runs it in its order */
     jb->prev = e->pend_tail;
     *(e->pend_tail ? &e->pend_tail->next : &e->pend_head) = jb;
     e->pend_tail = jb;
@@ -1112,10 +1182,38 @@ int jobs_wait_prefix(struct jobs *e, const char *bucket, const char *prefix)
     return rc;
 }
 
+/* Lock held: let the jobs of group (0: every group) run. */
+static void release_held(struct jobs *e, uint64_t group)
+{
+    for (struct job *jb = e->pend_head; jb; jb = jb->next) {
+        if (!jb->hold || (group && jb->hold != group))
+            continue;
+        jb->hold = 0;
+        if (jb->state == JS_HELD)
+            job_ready(e, jb);
+    }
+}
+
+uint64_t jobs_new_group(struct jobs *e)
+{
+    pthread_mutex_lock(&e->lock);
+    uint64_t g = ++e->next_group;
+    pthread_mutex_unlock(&e->lock);
+    return g;
+}
+
+void jobs_release(struct jobs *e, uint64_t group)
+{
+    pthread_mutex_lock(&e->lock);
+    release_held(e, group);
+    pthread_mutex_unlock(&e->lock);
+}
+
 int jobs_drain(struct jobs *e)
 {
     struct waiter w = {0};
     pthread_mutex_lock(&e->lock);
+    release_held(e, 0); /* everything must land: nothing stays held */
     int rc = wait_for(e, &w);
     pthread_mutex_unlock(&e->lock);
     return rc;
@@ -1235,6 +1333,7 @@ static void jobs_destroy(struct jobs *e)
         }
     }
     failures_free(e->ring, FAIL_RING);
+    free(e->faildone);
     free(e->tab);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);

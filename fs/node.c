@@ -225,11 +225,39 @@ static void set_size(struct fs_node *n, uint64_t size)
     set_size_st(&n->st, size);
 }
 
+/* node lock held, not busy: copy_file_range covered only the start of its
+ * source, so the destination is that prefix: fetch it into a stage and
+ * let the upload write it (correct, not server-side; a rare case). */
+static int copy_prefix_by_data(struct fs_ctx *c, struct fs_node *n)
+{
+    struct stage *s = NULL;
+    int rc = stage_new(c->opt.tmpdir, c->opt.stage_mem, &s);
+    if (rc)
+        return rc;
+    struct fs_copy_src src = n->copy_src;
+    uint64_t len = n->copy_done;
+    n->busy = true;
+    pthread_mutex_unlock(&n->lock);
+    rc = transfer_download(c, &src.loc, src.etag, s, len);
+    pthread_mutex_lock(&n->lock);
+    set_idle(n);
+    if (rc) {
+        stage_free(s);
+        return rc;
+    }
+    n->stage = s;
+    n->dirty = true;
+    n->copy_pending = false;
+    return 0;
+}
+
 /* node lock held, not busy: queue the copy copy_file_range recorded */
 static int submit_copy(struct fs_ctx *c, struct fs_node *n)
 {
     if (!n->copy_pending || n->unlinked)
         return 0;
+    if (n->copy_done < n->copy_src.size)
+        return copy_prefix_by_data(c, n);
     n->busy = true;
     struct fs_loc dloc = n->loc;
     struct stat st = n->st;
@@ -239,8 +267,10 @@ static int submit_copy(struct fs_ctx *c, struct fs_node *n)
     int rc = path ? engine_copy(c, &src.loc, src.etag, src.size, &dloc, path, &st) : -ENOMEM;
     free(path);
     pthread_mutex_lock(&n->lock);
-    if (rc == 0)
+    if (rc == 0) {
         n->copy_pending = false;
+        n->exists = true;
+    }
     set_idle(n);
     return rc;
 }
@@ -397,12 +427,12 @@ int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t
     struct fs_node *n = f->node;
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
-    if (n->stage) {
+    int rc = settle_copy(c, n); /* cp a b; cat b */
+    if (rc == 0 && n->stage) {
         ssize_t r = stage_pread(n->stage, buf, size, off);
         pthread_mutex_unlock(&n->lock);
         return (int)r;
     }
-    int rc = settle_copy(c, n); /* cp a b; cat b */
     struct transfer_source src = {.loc = n->loc, .size = (uint64_t)n->st.st_size};
     memcpy(src.etag, n->etag, sizeof src.etag);
     pthread_mutex_unlock(&n->lock);
@@ -505,13 +535,13 @@ void node_mark_unlinked(struct node_table *t, const char *path)
     pthread_mutex_unlock(&t->lock);
 }
 
-/* src lock: snapshot a clean source, or -EAGAIN */
-static int copy_source(struct fs_node *n, struct transfer_source *src, size_t len)
+/* src lock: snapshot a source whose content is the object in S3 (not
+ * written locally, not itself a copy still unsubmitted), or -EAGAIN */
+static int copy_source(struct fs_node *n, struct fs_copy_src *src)
 {
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
-    /* only a copy of the whole object can be server-side */
-    int rc = n->exists && !n->dirty && len >= (uint64_t)n->st.st_size ? 0 : -EAGAIN;
+    int rc = n->exists && !n->dirty && !n->copy_pending ? 0 : -EAGAIN;
     if (rc == 0) {
         src->loc = n->loc;
         src->size = (uint64_t)n->st.st_size;
@@ -527,31 +557,52 @@ static bool fresh(const struct fs_node *n)
     return n->stage && stage_size(n->stage) == 0 && n->st.st_size == 0 && !n->unlinked;
 }
 
-ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, size_t len)
+static bool same_source(const struct fs_copy_src *a, const struct fs_copy_src *b)
+{
+    return strcmp(a->loc.bucket, b->loc.bucket) == 0 && strcmp(a->loc.key, b->loc.key) == 0 &&
+           strcmp(a->etag, b->etag) == 0 && a->size == b->size;
+}
+
+/* dst lock held: may the range [off, off+len) of s extend dst's copy? The
+ * first range starts a copy on a fresh destination; each next one must
+ * continue exactly where the copy so far ends (cp of a file larger than
+ * the kernel's per-call cap arrives as consecutive ranges). */
+static bool copy_extends(const struct fs_node *n, const struct fs_copy_src *s, uint64_t off)
+{
+    if (off == 0)
+        return fresh(n) && !n->copy_pending;
+    return n->copy_pending && n->copy_done == off && same_source(&n->copy_src, s);
+}
+
+ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, uint64_t off_in,
+                  uint64_t off_out, size_t len)
 {
     (void)c;
-    struct transfer_source s;
-    int rc = copy_source(src->node, &s, len);
-    if (rc)
-        return rc;
+    struct fs_copy_src s;
+    if (off_in != off_out || src->node == dst->node || copy_source(src->node, &s))
+        return -EAGAIN;
+    if (off_in >= s.size)
+        return -EAGAIN; /* nothing server-side to do at or past the end */
+    uint64_t want = len < s.size - off_in ? len : s.size - off_in;
     struct fs_node *n = dst->node;
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
-    if (!fresh(n) || n == src->node || n->copy_pending) {
+    if (!copy_extends(n, &s, off_in)) {
         pthread_mutex_unlock(&n->lock);
         return -EAGAIN;
     }
-    /* the copy is queued at close (submit_copy); until then the open node
-     * shows the destination with its final size */
-    stage_free(n->stage);
-    n->stage = NULL;
-    n->dirty = false;
-    n->exists = true;
-    n->etag[0] = '\0'; /* known when it lands */
-    n->copy_pending = true;
-    n->copy_src = (struct fs_copy_src){.loc = s.loc, .size = s.size};
-    memcpy(n->copy_src.etag, s.etag, sizeof n->copy_src.etag);
-    set_size(n, s.size);
+    if (off_in == 0) {
+        /* queued at close (submit_copy); until then the open node shows
+         * the destination with the size copied so far */
+        stage_free(n->stage);
+        n->stage = NULL;
+        n->dirty = false;
+        n->etag[0] = '\0'; /* known when it lands */
+        n->copy_pending = true;
+        n->copy_src = s;
+    }
+    n->copy_done = off_in + want;
+    set_size(n, n->copy_done);
     pthread_mutex_unlock(&n->lock);
-    return (ssize_t)s.size;
+    return (ssize_t)want;
 }

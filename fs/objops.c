@@ -216,43 +216,33 @@ struct tree_move {
     size_t fplen;
 };
 
-/* One listing page of a tree move: its copies in parallel, then - once
- * they are confirmed - the deletes of their sources, which go out together
- * as one DeleteObjects. A source whose copy failed is kept. */
+/* One listing page of a tree move: each object's copy and its source's
+ * delete are queued (and journaled) together, the deletes held; once the
+ * page's copies are confirmed the deletes go out as one DeleteObjects. A
+ * source whose copy failed is kept (its delete is cancelled). */
 static int move_page(const struct s3_list_page *p, void *arg)
 {
     struct tree_move *m = arg;
-    struct fs_loc *from = calloc(p->nobjects ? p->nobjects : 1, sizeof *from);
-    struct fs_loc to = *m->tl;
-    int rc = from ? 0 : -ENOMEM;
+    struct fs_loc from = *m->fl, to = *m->tl;
+    from.kind = to.kind = LOC_OBJECT;
+    uint64_t group = engine_group(m->c);
+    int rc = 0;
     size_t n = 0;
     for (; rc == 0 && n < p->nobjects; n++) {
         const struct s3_object *o = &p->objects[n];
-        from[n] = *m->fl;
-        from[n].kind = to.kind = LOC_OBJECT;
-        snprintf(from[n].key, sizeof from[n].key, "%s", o->key);
+        snprintf(from.key, sizeof from.key, "%s", o->key);
         if (snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, o->key + m->fplen) >
             S3CFS_KEY_MAX)
             rc = -ENAMETOOLONG;
         else
-            rc = engine_copy_as_is(m->c, &from[n], o->etag, o->size, &to);
+            rc = engine_move_held(m->c, &from, o->etag, o->size, &to, group);
     }
-    int *ok = calloc(n ? n : 1, sizeof *ok);
-    for (size_t i = 0; ok && i < n; i++) {
-        snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, from[i].key + m->fplen);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, p->objects[i].key + m->fplen);
         int wrc = engine_wait(m->c, &to, JOBS_AS_DEST);
-        ok[i] = wrc == 0;
         rc = rc ? rc : wrc;
     }
-    /* all at once, so that they leave as one batch */
-    for (size_t i = 0; ok && i < n; i++)
-        if (ok[i]) {
-            int drc = engine_delete(m->c, &from[i], NULL);
-            rc = rc ? rc : drc;
-        }
-    rc = rc ? rc : ok ? 0 : -ENOMEM;
-    free(ok);
-    free(from);
+    engine_release(m->c, group);
     return rc;
 }
 

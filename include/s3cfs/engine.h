@@ -31,9 +31,16 @@ int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, ui
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                 const struct fs_loc *to, const char *from_path, const char *to_path,
                 const struct stat *st);
-/* Queue a copy keeping the source's metadata, nothing shown (tree moves). */
-int engine_copy_as_is(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
-                      const struct fs_loc *to);
+/* Tree moves, one listing page at a time: queue a copy of from onto to
+ * (the source's metadata kept, nothing shown) and the delete of from, held
+ * in group (engine_group) until engine_release(group), so that the page's
+ * deletes go out together once its copies are confirmed. Both are
+ * journaled now: a crash after this is finished by the next mount (copy,
+ * then delete); a delete whose copy failed is cancelled, never sent. */
+uint64_t engine_group(struct fs_ctx *c);
+int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+                     const struct fs_loc *to, uint64_t group);
+void engine_release(struct fs_ctx *c, uint64_t group);
 /* Queue a delete of loc (batched per bucket); path (if not NULL)
  * disappears at once. */
 int engine_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path);

@@ -28,6 +28,8 @@
  * A cancelled job fails like any other, so this carries along chains
  * (`mv a b; mv c a`: failing a->b cancels delete a, c->a and delete c).
  * Jobs touching other keys, and readers of a failed copy's source, run.
+ * At most 4096 keys keep an unreported failure; past that the oldest is
+ * forgotten (logged) and only the next jobs_drain returns it.
  * Unreported errors stay in memory (about 100 bytes per failed key) until
  * a wait or drain reports them.
  *
@@ -102,6 +104,12 @@ struct job_spec {
     const struct s3_meta *meta;
     size_t nmeta;
     const char *content_type; /* REPLACE only; NULL: not sent */
+    /* Non-zero: a group from jobs_new_group. The job waits its turn as
+     * usual but does not start before jobs_release(group) (a tree move
+     * queues each source's delete with its copy, journaled together, and
+     * lets a page's deletes go as one batch once its copies landed). Not
+     * journaled: a replay runs the job in its order. */
+    uint64_t hold;
 };
 
 /* Runs one COPY; returns 0 or -errno, filling err on failure. The spec's
@@ -150,6 +158,11 @@ int jobs_recover(struct jobs *e, size_t *count);
  * -ENOMEM, -ESHUTDOWN after jobs_free began, or the journal's error (the
  * job is then not queued). */
 int jobs_submit(struct jobs *e, const struct job_spec *spec, uint64_t *id);
+
+/* A new group for job_spec.hold. */
+uint64_t jobs_new_group(struct jobs *e);
+/* Let the held jobs of group run (jobs_drain releases every group). */
+void jobs_release(struct jobs *e, uint64_t group);
 
 /* cp -a / cp -p: replace the metadata of the COPY onto bucket/key by meta
  * (directive REPLACE; the content type stays as submitted). Only the last

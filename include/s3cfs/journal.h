@@ -2,7 +2,10 @@
  *
  * The job engine appends a record for every job before acknowledging it,
  * a record when a copy's metadata is folded, and a DONE record when the job
- * finished (landed or failed for good). The next mount replays the jobs
+ * landed, or - for a job that failed for good - once no job is pending any
+ * more (so a crash in between replays the failed job and its dependants
+ * together, and the dependants are cancelled again instead of running on
+ * their own, e.g. a move's delete without its copy). The next mount replays the jobs
  * without DONE, in their original order, and the engine runs them again: a
  * COPY is idempotent given its source ETag condition, a DELETE is.
  *

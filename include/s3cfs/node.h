@@ -53,7 +53,8 @@ struct fs_node {
         uint64_t size;
         char etag[80];
     } copy_src;
-    int error; /* a failed upload, reported by the next flush/fsync */
+    uint64_t copy_done; /* bytes of copy_src covered by the ranges so far */
+    int error;          /* a failed upload, reported by the next flush/fsync */
 };
 
 /* An open handle: the node plus this handle's read-ahead window. */
@@ -89,11 +90,15 @@ int node_truncate(struct fs_ctx *c, struct fs_node *n, uint64_t size);
 int node_setattr(struct fs_node *n, const struct stat *st);
 
 /* Server-side copy for copy_file_range: when src's content is the object
- * in S3 and dst was just created or truncated, dst becomes a copy of it
- * (with dst's own attributes) without data passing through us. Returns the
- * bytes copied, or -EAGAIN when the copy cannot be server-side (the caller
- * then copies through the data path). */
-ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, size_t len);
+ * in S3 and dst was just created or truncated, a range from offset 0 makes
+ * dst a copy of src (with dst's own attributes) without data passing
+ * through us; the following ranges at the same offsets in both files extend
+ * it. The copy is queued when dst is flushed; if the ranges did not cover
+ * all of src by then, the covered prefix goes through the data path.
+ * Returns the bytes copied, or -EAGAIN when the range cannot be server-side
+ * (the caller then copies it through the data path). */
+ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, uint64_t off_in,
+                  uint64_t off_out, size_t len);
 
 /* Attributes of path if it has an open node: 0, or -ENOENT. */
 int node_stat(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]);

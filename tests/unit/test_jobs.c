@@ -653,6 +653,72 @@ static void test_failed_copy_cancels_what_would_lose_data(void **state)
     stop(e);
 }
 
+/* A tree move's deletes wait, held, until the move lets them go: then they
+ * leave as one batch. A drain lets every group go. */
+static void test_held_group(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20});
+    uint64_t g = jobs_new_group(e);
+    char src[16], dst[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(src, sizeof src, "s%d", i);
+        snprintf(dst, sizeof dst, "d%d", i);
+        put(src, i + 1);
+        cp(e, src, dst);
+        struct job_spec del = {.kind = JOB_DELETE, .bucket = "bkt", .key = src, .hold = g};
+        assert_int_equal(jobs_submit(e, &del, NULL), 0);
+    }
+    assert_int_equal(jobs_wait_prefix(e, "bkt", "d"), 0);
+    sleep_ms(100); /* well past the batch delay */
+    assert_int_equal(batches(), 0);
+    assert_int_equal(get("s3"), 4);
+    jobs_release(e, g);
+    assert_int_equal(jobs_wait_prefix(e, "bkt", "s"), 0);
+    assert_int_equal(batches(), 1);
+    assert_int_equal(F.batch_n[0], 10);
+    for (int i = 0; i < 10; i++) {
+        snprintf(src, sizeof src, "s%d", i);
+        snprintf(dst, sizeof dst, "d%d", i);
+        assert_int_equal(get(src), 0);
+        assert_int_equal(get(dst), i + 1);
+    }
+    put("x", 7);
+    struct job_spec del = {.kind = JOB_DELETE, .bucket = "bkt", .key = "x", .hold = g + 1};
+    assert_int_equal(jobs_submit(e, &del, NULL), 0);
+    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(get("x"), 0);
+    stop(e);
+}
+
+/* Unreported failures are kept for at most 4096 keys; the oldest beyond
+ * that are forgotten, and the next drain still reports one. */
+static void test_unreported_failures_capped(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("a", 1);
+    char key[16];
+    for (int i = 0; i < 4100; i++) {
+        snprintf(key, sizeof key, "bad%d", i);
+        cp(e, "a", key);
+    }
+    struct jobs_status st;
+    do { /* all over, nothing reported yet */
+        sleep_ms(10);
+        jobs_status(e, &st);
+    } while (st.pending > 0);
+    int kept = 0;
+    for (int i = 0; i < 4100; i++) {
+        snprintf(key, sizeof key, "bad%d", i);
+        kept += jobs_wait_key(e, "bkt", key, JOBS_AS_DEST) == -EACCES;
+    }
+    assert_true(kept < 4096 && kept > 4000); /* a's own entry counts too */
+    assert_int_equal(jobs_drain(e), -EACCES);
+    assert_int_equal(jobs_drain(e), 0);
+    stop(e);
+}
+
 static void test_delete_per_key_failure(void **state)
 {
     (void)state;
@@ -947,6 +1013,8 @@ int main(void)
         cmocka_unit_test(test_failure_kept_reported_once_listed),
         cmocka_unit_test(test_failed_copy_cancels_what_would_lose_data),
         cmocka_unit_test(test_delete_per_key_failure),
+        cmocka_unit_test(test_held_group),
+        cmocka_unit_test(test_unreported_failures_capped),
         cmocka_unit_test(test_transient_failure_retried),
         cmocka_unit_test(test_fold_meta),
         cmocka_unit_test(test_back_pressure),

@@ -450,8 +450,12 @@ static int x_exec(void *ctx, uint64_t id, const struct job_spec *s, struct s3_er
 {
     (void)ctx;
     (void)id;
-    (void)err;
     x_record("copy", s->key);
+    if (strncmp(s->key, "bad", 3) == 0) {
+        s3_error_set(err, "AccessDenied", "Access Denied");
+        err->http_status = 403;
+        return -EACCES;
+    }
     return 0;
 }
 
@@ -651,6 +655,45 @@ static void test_replay_keeps_folded_meta(void **state)
     journal_close(j);
 }
 
+/* A failed copy's DONE waits until nothing is pending: a crash before then
+ * replays the copy together with the delete it cancelled (mv a bad), so
+ * the replay cancels that delete again instead of running it alone. */
+static void test_failed_copy_replayed_with_its_dependants(void **state)
+{
+    (void)state;
+    struct journal *j;
+    struct pool *p;
+    assert_int_equal(journal_open(path, &j), 0);
+    x_gate(false);
+    struct jobs *e = x_engine(&p, j);
+    struct job_spec held = del_spec("zzz"), s1 = copy_spec("a", "bad"), s2 = del_spec("a");
+    uint64_t g = jobs_new_group(e);
+    held.hold = g; /* stays pending until released */
+    assert_int_equal(jobs_submit(e, &held, NULL), 0);
+    assert_int_equal(jobs_submit(e, &s1, NULL), 0);
+    assert_int_equal(jobs_submit(e, &s2, NULL), 0);
+    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST | JOBS_AS_SOURCE), -EACCES);
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 3); /* zzz, the failed copy, the cancelled delete */
+    assert_string_equal(rs->r[1].key, "bad");
+    assert_int_equal(rs->r[2].kind, JOB_DELETE);
+    assert_string_equal(rs->r[2].key, "a");
+    recs_free(rs);
+    assert_int_equal(pos("delete zzz"), 99); /* held */
+    jobs_release(e, g);
+    assert_int_equal(jobs_drain(e), -EACCES); /* bad's own failure */
+    assert_int_equal(pos("delete a"), 99);    /* never ran */
+    assert_true(pos("delete zzz") < 99);
+    jobs_free(e);
+    pool_free(p);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 0); /* idle: the failures are over too */
+    recs_free(rs);
+    free(rs);
+    journal_close(j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--crash-child") == 0)
@@ -658,6 +701,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_nasty_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_hides_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_copy_replayed_with_its_dependants, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_fold_meta_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_and_garbled_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
