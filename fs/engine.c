@@ -90,16 +90,23 @@ static int journal_path(struct fs_ctx *c, char *out, size_t size)
     return 0;
 }
 
-int engine_start(struct fs_ctx *c)
+int engine_open_journal(struct fs_ctx *c)
 {
     char path[PATH_SIZE];
     int rc = journal_path(c, path, sizeof path);
     if (rc == 0)
         rc = journal_open(path, &c->journal);
-    if (rc) {
-        LOGE("intent journal %s: %s", path, strerror(-rc));
+    if (rc)
+        LOGE("cannot open the intent journal %s: %s (see -o journal_dir)", path, strerror(-rc));
+    return rc;
+}
+
+int engine_start(struct fs_ctx *c)
+{
+    char path[PATH_SIZE];
+    int rc = c->journal ? journal_path(c, path, sizeof path) : engine_open_journal(c);
+    if (rc)
         return rc;
-    }
     struct jobs_config cfg = {
         .pool = c->pool,
         .exec = exec_copy,

@@ -7,6 +7,7 @@
  * and the bucket, and exits with a one-line reason when any is wrong. */
 #include <errno.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,7 +283,7 @@ static int start_engine(struct fs_ctx *c)
 static void ctx_free(struct fs_ctx *c)
 {
     /* unmount and SIGTERM: every queued copy and delete lands first */
-    int rc = c->pool ? engine_stop(c) : 0;
+    int rc = engine_stop(c);
     if (rc)
         LOGE("queued operations failed before exit: %s", strerror(-rc));
     if (c->pool)
@@ -313,6 +314,10 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                 rc = fuse_loop_mt(fuse, lc) ? 1 : 0;
                 fuse_loop_cfg_destroy(lc);
                 fuse_remove_signal_handlers(fuse_get_session(fuse));
+                /* the drain in ctx_free must not be cut short by a second
+                 * SIGTERM (SIGKILL still stops it; the journal covers it) */
+                signal(SIGTERM, SIG_IGN);
+                signal(SIGINT, SIG_IGN);
             }
         }
         fuse_unmount(fuse);
@@ -358,11 +363,22 @@ int main(int argc, char **argv)
     s3_global_init();
     /* permission checks by the kernel against the modes we show */
     fuse_opt_add_arg(&args, "-odefault_permissions");
-    fuse_opt_add_arg(&args, "-ofsname=s3cfs");
+    /* the source column of /proc/mounts is what was mounted (mount -a and
+     * findmnt match fstab entries by it); the option parser takes "\\," and
+     * "\\\\" as escapes. A user's own fsname= comes later and wins. */
+    char fsname[2 * (S3CFS_BUCKET_MAX + S3CFS_KEY_MAX) + 16] = "-ofsname=";
+    size_t fl = strlen(fsname);
+    for (const char *p = spec ? spec : "s3cfs"; *p && fl + 3 < sizeof fsname; p++) {
+        if (*p == ',' || *p == '\\')
+            fsname[fl++] = '\\';
+        fsname[fl++] = *p;
+    }
+    fsname[fl] = '\0';
+    fuse_opt_insert_arg(&args, 1, fsname);
     fuse_opt_add_arg(&args, "-osubtype=s3cfs");
     int rc = make_client(&ctx, ctx.map.all_buckets ? NULL : ctx.map.bucket);
     if (rc == 0)
-        rc = check_store(&ctx) ? 1 : run(&ctx, &args, mountpoint);
+        rc = check_store(&ctx) || engine_open_journal(&ctx) ? 1 : run(&ctx, &args, mountpoint);
     else
         rc = 1;
     ctx_free(&ctx);

@@ -15,7 +15,11 @@
 
 #include "s3cfs/fs.h"
 
-/* Open the journal (finishing what a previous run left) and start. */
+/* Open the intent journal (before daemonizing, so that a mount that could
+ * not keep its promises fails with a message instead of silently). */
+int engine_open_journal(struct fs_ctx *c);
+/* Open the journal if not open yet, start, and finish what a previous run
+ * left in it. */
 int engine_start(struct fs_ctx *c);
 /* Drain every queue, then stop (unmount, SIGTERM). Returns the first error
  * not reported before. */

@@ -361,16 +361,20 @@ static int proxy(struct conn *c, struct request *q)
     if (d.fault == F_STALL) {
         log_request(q);
         stall(c, d.stall_ms);
+        state_end();
         return -1;
     }
-    if (q->expect100 && io_write_all(c->cfd, CONTINUE_LINE, strlen(CONTINUE_LINE)) < 0)
+    if (q->expect100 && io_write_all(c->cfd, CONTINUE_LINE, strlen(CONTINUE_LINE)) < 0) {
+        state_end();
         return -1;
+    }
     sleep_ms(d.delay_ms);
     if (d.fault == F_503 || d.fault == F_500)
         rc = s3_error(c, q, d.fault);
     else
         rc = forward(c, q, d.fault == F_RESET);
     state_bytes(q->kind, q->req_bytes, q->resp_bytes);
+    state_end();
     log_request(q);
     return rc;
 }

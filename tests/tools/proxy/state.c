@@ -64,6 +64,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct config cfg;
 static struct counters per_kind[KIND_COUNT];
 static uint64_t faults_done[FAULT_COUNT];
+static uint64_t inflight, inflight_max; /* S3 requests being served now, and the most since reset */
 static uint64_t rng_state;
 static unsigned long next_id;
 
@@ -501,6 +502,8 @@ size_t state_stats(char *out, size_t cap)
     appendf(out, cap, &n, "total %" PRIu64 "\n", total);
     for (int f = 0; f < FAULT_COUNT; f++)
         appendf(out, cap, &n, "fault.%s %" PRIu64 "\n", fault_names[f], faults_done[f]);
+    appendf(out, cap, &n, "inflight %" PRIu64 "\ninflight_max %" PRIu64 "\n", inflight,
+            inflight_max);
     pthread_mutex_unlock(&lock);
     return n;
 }
@@ -510,6 +513,7 @@ void state_reset(void)
     pthread_mutex_lock(&lock);
     memset(per_kind, 0, sizeof(per_kind));
     memset(faults_done, 0, sizeof(faults_done));
+    inflight_max = inflight;
     pthread_mutex_unlock(&lock);
 }
 
@@ -535,6 +539,8 @@ void state_begin(int kind, struct decision *d)
 {
     pthread_mutex_lock(&lock);
     per_kind[kind].requests++;
+    if (++inflight > inflight_max)
+        inflight_max = inflight;
     d->fault = pick_fault(kind);
     if (d->fault != F_NONE)
         faults_done[d->fault]++;
@@ -542,6 +548,13 @@ void state_begin(int kind, struct decision *d)
     if (cfg.jitter_ms > 0)
         d->delay_ms += (long)(rng_next() % (uint64_t)(cfg.jitter_ms + 1));
     d->stall_ms = cfg.stall_ms;
+    pthread_mutex_unlock(&lock);
+}
+
+void state_end(void)
+{
+    pthread_mutex_lock(&lock);
+    inflight--;
     pthread_mutex_unlock(&lock);
 }
 

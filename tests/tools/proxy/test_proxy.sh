@@ -172,6 +172,22 @@ check "PutObject request bytes cover the body" [ "$(field PutObject 3)" -ge 1000
 control reset >/dev/null
 check "reset zeroes the counters" bash -c "curl -sf '$PROXY/__proxy/stats' | grep -qx 'total 0'"
 
+# in-flight figures: four requests held 600 ms each, at the same time
+control "config?delay.HeadObject=600" >/dev/null
+held=()
+for _ in 1 2 3 4; do
+    curl -s -o /dev/null -I "$PROXY/$BUCKET/small" &
+    held+=($!)
+done
+sleep 0.3
+expect_stat inflight 4
+wait "${held[@]}"
+expect_stat inflight 0
+expect_stat inflight_max 4
+control reset >/dev/null
+expect_stat inflight_max 0
+control "config?delay.HeadObject=-1" >/dev/null
+
 # ---- 3. faults ----
 run "put-object for the fault tests" s3api put-object --bucket "$BUCKET" --key small --body "$TMP/small"
 control "config?fault_rate=1&faults=503" >/dev/null
