@@ -1,0 +1,147 @@
+#!/bin/bash
+# DESIGN §3 rules through a real mount that test_fs_jobs does not cover:
+# consecutive copy_file_range ranges make one copy (§3.1), a copy whose
+# source changed behind our back fails cleanly (§3.3), -o sync_jobs (§3.9),
+# throttling lowers the concurrency (§3.8), a large copy's parts run in
+# parallel. Requests are counted by the proxy.
+. "$(dirname "$0")/lib.sh"
+trap fs_cleanup EXIT
+BUCKET=$(new_bucket)
+start_proxy
+MNT=$WORK/mnt
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/j1,max_inflight=16" || exit 2
+
+# copy_file_range SRC DST CHUNK [LIMIT]: copy [0, LIMIT or the size) in
+# ranges of CHUNK bytes at the same offsets, as cp does for large files
+cfr() {
+    python3 - "$@" <<'EOF'
+import os, sys
+src, dst, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fi = os.open(src, os.O_RDONLY)
+fo = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+size = int(sys.argv[4]) if len(sys.argv) > 4 else os.fstat(fi).st_size
+off = 0
+while off < size:
+    n = os.copy_file_range(fi, fo, min(chunk, size - off), off, off)
+    if n <= 0:
+        break
+    off += n
+os.close(fo)
+os.close(fi)
+sys.exit(0 if off == size else 1)
+EOF
+}
+
+# ---- §3.1: consecutive ranges accumulate into one copy job ----
+head -c $((3 << 20)) /dev/urandom >"$WORK/big3"
+cp "$WORK/big3" "$MNT/big3"
+landed
+proxy_reset
+check "three consecutive 1 MiB ranges copied" cfr "$MNT/big3" "$MNT/ranged" $((1 << 20))
+check_eq "the destination shows the whole size at once" $((3 << 20)) "$(stat -c %s "$MNT/ranged")"
+landed
+check_eq "ranges: exactly one CopyObject" 1 "$(proxy_count CopyObject)"
+check_eq "ranges: no GetObject" 0 "$(proxy_count GetObject)"
+check_eq "ranges: no PutObject" 0 "$(proxy_count PutObject)"
+check "ranges: identical through the S3 API" same_in_s3 ranged "$WORK/big3"
+
+# only the first range: the destination is that prefix, through the data path
+proxy_reset
+check "a range covering part of the source" cfr "$MNT/big3" "$MNT/prefix" $((1 << 20)) $((1 << 20))
+landed
+head -c $((1 << 20)) "$WORK/big3" >"$WORK/prefix"
+check "partial range: the destination is the prefix (S3)" same_in_s3 prefix "$WORK/prefix"
+check_eq "partial range: no CopyObject of the whole source" 0 "$(proxy_count CopyObject)"
+# a range at other offsets goes through the data path too, never ENOSYS
+printf 'abcdefgh' >"$WORK/small"
+cp "$WORK/small" "$MNT/small"
+landed
+check "a range at offset 3" python3 -c "
+import os
+fi = os.open('$MNT/small', os.O_RDONLY)
+fo = os.open('$MNT/off3', os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+assert os.copy_file_range(fi, fo, 4, 3, 0) == 4
+os.close(fo)"
+check_eq "offset range: the right bytes" "defg" "$(cat "$MNT/off3")"
+
+# ---- §3.3: a copy whose source changed behind our back fails cleanly ----
+echo "version 1" >"$MNT/moving"
+landed
+proxy_config "delay.CopyObject=3000"
+cp "$MNT/moving" "$MNT/pinned"
+echo "version 2" >"$WORK/v2"
+s3c put "$BUCKET" moving "$WORK/v2" >/dev/null # at once, not through the mount
+check_not "the copy reports the changed source (open+fsync of the destination)" python3 -c "
+import os
+fd = os.open('$MNT/pinned', os.O_RDONLY)
+os.fsync(fd)"
+proxy_config "delay.CopyObject=-1"
+check_not "no copy of the changed source in S3" aws_ s3api head-object --bucket "$BUCKET" --key pinned
+check "the daemon logged why" grep -q "pinned.*PreconditionFailed\|PreconditionFailed.*pinned" \
+    "$WORK/s3cfs.log"
+check_eq "the source keeps its new content" "version 2" "$(aws_ s3 cp --quiet "s3://$BUCKET/moving" -)"
+sleep 1.2 # attribute cache
+check_not "the failed destination does not show in the mount" test -e "$MNT/pinned"
+
+# ---- a large copy: UploadPartCopy parts in parallel ----
+M2=$WORK/m2
+mount_fs "$M2" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/j2,copy_threshold=8,copy_part_size=5" ||
+    exit 2
+head -c $((25 << 20)) /dev/urandom >"$WORK/big25"
+cp "$WORK/big25" "$M2/big25"
+landed "$M2"
+proxy_config "delay.UploadPartCopy=400"
+proxy_reset
+cp "$M2/big25" "$M2/big25copy"
+landed "$M2"
+check_eq "25 MiB at 5 MiB parts: 5 UploadPartCopy" 5 "$(proxy_count UploadPartCopy)"
+max=$(proxy_count inflight_max)
+check "parts ran in parallel ($max requests in flight at most)" test "$max" -ge 4
+check_eq "no data through the client" 0 "$(proxy_count GetObject)"
+check "large copy identical in S3" same_in_s3 big25copy "$WORK/big25"
+proxy_config "delay.UploadPartCopy=-1"
+
+# ---- §3.9: -o sync_jobs: each cp and rm has landed when it returns ----
+M3=$WORK/m3
+mount_fs "$M3" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/j3,sync_jobs" || exit 2
+echo "sync me" >"$M3/sj-src"
+proxy_config "delay.CopyObject=800&delay.DeleteObjects=800"
+cp "$M3/sj-src" "$M3/sj-dst"
+check "sync_jobs: the copy is in S3 when cp returns" aws_ s3api head-object --bucket "$BUCKET" \
+    --key sj-dst
+rm "$M3/sj-src"
+check_not "sync_jobs: the delete is done when rm returns" aws_ s3api head-object \
+    --bucket "$BUCKET" --key sj-src
+proxy_config "delay.CopyObject=-1&delay.DeleteObjects=-1"
+unmount_fs "$M3"
+unmount_fs "$M2"
+
+# ---- §3.8: throttling (503 SlowDown) lowers the concurrency ----
+mkdir -p "$WORK/tree"
+for i in $(seq 1 150); do echo "file $i" >"$WORK/tree/f$i"; done
+cp -r "$WORK/tree" "$MNT/src"
+landed
+# in flight once the copies are under way: reset the maximum, measure
+measure() { # KIND-COUNTER: wait until it is > 0, then one second on, for 1.5 s
+    for _ in $(seq 1 100); do [ "$(proxy_count "$1")" -gt 0 ] && break; sleep 0.1; done
+    sleep 1
+    proxy_reset
+    sleep 1.5
+    proxy_count inflight_max
+}
+proxy_config "delay.CopyObject=300"
+cp -r "$MNT/src" "$MNT/t1"
+base=$(measure CopyObject)
+proxy_config "delay.CopyObject=-1"
+landed
+proxy_config "delay.CopyObject=300&fault_rate=0.25&faults=503&fault_kinds=CopyObject"
+cp -r "$MNT/src" "$MNT/t2"
+thr=$(measure fault.503)
+proxy_config "delay.CopyObject=-1&fault_rate=0"
+landed
+check "without throttling the pool is full ($base in flight of 16)" test "$base" -ge 12
+check "503 SlowDown cut the concurrency ($thr in flight, was $base)" test "$((thr * 2))" -le "$base"
+check "throttled copies: all landed, identical" diff -r "$WORK/tree" "$MNT/t2"
+aws_ s3 cp --quiet --recursive "s3://$BUCKET/t2" "$WORK/t2-s3"
+check "throttled copies: identical through the S3 API" diff -r "$WORK/tree" "$WORK/t2-s3"
+fs_done
