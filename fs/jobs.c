@@ -1407,3 +1407,30 @@ void jobs_free(struct jobs *e)
     pthread_join(e->thread, NULL);
     jobs_destroy(e);
 }
+
+/* ---------- for the control socket (control.h) ---------- */
+
+size_t jobs_count_prefix(struct jobs *e, const char *bucket, const char *prefix)
+{
+    /* the count a prefix wait starting now would wait for, without its
+     * snapshot of ids: a progress bar also sees jobs queued meanwhile */
+    struct waiter w = {.bucket = bucket, .prefix = prefix, .max_id = UINT64_MAX};
+    w.plen = prefix ? strlen(prefix) : 0;
+    pthread_mutex_lock(&e->lock);
+    size_t n = waiter_count(e, &w);
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
+void jobs_wait_idle(struct jobs *e)
+{
+    pthread_mutex_lock(&e->lock);
+    release_held(e, 0); /* as jobs_drain: nothing may stay held */
+    /* counted as a waiter, so that delete batches go out without delay */
+    e->nwaiters++;
+    pthread_cond_signal(&e->wake);
+    while (e->npending > 0)
+        pthread_cond_wait(&e->idle, &e->lock);
+    e->nwaiters--;
+    pthread_mutex_unlock(&e->lock);
+}

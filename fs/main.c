@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "s3cfs/control.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/fsops.h"
 #include "s3cfs/log.h"
@@ -306,12 +307,18 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
             if (!c->opt.foreground)
                 log_use_syslog(true);
             if (start_engine(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
+                control_start(c); /* s3cfs-ctl; the mount works without it (logged) */
                 struct fuse_loop_config *lc = fuse_loop_cfg_create();
                 fuse_loop_cfg_set_idle_threads(lc, 64);
                 fuse_loop_cfg_set_max_threads(lc, 256);
                 LOGI("mounted %s on %s", c->map.all_buckets ? "all buckets" : c->map.bucket,
                      mountpoint);
-                rc = fuse_loop_mt(fuse, lc) ? 1 : 0;
+                int lr = fuse_loop_mt(fuse, lc);
+                /* a loop ended by SIGTERM/SIGINT reports the signal: that
+                 * is a clean stop (the queues drain below) */
+                rc = lr == 0 || lr == SIGTERM || lr == SIGINT || lr == -SIGTERM || lr == -SIGINT
+                         ? 0
+                         : 1;
                 fuse_loop_cfg_destroy(lc);
                 fuse_remove_signal_handlers(fuse_get_session(fuse));
                 /* the drain in ctx_free must not be cut short by a second
@@ -321,6 +328,9 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
             }
         }
         fuse_unmount(fuse);
+        /* after the unmount (nothing waits on the mount), before ctx_free:
+         * s3cfs-ctl can watch the final drain */
+        control_stop(c);
     }
     fuse_destroy(fuse);
     return rc;

@@ -21,7 +21,7 @@ static bool is_unreserved(unsigned char c)
            c == '_' || c == '.' || c == '~';
 }
 
-static int hex_value(unsigned char c)
+int uri_hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -72,8 +72,8 @@ static int decode_escape(const char *s, size_t n, size_t i)
 {
     if (n - i < 3)
         return -1;
-    int hi = hex_value((unsigned char)s[i + 1]);
-    int lo = hex_value((unsigned char)s[i + 2]);
+    int hi = uri_hex_value((unsigned char)s[i + 1]);
+    int lo = uri_hex_value((unsigned char)s[i + 2]);
     if (hi < 0 || lo < 0)
         return -1;
     return hi << 4 | lo;

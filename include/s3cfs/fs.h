@@ -51,6 +51,7 @@ struct pool;
 struct node_table;
 struct jobs;
 struct journal;
+struct control;
 
 struct fs_ctx {
     struct fs_options opt;
@@ -63,6 +64,7 @@ struct fs_ctx {
     struct jobs *jobs;
     struct journal *journal;
     struct meta_defaults defaults;
+    struct control *control; /* the control socket (control.h); NULL: none */
 };
 
 struct fs_ctx *fs_get(void);

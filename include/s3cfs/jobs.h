@@ -217,4 +217,14 @@ typedef void (*jobs_failure_fn)(void *arg, const char *bucket, const char *key, 
                                 const char *msg);
 int jobs_failures(struct jobs *e, jobs_failure_fn cb, void *arg);
 
+/* For the control socket (control.h). */
+/* How many pending jobs have their destination (or deleted key) below
+ * prefix in bucket ("" covers the bucket; bucket NULL: every job). Walks
+ * the pending list (at most max_pending jobs, plus a journal's replay). */
+size_t jobs_count_prefix(struct jobs *e, const char *bucket, const char *prefix);
+/* Block until nothing is pending (held groups are released, as by
+ * jobs_drain), without reporting or clearing any error: what a later
+ * jobs_drain returns is unchanged. */
+void jobs_wait_idle(struct jobs *e);
+
 #endif

@@ -35,6 +35,8 @@ struct query_param {
 /* Append the canonical query string: each name and value encoded, sorted by
  * encoded name then encoded value, joined with '&'. The same string is used
  * in the URL, so what is signed is exactly what is sent. */
+/* The value of one hex digit (either case), or -1. */
+int uri_hex_value(unsigned char c);
 int uri_canonical_query(struct sbuf *out, const struct query_param *params, size_t n);
 
 #endif
