@@ -7,6 +7,7 @@
  * and the bucket, and exits with a one-line reason when any is wrong. */
 #include <errno.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,43 @@ static int make_client(struct fs_ctx *c, const char *bucket)
     return rc;
 }
 
+/* SIGHUP re-reads the credentials (a rotated passwd file or profile). The
+ * reload does file and network I/O, which no signal handler may do, so a
+ * thread takes the signal with sigwait(); every other thread starts with
+ * SIGHUP blocked, libfuse's own handler included. */
+static void *sighup_main(void *arg)
+{
+    struct fs_ctx *c = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        struct s3_error err;
+        s3_error_clear(&err);
+        if (creds_reload(c->creds, &err) == 0)
+            LOGW("SIGHUP: credentials read again (%s)", creds_source(c->creds));
+        else
+            LOGE("SIGHUP: credentials not read again, the old ones stay: %s", err.message);
+    }
+    return NULL;
+}
+
+static void start_sighup(struct fs_ctx *c)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, sighup_main, c) == 0)
+        pthread_detach(t);
+    else
+        LOGW("no SIGHUP thread: credentials are read again only when they expire");
+}
+
 /* The parts that start threads: after fuse_daemonize() forked. */
 static int start_engine(struct fs_ctx *c)
 {
@@ -306,6 +344,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
         if (fuse_daemonize(c->opt.foreground) == 0) {
             if (!c->opt.foreground)
                 log_use_syslog(true);
+            start_sighup(c); /* first: the threads started after inherit the mask */
             if (start_engine(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
                 control_start(c); /* s3cfs-ctl; the mount works without it (logged) */
                 struct fuse_loop_config *lc = fuse_loop_cfg_create();

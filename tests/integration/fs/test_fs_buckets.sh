@@ -58,4 +58,21 @@ env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
     "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,passwd_file=$WORK/passwd" "$B1" "$BAD" 2>&1
 check "passwd file with mode 600: mounts" mountpoint -q "$BAD"
 fusermount3 -u "$BAD"
+
+# SIGHUP reads the credentials again: a wrong secret in the passwd file
+# makes new requests fail once re-read, the right one makes them work again
+mount_fs "$BAD" -o "endpoint=$S3_ENDPOINT,passwd_file=$WORK/passwd,attr_ttl=0,negative_ttl=0" "$B1"
+hup_pid=${PIDS[$((${#PIDS[@]} - 1))]}
+check "SIGHUP mount: works" test -d "$BAD"
+printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "wrong-secret" >"$WORK/passwd"
+kill -HUP "$hup_pid"
+sleep 0.5
+check_not "after SIGHUP with a wrong secret: a new request fails" stat "$BAD/hup-probe-1"
+check "the daemon said so" grep -q "SIGHUP: credentials read again" "$WORK/s3cfs.log"
+printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$WORK/passwd"
+kill -HUP "$hup_pid"
+sleep 0.5
+echo hup >"$BAD/hup-ok"
+check_eq "after SIGHUP with the right secret: writes again" "hup" "$(aws_ s3 cp --quiet "s3://$B1/hup-ok" -)"
+check "SIGHUP did not unmount" mountpoint -q "$BAD"
 fs_done
