@@ -75,4 +75,16 @@ sleep 0.5
 echo hup >"$BAD/hup-ok"
 check_eq "after SIGHUP with the right secret: writes again" "hup" "$(aws_ s3 cp --quiet "s3://$B1/hup-ok" -)"
 check "SIGHUP did not unmount" mountpoint -q "$BAD"
+
+# logging: debug names every S3 request and its result, never a secret
+DBG=$WORK/dbg
+mount_fs "$DBG" -o "endpoint=$S3_ENDPOINT,log_level=debug" "$B1"
+ls "$DBG" >/dev/null
+echo logged >"$DBG/dbg-file"
+cat "$DBG/dbg-file" >/dev/null
+unmount_fs "$DBG"
+check "debug log: names requests and their results" grep -qE "PUT [^ ]*/dbg-file -> 200" \
+    "$WORK/s3cfs.log"
+check_not "debug log: never the secret key" grep -qF "$AWS_SECRET_ACCESS_KEY" "$WORK/s3cfs.log"
+check_not "debug log: never a signature" grep -q "Signature=" "$WORK/s3cfs.log"
 fs_done
