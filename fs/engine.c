@@ -22,14 +22,17 @@ static void loc_of(struct fs_loc *l, const char *bucket, const char *key)
     snprintf(l->key, sizeof l->key, "%s", key);
 }
 
-/* The job landed (or failed): the namespace asks S3 again from now on. */
-static void release_pin(struct fs_ctx *c, const char *bucket, const char *key)
+/* The job landed (rc 0) or failed. A landed job's pinned entry is what S3
+ * now has: it becomes an ordinary cache entry and the parent's listing
+ * stays (dropping it made every later lookup in a directory being filled
+ * by cp -r cost a HEAD and a LIST). Otherwise the namespace asks S3 again. */
+static void release_pin(struct fs_ctx *c, const char *bucket, const char *key, int rc)
 {
     char path[PATH_SIZE];
-    if (path_from_key(&c->map, bucket, key, path, sizeof path) == 0) {
-        nscache_unpin(c->cache, path);
+    if (path_from_key(&c->map, bucket, key, path, sizeof path) != 0)
+        return;
+    if (!nscache_unpin(c->cache, path) || rc != 0)
         nscache_invalidate(c->cache, path);
-    }
 }
 
 static int exec_copy(void *ctx, uint64_t id, const struct job_spec *spec, struct s3_error *err)
@@ -46,7 +49,7 @@ static int exec_copy(void *ctx, uint64_t id, const struct job_spec *spec, struct
     int rc = transfer_copy(c, &src, &dst, spec->meta ? &wo : NULL, etag);
     if (rc)
         s3_error_set(err, "CopyFailed", strerror(-rc));
-    release_pin(c, spec->bucket, spec->key);
+    release_pin(c, spec->bucket, spec->key, rc);
     return rc;
 }
 
@@ -62,7 +65,7 @@ static int exec_delete(void *ctx, const char *bucket, const char *const *keys, s
         for (size_t j = 0; rc == 0 && j < nerrs; j++)
             if (strcmp(errs[j].key, keys[i]) == 0 && strcmp(errs[j].code, "NoSuchKey") != 0)
                 per_key_rc[i] = s3_errno_for(errs[j].code, 0);
-        release_pin(c, bucket, keys[i]);
+        release_pin(c, bucket, keys[i], per_key_rc[i]);
     }
     if (rc == 0)
         s3_delete_errors_free(errs, nerrs);

@@ -916,15 +916,16 @@ int nscache_pin(struct nscache *c, const char *path, const struct stat *st, cons
     return rc;
 }
 
-void nscache_unpin(struct nscache *c, const char *path)
+bool nscache_unpin(struct nscache *c, const char *path)
 {
     struct key k;
     if (path_key(&k, path))
-        return;
+        return false;
     int64_t now = now_ns();
     pthread_mutex_lock(&c->lock);
     struct attr *a = attr_find(c, &k);
-    if (a && a->pinned) {
+    bool was = a && a->pinned;
+    if (was) {
         int64_t ttl = a->negative ? c->neg_ttl : c->attr_ttl;
         attr_detach(c, a);
         a->pinned = false;
@@ -936,6 +937,7 @@ void nscache_unpin(struct nscache *c, const char *path)
             attr_trim(c);
     }
     pthread_mutex_unlock(&c->lock);
+    return was;
 }
 
 void nscache_invalidate(struct nscache *c, const char *path)

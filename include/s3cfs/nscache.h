@@ -47,6 +47,7 @@
 #ifndef S3CFS_NSCACHE_H
 #define S3CFS_NSCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -111,8 +112,8 @@ void nscache_put_negative(struct nscache *c, const char *path);
  * was; -EINVAL for "/" or a malformed path. */
 int nscache_pin(struct nscache *c, const char *path, const struct stat *st, const char *etag);
 /* The local state has landed: the entry becomes an ordinary one whose TTL
- * starts now. No effect if path is not pinned. */
-void nscache_unpin(struct nscache *c, const char *path);
+ * starts now. No effect if path is not pinned. Returns whether it was. */
+bool nscache_unpin(struct nscache *c, const char *path);
 
 /* We changed path: forget its attributes (unless pinned), its own listing
  * and its parent's listing. */

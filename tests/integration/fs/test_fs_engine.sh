@@ -147,4 +147,18 @@ check "and the requests in flight ($thr, was $base)" test "$((thr * 2))" -le "$b
 check "throttled copies: all landed, identical" diff -r "$WORK/tree" "$MNT/t2"
 aws_ s3 cp --quiet --recursive "s3://$BUCKET/t2" "$WORK/t2-s3"
 check "throttled copies: identical through the S3 API" diff -r "$WORK/tree" "$WORK/t2-s3"
+
+# cp -r into a new directory asks S3 nothing per destination file: the
+# listing cached at mkdir answers the lookups, also after copies landed
+M4=$WORK/m4
+mount_fs "$M4" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/j4,attr_ttl=30,dir_ttl=30" || exit 2
+ls -l "$M4/src" >/dev/null # the source's attributes, as any cp -r would read them
+proxy_reset
+cp -r "$M4/src" "$M4/t3"
+landed "$M4"
+check_eq "cp -r of 100 files: 100 CopyObject" 100 "$(proxy_count CopyObject)"
+check "cp -r: no HEAD per destination file ($(proxy_count HeadObject))" \
+    test "$(proxy_count HeadObject)" -le 5
+check "cp -r: no LIST per destination file ($(proxy_count ListObjects))" \
+    test "$(proxy_count ListObjects)" -le 5
 fs_done
