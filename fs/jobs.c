@@ -877,15 +877,15 @@ static void batch_add(struct jobs *e, struct job *jb)
  * has been quiet for a moment, not on every key. */
 #define WAITER_QUIET_MS 15
 
-/* Without a waiter, a batch goes when it has been quiet for a while (rm -r
- * of a large tree keeps feeding it and fills whole pages), and at the
- * latest batch_delay_ms after its first key. */
-#define BATCH_QUIET_MS 200
+/* Without a waiter, a batch goes when it has been quiet for batch_quiet_ms
+ * (rm -r of a large tree keeps feeding it and fills whole pages), and at
+ * the latest batch_delay_ms after its first key. */
+#define DEF_BATCH_QUIET_MS 200
 
 static int64_t batch_deadline(const struct jobs *e, const struct batchq *q)
 {
     int64_t due = q->first_ms + e->cfg.batch_delay_ms;
-    int64_t quiet = q->last_ms + (e->nwaiters > 0 ? WAITER_QUIET_MS : BATCH_QUIET_MS);
+    int64_t quiet = q->last_ms + (e->nwaiters > 0 ? WAITER_QUIET_MS : e->cfg.batch_quiet_ms);
     return quiet < due ? quiet : due;
 }
 
@@ -1311,13 +1311,14 @@ static int config_fill(struct jobs_config *c)
 {
     if (!c->pool || !c->exec || !c->del || c->max_pending < 0 || c->delete_batch < 0 ||
         c->delete_batch > MAX_BATCH || c->grow_every < 0 || c->throttle_hold_ms < 0 ||
-        c->retry_delay_ms < 0)
+        c->retry_delay_ms < 0 || c->batch_quiet_ms < 0)
         return -EINVAL;
     c->max_pending = c->max_pending ? c->max_pending : DEF_MAX_PENDING;
     c->delete_batch = c->delete_batch ? c->delete_batch : MAX_BATCH;
     c->grow_every = c->grow_every ? c->grow_every : DEF_GROW_EVERY;
     c->throttle_hold_ms = c->throttle_hold_ms ? c->throttle_hold_ms : DEF_HOLD_MS;
     c->retry_delay_ms = c->retry_delay_ms ? c->retry_delay_ms : DEF_RETRY_DELAY_MS;
+    c->batch_quiet_ms = c->batch_quiet_ms ? c->batch_quiet_ms : DEF_BATCH_QUIET_MS;
     int rc = pick(&c->batch_delay_ms, DEF_BATCH_DELAY_MS);
     return rc ? rc : pick(&c->max_retries, DEF_RETRIES);
 }

@@ -358,6 +358,8 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                 rc = lr == 0 || lr == SIGTERM || lr == SIGINT || lr == -SIGTERM || lr == -SIGINT
                          ? 0
                          : 1;
+                if (rc)
+                    LOGE("the FUSE loop ended with %d (%s)", lr, lr < 0 ? strerror(-lr) : "signal");
                 fuse_loop_cfg_destroy(lc);
                 fuse_remove_signal_handlers(fuse_get_session(fuse));
                 /* the drain in ctx_free must not be cut short by a second

@@ -132,6 +132,7 @@ struct jobs_config {
     int max_pending;         /* [4096] jobs submitted and not finished */
     int delete_batch;        /* [1000] keys per DeleteObjects, at most 1000 */
     int batch_delay_ms;      /* [100] -1: send at once */
+    int batch_quiet_ms;      /* [200] send a batch no key joined for this long */
     int grow_every;          /* [32] successful requests per +1 of the limit */
     int throttle_hold_ms;    /* [100] throttles closer than this cut once */
     int max_retries;         /* [2] re-runs of a transiently failed job; -1: none */

@@ -480,7 +480,8 @@ static void test_many_copies_run_concurrently(void **state)
 static void test_delete_batches_full(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20000});
+    struct jobs *e =
+        start(8, (struct jobs_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     char key[32];
     for (int i = 0; i < 2500; i++) {
         snprintf(key, sizeof key, "k%d", i);
@@ -502,7 +503,9 @@ static void test_delete_batches_full(void **state)
 static void test_delete_batches_per_bucket(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.delete_batch = 100, .batch_delay_ms = 20000});
+    struct jobs *e =
+        start(8, (struct jobs_config){
+                     .delete_batch = 100, .batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     char key[32];
     for (int i = 0; i < 300; i++) {
         snprintf(key, sizeof key, "b1-%d", i);
@@ -722,7 +725,8 @@ static void test_unreported_failures_capped(void **state)
 static void test_delete_per_key_failure(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20000});
+    struct jobs *e =
+        start(8, (struct jobs_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     put("k1", 1);
     put("k2", 1);
     rm(e, "k1");
@@ -843,7 +847,8 @@ static void test_back_pressure(void **state)
     stop(e);
 
     /* deletes waiting for their batch make room by being sent */
-    e = start(8, (struct jobs_config){.max_pending = 8, .batch_delay_ms = 20000});
+    e = start(8, (struct jobs_config){
+                     .max_pending = 8, .batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     for (int i = 0; i < 8; i++) {
         snprintf(key[i % 8], sizeof key[0], "d%d", i);
         rm(e, key[i % 8]);
@@ -911,7 +916,8 @@ static void test_throttle_halves_and_grows_back(void **state)
 static void test_free_drains(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20000});
+    struct jobs *e =
+        start(8, (struct jobs_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     char src[16], dst[16];
     for (int i = 0; i < 100; i++) {
         snprintf(src, sizeof src, "s%d", i);
@@ -969,7 +975,8 @@ static void test_memory_per_pending_job(void **state)
     (void)state;
     enum { N = 4000 };
     struct jobs *e =
-        start(8, (struct jobs_config){.max_pending = 2 * N + 16, .batch_delay_ms = 20000});
+        start(8, (struct jobs_config){
+                     .max_pending = 2 * N + 16, .batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     put("src", 1);
     gate("gate/0000000000000000000000", true);
     cp(e, "src", "gate/0000000000000000000000");

@@ -75,6 +75,7 @@ unmount_fs() {
             if [ $st -ne 0 ] || grep -qE 'Sanitizer|runtime error' "$WORK/s3cfs.log"; then
                 bad "s3cfs for $dir exited with status $st"
                 grep -E -A12 'Sanitizer|runtime error' "$WORK/s3cfs.log" | head -40
+                grep -E 'error|fuse' "$WORK/s3cfs.log" | tail -15
             fi
             unset 'MOUNTS[i]' 'PIDS[i]'
         fi
