@@ -11,6 +11,7 @@
 #include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/nscache.h"
+#include "s3cfs/readahead.h"
 #include "s3cfs/stage.h"
 #include "s3cfs/transfer.h"
 
@@ -399,7 +400,7 @@ int node_release(struct fs_ctx *c, struct fs_file *f)
     int rc = node_flush(c, n);
     node_unref(c, n);
     pthread_mutex_destroy(&f->lock);
-    free(f->ra_buf);
+    ra_free(f->ra);
     free(f);
     return rc;
 }

@@ -8,12 +8,11 @@
 #include "s3cfs/log.h"
 #include "s3cfs/node.h"
 #include "s3cfs/pool.h"
+#include "s3cfs/readahead.h"
 #include "s3cfs/stage.h"
 
 #define MAX_PARTS 10000
 #define CHUNK     (8u << 20)
-#define RA_MIN    (256u << 10)
-#define RA_MAX    (8u << 20)
 #define PAR_MIN   (2u << 20) /* windows at least this large are fetched in parallel */
 
 int fs_fail(const char *op, const char *path, int rc, const struct s3_error *err)
@@ -274,69 +273,29 @@ int transfer_download(struct fs_ctx *c, const struct fs_loc *loc, const char *et
 
 /* ---------- reads with read-ahead ---------- */
 
-/* f->lock held: serve from the window if it covers off. */
-static int from_window(struct fs_file *f, char *buf, size_t size, uint64_t off)
+_Static_assert(sizeof(struct transfer_source) <= RA_SRC_MAX, "a source fits the read-ahead");
+
+static int ra_fetch(void *ctx, const void *src, uint64_t off, size_t len, char *dst)
 {
-    if (!f->ra_buf || off < f->ra_off || off >= f->ra_off + f->ra_len)
-        return -1;
-    size_t n = (size_t)(f->ra_off + f->ra_len - off);
-    if (n > size)
-        n = size;
-    memcpy(buf, f->ra_buf + (off - f->ra_off), n);
-    f->next_off = off + n;
-    return (int)n;
+    const struct transfer_source *s = src;
+    return transfer_get_parallel(ctx, &s->loc, s->etag, off, len, dst, 4);
 }
 
-/* f->lock held: how much to fetch next. Sequential readers get a window
- * that doubles up to RA_MAX; random readers fetch what they asked for. */
-static size_t next_window(struct fs_file *f, size_t size, uint64_t off)
+static int ra_spawn(void *ctx, int (*fn)(void *), void *arg)
 {
-    /* the kernel's read-ahead sends several requests at once, from several
-     * threads, so they arrive a little out of order: near is sequential */
-    uint64_t near = (uint64_t)RA_MAX;
-    bool sequential = (off + near >= f->next_off && off <= f->next_off + near) ||
-                      (f->ra_buf && off == f->ra_off + f->ra_len);
-    if (!sequential) {
-        f->window = 0;
-        return size;
-    }
-    f->window = f->window ? f->window * 2 : RA_MIN;
-    if (f->window > RA_MAX)
-        f->window = RA_MAX;
-    return f->window > size ? f->window : size;
+    struct fs_ctx *c = ctx;
+    return pool_try_submit(c->pool, fn, arg);
 }
 
 int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_source *src, char *buf,
                   size_t size, off_t off)
 {
-    uint64_t o = (uint64_t)off;
-    if (o >= src->size || size == 0)
-        return 0;
-    if (size > src->size - o)
-        size = (size_t)(src->size - o);
+    int rc = 0;
     pthread_mutex_lock(&f->lock);
-    int n = from_window(f, buf, size, o);
-    size_t want = n >= 0 ? 0 : next_window(f, size, o);
-    pthread_mutex_unlock(&f->lock);
-    if (n >= 0)
-        return n;
-    if (want > src->size - o)
-        want = (size_t)(src->size - o);
-    char *win = malloc(want);
-    if (!win)
-        return -ENOMEM;
-    int rc = transfer_get_parallel(c, &src->loc, src->etag, o, want, win, 4);
-    if (rc) {
-        free(win);
-        return rc;
+    if (!f->ra) {
+        struct ra_config cfg = {.fetch = ra_fetch, .spawn = ra_spawn, .ctx = c};
+        rc = ra_new(&cfg, &f->ra);
     }
-    memcpy(buf, win, size);
-    pthread_mutex_lock(&f->lock);
-    free(f->ra_buf);
-    f->ra_buf = win;
-    f->ra_off = o;
-    f->ra_len = want;
-    f->next_off = o + size;
     pthread_mutex_unlock(&f->lock);
-    return (int)size;
+    return rc ? rc : ra_read(f->ra, src, sizeof *src, src->size, buf, size, (uint64_t)off);
 }

@@ -57,15 +57,14 @@ struct fs_node {
     int error;          /* a failed upload, reported by the next flush/fsync */
 };
 
-/* An open handle: the node plus this handle's read-ahead window. */
+struct readahead;
+
+/* An open handle: the node plus this handle's read-ahead (readahead.h),
+ * made by its first read. */
 struct fs_file {
     struct fs_node *node;
-    pthread_mutex_t lock; /* protects the read-ahead fields */
-    char *ra_buf;
-    uint64_t ra_off;
-    size_t ra_len, ra_cap;
-    uint64_t next_off; /* where a sequential reader continues */
-    size_t window;
+    pthread_mutex_t lock; /* protects ra until it is made */
+    struct readahead *ra;
     int fd_flags;
 };
 

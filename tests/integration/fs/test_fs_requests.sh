@@ -70,6 +70,16 @@ check_eq "12 MiB cp: no GetObject" 0 "$(proxy_count GetObject)"
 check_eq "12 MiB cp: no UploadPart" 0 "$(proxy_count UploadPart)"
 check "12 MiB cp: byte-identical in S3" same_in_s3 large-copy "$WORK/large"
 
+# a sequential read fetches every byte once: the kernel's read-ahead sends
+# several reads at once, and those inside a window being fetched wait for it
+unmount_fs "$MNT"
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
+stat -c %s "$MNT/large" >/dev/null
+proxy_reset
+check "sequential read: right bytes" cmp "$MNT/large" "$WORK/large"
+got=$(curl -s "$PROXY/__proxy/stats" | awk '$1=="GetObject"{print $4}')
+check_eq "sequential read: GetObject bytes = the file's size" "$((12 * 1024 * 1024 + 7))" "${got:-0}"
+
 # a failed upload is returned by close, and nothing half-written is left
 proxy_config "fault_rate=1&faults=500&fault_kinds=PutObject"
 out=$(python3 - "$MNT/failing" <<'PY'
