@@ -22,6 +22,7 @@
 #include "s3cfs/log.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
+#include "s3cfs/trim.h"
 
 #define RATE_SAMPLES   6    /* one a second: the rate covers the last ~5 s */
 #define ACCEPT_TICK_MS 250  /* how soon the acceptor sees a stop */
@@ -162,6 +163,22 @@ static double request_rate(struct control *ctl, uint64_t requests_now)
     return (double)(requests_now - oldest.requests) * 1000.0 / (double)(now - oldest.ms);
 }
 
+/* A "Vm...:" figure of this process in KiB, -1 when unknown. */
+static long proc_status_kib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (v < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0)
+            v = strtol(line + n, NULL, 10);
+    fclose(f);
+    return v;
+}
+
 static int answer_status(struct control *ctl, struct sbuf *out)
 {
     struct fs_ctx *c = ctl->c;
@@ -191,7 +208,8 @@ static int answer_status(struct control *ctl, struct sbuf *out)
         "pool_queued %zu\npool_running %d\npool_limit %d\npool_threads %d\n"
         "cache_entries %zu\ncache_pinned %zu\ncache_negative %zu\ncache_listings %zu\n"
         "cache_names %zu\ncache_hits %llu\ncache_misses %llu\ncache_dir_hits %llu\n"
-        "cache_dir_misses %llu\ncache_evictions %llu\nok\n",
+        "cache_dir_misses %llu\ncache_evictions %llu\nkernel_entries_dropped %lu\n"
+        "rss_kib %ld\nrss_peak_kib %ld\nok\n",
         mnt, src, (long)getpid(), (long long)(now_ms() - ctl->started_ms),
         (unsigned long long)js.pending, (unsigned long long)js.queued,
         (unsigned long long)js.running, (unsigned long long)js.done, (unsigned long long)js.failed,
@@ -204,7 +222,8 @@ static int answer_status(struct control *ctl, struct sbuf *out)
         (unsigned long long)atomic_load(&st->bytes_down), ps.queued, ps.running, ps.limit,
         ps.nthreads, ns.entries, ns.pinned, ns.negative, ns.listings, ns.names,
         (unsigned long long)ns.hits, (unsigned long long)ns.misses, (unsigned long long)ns.dir_hits,
-        (unsigned long long)ns.dir_misses, (unsigned long long)ns.evictions);
+        (unsigned long long)ns.dir_misses, (unsigned long long)ns.evictions,
+        c->trim ? trim_sent(c->trim) : 0ul, proc_status_kib("VmRSS:"), proc_status_kib("VmHWM:"));
 }
 
 /* One request line into out (a complete answer, ending in ok or error). */

@@ -16,6 +16,7 @@
 #include "s3cfs/lookup.h"
 #include "s3cfs/node.h"
 #include "s3cfs/objops.h"
+#include "s3cfs/trim.h"
 
 #define COPY_CHUNK (1u << 20)
 
@@ -159,8 +160,11 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
-    (void)path;
-    return node_release(fs_get(), file_of(fi));
+    struct fs_ctx *c = fs_get();
+    int rc = node_release(c, file_of(fi));
+    if (path)
+        trim_note(c->trim, path);
+    return rc;
 }
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)

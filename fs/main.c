@@ -6,6 +6,7 @@
  * Before it goes to the background it checks the endpoint, the credentials
  * and the bucket, and exits with a one-line reason when any is wrong. */
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
 #include "s3cfs/stage.h"
+#include "s3cfs/trim.h"
 
 #define MIB ((size_t)1 << 20)
 
@@ -66,6 +68,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("dir_ttl=%lf", o.dir_ttl),
     OPT("negative_ttl=%lf", o.negative_ttl),
     OPT("cache_entries=%d", o.cache_entries),
+    OPT("kept_files=%d", o.kept_files),
     OPT("max_inflight=%d", o.max_inflight),
     OPT("multipart_threshold=%d", mb_multipart),
     OPT("part_size=%d", mb_part),
@@ -105,6 +108,8 @@ static void usage(const char *prog)
            "  attr_ttl=S dir_ttl=S negative_ttl=S   cache lifetimes in seconds\n"
            "                        (defaults 5, 5, 2)\n"
            "  cache_entries=N       attribute entries kept (default 50000)\n"
+           "  kept_files=N          closed files the kernel keeps cached; older ones are\n"
+           "                        dropped so memory does not grow with a tree (4096)\n"
            "  max_inflight=N        S3 requests in flight (default 64)\n"
            "  multipart_threshold=MiB part_size=MiB   uploads (defaults 16, 8)\n"
            "  copy_threshold=MiB copy_part_size=MiB   server-side copies (defaults 128, 32)\n"
@@ -146,6 +151,7 @@ static void defaults(struct cli *cli)
     o->dir_ttl = 5;
     o->negative_ttl = 2;
     o->cache_entries = 50000;
+    o->kept_files = 4096;
     o->max_inflight = 64;
     cli->mb_multipart = 16;
     cli->mb_part = 8;
@@ -159,9 +165,9 @@ static int finish_options(struct cli *cli)
     struct fs_options *o = &cli->o;
     if (cli->mb_multipart < 5 || cli->mb_part < 5 || cli->mb_copy_part < 5 || cli->mb_copy < 5 ||
         cli->mb_stage < 0 || o->max_inflight < 1 || o->max_inflight > 1024 ||
-        o->cache_entries < 100) {
+        o->cache_entries < 100 || o->kept_files < 1) {
         fprintf(stderr, "s3cfs: invalid size option (parts are at least 5 MiB, max_inflight "
-                        "1-1024, cache_entries at least 100)\n");
+                        "1-1024, cache_entries at least 100, kept_files at least 1)\n");
         return -EINVAL;
     }
     o->multipart_threshold = (size_t)cli->mb_multipart * MIB;
@@ -347,6 +353,9 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
             start_sighup(c); /* first: the threads started after inherit the mask */
             if (start_engine(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
                 control_start(c); /* s3cfs-ctl; the mount works without it (logged) */
+                if (trim_new(fuse_get_session(fuse), c->opt.mountpoint, (size_t)c->opt.kept_files,
+                             &c->trim))
+                    LOGW("kernel entries of closed files will not be trimmed");
                 struct fuse_loop_config *lc = fuse_loop_cfg_create();
                 fuse_loop_cfg_set_idle_threads(lc, 64);
                 fuse_loop_cfg_set_max_threads(lc, 256);
@@ -361,6 +370,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                 if (rc)
                     LOGE("the FUSE loop ended with %d (%s)", lr, lr < 0 ? strerror(-lr) : "signal");
                 fuse_loop_cfg_destroy(lc);
+                trim_stop(c->trim);
                 fuse_remove_signal_handlers(fuse_get_session(fuse));
                 /* the drain in ctx_free must not be cut short by a second
                  * SIGTERM (SIGKILL still stops it; the journal covers it) */
@@ -368,7 +378,9 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                 signal(SIGINT, SIG_IGN);
             }
         }
-        fuse_unmount(fuse);
+        fuse_unmount(fuse); /* closes the device: a notification in flight ends */
+        trim_free(c->trim);
+        c->trim = NULL;
         /* after the unmount (nothing waits on the mount), before ctx_free:
          * s3cfs-ctl can watch the final drain */
         control_stop(c);
@@ -379,6 +391,9 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
 
 int main(int argc, char **argv)
 {
+    /* one malloc arena per thread (glibc's default, up to 8 per core) holds
+     * freed memory per thread: with 64 workers that alone was tens of MiB */
+    mallopt(M_ARENA_MAX, 4);
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     static struct cli cli;
     defaults(&cli);

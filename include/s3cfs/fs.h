@@ -32,6 +32,7 @@ struct fs_options {
     int dir_mode;                           /* -1: 0755 */
     double attr_ttl, dir_ttl, negative_ttl; /* seconds */
     int cache_entries;
+    int kept_files; /* closed files whose kernel entries stay cached (trim.h) */
     int max_inflight;
     size_t multipart_threshold;
     size_t part_size;
@@ -52,6 +53,7 @@ struct node_table;
 struct jobs;
 struct journal;
 struct control;
+struct trim;
 
 struct fs_ctx {
     struct fs_options opt;
@@ -65,6 +67,7 @@ struct fs_ctx {
     struct journal *journal;
     struct meta_defaults defaults;
     struct control *control; /* the control socket (control.h); NULL: none */
+    struct trim *trim;       /* set before the FUSE loop starts; NULL: none */
 };
 
 struct fs_ctx *fs_get(void);
