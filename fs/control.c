@@ -3,6 +3,7 @@
 #include "s3cfs/control.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -189,6 +190,7 @@ static int answer_status(struct control *ctl, struct sbuf *out)
     nscache_stats(c->cache, &ns);
     pool_get_stats(c->pool, &ps);
     struct s3_stats *st = s3_client_stats(c->s3);
+    struct mallinfo2 mi = mallinfo2(); /* where the resident memory goes */
     uint64_t requests = atomic_load(&st->requests);
     char mnt[3 * PATH_BUF + 1], src[3 * (S3CFS_BUCKET_MAX + S3CFS_KEY_MAX + 2) + 1];
     char raw[S3CFS_BUCKET_MAX + S3CFS_KEY_MAX + 2];
@@ -209,7 +211,8 @@ static int answer_status(struct control *ctl, struct sbuf *out)
         "cache_entries %zu\ncache_pinned %zu\ncache_negative %zu\ncache_listings %zu\n"
         "cache_names %zu\ncache_hits %llu\ncache_misses %llu\ncache_dir_hits %llu\n"
         "cache_dir_misses %llu\ncache_evictions %llu\nkernel_entries_dropped %lu\n"
-        "rss_kib %ld\nrss_peak_kib %ld\nok\n",
+        "rss_kib %ld\nrss_peak_kib %ld\nheap_in_use_kib %zu\nheap_free_kib %zu\n"
+        "heap_mmap_kib %zu\nok\n",
         mnt, src, (long)getpid(), (long long)(now_ms() - ctl->started_ms),
         (unsigned long long)js.pending, (unsigned long long)js.queued,
         (unsigned long long)js.running, (unsigned long long)js.done, (unsigned long long)js.failed,
@@ -223,7 +226,8 @@ static int answer_status(struct control *ctl, struct sbuf *out)
         ps.nthreads, ns.entries, ns.pinned, ns.negative, ns.listings, ns.names,
         (unsigned long long)ns.hits, (unsigned long long)ns.misses, (unsigned long long)ns.dir_hits,
         (unsigned long long)ns.dir_misses, (unsigned long long)ns.evictions,
-        c->trim ? trim_sent(c->trim) : 0ul, proc_status_kib("VmRSS:"), proc_status_kib("VmHWM:"));
+        c->trim ? trim_sent(c->trim) : 0ul, proc_status_kib("VmRSS:"), proc_status_kib("VmHWM:"),
+        mi.uordblks / 1024, mi.fordblks / 1024, mi.hblkhd / 1024);
 }
 
 /* One request line into out (a complete answer, ending in ok or error). */

@@ -551,6 +551,8 @@ static void print_status(const struct target *t, const struct fields *f, long lo
     printf("memory:    %llu KiB resident, peak %llu KiB; %llu closed files dropped from the "
            "kernel's cache\n",
            num(f, "rss_kib"), num(f, "rss_peak_kib"), num(f, "kernel_entries_dropped"));
+    printf("           heap %llu KiB in use, %llu KiB free, %llu KiB in large blocks\n",
+           num(f, "heap_in_use_kib"), num(f, "heap_free_kib"), num(f, "heap_mmap_kib"));
 }
 
 static int cmd_status(const struct target *t, struct conn *c, const struct opts *o)
