@@ -353,8 +353,8 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
             start_sighup(c); /* first: the threads started after inherit the mask */
             if (start_engine(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
                 control_start(c); /* s3cfs-ctl; the mount works without it (logged) */
-                if (trim_new(fuse_get_session(fuse), c->opt.mountpoint, (size_t)c->opt.kept_files,
-                             &c->trim))
+                if (!c->opt.mountpoint || trim_new(fuse_get_session(fuse), c->opt.mountpoint,
+                                                   (size_t)c->opt.kept_files, &c->trim))
                     LOGW("kernel entries of closed files will not be trimmed");
                 struct fuse_loop_config *lc = fuse_loop_cfg_create();
                 fuse_loop_cfg_set_idle_threads(lc, 64);
