@@ -22,14 +22,18 @@ static void loc_of(struct fs_loc *l, const char *bucket, const char *key)
     snprintf(l->key, sizeof l->key, "%s", key);
 }
 
-/* The job landed (rc 0) or failed. A landed job's pinned entry is what S3
- * now has: it becomes an ordinary cache entry and the parent's listing
- * stays (dropping it made every later lookup in a directory being filled
- * by cp -r cost a HEAD and a LIST). Otherwise the namespace asks S3 again. */
-static void release_pin(struct fs_ctx *c, const char *bucket, const char *key, int rc)
+/* The last job writing a key is over: landed (rc 0), failed for good or
+ * cancelled; retries keep the pin, so the name never flickers. A landed
+ * job's pinned entry is what S3 now has: it becomes an ordinary cache entry
+ * and the parent's listing stays (dropping it made every later lookup in a
+ * directory being filled by cp -r cost a HEAD and a LIST). Otherwise the
+ * namespace asks S3 again. Runs under the engine's lock: the cache's lock
+ * is a leaf. */
+static void job_over(void *ctx, const char *bucket, const char *key, int rc, bool last)
 {
+    struct fs_ctx *c = ctx;
     char path[PATH_SIZE];
-    if (path_from_key(&c->map, bucket, key, path, sizeof path) != 0)
+    if (!last || path_from_key(&c->map, bucket, key, path, sizeof path) != 0)
         return;
     if (!nscache_unpin(c->cache, path) || rc != 0)
         nscache_invalidate(c->cache, path);
@@ -49,7 +53,6 @@ static int exec_copy(void *ctx, uint64_t id, const struct job_spec *spec, struct
     int rc = transfer_copy(c, &src, &dst, spec->meta ? &wo : NULL, etag);
     if (rc)
         s3_error_set(err, "CopyFailed", strerror(-rc));
-    release_pin(c, spec->bucket, spec->key, rc);
     return rc;
 }
 
@@ -65,7 +68,6 @@ static int exec_delete(void *ctx, const char *bucket, const char *const *keys, s
         for (size_t j = 0; rc == 0 && j < nerrs; j++)
             if (strcmp(errs[j].key, keys[i]) == 0 && strcmp(errs[j].code, "NoSuchKey") != 0)
                 per_key_rc[i] = s3_errno_for(errs[j].code, 0);
-        release_pin(c, bucket, keys[i], per_key_rc[i]);
     }
     if (rc == 0)
         s3_delete_errors_free(errs, nerrs);
@@ -114,6 +116,7 @@ int engine_start(struct fs_ctx *c)
         .pool = c->pool,
         .exec = exec_copy,
         .del = exec_delete,
+        .over = job_over,
         .ctx = c,
         .journal = c->journal,
         .batch_delay_ms = 2000, /* deletes: a full page, or 200 ms of quiet */

@@ -628,6 +628,15 @@ static void faildone_add(struct jobs *e, uint64_t id)
 }
 
 /* Lock held: jb is over (rc 0: it landed). Release its keys. */
+/* Lock held: the job writing dst is over (its access already removed). */
+static void tell_over(struct jobs *e, const struct keystate *dst, int rc)
+{
+    bool last = true;
+    for (const struct access *a = dst->head; a && last; a = a->next)
+        last = !(a->roles & JOBS_AS_DEST);
+    e->cfg.over(e->cfg.ctx, dst->name, ks_key(dst), rc, last); /* name: bucket, NUL, key */
+}
+
 static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
 {
     if (rc)
@@ -636,9 +645,11 @@ static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
         e->ndone++;
     if (jb->state == JS_RUNNING)
         e->nrunning--;
-    waiters_notify(e, jb);
     for (unsigned i = 0; i < jb->nacc; i++)
         acc_remove(e, &jb->acc[i]);
+    if (e->cfg.over)
+        tell_over(e, job_dest(jb), rc);
+    waiters_notify(e, jb);
     for (unsigned i = 0; i < jb->nacc; i++)
         ks_put(e, jb->acc[i].ks);
     *(jb->prev ? &jb->prev->next : &e->pend_head) = jb->next;

@@ -123,11 +123,18 @@ typedef int (*jobs_delete_fn)(void *ctx, const char *bucket, const char *const *
                               int *per_key_rc, struct s3_error *err);
 
 /* Zeroed fields take the defaults in brackets. */
+/* A job is over (rc 0: landed; else failed for good or cancelled): called
+ * once per job with the engine lock held, so it must not call the engine
+ * nor block. last: no other pending job writes that key (its namespace
+ * entry can follow S3 again). */
+typedef void (*jobs_over_fn)(void *ctx, const char *bucket, const char *key, int rc, bool last);
+
 struct jobs_config {
     struct pool *pool;       /* borrowed; must outlive the engine */
     jobs_exec_fn exec;       /* required */
     jobs_delete_fn del;      /* required */
-    void *ctx;               /* passed to exec and del */
+    jobs_over_fn over;       /* NULL: none */
+    void *ctx;               /* passed to exec, del and over */
     struct journal *journal; /* borrowed, NULL: none; must outlive the engine */
     int max_pending;         /* [4096] jobs submitted and not finished */
     int delete_batch;        /* [1000] keys per DeleteObjects, at most 1000 */

@@ -769,6 +769,75 @@ static void test_transient_failure_retried(void **state)
     stop(e);
 }
 
+/* over: once per job when it is final (not per attempt), last only for the
+ * newest job writing the key, also for a cancelled job */
+#define MAX_OVER 16
+static struct {
+    int n;
+    char key[MAX_OVER][16];
+    int rc[MAX_OVER];
+    bool last[MAX_OVER];
+} O;
+
+static void record_over(void *ctx, const char *bucket, const char *key, int rc, bool last)
+{
+    (void)ctx;
+    assert_string_equal(bucket, "bkt");
+    if (O.n < MAX_OVER) { /* called under the engine's lock: no lock of ours */
+        snprintf(O.key[O.n], sizeof O.key[O.n], "%s", key);
+        O.rc[O.n] = rc;
+        O.last[O.n] = last;
+    }
+    O.n++;
+}
+
+static int over_of(const char *key, int *rc, bool *last)
+{
+    int found = 0;
+    for (int i = 0; i < O.n && i < MAX_OVER; i++)
+        if (strcmp(O.key[i], key) == 0) {
+            *rc = O.rc[i];
+            *last = O.last[i];
+            found++;
+        }
+    return found;
+}
+
+static void test_over_once_per_final_job(void **state)
+{
+    (void)state;
+    memset(&O, 0, sizeof O);
+    struct jobs *e = start(8, (struct jobs_config){.retry_delay_ms = 10, .over = record_over});
+    put("a", 4);
+    pthread_mutex_lock(&F.lock);
+    F.flaky_left = 2;
+    pthread_mutex_unlock(&F.lock);
+    cp(e, "a", "flaky"); /* two transient failures, then lands */
+    cp(e, "a", "twice"); /* two jobs on one key: only the second is last */
+    cp(e, "a", "twice");
+    cp(e, "a", "bad"); /* fails for good */
+    rm(e, "a");        /* the source of the failed copy: cancelled */
+    assert_int_equal(jobs_drain(e), -EACCES);
+    int rc;
+    bool last;
+    assert_int_equal(over_of("flaky", &rc, &last), 1);
+    assert_int_equal(rc, 0);
+    assert_true(last);
+    assert_int_equal(over_of("bad", &rc, &last), 1);
+    assert_int_equal(rc, -EACCES);
+    assert_true(last);
+    assert_int_equal(over_of("a", &rc, &last), 1);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(over_of("twice", &rc, &last), 2);
+    assert_true(last); /* the later of the two */
+    int not_last = 0;
+    for (int i = 0; i < O.n; i++)
+        not_last += strcmp(O.key[i], "twice") == 0 && !O.last[i];
+    assert_int_equal(not_last, 1);
+    assert_int_equal(O.n, 5);
+    stop(e);
+}
+
 /* ---------- metadata folding ---------- */
 
 static void test_fold_meta(void **state)
@@ -1023,6 +1092,7 @@ int main(void)
         cmocka_unit_test(test_held_group),
         cmocka_unit_test(test_unreported_failures_capped),
         cmocka_unit_test(test_transient_failure_retried),
+        cmocka_unit_test(test_over_once_per_final_job),
         cmocka_unit_test(test_fold_meta),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_throttle_halves_and_grows_back),
