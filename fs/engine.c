@@ -50,8 +50,8 @@ static int exec_copy(void *ctx, uint64_t id, const struct job_spec *spec, struct
     loc_of(&dst, spec->bucket, spec->key);
     struct s3_write_opts wo = {spec->content_type, spec->meta, spec->nmeta};
     char etag[80];
-    int rc = transfer_copy(c, &src, &dst, spec->meta ? &wo : NULL, etag);
-    if (rc)
+    int rc = transfer_copy(c, &src, &dst, spec->meta ? &wo : NULL, etag, err);
+    if (rc && !err->code[0])
         s3_error_set(err, "CopyFailed", strerror(-rc));
     return rc;
 }
