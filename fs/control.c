@@ -188,7 +188,7 @@ static int answer_status(struct control *ctl, struct sbuf *out)
     struct pool_stats ps;
     jobs_status(c->jobs, &js);
     nscache_stats(c->cache, &ns);
-    pool_get_stats(c->pool, &ps);
+    pool_get_stats(c->jobs_pool, &ps);
     struct s3_stats *st = s3_client_stats(c->s3);
     struct mallinfo2 mi = mallinfo2(); /* where the resident memory goes */
     uint64_t requests = atomic_load(&st->requests);

@@ -539,7 +539,7 @@ static void print_status(const struct target *t, const struct fields *f, long lo
     printf("requests:  %llu sent, %s/s, %llu retries, %llu throttled (SlowDown), %llu failed\n",
            num(f, "s3_requests"), field(f, "s3_requests_per_s"), num(f, "s3_retries"),
            num(f, "s3_throttled"), num(f, "s3_failures"));
-    printf("transfer:  %s up, %s down; %llu requests in the pool, %llu running (limit %llu)\n", up,
+    printf("transfer:  %s up, %s down; engine pool: %llu queued, %llu running (limit %llu)\n", up,
            down, num(f, "pool_queued"), num(f, "pool_running"), num(f, "pool_limit"));
     printf("cache:     %llu entries (%llu pinned, %llu negative), %llu listings of %llu names\n",
            num(f, "cache_entries"), num(f, "cache_pinned"), num(f, "cache_negative"),

@@ -113,7 +113,7 @@ int engine_start(struct fs_ctx *c)
     if (rc)
         return rc;
     struct jobs_config cfg = {
-        .pool = c->pool,
+        .pool = c->jobs_pool,
         .exec = exec_copy,
         .del = exec_delete,
         .over = job_over,

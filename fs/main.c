@@ -318,8 +318,13 @@ static int start_engine(struct fs_ctx *c)
     int rc = nscache_new(&nc, &c->cache);
     if (rc == 0)
         rc = node_table_new(&c->nodes);
+    /* two pools: a listing or a read must not queue behind thousands of
+     * background copies (cp -r would wait for its own backlog at every
+     * directory); the engine's pool is the one throttling adapts */
     if (rc == 0)
         rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->pool);
+    if (rc == 0)
+        rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->jobs_pool);
     if (rc == 0)
         rc = engine_start(c);
     return rc;
@@ -331,6 +336,8 @@ static void ctx_free(struct fs_ctx *c)
     int rc = engine_stop(c);
     if (rc)
         LOGE("queued operations failed before exit: %s", strerror(-rc));
+    if (c->jobs_pool) /* first: its copies use the other pool for parts */
+        pool_free(c->jobs_pool);
     if (c->pool)
         pool_free(c->pool);
     node_table_free(c->nodes);

@@ -61,7 +61,8 @@ struct fs_ctx {
     struct creds_provider *creds;
     struct s3_client *s3;
     struct nscache *cache;
-    struct pool *pool;
+    struct pool *pool;      /* foreground transfers: listings' HEADs, reads, parts */
+    struct pool *jobs_pool; /* the job engine's copies and deletes (jobs.h) */
     struct node_table *nodes;
     struct jobs *jobs;
     struct journal *journal;
