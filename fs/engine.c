@@ -264,6 +264,11 @@ int engine_wait_dir(struct fs_ctx *c, const struct fs_loc *dir)
     return rc ? rc : jobs_wait_prefix(c->jobs, dir->bucket, prefix);
 }
 
+int engine_wait_all(struct fs_ctx *c)
+{
+    return jobs_wait_prefix(c->jobs, NULL, "");
+}
+
 bool engine_pending(struct fs_ctx *c, const struct fs_loc *loc, int roles)
 {
     return jobs_pending_key(c->jobs, loc->bucket, loc->key,

@@ -153,8 +153,8 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
     (void)datasync, (void)fi;
     struct fs_loc loc;
     int rc = path_resolve(&fs_get()->map, path, &loc);
-    if (rc == 0 && loc.kind != LOC_ROOT)
-        rc = engine_wait_dir(fs_get(), &loc);
+    if (rc == 0) /* the all-buckets root: every job */
+        rc = loc.kind == LOC_ROOT ? engine_wait_all(fs_get()) : engine_wait_dir(fs_get(), &loc);
     return rc;
 }
 

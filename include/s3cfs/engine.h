@@ -56,6 +56,8 @@ int engine_fold_attrs(struct fs_ctx *c, const struct fs_loc *loc, const struct s
 int engine_wait(struct fs_ctx *c, const struct fs_loc *loc, int roles);
 /* Wait for every job below a directory (fsync of a directory). */
 int engine_wait_dir(struct fs_ctx *c, const struct fs_loc *dir);
+/* Wait for every job pending now (fsync of the all-buckets root). */
+int engine_wait_all(struct fs_ctx *c);
 /* Whether a job on loc is pending. */
 bool engine_pending(struct fs_ctx *c, const struct fs_loc *loc, int roles);
 

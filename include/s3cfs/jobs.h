@@ -189,8 +189,8 @@ int jobs_wait_key(struct jobs *e, const char *bucket, const char *key, int roles
 
 /* fsync of a directory: block until every job pending now whose
  * destination (or deleted key) is below prefix in bucket ("" covers the
- * bucket) finished. Returns the earliest unreported JOBS_AS_DEST error
- * below prefix, and clears those. */
+ * bucket; bucket NULL covers every job) finished. Returns the earliest
+ * unreported JOBS_AS_DEST error below prefix, and clears those. */
 int jobs_wait_prefix(struct jobs *e, const char *bucket, const char *prefix);
 
 /* Block until every job pending now finished. Returns the earliest

@@ -20,6 +20,19 @@ landed "$ROOT/$B2"
 check_eq "copy across buckets" "one" "$(aws_ s3 cp - - <<<"" >/dev/null 2>&1; aws_ s3 cp --quiet "s3://$B2/copied" -)"
 unmount_fs "$ROOT"
 
+# sync of the all-buckets root waits for every queued job (slow copies)
+start_proxy
+proxy_config "delay.CopyObject=500"
+mount_fs "$ROOT" -o "endpoint=$PROXY" || exit 2
+mkdir "$ROOT/$B1/tree"
+for i in $(seq 1 20); do echo "f$i" >"$ROOT/$B1/tree/f$i"; done
+cp -r "$ROOT/$B1/tree" "$ROOT/$B2/tree-copy"
+sync "$ROOT"
+check_eq "sync of the root: every cross-bucket copy landed" 20 \
+    "$(aws_ s3api list-objects-v2 --bucket "$B2" --prefix tree-copy/f --query 'length(Contents || `[]`)')"
+proxy_config "delay.CopyObject=-1"
+unmount_fs "$ROOT"
+
 PFX=$WORK/pfx
 mount_fs "$PFX" "$B1:/x" || exit 2
 check_eq "prefix mount shows the prefix's content" "one" "$(cat "$PFX/one")"
