@@ -351,7 +351,8 @@ static void set_options(struct http_pool *p, CURL *h, const struct http_request 
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, p->opt.connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, p->opt.stall_timeout_s);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     req->stall_timeout_s > 0 ? req->stall_timeout_s : p->opt.stall_timeout_s);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, p->opt.verify_tls ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, p->opt.verify_tls ? 2L : 0L);
     if (p->opt.ca_file)

@@ -14,6 +14,7 @@
 
 #define EMPTY_SHA256  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define AUTO_HASH_MAX (1024 * 1024)
+#define COPY_STALL_S  600 /* see s3_send */
 
 struct s3_client {
     struct s3_client_options opt;
@@ -389,8 +390,12 @@ static int send_once(struct s3_client *c, const struct s3_req *r, struct http_re
     if (!rc)
         rc = sign_attempt(c, r, &a, err);
     if (!rc) {
-        struct http_request hr = {r->method, sbuf_str(&a.url), a.hdrs, a.nhdrs,
-                                  r->body,   r->sink,          r->head};
+        /* a copy (or a Complete) answers only when the server is done: a
+         * large part copy on a busy store is silent for long, and a retry
+         * on a timeout only piles more copies onto it */
+        struct http_request hr = {
+            r->method, sbuf_str(&a.url), a.hdrs,  a.nhdrs,
+            r->body,   r->sink,          r->head, r->error_in_200 ? COPY_STALL_S : 0};
         if (r->sink.buf)
             sbuf_reset(r->sink.buf);
         atomic_fetch_add(&c->stats.requests, 1);

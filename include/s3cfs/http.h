@@ -66,6 +66,8 @@ struct http_request {
     const struct http_body *body; /* NULL: no body */
     struct http_sink sink;
     bool head; /* a HEAD: no body expected */
+    /* under 1 byte/s for this long aborts; 0: the pool's stall_timeout_s */
+    long stall_timeout_s;
 };
 
 struct http_meta {
