@@ -73,8 +73,10 @@ script -qec "'$CTL' wait '$MNT/dst2'" "$WORK/tty.out" >/dev/null 2>&1
 check_eq "wait on a terminal: exit 0" 0 $?
 check_eq "then every object is in S3" $N "$(count_s3 dst2/f)"
 check "wait on a terminal: a progress bar was drawn" grep -q "jobs landed" "$WORK/tty.out"
-check "the bar moved" grep -qE "\[#+-+\] [0-9]+/$N jobs landed" "$WORK/tty.out"
-check "the bar ends full" grep -qF "#] $N/$N jobs landed" "$WORK/tty.out"
+# the bar counts what was pending when wait started (copies that landed
+# while cp -r was still running are not in it)
+check "the bar moved" grep -qE "\[#+-+\] [0-9]+/[0-9]+ jobs landed" "$WORK/tty.out"
+check "the bar ends full" grep -qE "#\] ([0-9]+)/\1 jobs landed" "$WORK/tty.out"
 proxy_config "delay.CopyObject=300"
 cp -r "$MNT/src" "$MNT/dst3"
 script -qec "'$CTL' wait -q '$MNT/dst3'" "$WORK/tty-q.out" >/dev/null 2>&1
