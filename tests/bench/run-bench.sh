@@ -28,6 +28,7 @@
 #   tried when one fails)  W6_PEER_MIB (512/256)  W7_N (100000/10000)
 #   WL_TIMEOUT (900/600 s per workload; W7_TIMEOUT twice that)  OUT (results directory, kept)
 #   SYSTEMS ("s3cfs s3fs rclone-off rclone-writes")  KEEP=1 keeps the work dir
+#   BENCH_STORE (bluestore: the OSD in a sparse file in the work dir; memstore)
 #   WORKLOADS ("ceiling tree W5 W6 W7": tree is W1-W4 and the max_inflight=1 seed)
 # Prints one markdown table per latency; OUT gets results.tsv, the tables,
 # the proxy counters of every workload and the daemons' logs.
@@ -117,12 +118,21 @@ fi
 # ---------------------------------------------------------------- server, proxies
 
 say "free memory before start: $(free -g | awk '/^Mem/ {print $7}') GiB available"
-# memstore keeps every object in RAM: room for the W6 source and its copy
+# The OSD stores on bluestore in a sparse file by default: memstore keeps
+# every object in RAM, and W6's 6 GiB source plus its copy got the OSD
+# OOM-killed on a 24 GiB machine. BENCH_STORE=memstore restores it.
 W6_MAX=$(echo "$W6_MIB" | tr ' ' '\n' | sort -n | tail -1)
-MEMSTORE=$(( (2 * W6_MAX + 4 * W5_MIB + 4096) << 20 ))
-say "starting radosgw (memstore up to $((MEMSTORE >> 30)) GiB)"
+STORE_MIB=$(( 4 * W6_MAX + 8 * W5_MIB + 8192 ))
+: "${BENCH_STORE:=bluestore}"
+if [ "$BENCH_STORE" = bluestore ]; then
+    FREE_MIB=$(df -m --output=avail "$RUN" | tail -1)
+    [ "$FREE_MIB" -gt $((STORE_MIB + 4096)) ] ||
+        { say "need $((STORE_MIB + 4096)) MiB free in $RUN for the OSD, have $FREE_MIB"; exit 1; }
+fi
+say "starting radosgw ($BENCH_STORE, up to $((STORE_MIB >> 10)) GiB)"
 SERVER_UP=1
-CEPH_MEMSTORE_BYTES=$MEMSTORE timeout -k 10 400 bash "$ROOT/tests/tools/radosgw/s3-server.sh" start "$RUN/server" \
+CEPH_OSD_STORE=$BENCH_STORE CEPH_OSD_SIZE=${STORE_MIB}M CEPH_MEMSTORE_BYTES=$((STORE_MIB << 20)) \
+    timeout -k 10 400 bash "$ROOT/tests/tools/radosgw/s3-server.sh" start "$RUN/server" \
     >"$RUN/env.sh" 2>"$RUN/log/s3-server.log" || { tail "$RUN/log/s3-server.log"; exit 1; }
 # shellcheck disable=SC1091
 source "$RUN/env.sh"

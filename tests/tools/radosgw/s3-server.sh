@@ -1,19 +1,22 @@
 #!/bin/bash
 # The test S3 server: a throw-away single-node Ceph radosgw on loopback
-# (1 mon + 1 OSD on memstore + radosgw, cluster auth off; S3 still verifies
-# SigV4 with the user's keys).
+# (1 mon + 1 OSD + radosgw, cluster auth off; S3 still verifies SigV4 with
+# the user's keys).
 #
 #   s3-server.sh start DIR     wipe DIR, start on free loopback ports, write
 #                              DIR/env.sh (AWS_* and S3_ENDPOINT) and print it
 #   s3-server.sh stop DIR      stop exactly the daemons started in DIR
 #
 # Environment: S3_ACCESS_KEY / S3_SECRET_KEY (default test / testsecret),
-# CEPH_MEMSTORE_BYTES (default 4 GiB of RAM, allocated as used),
+# CEPH_OSD_STORE=memstore (default: objects in RAM, up to CEPH_MEMSTORE_BYTES,
+# default 4 GiB, allocated as used) or bluestore (a sparse file of
+# CEPH_OSD_SIZE, default 64G, in DIR/osd: for objects bigger than RAM allows),
 # S3_SERVER_INSTALL=0 to skip the apt-get step.
 set -euo pipefail
 
 cmd=${1:?usage: s3-server.sh start|stop DIR}
 BASE=$(realpath -m "${2:?usage: s3-server.sh start|stop DIR}")
+STORE=${CEPH_OSD_STORE:-memstore}
 AK=${S3_ACCESS_KEY:-test}
 SK=${S3_SECRET_KEY:-testsecret}
 T0=$(date +%s%N)
@@ -99,9 +102,17 @@ mon warn on insecure global id reclaim allowed = false
 mon data = $BASE/mon/\$cluster-\$id
 [osd]
 osd data = $BASE/osd/\$cluster-\$id
-osd objectstore = memstore
+osd objectstore = $STORE
 memstore device bytes = ${CEPH_MEMSTORE_BYTES:-4294967296}
 osd memory target = 939524096
+# bluestore: one sparse file holds data and metadata; a small fixed cache so
+# the OSD's memory does not grow with the data
+bluestore block create = true
+bluestore block size = $(numfmt --from=iec "${CEPH_OSD_SIZE:-64G}")
+bluestore block db create = false
+bluestore block wal create = false
+bluestore cache autotune = false
+bluestore cache size = 134217728
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw dns name = localhost
@@ -151,7 +162,7 @@ start_once() {
     ceph-osd "${C[@]}" -i "$id" 2>>"$BASE/log/osd-start.log"
     osd_up() { ceph "${C[@]}" osd dump 2>/dev/null | grep -q "^osd.$id up"; }
     wait_for 150 "ceph-osd" osd_up
-    log "osd.$id up (memstore)"
+    log "osd.$id up ($STORE)"
 
     radosgw "${C[@]}" -n client.rgw.a
     wait_for 300 "radosgw" curl -s -o /dev/null "http://127.0.0.1:$PORT/"
