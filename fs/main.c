@@ -336,6 +336,8 @@ static void ctx_free(struct fs_ctx *c)
     int rc = engine_stop(c);
     if (rc)
         LOGE("queued operations failed before exit: %s", strerror(-rc));
+    else
+        LOGI("exiting: every queued copy and delete landed");
     if (c->jobs_pool) /* first: its copies use the other pool for parts */
         pool_free(c->jobs_pool);
     if (c->pool)
@@ -386,6 +388,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
             }
         }
         fuse_unmount(fuse); /* closes the device: a notification in flight ends */
+        LOGI("unmounted %s; queued copies and deletes land before exit", mountpoint);
         trim_free(c->trim);
         c->trim = NULL;
         /* after the unmount (nothing waits on the mount), before ctx_free:
