@@ -399,37 +399,31 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
     return rc;
 }
 
-int main(int argc, char **argv)
+/* Everything after the command line is parsed; returns the exit status.
+ * ARGS stays owned by the caller, which frees it on every path. */
+static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *prog)
 {
-    /* one malloc arena per thread (glibc's default, up to 8 per core) holds
-     * freed memory per thread: with 64 workers that alone was tens of MiB */
-    mallopt(M_ARENA_MAX, 4);
-    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-    static struct cli cli;
-    defaults(&cli);
-    if (fuse_opt_parse(&args, &cli, opt_spec, keep_nonopt) == -1)
-        return 2;
-    if (cli.help) {
-        usage(argv[0]);
+    if (cli->help) {
+        usage(prog);
         return 0;
     }
-    if (cli.version) {
+    if (cli->version) {
         printf("s3cfs %s (libfuse %d, %s)\n", S3CFS_VERSION, fuse_version(), curl_version());
         return 0;
     }
-    if (cli.nnonopt < 1) {
+    if (cli->nnonopt < 1) {
         fprintf(stderr, "s3cfs: no mount point given (try --help)\n");
         return 2;
     }
     static struct fs_ctx ctx;
-    ctx.opt = cli.o;
-    const char *spec = cli.nnonopt == 2 ? cli.nonopt[0] : NULL;
-    const char *mountpoint = cli.nonopt[cli.nnonopt - 1];
+    ctx.opt = cli->o;
+    const char *spec = cli->nnonopt == 2 ? cli->nonopt[0] : NULL;
+    const char *mountpoint = cli->nonopt[cli->nnonopt - 1];
     ctx.opt.mountpoint = realpath(mountpoint, NULL);
-    if (finish_options(&cli))
+    if (finish_options(cli))
         return 2;
-    cli.o.mountpoint = ctx.opt.mountpoint;
-    ctx.opt = cli.o;
+    cli->o.mountpoint = ctx.opt.mountpoint;
+    ctx.opt = cli->o;
     if (path_map_init(&ctx.map, spec)) {
         fprintf(stderr, "s3cfs: %s is not a valid BUCKET[:/PREFIX]\n", spec);
         return 2;
@@ -438,7 +432,7 @@ int main(int argc, char **argv)
     fs_set(&ctx);
     s3_global_init();
     /* permission checks by the kernel against the modes we show */
-    fuse_opt_add_arg(&args, "-odefault_permissions");
+    fuse_opt_add_arg(args, "-odefault_permissions");
     /* the source column of /proc/mounts is what was mounted (mount -a and
      * findmnt match fstab entries by it); the option parser takes "\\," and
      * "\\\\" as escapes. A user's own fsname= comes later and wins. */
@@ -450,14 +444,28 @@ int main(int argc, char **argv)
         fsname[fl++] = *p;
     }
     fsname[fl] = '\0';
-    fuse_opt_insert_arg(&args, 1, fsname);
-    fuse_opt_add_arg(&args, "-osubtype=s3cfs");
+    fuse_opt_insert_arg(args, 1, fsname);
+    fuse_opt_add_arg(args, "-osubtype=s3cfs");
     int rc = make_client(&ctx, ctx.map.all_buckets ? NULL : ctx.map.bucket);
     if (rc == 0)
-        rc = check_store(&ctx) || engine_open_journal(&ctx) ? 1 : run(&ctx, &args, mountpoint);
+        rc = check_store(&ctx) || engine_open_journal(&ctx) ? 1 : run(&ctx, args, mountpoint);
     else
         rc = 1;
     ctx_free(&ctx);
-    fuse_opt_free_args(&args);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* one malloc arena per thread (glibc's default, up to 8 per core) holds
+     * freed memory per thread: with 64 workers that alone was tens of MiB */
+    mallopt(M_ARENA_MAX, 4);
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    static struct cli cli;
+    defaults(&cli);
+    int rc = fuse_opt_parse(&args, &cli, opt_spec, keep_nonopt) == -1
+                 ? 2
+                 : mount_and_serve(&args, &cli, argv[0]);
+    fuse_opt_free_args(&args); /* also after --help, --version and bad input */
     return rc;
 }
