@@ -206,6 +206,35 @@ static void test_mixed_with_faults(void **state)
     free(back);
 }
 
+/* A copy is answered only when the server has done it, so it may be silent
+ * for longer than the client's stall timeout (5 s here) and must not be cut
+ * off and sent again: a retry piles another copy onto a busy server. Any
+ * other request still is cut off. */
+static void test_copy_outlasts_stall_timeout(void **state)
+{
+    (void)state;
+    direct = itest_client(NULL, NULL, 0);
+    itest_bucket(direct, "slowcopy", bucket);
+    static const char data[] = "copied slowly";
+    struct http_body b = {.data = data, .fd = -1, .len = sizeof data - 1};
+    struct s3_error err;
+    check(s3_put_object(direct, bucket, "src", &b, NULL, NULL, &err), "put", &err);
+    const char *url = itest_proxy_start(NULL);
+    struct s3_client *c = itest_client(url, NULL, 1);
+    assert_int_equal(itest_proxy_config("delay.CopyObject=7000&delay.HeadObject=7000"), 0);
+    char etag[80];
+    check(s3_copy_object(c, bucket, "src", bucket, "dst", NULL, etag, &err), "slow copy", &err);
+    assert_int_equal(itest_proxy_count("CopyObject"), 1);
+    struct s3_head h;
+    assert_int_equal(s3_head_object(c, bucket, "dst", &h, &err), -ETIMEDOUT);
+    itest_proxy_stop();
+    check(s3_head_object(direct, bucket, "dst", &h, &err), "head dst", &err);
+    assert_int_equal(h.size, sizeof data - 1);
+    s3_head_free(&h);
+    itest_client_free(c);
+    itest_client_free(direct);
+}
+
 static int stop_proxy(void **state)
 {
     (void)state;
@@ -217,6 +246,7 @@ int main(void)
 {
     s3_global_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_mixed_with_faults, stop_proxy)};
+        cmocka_unit_test_teardown(test_mixed_with_faults, stop_proxy),
+        cmocka_unit_test_teardown(test_copy_outlasts_stall_timeout, stop_proxy)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
