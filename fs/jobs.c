@@ -627,7 +627,6 @@ static void faildone_add(struct jobs *e, uint64_t id)
     e->faildone[e->nfaildone++] = id;
 }
 
-/* Lock held: jb is over (rc 0: it landed). Release its keys. */
 /* Lock held: the job writing dst is over (its access already removed). */
 static void tell_over(struct jobs *e, const struct keystate *dst, int rc)
 {
@@ -637,6 +636,7 @@ static void tell_over(struct jobs *e, const struct keystate *dst, int rc)
     e->cfg.over(e->cfg.ctx, dst->name, ks_key(dst), rc, last); /* name: bucket, NUL, key */
 }
 
+/* Lock held: jb is over (rc 0: it landed). Release its keys. */
 static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
 {
     if (rc)

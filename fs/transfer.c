@@ -193,12 +193,8 @@ int transfer_copy(struct fs_ctx *c, const struct transfer_source *src, const str
                   const struct s3_write_opts *wo, char etag_out[80], struct s3_error *err)
 {
     s3_error_clear(err);
-    if (src->size > c->opt.copy_threshold && src->size > 0) {
-        int rc = copy_multipart(c, src, dst, wo, etag_out);
-        if (rc) /* the parts' own errors were logged and retried by the client */
-            s3_error_set(err, "CopyFailed", strerror(-rc));
-        return rc;
-    }
+    if (src->size > c->opt.copy_threshold && src->size > 0)
+        return copy_multipart(c, src, dst, wo, etag_out); /* parts: errors logged */
     struct s3_copy_opts co = {.if_match = src->etag, .replace = wo};
     int rc = s3_copy_object(c->s3, src->loc.bucket, src->loc.key, dst->bucket, dst->key, &co,
                             etag_out, err);

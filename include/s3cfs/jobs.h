@@ -122,13 +122,13 @@ typedef int (*jobs_exec_fn)(void *ctx, uint64_t id, const struct job_spec *spec,
 typedef int (*jobs_delete_fn)(void *ctx, const char *bucket, const char *const *keys, size_t n,
                               int *per_key_rc, struct s3_error *err);
 
-/* Zeroed fields take the defaults in brackets. */
 /* A job is over (rc 0: landed; else failed for good or cancelled): called
  * once per job with the engine lock held, so it must not call the engine
  * nor block. last: no other pending job writes that key (its namespace
  * entry can follow S3 again). */
 typedef void (*jobs_over_fn)(void *ctx, const char *bucket, const char *key, int rc, bool last);
 
+/* Zeroed fields take the defaults in brackets. */
 struct jobs_config {
     struct pool *pool;       /* borrowed; must outlive the engine */
     jobs_exec_fn exec;       /* required */

@@ -51,9 +51,10 @@ int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_sou
 /* Server-side copy of src (pinned to etag, size bytes) onto dst with the
  * given metadata (REPLACE): CopyObject, or parallel UploadPartCopy above
  * the copy threshold, after which the source's ETag is checked again
- * (radosgw ignores the condition on part copies). err gets S3's answer
- * (so the job engine can tell a transient failure), or "CopyFailed" for a
- * multipart copy. */
+ * (radosgw ignores the condition on part copies). err gets S3's answer to
+ * a CopyObject (so the job engine can tell a transient failure); it stays
+ * empty for a multipart copy, whose parts' errors are logged where they
+ * happen. */
 int transfer_copy(struct fs_ctx *c, const struct transfer_source *src, const struct fs_loc *dst,
                   const struct s3_write_opts *wo, char etag_out[80], struct s3_error *err);
 
