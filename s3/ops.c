@@ -79,6 +79,30 @@ int s3_delete_bucket(struct s3_client *c, const char *bucket, struct s3_error *e
 
 /* ---- listing ---- */
 
+int s3_list_page_check(const struct s3_list_page *p, const char *prefix, struct s3_error *err)
+{
+    const char *pre = prefix ? prefix : "";
+    size_t plen = strlen(pre);
+    const char *bad = NULL;
+    for (size_t i = 0; !bad && i < p->nobjects + p->nprefixes; i++) {
+        const char *k = i < p->nobjects ? p->objects[i].key : p->prefixes[i - p->nobjects];
+        if (strnlen(k, S3_KEY_MAX + 1) > S3_KEY_MAX || strncmp(k, pre, plen) != 0)
+            bad = k;
+    }
+    if (!bad)
+        return 0;
+    /* The server answered something other than what was asked: nothing in
+     * this page can be trusted (a tree rename would copy and delete it). */
+    bool long_key = strnlen(bad, S3_KEY_MAX + 1) > S3_KEY_MAX;
+    LOGW("listing of prefix '%s' refused: entry '%.*s%s' %s", pre, 200, bad,
+         strlen(bad) > 200 ? "..." : "",
+         long_key ? "is longer than 1024 bytes" : "does not start with the prefix");
+    s3_error_set(err, "BadResponse",
+                 long_key ? "listing entry longer than 1024 bytes"
+                          : "listing entry outside the requested prefix");
+    return -EIO;
+}
+
 int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
                     const char *delimiter, const char *token, int max_keys,
                     struct s3_list_page *out, struct s3_error *err)
@@ -105,19 +129,59 @@ int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
     int rc = send_xml(c, &r, &buf, &resp, err);
     if (rc == 0 && xml_parse_list_objects(buf.data, buf.len, out))
         rc = bad_xml(err, "unreadable ListBucketResult");
+    if (rc == 0 && (rc = s3_list_page_check(out, prefix, err)))
+        s3_list_page_free(out);
     http_response_free(&resp);
     sbuf_free(&buf);
     return rc;
 }
 
-int s3_list_all(struct s3_client *c, const char *bucket, const char *prefix, const char *delimiter,
-                s3_list_cb cb, void *arg, struct s3_error *err)
+/* The continuation tokens a listing was given so far, as 64-bit hashes:
+ * a token seen before means the server would send us round in a circle. */
+struct token_set {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static uint64_t token_hash(const char *s)
 {
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* 0 for a new token (now remembered), -EIO for a repeated one, -ENOMEM. */
+static int token_add(struct token_set *t, const char *token, struct s3_error *err)
+{
+    uint64_t h = token_hash(token);
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->v[i] == h) {
+            LOGW("listing stopped: the server repeated the continuation token '%.100s'", token);
+            s3_error_set(err, "BadResponse", "listing repeated a continuation token");
+            return -EIO;
+        }
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        uint64_t *v = realloc(t->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        t->v = v;
+        t->cap = cap;
+    }
+    t->v[t->n++] = h;
+    return 0;
+}
+
+int s3_list_walk(s3_list_fetch_fn fetch, void *src, s3_list_cb cb, void *arg, struct s3_error *err)
+{
+    struct token_set seen = {0};
     char *token = NULL;
     int rc;
     for (;;) {
         struct s3_list_page page = {0};
-        rc = s3_list_objects(c, bucket, prefix, delimiter, token, 0, &page, err);
+        rc = fetch(src, token, &page, err);
         free(token);
         token = NULL;
         if (rc)
@@ -128,14 +192,41 @@ int s3_list_all(struct s3_client *c, const char *bucket, const char *prefix, con
             /* a truncated page without a token would loop or drop keys */
             rc = bad_xml(err, "truncated listing without a continuation token");
         }
-        if (rc == 0 && more)
+        if (rc == 0 && more && (rc = token_add(&seen, page.next_token, err)) == 0)
             token = page.next_token, page.next_token = NULL;
         s3_list_page_free(&page);
         if (rc || !more)
             break;
     }
     free(token);
+    free(seen.v);
     return rc;
+}
+
+struct list_src {
+    struct s3_client *c;
+    const char *bucket, *prefix, *delimiter;
+    int max_keys;
+};
+
+static int fetch_page(void *arg, const char *token, struct s3_list_page *out, struct s3_error *err)
+{
+    struct list_src *s = arg;
+    return s3_list_objects(s->c, s->bucket, s->prefix, s->delimiter, token, s->max_keys, out, err);
+}
+
+int s3_list_all_n(struct s3_client *c, const char *bucket, const char *prefix,
+                  const char *delimiter, int max_keys, s3_list_cb cb, void *arg,
+                  struct s3_error *err)
+{
+    struct list_src s = {c, bucket, prefix, delimiter, max_keys};
+    return s3_list_walk(fetch_page, &s, cb, arg, err);
+}
+
+int s3_list_all(struct s3_client *c, const char *bucket, const char *prefix, const char *delimiter,
+                s3_list_cb cb, void *arg, struct s3_error *err)
+{
+    return s3_list_all_n(c, bucket, prefix, delimiter, 0, cb, arg, err);
 }
 
 /* ---- objects ---- */

@@ -120,17 +120,41 @@ int s3_create_bucket(struct s3_client *c, const char *bucket, struct s3_error *e
 int s3_delete_bucket(struct s3_client *c, const char *bucket, struct s3_error *err);
 
 /* ---- listing ---- */
+#define S3_KEY_MAX 1024 /* S3's limit on a key, in bytes */
+
 /* One page of ListObjectsV2 (EncodingType=url; keys come back decoded).
- * token: NULL for the first page. max_keys <= 0: server default (1000). */
+ * token: NULL for the first page. max_keys <= 0: server default (1000).
+ * Every entry of a page returned (objects and common prefixes) starts
+ * with prefix and is at most S3_KEY_MAX bytes, so callers may index
+ * key + strlen(prefix): a page holding any other entry is refused whole
+ * (s3_list_page_check: -EIO, logged). */
 int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
                     const char *delimiter, const char *token, int max_keys,
                     struct s3_list_page *out, struct s3_error *err);
 /* Every page, handed to cb one at a time (the page is freed after cb
  * returns, so memory stays at one page). A non-zero cb return stops the
- * listing and is returned. */
+ * listing and is returned. A continuation token the server already gave
+ * in this listing ends it with -EIO (it would go round forever); so does
+ * a truncated page without a token. */
 typedef int (*s3_list_cb)(const struct s3_list_page *page, void *arg);
 int s3_list_all(struct s3_client *c, const char *bucket, const char *prefix, const char *delimiter,
                 s3_list_cb cb, void *arg, struct s3_error *err);
+/* The same with pages of at most max_keys entries (<= 0: the server's
+ * default): rmdir asks only for as many as it may have to skip. */
+int s3_list_all_n(struct s3_client *c, const char *bucket, const char *prefix,
+                  const char *delimiter, int max_keys, s3_list_cb cb, void *arg,
+                  struct s3_error *err);
+
+/* The pieces of the two above, public so that unit tests can feed them
+ * pages without a server. */
+/* 0 when every entry of p starts with prefix (NULL: "") and fits
+ * S3_KEY_MAX; else -EIO, err filled and a warning naming the entry. */
+int s3_list_page_check(const struct s3_list_page *p, const char *prefix, struct s3_error *err);
+/* Fetches the page after token (NULL: the first) into out. */
+typedef int (*s3_list_fetch_fn)(void *src, const char *token, struct s3_list_page *out,
+                                struct s3_error *err);
+/* The paging loop of s3_list_all over any source of pages. */
+int s3_list_walk(s3_list_fetch_fn fetch, void *src, s3_list_cb cb, void *arg, struct s3_error *err);
 
 /* ---- objects ---- */
 int s3_head_object(struct s3_client *c, const char *bucket, const char *key, struct s3_head *out,
