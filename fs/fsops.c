@@ -41,7 +41,11 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     struct fs_ctx *c = fs_get();
     cfg->use_ino = 0;
-    cfg->hard_remove = 1; /* unlink of an open file is handled by node.c */
+    /* unlink or replacement of an open file: libfuse renames it to a hidden
+     * name, which node.c keeps local (node_detach), so that fstat and the
+     * other path-based calls on its descriptors still reach it; with
+     * hard_remove libfuse would answer them ESTALE itself */
+    cfg->hard_remove = 0;
     cfg->attr_timeout = c->opt.attr_ttl;
     cfg->entry_timeout = c->opt.attr_ttl;
     cfg->negative_timeout = c->opt.negative_ttl;
@@ -52,18 +56,29 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return c;
 }
 
+/* With hard_remove, libfuse passes a NULL path to the operations that have
+ * a handle (getattr, truncate, chmod, chown, utimens, read, write, flush,
+ * fsync, release, readdir, fsyncdir...) once the name was unlinked: those
+ * work on the handle's node, and no path may be dereferenced there. */
+
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     struct fs_file *f = file_of(fi);
-    if (f && node_stat(fs_get(), path, st, NULL) == 0)
+    if (f) { /* fstat: the open file, whatever its name is now */
+        node_fstat(f->node, st);
         return 0;
-    return fs_lookup(fs_get(), path, st, NULL);
+    }
+    if (node_hidden_name(path)) /* an open file unlinked: local only */
+        return node_stat(fs_get(), path, st, NULL);
+    return path ? fs_lookup(fs_get(), path, st, NULL) : -ESTALE;
 }
 
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
     (void)off, (void)fi, (void)flags;
+    if (!path) /* removed while open: empty, as on a local disk */
+        return 0;
     return dir_read(fs_get(), path, buf, filler);
 }
 
@@ -151,6 +166,8 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 {
     (void)datasync, (void)fi;
+    if (!path) /* removed while open: nothing below it */
+        return 0;
     struct fs_loc loc;
     int rc = path_resolve(&fs_get()->map, path, &loc);
     if (rc == 0) /* the all-buckets root: every job */
@@ -175,6 +192,8 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     struct fs_file *f = file_of(fi);
     if (f)
         return node_truncate(c, f->node, (uint64_t)size);
+    if (!path)
+        return -ESTALE;
     /* truncate(2) by name: through a short-lived handle that uploads on release */
     struct fuse_file_info tmp = {.flags = O_WRONLY};
     int rc = op_open(path, &tmp);
@@ -188,31 +207,59 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 static int op_unlink(const char *path)
 {
+    struct stat st;
+    if (node_hidden_name(path)) /* the last close of an unlinked file */
+        return node_stat(fs_get(), path, &st, NULL);
     return obj_unlink(fs_get(), path);
 }
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
-    return obj_rename(fs_get(), from, to, flags);
+    struct fs_ctx *c = fs_get();
+    if (node_hidden_name(from))
+        return -EPERM; /* not an object: nothing to rename in S3 */
+    if (!node_hidden_name(to))
+        return obj_rename(c, from, to, flags);
+    /* libfuse hides a file unlinked (or replaced) while open: the node
+     * keeps its content under the hidden name, the object goes */
+    int rc = node_detach(c, from, to);
+    if (rc == 0)
+        rc = obj_unlink(c, from);
+    return rc == -ENOENT ? 0 : rc; /* ENOENT: it never was in S3 */
+}
+
+/* chmod, chown, utimens: by name, or on the handle of a file that no
+ * longer has one (fchmod after unlink) */
+static int set_attrs(const char *path, struct fuse_file_info *fi, const struct obj_attr_change *ch)
+{
+    struct fs_ctx *c = fs_get();
+    struct fs_file *f = file_of(fi);
+    if (path && !node_hidden_name(path))
+        return obj_setattr(c, path, ch);
+    if (f)
+        return obj_fsetattr(f->node, ch);
+    struct fs_node *n = path ? node_find(c->nodes, path) : NULL;
+    if (!n)
+        return path ? -ENOENT : -ESTALE;
+    int rc = obj_fsetattr(n, ch);
+    node_unref(c, n);
+    return rc;
 }
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    (void)fi;
     struct obj_attr_change ch = {.set_mode = 1, .mode = mode};
-    return obj_setattr(fs_get(), path, &ch);
+    return set_attrs(path, fi, &ch);
 }
 
 static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
-    (void)fi;
     struct obj_attr_change ch = {.set_owner = 1, .uid = uid, .gid = gid};
-    return obj_setattr(fs_get(), path, &ch);
+    return set_attrs(path, fi, &ch);
 }
 
 static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
 {
-    (void)fi;
     struct obj_attr_change ch = {.set_times = 1};
     if (tv) {
         ch.atime = tv[0];
@@ -220,7 +267,7 @@ static int op_utimens(const char *path, const struct timespec tv[2], struct fuse
     } else {
         ch.atime.tv_nsec = ch.mtime.tv_nsec = UTIME_NOW;
     }
-    return obj_setattr(fs_get(), path, &ch);
+    return set_attrs(path, fi, &ch);
 }
 
 static int op_symlink(const char *target, const char *path)
@@ -247,24 +294,33 @@ static int op_statfs(const char *path, struct statvfs *s)
     return 0;
 }
 
+/* the extended attributes of a file unlinked while open are not kept */
 static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
                        int flags)
 {
+    if (node_hidden_name(path))
+        return -ENOTSUP;
     return obj_setxattr(fs_get(), path, name, value, size, flags);
 }
 
 static int op_getxattr(const char *path, const char *name, char *value, size_t size)
 {
+    if (node_hidden_name(path))
+        return -ENODATA;
     return obj_getxattr(fs_get(), path, name, value, size);
 }
 
 static int op_listxattr(const char *path, char *list, size_t size)
 {
+    if (node_hidden_name(path))
+        return 0;
     return obj_listxattr(fs_get(), path, list, size);
 }
 
 static int op_removexattr(const char *path, const char *name)
 {
+    if (node_hidden_name(path))
+        return -ENODATA;
     return obj_removexattr(fs_get(), path, name);
 }
 

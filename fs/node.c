@@ -129,23 +129,35 @@ int node_stat(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]
     return 0;
 }
 
+/* table lock held: give n another path (NULL: none, unlinked). The path is
+ * written under both the table and the node lock, so either lock is enough
+ * to read it. */
+static void set_path_locked(struct node_table *t, struct fs_node *n, char *p,
+                            const struct fs_loc *loc)
+{
+    unlink_locked(t, n);
+    pthread_mutex_lock(&n->lock);
+    char *old = n->path;
+    n->path = p;
+    if (loc)
+        n->loc = *loc;
+    pthread_mutex_unlock(&n->lock);
+    free(old);
+    if (p[0]) {
+        unsigned s = slot_of(p);
+        n->next = t->slots[s];
+        t->slots[s] = n;
+    }
+}
+
 void node_rename(struct node_table *t, const char *from, const char *to,
                  const struct fs_loc *to_loc)
 {
     pthread_mutex_lock(&t->lock);
     struct fs_node *n = find_locked(t, from);
     char *p = n ? strdup(to) : NULL;
-    if (n && p) {
-        unlink_locked(t, n);
-        free(n->path);
-        n->path = p;
-        unsigned s = slot_of(p);
-        n->next = t->slots[s];
-        t->slots[s] = n;
-        pthread_mutex_lock(&n->lock);
-        n->loc = *to_loc;
-        pthread_mutex_unlock(&n->lock);
-    }
+    if (n && p)
+        set_path_locked(t, n, p, to_loc);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -299,7 +311,7 @@ static int load_stage(struct fs_ctx *c, struct fs_node *n, uint64_t upto)
     if (n->stage)
         return 0;
     int rc = settle_copy(c, n);
-    if (rc)
+    if (rc || n->stage) /* a partial copy was just fetched into a stage */
         return rc;
     struct stage *s = NULL;
     rc = stage_new(c->opt.tmpdir, c->opt.stage_mem, &s);
@@ -518,22 +530,63 @@ void node_children_free(struct node_child *v, size_t n)
     free(v);
 }
 
-void node_mark_unlinked(struct node_table *t, const char *path)
+/* node lock held, not busy: make the stage hold the node's whole content,
+ * so that its handles no longer need the object (which is about to be
+ * deleted or overwritten). A copy not yet queued is fetched from its
+ * source. */
+static int own_content(struct fs_ctx *c, struct fs_node *n)
 {
-    pthread_mutex_lock(&t->lock);
-    struct fs_node *n = find_locked(t, path);
-    if (n) {
-        pthread_mutex_lock(&n->lock);
+    int rc = 0;
+    if (n->copy_pending && !n->stage)
+        rc = copy_prefix_by_data(c, n);
+    return rc ? rc : load_stage(c, n, UINT64_MAX);
+}
+
+int node_detach(struct fs_ctx *c, const char *path, const char *hidden)
+{
+    struct node_table *t = c->nodes;
+    struct fs_node *n = node_find(t, path);
+    if (!n)
+        return 0;
+    char *none = hidden ? strdup(hidden) : calloc(1, 1);
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    int rc = none ? own_content(c, n) : -ENOMEM;
+    if (rc == 0) {
         n->unlinked = true;
-        n->dirty = false;
         n->exists = false;
-        pthread_mutex_unlock(&n->lock);
-        /* its path is free for a new file: the node stays reachable only
-         * through its open handles */
-        unlink_locked(t, n);
-        n->path[0] = '\0';
+        n->copy_pending = false;
+        n->st.st_nlink = 0;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&n->lock);
+    if (rc == 0) {
+        /* its path is free for a new file: the node stays reachable only
+         * through its open handles (and libfuse's hidden name) */
+        pthread_mutex_lock(&t->lock);
+        if (n->path[0] && strcmp(n->path, path) == 0)
+            set_path_locked(t, n, none, NULL);
+        else
+            free(none);
+        pthread_mutex_unlock(&t->lock);
+    } else {
+        free(none);
+        LOGW("%s is open and its content could not be kept (%s): not removed", path, strerror(-rc));
+    }
+    node_unref(c, n);
+    return rc;
+}
+
+bool node_hidden_name(const char *path)
+{
+    return path &&
+           strncmp(path_basename(path), NODE_HIDDEN_PREFIX, strlen(NODE_HIDDEN_PREFIX)) == 0;
+}
+
+void node_fstat(struct fs_node *n, struct stat *st)
+{
+    pthread_mutex_lock(&n->lock);
+    *st = n->st;
+    pthread_mutex_unlock(&n->lock);
 }
 
 /* src lock: snapshot a source whose content is the object in S3 (not

@@ -190,7 +190,8 @@ int obj_unlink(struct fs_ctx *c, const char *path)
         return rc;
     if (S_ISDIR(st.st_mode))
         return -EISDIR;
-    node_mark_unlinked(c->nodes, path);
+    if ((rc = node_detach(c, path, NULL))) /* an open file keeps its content */
+        return rc;
     nscache_invalidate(c->cache, path);
     return engine_delete(c, &loc, path); /* batched; the name is gone at once */
 }
@@ -198,9 +199,12 @@ int obj_unlink(struct fs_ctx *c, const char *path)
 static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
                        const struct fs_loc *tl, const struct stat *st, const char *etag)
 {
+    int rc = node_detach(c, to, NULL); /* an open target keeps its old content */
+    if (rc)
+        return rc;
     nscache_invalidate(c->cache, to);
     nscache_invalidate(c->cache, from);
-    int rc = engine_move(c, fl, etag, (uint64_t)st->st_size, tl, from, to, st);
+    rc = engine_move(c, fl, etag, (uint64_t)st->st_size, tl, from, to, st);
     if (rc == 0)
         node_rename(c->nodes, from, to, tl);
     return rc;
@@ -466,4 +470,13 @@ int obj_setxattr(struct fs_ctx *c, const char *path, const char *name, const cha
 int obj_removexattr(struct fs_ctx *c, const char *path, const char *name)
 {
     return change_xattr(c, path, name, NULL, 0, 0);
+}
+
+int obj_fsetattr(struct fs_node *n, const struct obj_attr_change *ch)
+{
+    struct stat st;
+    node_fstat(n, &st);
+    apply_change(&st, ch);
+    node_setattr(n, &st);
+    return 0;
 }

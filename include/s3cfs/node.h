@@ -8,9 +8,10 @@
  * opening it with O_TRUNC writes nothing to S3 until it is flushed.
  *
  * Locking: the table's mutex protects the path -> node map and reference
- * counts. Each node's mutex protects its fields; it is never held across
- * network I/O: a download or upload marks the node busy, drops the mutex,
- * and others wait on the node's condition variable until it is not busy.
+ * counts. A node's path is written under both the table's and the node's
+ * mutex, so either is enough to read it. Each node's mutex protects its fields; it is never held
+ * across network I/O: a download or upload marks the node busy, drops the mutex, and others wait on
+ * the node's condition variable until it is not busy.
  */
 #ifndef S3CFS_NODE_H
 #define S3CFS_NODE_H
@@ -28,7 +29,7 @@ struct node_table;
 
 struct fs_node {
     /* table lock */
-    char *path;
+    char *path; /* written under the table and the node lock; "" once detached */
     int refs;
     struct fs_node *next;
     /* node lock */
@@ -116,8 +117,24 @@ struct node_child {
 int node_children(struct node_table *t, const char *dir, struct node_child **out, size_t *n);
 void node_children_free(struct node_child *v, size_t n);
 
-/* path was unlinked: its open node (if any) keeps serving its handles but
- * is not written back. */
-void node_mark_unlinked(struct node_table *t, const char *path);
+/* path is being unlinked, or replaced by a rename: its open node (if any)
+ * first takes the whole content into its stage (downloading it, or
+ * fetching a copy not yet queued from its source), then leaves the path,
+ * which is free for a new file at once. Its handles keep reading, writing
+ * and truncating it (st_nlink 0) until the last close; nothing of it is
+ * uploaded again. hidden (or NULL) is the name libfuse now uses for the
+ * open file (NODE_HIDDEN_PREFIX...): operations on it reach the node only.
+ * 0, or the error of the download: the caller must then not remove the
+ * name (the file stays as it was). */
+int node_detach(struct fs_ctx *c, const char *path, const char *hidden);
+
+/* libfuse renames a file that is unlinked or replaced while open to a
+ * name of this prefix in the same directory, and unlinks that name at the
+ * last close. Such a name is never an object in S3. */
+#define NODE_HIDDEN_PREFIX ".fuse_hidden"
+bool node_hidden_name(const char *path);
+
+/* What fstat shows for an open handle's node (also after node_detach). */
+void node_fstat(struct fs_node *n, struct stat *st);
 
 #endif

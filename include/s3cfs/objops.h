@@ -30,6 +30,10 @@ struct obj_attr_change {
     struct timespec atime, mtime; /* tv_nsec UTIME_NOW / UTIME_OMIT honoured */
 };
 int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change *ch);
+/* The same on an open file that has no name any more (unlinked while
+ * open): only its node changes, nothing is sent. */
+struct fs_node;
+int obj_fsetattr(struct fs_node *n, const struct obj_attr_change *ch);
 
 int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t uid, gid_t gid);
 int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size);

@@ -1,0 +1,133 @@
+#!/bin/bash
+# Open files outlive their names (DESIGN §3.12): a file unlinked, replaced
+# or renamed while open stays fully usable through its descriptors until
+# the last close, as on a local disk, and nothing is uploaded under a name
+# it no longer has (nor under libfuse's hidden .fuse_hidden* names).
+. "$(dirname "$0")/lib.sh"
+fs_setup
+cd "$MNT" || exit 2
+
+# py NAME SCRIPT: run a Python snippet in the mount; its stdout is the result
+py() { python3 -c "$1" 2>&1; }
+alive() { mountpoint -q "$MNT" && ls "$MNT" >/dev/null 2>&1; }
+keys() { aws_ s3api list-objects-v2 --bucket "$BUCKET" --query 'Contents[].Key' --output text; }
+
+# 1. the pattern that killed the daemon: create, unlink, then I/O on the fd
+out=$(py "
+import os
+fd = os.open('f', os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+os.unlink('f')
+os.write(fd, b'hello')
+st = os.fstat(fd)
+print(os.pread(fd, 5, 0).decode(), st.st_nlink, st.st_size, end=' ')
+os.ftruncate(fd, 3)
+os.fchmod(fd, 0o600)
+os.fsync(fd)
+st = os.fstat(fd)
+print(os.pread(fd, 10, 0).decode(), st.st_size, oct(st.st_mode & 0o777), os.path.exists('f'), end=' ')
+os.close(fd)
+print('closed')")
+check_eq "unlinked while open: write, pread, fstat (nlink 0), ftruncate, fchmod, fsync" \
+    "hello 0 5 hel 3 0o600 False closed" "$out"
+check "the daemon is alive" alive
+landed
+check_eq "nothing uploaded under the old or a hidden name" "None" "$(keys)"
+
+# 2. an object in S3, opened, unlinked: its content stays readable
+head -c 300000 /dev/urandom >"$WORK/g"
+cp "$WORK/g" g
+out=$(py "
+import os, hashlib
+fd = os.open('g', os.O_RDONLY)
+os.unlink('g')
+st = os.fstat(fd)
+data = b''
+while True:
+    b = os.read(fd, 65536)
+    if not b: break
+    data += b
+print(st.st_nlink, st.st_size, hashlib.md5(data).hexdigest(), end=' ')
+with open('g', 'w') as n: n.write('new file')
+print(os.pread(fd, 4, 0) == data[:4], open('g').read())
+os.close(fd)")
+check_eq "unlinked object: fstat and the whole content through the fd; a new g is independent" \
+    "0 300000 $(md5sum <"$WORK/g" | cut -d' ' -f1) True new file" "$out"
+landed
+check_eq "S3 holds only the new g" "new file" "$(aws_ s3 cp --quiet "s3://$BUCKET/g" -)"
+
+# 3. writes through the fd of an unlinked object stay local
+echo original >w
+out=$(py "
+import os
+fd = os.open('w', os.O_RDWR)
+os.unlink('w')
+os.pwrite(fd, b'CHANGED', 0)
+print(os.pread(fd, 20, 0).decode().strip())
+os.close(fd)")
+check_eq "write to an unlinked object through its fd" "CHANGEDl" "$out"
+landed
+check_not "the unlinked object is not uploaded again" aws_ s3api head-object --bucket "$BUCKET" --key w
+
+# 4. a rename over an open file: the open fd keeps the old content
+echo old >h
+echo new >h2
+out=$(py "
+import os
+fd = os.open('h', os.O_RDONLY)
+os.rename('h2', 'h')
+print(os.pread(fd, 10, 0).decode().strip(), open('h').read().strip(), os.fstat(fd).st_nlink)
+os.close(fd)")
+check_eq "rename over an open file: the fd reads the old content, the name the new" "old new 0" "$out"
+landed
+check_eq "S3: the name has the new content" "new" "$(aws_ s3 cp --quiet "s3://$BUCKET/h" -)"
+
+# 5. an open file renamed, then written: uploaded under its new name only
+out=$(py "
+import os
+fd = os.open('r1', os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b'first')
+os.fsync(fd)
+os.rename('r1', 'r2')
+os.write(fd, b'-second')
+os.close(fd)
+print(open('r2').read())")
+check_eq "write after rename of the open file" "first-second" "$out"
+landed
+check_eq "S3: r2 has every byte" "first-second" "$(aws_ s3 cp --quiet "s3://$BUCKET/r2" -)"
+check_not "S3: nothing under the old name" aws_ s3api head-object --bucket "$BUCKET" --key r1
+
+# 6. a server-side copy's destination, open, then unlinked before it landed
+head -c 100000 /dev/urandom >"$WORK/src"
+cp "$WORK/src" src
+out=$(py "
+import os, hashlib, subprocess
+subprocess.run(['cp', 'src', 'dst'], check=True)
+fd = os.open('dst', os.O_RDONLY)
+os.unlink('dst')
+data = os.pread(fd, 200000, 0)
+print(len(data), hashlib.md5(data).hexdigest())
+os.close(fd)")
+check_eq "a copied file unlinked while open reads the copy" \
+    "100000 $(md5sum <"$WORK/src" | cut -d' ' -f1)" "$out"
+landed
+check_not "S3: the unlinked copy is gone" aws_ s3api head-object --bucket "$BUCKET" --key dst
+
+# 7. a directory removed while open: libfuse itself answers ESTALE to a
+# readdir of it (it has no path for it any more); the daemon stays up
+mkdir gone
+out=$(py "
+import os
+fd = os.open('gone', os.O_RDONLY | os.O_DIRECTORY)
+os.rmdir('gone')
+try:
+    print(os.listdir(fd), end=' ')
+except OSError as e:
+    print(e.errno == 116, end=' ')
+os.close(fd)
+print('ok')")
+check_eq "readdir of a removed directory: ESTALE from libfuse" "True ok" "$out"
+check "the daemon is alive at the end" alive
+landed
+check_eq "S3 holds exactly the live names" "g	h	r2	src" "$(keys)"
+
+fs_done
