@@ -155,22 +155,39 @@ static int source_unchanged(struct fs_ctx *c, const struct transfer_source *src)
     return rc;
 }
 
+/* The source as it is now, pinned to its ETag for the parts and the final
+ * check. A source queued as the destination of an earlier copy or move is
+ * known only by name (its ETag is learnt when that copy lands, and a
+ * multipart copy's differs from its own source's): the HEAD names it. */
+static int pin_source(struct fs_ctx *c, const struct transfer_source *src, struct s3_head *h,
+                      struct transfer_source *pinned)
+{
+    struct s3_error err;
+    int rc = s3_head_object(c->s3, src->loc.bucket, src->loc.key, h, &err);
+    if (rc)
+        return fs_fail("copy (source)", src->loc.key, rc, &err);
+    if (src->etag[0] && strcmp(h->etag, src->etag) != 0) {
+        LOGW("copy of %s: the source changed before the copy", src->loc.key);
+        s3_head_free(h);
+        return -ESTALE;
+    }
+    *pinned = *src;
+    snprintf(pinned->etag, sizeof pinned->etag, "%s", h->etag);
+    pinned->size = h->size;
+    return 0;
+}
+
 /* A multipart upload cannot copy metadata: keep the source's by sending
  * it again (what CopyObject's COPY directive does by itself). */
-static int copy_multipart_keep_meta(struct fs_ctx *c, struct mpu *m, char etag_out[80])
+static int copy_multipart_keep_meta(struct fs_ctx *c, struct mpu *m, const struct s3_head *h,
+                                    char etag_out[80])
 {
-    struct s3_head h;
-    struct s3_error err;
-    int rc = s3_head_object(c->s3, m->src->loc.bucket, m->src->loc.key, &h, &err);
-    if (rc)
-        return fs_fail("copy (source metadata)", m->src->loc.key, rc, &err);
-    struct s3_meta *meta = calloc(h.nmeta + 1, sizeof *meta);
-    for (size_t i = 0; meta && i < h.nmeta; i++)
-        meta[i] = (struct s3_meta){h.meta[i].name, h.meta[i].value};
-    struct s3_write_opts wo = {h.content_type[0] ? h.content_type : NULL, meta, h.nmeta};
-    rc = meta ? mpu_run(m, &wo, c->opt.copy_part_size, etag_out) : -ENOMEM;
+    struct s3_meta *meta = calloc(h->nmeta + 1, sizeof *meta);
+    for (size_t i = 0; meta && i < h->nmeta; i++)
+        meta[i] = (struct s3_meta){h->meta[i].name, h->meta[i].value};
+    struct s3_write_opts wo = {h->content_type[0] ? h->content_type : NULL, meta, h->nmeta};
+    int rc = meta ? mpu_run(m, &wo, c->opt.copy_part_size, etag_out) : -ENOMEM;
     free(meta);
-    s3_head_free(&h);
     return rc;
 }
 
@@ -178,10 +195,16 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
                           const struct fs_loc *dst, const struct s3_write_opts *wo,
                           char etag_out[80])
 {
-    struct mpu m = {.c = c, .dst = dst, .size = src->size, .src = src};
-    int rc = wo ? mpu_run(&m, wo, c->opt.copy_part_size, etag_out)
-                : copy_multipart_keep_meta(c, &m, etag_out);
-    if (rc == 0 && (rc = source_unchanged(c, src)) == -ESTALE) {
+    struct s3_head h;
+    struct transfer_source pinned;
+    int rc = pin_source(c, src, &h, &pinned);
+    if (rc)
+        return rc;
+    struct mpu m = {.c = c, .dst = dst, .size = pinned.size, .src = &pinned};
+    rc = wo ? mpu_run(&m, wo, c->opt.copy_part_size, etag_out)
+            : copy_multipart_keep_meta(c, &m, &h, etag_out);
+    s3_head_free(&h);
+    if (rc == 0 && (rc = source_unchanged(c, &pinned)) == -ESTALE) {
         struct s3_error err;
         LOGW("copy of %s: the source changed during the copy; copy removed", src->loc.key);
         s3_delete_object(c->s3, dst->bucket, dst->key, &err);

@@ -1,0 +1,76 @@
+#!/bin/bash
+# Chains of mv and cp on destinations whose copy is still queued end
+# exactly as on a local disk, at every size (DESIGN §3.10): below the
+# multipart-copy threshold (one CopyObject) and above it (parallel
+# UploadPartCopy, whose result has another ETag than its source). The
+# proxy slows the copies so that each step finds the previous one queued.
+# Also: a copy_file_range that covers only the start of its source,
+# followed by a write, keeps the copied bytes.
+. "$(dirname "$0")/lib.sh"
+trap fs_cleanup EXIT
+BUCKET=$(new_bucket)
+start_proxy
+MNT=$WORK/mnt
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/j,copy_threshold=8,copy_part_size=5" ||
+    exit 2
+cd "$MNT" || exit 2
+proxy_config "delay.CopyObject=300&delay.UploadPartCopy=300"
+
+keys() { aws_ s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1" --query 'Contents[].Key' --output text; }
+# same_everywhere DESC FILE LOCAL: through the mount and through S3 (FILE
+# relative to the current directory, which is $MNT/$DIR)
+DIR=
+same_everywhere() {
+    check "$1: through the mount" cmp -s "$2" "$3"
+    check "$1: in S3" same_in_s3 "$DIR$2" "$3"
+}
+
+for size in 4096 20971520; do
+    tag=$([ $size -gt 8388608 ] && echo large || echo small)
+    head -c $size /dev/urandom >"$WORK/data.$tag"
+    mkdir $tag
+    cd $tag || exit 2
+    DIR=$tag/
+
+    cp "$WORK/data.$tag" a
+    mv a b && mv b c
+    landed "$MNT"
+    same_everywhere "$tag: mv a b; mv b c" c "$WORK/data.$tag"
+    check_eq "$tag: only c is left" "$tag/	$tag/c" "$(keys $tag/)"
+
+    cp c d && mv d e
+    landed "$MNT"
+    same_everywhere "$tag: cp c d; mv d e" e "$WORK/data.$tag"
+
+    mv e f && cp f g
+    landed "$MNT"
+    same_everywhere "$tag: mv e f; cp f g (the copy's source)" f "$WORK/data.$tag"
+    same_everywhere "$tag: mv e f; cp f g (the copy)" g "$WORK/data.$tag"
+    check_eq "$tag: c f g are left" "$tag/	$tag/c	$tag/f	$tag/g" "$(keys $tag/)"
+
+    # a tree moved while its members are still being copied into it
+    mkdir t && cp g t/x && cp g t/y && mv t t2 && mv t2/x t2/z
+    landed "$MNT"
+    same_everywhere "$tag: tree mv of queued copies (y)" t2/y "$WORK/data.$tag"
+    same_everywhere "$tag: tree mv of queued copies, then mv of a member" t2/z "$WORK/data.$tag"
+    check_eq "$tag: nothing left of the old tree" "" "$(keys $tag/t/ | sed 's/None//')"
+    cd "$MNT" || exit 2
+    DIR=
+done
+
+# copy_file_range of the first half, then a write after it (issue 11 §6)
+head -c 100000 /dev/urandom >"$WORK/half"
+cp "$WORK/half" half_src
+python3 - half_src half_dst <<'EOF'
+import os, sys
+fi = os.open(sys.argv[1], os.O_RDONLY)
+fo = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+n = os.copy_file_range(fi, fo, 50000, 0, 0)
+os.pwrite(fo, b"TAIL", n)
+os.close(fo)
+os.close(fi)
+EOF
+{ head -c 50000 "$WORK/half"; printf TAIL; } >"$WORK/half.want"
+same_everywhere "a partial copy_file_range, then a write" half_dst "$WORK/half.want"
+
+fs_done
