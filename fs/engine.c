@@ -152,15 +152,25 @@ static int after_submit(struct fs_ctx *c, const struct fs_loc *loc, int rc)
     return rc;
 }
 
+/* Show path (if not NULL) as st (NULL st: gone) until its job lands. */
+static int pin_path(struct fs_ctx *c, const char *path, const struct stat *st)
+{
+    return path ? nscache_pin(c->cache, path, st, NULL) : 0;
+}
+
+static void unpin_path(struct fs_ctx *c, const char *path)
+{
+    if (path)
+        nscache_unpin(c->cache, path);
+}
+
 /* Submit spec, showing path as st (NULL st: gone) until it lands. */
 static int submit_shown(struct fs_ctx *c, const struct job_spec *spec, const char *path,
                         const struct stat *st)
 {
-    int rc = path ? nscache_pin(c->cache, path, st, NULL) : 0;
-    if (rc == 0)
-        rc = jobs_submit(c->jobs, spec, NULL);
-    if (rc && path)
-        nscache_unpin(c->cache, path);
+    int rc = pin_path(c, path, st);
+    if (rc == 0 && (rc = jobs_submit(c->jobs, spec, NULL)) != 0)
+        unpin_path(c, path);
     return rc;
 }
 
@@ -216,14 +226,14 @@ void engine_release(struct fs_ctx *c, uint64_t group)
     jobs_release(c->jobs, group);
 }
 
+/* The source's delete is guarded by its own copy (jobs_submit_move): it is
+ * cancelled if that copy fails, and nothing else cancels it or is cancelled
+ * because of it. */
 int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                      const struct fs_loc *to, uint64_t group)
 {
     struct job_spec copy = copy_as_is(from, etag, size, to);
-    struct job_spec del = {
-        .kind = JOB_DELETE, .bucket = from->bucket, .key = from->key, .hold = group};
-    int rc = jobs_submit(c->jobs, &copy, NULL);
-    return rc ? rc : jobs_submit(c->jobs, &del, NULL);
+    return jobs_submit_move(c->jobs, &copy, group, NULL, NULL);
 }
 
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
@@ -231,10 +241,14 @@ int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, u
                 const struct stat *st)
 {
     struct job_spec copy = copy_as_is(from, etag, size, to);
-    struct job_spec del = {.kind = JOB_DELETE, .bucket = from->bucket, .key = from->key};
-    int rc = submit_shown(c, &copy, to_path, st);
-    if (rc == 0)
-        rc = submit_shown(c, &del, from_path, NULL);
+    int rc = pin_path(c, to_path, st);
+    if (rc)
+        return rc;
+    rc = pin_path(c, from_path, NULL); /* gone at once */
+    if (rc == 0 && (rc = jobs_submit_move(c->jobs, &copy, 0, NULL, NULL)) != 0)
+        unpin_path(c, from_path);
+    if (rc)
+        unpin_path(c, to_path);
     return after_submit(c, to, rc);
 }
 

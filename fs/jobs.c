@@ -9,11 +9,18 @@
  * ready.
  *
  * Ready jobs go to the dispatcher thread, the only one that starts work: it
- * cancels the jobs an unreported failure forbids, moves DELETEs into their
- * bucket's batch, and hands COPYs and due batches to the pool while fewer
- * than `limit` of its tasks are in flight. A task's completion (on a pool
+ * cancels the jobs a failure doomed, moves DELETEs into their bucket's
+ * batch, and hands COPYs and due batches to the pool while fewer than
+ * `limit` of its tasks are in flight. A task's completion (on a pool
  * worker) writes DONE to the journal before it releases the job's keys, so
  * no dependant starts before a replay would know the job is over.
+ *
+ * Cancellation is decided when a COPY fails for good, not when a dependant's
+ * turn comes: the jobs it cancels (jobs.h) are all queued behind it on one
+ * of its keys, so none of them has started; each gets doom_rc, and the
+ * dispatcher cancels it when it becomes ready. Deciding then, by position
+ * in the queues, cancels exactly the jobs that were queued on the promise
+ * of that copy, and no later job on the same key.
  */
 #include "s3cfs/jobs.h"
 
@@ -81,6 +88,9 @@ struct job {
     unsigned char state;      /* lock: enum job_state */
     unsigned char tries;      /* owned by whoever runs the job: re-runs so far */
     bool started;             /* lock: handed to the pool once, metadata frozen */
+    int doom_rc;              /* lock: non-zero: cancelled with it when ready */
+    uint64_t doom_by;         /* lock: the failed job that doomed it */
+    uint64_t guard;           /* constant once queued: the COPY it belongs to, or 0 */
     uint64_t hold;            /* lock: its group while held, else 0 */
     uint64_t src_size;        /* constant */
     int64_t due_ms;           /* lock: when a job on the retry list runs again */
@@ -174,11 +184,10 @@ struct jobs {
     size_t nkerr;
     int dropped_rc; /* earliest failure forgotten past MAX_KERR, for a drain */
     uint64_t ndropped;
-    /* failed jobs whose DONE waits until nothing is pending, so that a
-     * replay never runs a dependant its failure had cancelled */
-    uint64_t *faildone;
-    size_t nfaildone, capfaildone;
     uint64_t next_group;
+    size_t nheld;    /* pending jobs with a hold */
+    bool replaying;  /* jobs_recover: nothing starts, submissions do not block */
+    bool fail_alloc; /* jobs_test_fail_alloc */
     struct waiter *waiters;
     int nwaiters, blocked;
     uint64_t next_id, fail_seq;
@@ -402,14 +411,25 @@ static void kerr_forget_oldest(struct jobs *e)
     ks_put(e, ks);
 }
 
+/* The allocations of failure records, which jobs_test_fail_alloc fails. */
+static void *failure_alloc(const struct jobs *e, size_t size)
+{
+    return e->fail_alloc ? NULL : calloc(1, size);
+}
+
 static void ks_set_error(struct jobs *e, struct keystate *ks, int slot, int rc)
 {
     if (!ks->err) {
         if (e->nkerr >= MAX_KERR)
             kerr_forget_oldest(e);
-        ks->err = calloc(1, sizeof *ks->err);
-        if (!ks->err) {
-            LOGE("jobs: out of memory: the failure on %s/%s cannot be kept", ks->name, ks_key(ks));
+        ks->err = failure_alloc(e, sizeof *ks->err);
+        if (!ks->err) { /* never silent: the next wait for everything returns it */
+            LOGE("jobs: out of memory: the failure on %s/%s is kept only for the next wait for "
+                 "everything",
+                 ks->name, ks_key(ks));
+            if (e->dropped_rc == 0)
+                e->dropped_rc = rc;
+            e->ndropped++;
             return;
         }
         ks->err->ks = ks;
@@ -452,18 +472,72 @@ static void job_failed(struct jobs *e, struct job *jb, int rc, const char *why)
         ks_set_error(e, src, ERR_SRC, rc);
 }
 
-/* The unreported failure that forbids jb to run (see jobs.h), or 0. */
-static int job_forbidden(const struct job *jb)
+/* Lock held: j is cancelled, with rc, once ready: failed job f doomed it.
+ * j waits for a key that f held, so it is on no list yet and link is free. */
+static void doom(struct job *j, const struct job *f, int rc, struct jlist *set)
 {
-    for (unsigned i = 0; i < jb->nacc; i++) {
-        const struct access *a = &jb->acc[i];
-        const struct kerr *k = a->ks->err;
-        if (k && (a->roles & JOBS_AS_DEST) && k->rc[ERR_SRC])
-            return k->rc[ERR_SRC];
-        if (k && (a->roles & JOBS_AS_SOURCE) && k->rc[ERR_DEST])
-            return k->rc[ERR_DEST];
+    if (j->doom_rc)
+        return;
+    j->doom_rc = rc;
+    j->doom_by = f->id;
+    jlist_push(set, j);
+}
+
+/* Lock held: add to set what the failure of f cancels (jobs.h): the job it
+ * guards, queued behind its read of the source, and the COPYs reading its
+ * destination queued behind its write, up to the next job writing it. */
+static void doom_behind(const struct job *f, int rc, struct jlist *set)
+{
+    if (f->kind != JOB_COPY)
+        return;
+    for (struct access *a = f->acc[f->nacc - 1].next; a; a = a->next)
+        if (a->job->guard == f->id)
+            doom(a->job, f, rc, set);
+    for (struct access *a = f->acc[0].next; a; a = a->next) {
+        if (a->job->kind == JOB_COPY && (a->roles & JOBS_AS_SOURCE))
+            doom(a->job, f, rc, set);
+        if (a->roles & JOBS_AS_DEST)
+            break;
     }
-    return 0;
+}
+
+/* Lock held: an array for n ids, or NULL. */
+static uint64_t *ids_alloc(const struct jobs *e, size_t n, uint64_t *small, size_t nsmall)
+{
+    return n <= nsmall ? small : failure_alloc(e, n * sizeof *small);
+}
+
+/* Lock held: f failed for good. Doom (transitively) what its failure
+ * cancels, and journal the DONE of f and of those in one write, so that a
+ * replay has all of them or none: never a dependant without its guard. If
+ * that cannot be written they stay live, and a replay runs them again. */
+static void fail_dependants(struct jobs *e, struct job *f, int rc)
+{
+    struct jlist set = {0};
+    size_t ndeps = 0;
+    doom_behind(f, rc, &set);
+    for (struct job *j = set.head; j; j = j->link, ndeps++)
+        doom_behind(j, rc, &set);
+    size_t n = ndeps + (f->doom_rc ? 0 : 1); /* a doomed f's DONE went when it was doomed */
+    if (!e->cfg.journal || n == 0)
+        return;
+    uint64_t small[16];
+    uint64_t *ids = ids_alloc(e, n, small, sizeof small / sizeof small[0]);
+    if (!ids) {
+        LOGE("jobs: out of memory: job %llu and the %zu jobs its failure cancels stay in the "
+             "journal; a replay runs them again",
+             (unsigned long long)f->id, ndeps);
+        return;
+    }
+    size_t i = 0;
+    if (!f->doom_rc)
+        ids[i++] = f->id;
+    for (struct job *j = set.head; j; j = j->link)
+        ids[i++] = j->id;
+    if (journal_done(e->cfg.journal, ids, n) != 0)
+        LOGW("jobs: the journal missed %zu completions; a replay would repeat them", n);
+    if (ids != small)
+        free(ids);
 }
 
 /* ---------- waiters ---------- */
@@ -596,35 +670,10 @@ static void meta_free(struct meta_set *m)
 
 static void job_free(struct job *jb)
 {
+    if (!jb)
+        return;
     meta_free(jb->meta);
     free(jb);
-}
-
-/* Lock held: the DONE records of failed jobs, now that nothing pending
- * can depend on them. */
-static void faildone_flush(struct jobs *e)
-{
-    if (e->nfaildone && journal_done(e->cfg.journal, e->faildone, e->nfaildone) != 0)
-        LOGW("jobs: the journal missed %zu completions; a replay would repeat them", e->nfaildone);
-    e->nfaildone = 0;
-}
-
-/* Lock held: record that failed job id is over once nothing is pending. */
-static void faildone_add(struct jobs *e, uint64_t id)
-{
-    if (!e->cfg.journal)
-        return;
-    if (e->nfaildone == e->capfaildone) {
-        size_t cap = e->capfaildone ? e->capfaildone * 2 : 64;
-        uint64_t *v = realloc(e->faildone, cap * sizeof *v);
-        if (!v) { /* cannot defer: record it now */
-            journal_done(e->cfg.journal, &id, 1);
-            return;
-        }
-        e->faildone = v;
-        e->capfaildone = cap;
-    }
-    e->faildone[e->nfaildone++] = id;
 }
 
 /* Lock held: the job writing dst is over (its access already removed). */
@@ -639,10 +688,12 @@ static void tell_over(struct jobs *e, const struct keystate *dst, int rc)
 /* Lock held: jb is over (rc 0: it landed). Release its keys. */
 static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
 {
-    if (rc)
+    if (rc) {
         job_failed(e, jb, rc, why);
-    else
+        fail_dependants(e, jb, rc); /* before its keys go: they are queued behind it */
+    } else {
         e->ndone++;
+    }
     if (jb->state == JS_RUNNING)
         e->nrunning--;
     for (unsigned i = 0; i < jb->nacc; i++)
@@ -656,10 +707,8 @@ static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
     *(jb->next ? &jb->next->prev : &e->pend_tail) = jb->prev;
     if (e->blocked > 0)
         pthread_cond_signal(&e->room);
-    if (--e->npending == 0) {
-        faildone_flush(e);
+    if (--e->npending == 0)
         pthread_cond_broadcast(&e->idle);
-    }
     e->compact_due = e->cfg.journal != NULL;
     job_free(jb);
 }
@@ -668,9 +717,14 @@ static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
 static void job_cancel(struct jobs *e, struct job *jb, int rc)
 {
     char why[160];
-    snprintf(why, sizeof why, "cancelled: an earlier job on the same key failed (%s)",
-             strerror(-rc));
-    faildone_add(e, jb->id);
+    if (jb->doom_by && jb->doom_by == jb->guard)
+        snprintf(why, sizeof why, "cancelled, the source is kept: its copy (job %llu) failed (%s)",
+                 (unsigned long long)jb->doom_by, strerror(-rc));
+    else if (jb->doom_by)
+        snprintf(why, sizeof why, "cancelled: job %llu, whose result it reads, failed (%s)",
+                 (unsigned long long)jb->doom_by, strerror(-rc));
+    else
+        snprintf(why, sizeof why, "cancelled: %s", strerror(-rc));
     job_finish(e, jb, rc, why);
 }
 
@@ -728,13 +782,10 @@ static void task_done(struct jobs *e, struct job **jobs, const int *rcs, uint64_
         request_ok(e);
     for (size_t i = 0; i < n; i++) {
         const char *w = rcs[i] ? describe(rcs[i], req_rc ? err : NULL, why, sizeof why) : NULL;
-        if (will_retry(e, jobs[i], rcs[i], req_rc, err)) {
+        if (will_retry(e, jobs[i], rcs[i], req_rc, err))
             retry_later(e, jobs[i], w);
-        } else {
-            if (rcs[i])
-                faildone_add(e, jobs[i]->id);
+        else
             job_finish(e, jobs[i], rcs[i], w);
-        }
     }
     pthread_cond_signal(&e->wake); /* a task slot is free */
     /* the last touch of e: once npending is 0, jobs_free may free it */
@@ -916,10 +967,12 @@ static bool dispatch_one(struct jobs *e)
     struct job *jb;
     struct batchq *q;
     int rc;
+    if (e->replaying) /* jobs_recover: a guard's COPY must not end before its job is back */
+        return false;
     if (e->retry.head && e->retry.head->due_ms <= now) {
         job_ready(e, jlist_pop(&e->retry));
     } else if ((jb = jlist_pop(&e->ready_del))) {
-        if ((rc = job_forbidden(jb)))
+        if ((rc = jb->doom_rc))
             job_cancel(e, jb, rc);
         else
             batch_add(e, jb);
@@ -928,7 +981,7 @@ static bool dispatch_one(struct jobs *e)
     } else if ((q = batch_due(e, now))) {
         send_batch(e, q);
     } else if ((jb = jlist_pop(&e->ready_copy))) {
-        if ((rc = job_forbidden(jb))) {
+        if ((rc = jb->doom_rc)) {
             job_cancel(e, jb, rc);
         } else {
             job_start(e, jb);
@@ -978,6 +1031,19 @@ static void *dispatcher_main(void *arg)
 }
 
 /* ---------- submission ---------- */
+
+/* Lock held: let the jobs of group (0: every group) run. */
+static void release_held(struct jobs *e, uint64_t group)
+{
+    for (struct job *jb = e->pend_head; jb && e->nheld > 0; jb = jb->next) {
+        if (!jb->hold || (group && jb->hold != group))
+            continue;
+        jb->hold = 0;
+        e->nheld--;
+        if (jb->state == JS_HELD)
+            job_ready(e, jb);
+    }
+}
 
 static struct meta_set *meta_dup(const struct s3_meta *m, size_t n)
 {
@@ -1042,44 +1108,118 @@ static struct job *job_new(struct jobs *e, const struct job_spec *s)
     return jb;
 }
 
-/* Lock held: take the keys, journal (unless replayed: id != 0), queue. */
-static int job_enqueue(struct jobs *e, struct job *jb, const struct job_spec *s, uint64_t id)
+/* Lock held: the entries of s's keys into jb->acc, not queued yet. */
+static int job_take_keys(struct jobs *e, struct job *jb, const struct job_spec *s)
 {
     bool copy = s->kind == JOB_COPY;
     bool self = copy && strcmp(s->bucket, s->src_bucket) == 0 && strcmp(s->key, s->src_key) == 0;
     struct keystate *dst = ks_get(e, s->bucket, s->key);
     struct keystate *src = dst && copy && !self ? ks_get(e, s->src_bucket, s->src_key) : NULL;
-    int rc = !dst || (copy && !self && !src) ? -ENOMEM : 0;
-    bool fresh = id == 0;
-    if (rc == 0 && fresh) {
-        id = e->next_id;
-        rc = e->cfg.journal ? journal_append(e->cfg.journal, id, s) : 0;
-    }
-    if (rc) {
-        if (src)
-            ks_put(e, src);
+    if (!dst || (copy && !self && !src)) {
         if (dst)
             ks_put(e, dst);
-        return rc;
+        return -ENOMEM;
     }
-    if (fresh)
-        e->next_id++;
-    jb->id = id;
-    jb->hold = fresh ? s->hold : 0; /* a replay runs it in its order */
-    jb->prev = e->pend_tail;
-    *(e->pend_tail ? &e->pend_tail->next : &e->pend_head) = jb;
-    e->pend_tail = jb;
-    e->npending++;
     jb->nacc = src ? 2 : 1;
-    jb->ungranted = jb->nacc;
     jb->acc[0] = (struct access){.job = jb, .ks = dst, .roles = JOBS_AS_DEST};
     if (self)
         jb->acc[0].roles |= JOBS_AS_SOURCE;
     if (src)
         jb->acc[1] = (struct access){.job = jb, .ks = src, .roles = JOBS_AS_SOURCE};
+    return 0;
+}
+
+/* Lock held: give back the keys of a job that was not queued. */
+static void job_drop_keys(struct jobs *e, struct job *jb)
+{
+    for (unsigned i = jb->nacc; i-- > 0;)
+        ks_put(e, jb->acc[i].ks);
+}
+
+static int journal_record(struct jobs *e, uint64_t id, const struct job_spec *s)
+{
+    return e->cfg.journal ? journal_append(e->cfg.journal, id, s) : 0;
+}
+
+/* Lock held: guard if it is a COPY reading jb's key, queued before jb, else
+ * 0. In a replay a guard no longer pending landed: had it failed, jb's
+ * DONE would have been written with its own. */
+static uint64_t guard_find(const struct job *jb, uint64_t guard)
+{
+    for (const struct access *a = guard ? job_dest(jb)->head : NULL; a; a = a->next)
+        if (a->job->id == guard && a->job->kind == JOB_COPY && (a->roles & JOBS_AS_SOURCE))
+            return guard;
+    return 0;
+}
+
+/* Lock held: queue jb (its keys taken) as job id. */
+static void job_link(struct jobs *e, struct job *jb, uint64_t id, uint64_t hold, uint64_t guard)
+{
+    jb->id = id;
+    jb->hold = hold;
+    e->nheld += hold != 0;
+    jb->guard = guard_find(jb, guard);
+    jb->prev = e->pend_tail;
+    *(e->pend_tail ? &e->pend_tail->next : &e->pend_head) = jb;
+    e->pend_tail = jb;
+    e->npending++;
+    jb->ungranted = jb->nacc;
     for (unsigned i = 0; i < jb->nacc; i++)
         acc_append(e, &jb->acc[i]);
+}
+
+/* Lock held: take the keys, journal (unless replayed: id != 0), queue. */
+static int job_enqueue(struct jobs *e, struct job *jb, const struct job_spec *s, uint64_t id)
+{
+    int rc = job_take_keys(e, jb, s);
+    if (rc)
+        return rc;
+    bool fresh = id == 0;
+    if (fresh && (rc = journal_record(e, e->next_id, s)) != 0) {
+        job_drop_keys(e, jb);
+        return rc;
+    }
+    if (fresh)
+        id = e->next_id++;
+    job_link(e, jb, id, fresh ? s->hold : 0, s->guard); /* a replay runs it in its order */
     return 0;
+}
+
+/* Lock held: queue the COPY cj and the DELETE dj of its source, guarded by
+ * it. Both are journaled before either is queued. */
+static int move_enqueue(struct jobs *e, struct job *cj, const struct job_spec *copy, struct job *dj,
+                        struct job_spec *del)
+{
+    int rc = job_take_keys(e, cj, copy);
+    if (rc)
+        return rc;
+    uint64_t id = e->next_id;
+    del->guard = id;
+    rc = journal_record(e, id, copy);
+    if (rc == 0 && (rc = journal_record(e, id + 1, del)) != 0)
+        journal_done(e->cfg.journal, &id, 1); /* neither is queued */
+    if (rc) {
+        job_drop_keys(e, cj);
+        return rc;
+    }
+    e->next_id += 2;
+    dj->nacc = 1; /* the copy's source entry: the same key */
+    dj->acc[0] = (struct access){.job = dj, .ks = job_src(cj), .roles = JOBS_AS_DEST};
+    job_link(e, cj, id, 0, 0);
+    job_link(e, dj, id + 1, del->hold, id);
+    return 0;
+}
+
+/* Lock held: wait while max_pending jobs are pending. A replay does not
+ * wait: nothing starts until it is over. */
+static void wait_room(struct jobs *e)
+{
+    while (!e->replaying && e->npending >= (size_t)e->cfg.max_pending && !e->stopping) {
+        e->blocked++;
+        pthread_cond_signal(&e->wake); /* part of the room is in batches: send them */
+        pthread_cond_wait(&e->room, &e->lock);
+        e->blocked--;
+    }
 }
 
 static int submit(struct jobs *e, const struct job_spec *s, uint64_t replay_id, uint64_t *id)
@@ -1091,12 +1231,7 @@ static int submit(struct jobs *e, const struct job_spec *s, uint64_t replay_id, 
     if (!jb)
         return -ENOMEM;
     pthread_mutex_lock(&e->lock);
-    while (e->npending >= (size_t)e->cfg.max_pending && !e->stopping) {
-        e->blocked++;
-        pthread_cond_signal(&e->wake); /* part of the room is in batches: send them */
-        pthread_cond_wait(&e->room, &e->lock);
-        e->blocked--;
-    }
+    wait_room(e);
     rc = e->stopping ? -ESHUTDOWN : job_enqueue(e, jb, s, replay_id);
     if (rc == 0 && id)
         *id = jb->id;
@@ -1108,7 +1243,40 @@ static int submit(struct jobs *e, const struct job_spec *s, uint64_t replay_id, 
 
 int jobs_submit(struct jobs *e, const struct job_spec *spec, uint64_t *id)
 {
+    if (spec && spec->guard) /* only a move links a delete to its copy */
+        return -EINVAL;
     return submit(e, spec, 0, id);
+}
+
+int jobs_submit_move(struct jobs *e, const struct job_spec *copy, uint64_t hold, uint64_t *copy_id,
+                     uint64_t *del_id)
+{
+    int rc = spec_check(copy);
+    if (rc == 0 &&
+        (copy->kind != JOB_COPY || copy->hold || copy->guard ||
+         (strcmp(copy->bucket, copy->src_bucket) == 0 && strcmp(copy->key, copy->src_key) == 0)))
+        rc = -EINVAL;
+    if (rc)
+        return rc;
+    struct job_spec del = {
+        .kind = JOB_DELETE, .bucket = copy->src_bucket, .key = copy->src_key, .hold = hold};
+    struct job *cj = job_new(e, copy), *dj = job_new(e, &del);
+    rc = cj && dj ? 0 : -ENOMEM;
+    if (rc == 0) {
+        pthread_mutex_lock(&e->lock);
+        wait_room(e);
+        rc = e->stopping ? -ESHUTDOWN : move_enqueue(e, cj, copy, dj, &del);
+        if (rc == 0 && copy_id)
+            *copy_id = cj->id;
+        if (rc == 0 && del_id)
+            *del_id = dj->id;
+        pthread_mutex_unlock(&e->lock);
+    }
+    if (rc) {
+        job_free(cj);
+        job_free(dj);
+    }
+    return rc;
 }
 
 struct recovery {
@@ -1129,10 +1297,22 @@ static int recover_one(void *arg, uint64_t id, const struct job_spec *s)
     return rc;
 }
 
+static void set_replaying(struct jobs *e, bool on)
+{
+    pthread_mutex_lock(&e->lock);
+    e->replaying = on;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+}
+
 int jobs_recover(struct jobs *e, size_t *count)
 {
     struct recovery r = {e, 0};
+    /* nothing starts until every job is back, so that a failing COPY
+     * still finds the delete it guards queued behind it */
+    set_replaying(e, true);
     int rc = e->cfg.journal ? journal_replay(e->cfg.journal, recover_one, &r) : 0;
+    set_replaying(e, false);
     if (r.n > 0)
         LOGI("jobs: resumed %zu jobs from the journal", r.n);
     if (count)
@@ -1191,18 +1371,6 @@ int jobs_wait_prefix(struct jobs *e, const char *bucket, const char *prefix)
     int rc = wait_for(e, &w);
     pthread_mutex_unlock(&e->lock);
     return rc;
-}
-
-/* Lock held: let the jobs of group (0: every group) run. */
-static void release_held(struct jobs *e, uint64_t group)
-{
-    for (struct job *jb = e->pend_head; jb; jb = jb->next) {
-        if (!jb->hold || (group && jb->hold != group))
-            continue;
-        jb->hold = 0;
-        if (jb->state == JS_HELD)
-            job_ready(e, jb);
-    }
 }
 
 uint64_t jobs_new_group(struct jobs *e)
@@ -1345,7 +1513,6 @@ static void jobs_destroy(struct jobs *e)
         }
     }
     failures_free(e->ring, FAIL_RING);
-    free(e->faildone);
     free(e->tab);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
@@ -1444,5 +1611,12 @@ void jobs_wait_idle(struct jobs *e)
     while (e->npending > 0)
         pthread_cond_wait(&e->idle, &e->lock);
     e->nwaiters--;
+    pthread_mutex_unlock(&e->lock);
+}
+
+void jobs_test_fail_alloc(struct jobs *e, bool fail)
+{
+    pthread_mutex_lock(&e->lock);
+    e->fail_alloc = fail;
     pthread_mutex_unlock(&e->lock);
 }

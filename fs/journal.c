@@ -207,6 +207,8 @@ static int put_job(struct sbuf *b, uint64_t id, const struct job_spec *s)
         if (rc == 0)
             rc = put_meta(b, s->meta, s->nmeta);
     }
+    if (rc == 0 && !copy && s->guard) /* absent when 0: the format before guards */
+        rc = sbuf_appendf(b, " %" PRIu64, s->guard);
     return rc ? rc : put_end(b, 0);
 }
 
@@ -317,6 +319,12 @@ static int parse_u64(const char *s, size_t n, uint64_t *out)
     }
     *out = v;
     return 0;
+}
+
+/* A job id field: a number above 0. */
+static int parse_id(const char *s, uint64_t *out)
+{
+    return s && parse_u64(s, strlen(s), out) == 0 && *out != 0 ? 0 : -EINVAL;
 }
 
 /* Check the checksum and read "<type> <id>". *body_end gets the length of
@@ -432,7 +440,7 @@ static int jrec_fill(struct jrec *r, struct parsed *p)
 {
     struct job_spec *s = &r->spec;
     bool copy = p->type == 'C';
-    if (copy ? p->n < 8 : p->n != 2)
+    if (copy ? p->n < 8 : p->n != 2 && p->n != 3)
         return -EINVAL;
     r->data = sbuf_detach(&p->buf);
     if (!r->data)
@@ -444,7 +452,7 @@ static int jrec_fill(struct jrec *r, struct parsed *p)
     if (!s->bucket || !s->key)
         return -EINVAL;
     if (!copy)
-        return 0;
+        return p->n == 3 ? parse_id(field(p, b, 2), &s->guard) : 0;
     s->src_bucket = field(p, b, 2);
     s->src_key = field(p, b, 3);
     s->src_etag = field(p, b, 4);

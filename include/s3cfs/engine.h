@@ -7,6 +7,14 @@
  * Every write to S3 that does not go through the engine (an upload, a
  * metadata rewrite) first waits for the engine's jobs on that key, so the
  * order of operations on a key is the order they were made in.
+ *
+ * A queued operation that returned 0 is never silently dropped (DESIGN
+ * §3.11): it lands, or its failure is reported (next fsync or wait, status,
+ * s3cfs-ctl errors). The one thing a failure cancels by itself is what
+ * would destroy data: a move's source delete is guarded by its own copy
+ * (and a copy reading a destination whose queued copy failed is cancelled,
+ * reported on its own destination). An engine_delete, or a copy onto a
+ * key, is never cancelled because an earlier job on the key failed.
  */
 #ifndef S3CFS_ENGINE_H
 #define S3CFS_ENGINE_H
@@ -30,8 +38,9 @@ int engine_stop(struct fs_ctx *c);
 int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint64_t size,
                 const struct fs_loc *dst, const char *dst_path, const struct stat *st);
 /* Queue a move: a copy keeping all of the source's metadata, then a delete
- * of the source once the copy landed (never if it failed). With paths, the
- * namespace shows the move at once (to_path with st, from_path gone). */
+ * of the source guarded by that copy: it runs once the copy landed, and is
+ * cancelled (reported) if it failed. With paths, the namespace shows the
+ * move at once (to_path with st, from_path gone). */
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                 const struct fs_loc *to, const char *from_path, const char *to_path,
                 const struct stat *st);
@@ -39,14 +48,15 @@ int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, u
  * (the source's metadata kept, nothing shown) and the delete of from, held
  * in group (engine_group) until engine_release(group), so that the page's
  * deletes go out together once its copies are confirmed. Both are
- * journaled now: a crash after this is finished by the next mount (copy,
- * then delete); a delete whose copy failed is cancelled, never sent. */
+ * journaled now, with the link: a crash after this is finished by the next
+ * mount (copy, then delete); a delete whose copy failed is cancelled, never
+ * sent. */
 uint64_t engine_group(struct fs_ctx *c);
 int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                      const struct fs_loc *to, uint64_t group);
 void engine_release(struct fs_ctx *c, uint64_t group);
 /* Queue a delete of loc (batched per bucket); path (if not NULL)
- * disappears at once. */
+ * disappears at once. It runs whatever failed on loc before. */
 int engine_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path);
 /* A queued copy onto loc takes st as its attributes (cp -a/-p): 0, or
  * -EALREADY/-ENOENT when there is none that has not started. */

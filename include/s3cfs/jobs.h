@@ -18,20 +18,29 @@
  * logged, counted, listed by jobs_failures, and leaves an unreported error
  * on its keys: the destination (or deleted key) in the role JOBS_AS_DEST, a
  * COPY's source in the role JOBS_AS_SOURCE. The next jobs_wait_key /
- * jobs_wait_prefix / jobs_drain covering it returns it once. Until it is
- * reported it also cancels, with the same error, the jobs that would make
- * things worse (a source is never destroyed before its copy is confirmed):
- *   - a job that writes a key whose copy *from* it failed (`mv a b` whose
- *     copy failed never deletes a, `cp c a` does not overwrite it either);
- *   - a COPY that reads a key whose copy *onto* it failed (it would copy a
- *     stale or missing object).
- * A cancelled job fails like any other, so this carries along chains
- * (`mv a b; mv c a`: failing a->b cancels delete a, c->a and delete c).
- * Jobs touching other keys, and readers of a failed copy's source, run.
- * At most 4096 keys keep an unreported failure; past that the oldest is
- * forgotten (logged) and only the next jobs_drain returns it.
- * Unreported errors stay in memory (about 100 bytes per failed key) until
- * a wait or drain reports them.
+ * jobs_wait_prefix / jobs_drain covering it returns it once.
+ *
+ * Cancellation (DESIGN §3.11: a call that returned 0 lands, or its failure
+ * is reported; it never silently vanishes). When a COPY fails for good, the
+ * engine cancels, at that moment and only among the jobs queued behind it:
+ *   - the job it guards: the delete of a move's source (jobs_submit_move),
+ *     so a source is never destroyed unless its own copy landed;
+ *   - the COPYs that read its destination and were queued before the next
+ *     job replacing that key (`cp a b; cp b c` with a->b failed): they
+ *     would copy a stale or missing object the namespace did not show.
+ * A cancelled job fails like any other (listed, counted, its error on its
+ * destination for the next wait), so this carries along chains (`mv a b;
+ * mv b c`: failing a->b cancels delete a, b->c and delete b). Nothing else
+ * is cancelled: an explicit delete or overwrite of a key runs whatever
+ * failed on that key before (the failure stays reported on its own).
+ * A failed job's DONE is journaled together with those of the jobs it
+ * cancels (one write), so a replay never has a dependant without the job
+ * it depends on; if that cannot be recorded the records stay live and a
+ * replay runs the failed job again, its dependants guarded again.
+ * At most 4096 keys keep an unreported failure; past that (or when the
+ * record cannot be allocated) the oldest is forgotten (logged) and only
+ * the next jobs_drain returns it. Unreported errors stay in memory (about
+ * 100 bytes per failed key) until a wait or drain reports them.
  *
  * Concurrency. The engine starts at most `limit` pool tasks at a time (one
  * COPY, or one DeleteObjects batch, per task); limit starts at the pool's
@@ -47,15 +56,16 @@
  * (a wait, a drain, a submitter blocked by max_pending). Per-key failures
  * of a batch fail only those jobs.
  *
- * Memory: a pending job costs a fixed struct (168 bytes) plus its source
+ * Memory: a pending job costs a fixed struct (200 bytes) plus its source
  * ETag and content type, and each key in use one map entry (72 bytes plus
  * bucket and key) shared by the jobs on it and freed when no pending job
  * uses the key (and no unreported failure is kept on it). Measured with
- * glibc malloc by test_jobs, 30-byte keys: 311 bytes per pending COPY whose
- * source is already in use, 333 per DELETE (with its share of a batch); a
+ * glibc malloc by test_jobs, 30-byte keys: 343 bytes per pending COPY whose
+ * source is already in use, 344 per DELETE (with its share of a batch); a
  * COPY with a new source and a 32-byte ETag costs about 480. jobs_submit
  * blocks while max_pending jobs are pending, so a `cp -r` of 100,000 files
- * holds at most max_pending of them (about 2 MiB at the default 4096).
+ * holds at most max_pending of them (about 2 MiB at the default 4096; a
+ * jobs_submit_move may go one over).
  *
  * Locking: one engine mutex protects every mutable field; condition
  * variables wake the dispatcher thread, blocked submitters and waiters.
@@ -110,6 +120,10 @@ struct job_spec {
      * lets a page's deletes go as one batch once its copies landed). Not
      * journaled: a replay runs the job in its order. */
     uint64_t hold;
+    /* DELETE only, set by jobs_submit_move (jobs_submit refuses it) and
+     * kept by the journal: the id of the COPY whose failure cancels this
+     * job. A replay keeps the link while that COPY is replayed too. */
+    uint64_t guard;
 };
 
 /* Runs one COPY; returns 0 or -errno, filling err on failure. The spec's
@@ -167,9 +181,19 @@ int jobs_recover(struct jobs *e, size_t *count);
  * job is then not queued). */
 int jobs_submit(struct jobs *e, const struct job_spec *spec, uint64_t *id);
 
+/* mv: queue the COPY `copy` and the DELETE of its source guarded by it
+ * (held in group `hold`, 0: none), both journaled, under one engine lock so
+ * that no failure comes between: the delete runs only once the copy
+ * landed, and is cancelled (and reported) if the copy fails for good.
+ * Blocks and fails as jobs_submit; on an error neither is queued. The ids
+ * (either may be NULL) receive the jobs' ids. */
+int jobs_submit_move(struct jobs *e, const struct job_spec *copy, uint64_t hold, uint64_t *copy_id,
+                     uint64_t *del_id);
+
 /* A new group for job_spec.hold. */
 uint64_t jobs_new_group(struct jobs *e);
-/* Let the held jobs of group run (jobs_drain releases every group). */
+/* Let the held jobs of group run (0: every group; jobs_drain releases
+ * every group too). */
 void jobs_release(struct jobs *e, uint64_t group);
 
 /* cp -a / cp -p: replace the metadata of the COPY onto bucket/key by meta
@@ -234,5 +258,10 @@ size_t jobs_count_prefix(struct jobs *e, const char *bucket, const char *prefix)
  * jobs_drain), without reporting or clearing any error: what a later
  * jobs_drain returns is unchanged. */
 void jobs_wait_idle(struct jobs *e);
+
+/* For tests of the paths that must fail closed: while set, the engine's
+ * allocations of failure records fail (the record of a failed key, the
+ * DONE list of a failure and what it cancels). */
+void jobs_test_fail_alloc(struct jobs *e, bool fail);
 
 #endif

@@ -1,11 +1,12 @@
+// clang-format off
 /* journal.h - the intent journal: queued jobs survive a crash of the daemon.
  *
  * The job engine appends a record for every job before acknowledging it,
  * a record when a copy's metadata is folded, and a DONE record when the job
- * landed, or - for a job that failed for good - once no job is pending any
- * more (so a crash in between replays the failed job and its dependants
- * together, and the dependants are cancelled again instead of running on
- * their own, e.g. a move's delete without its copy). The next mount replays the jobs
+ * landed or failed for good. The DONE of a failed job is written in the
+ * same write(2) as those of the jobs its failure cancels (jobs.h), so a
+ * replay has a failed job and its dependants together or not at all: never
+ * a move's delete without its copy. The next mount replays the jobs
  * without DONE, in their original order, and the engine runs them again: a
  * COPY is idempotent given its source ETag condition, a DELETE is.
  *
@@ -17,11 +18,16 @@
  * percent-encoded (every byte but A-Za-z0-9-_.~, so keys with spaces,
  * newlines, '%' or UTF-8 survive), NULL written as '*', and a final FNV-1a
  * checksum of the line in hex:
- *   C <id> <bucket> <key> <src_bucket> <src_key> <src_etag> <size> <ctype> <nmeta|*> [<name>
- * <value>]... D <id> <bucket> <key>             a DELETE M <id> <nmeta|*> [<name> <value>]...   new
- * metadata of a COPY F <id>                            finished A torn last line (crash mid-write)
- * or a line whose checksum is wrong is ignored; journal_open cuts a torn tail so later appends
- * start on a fresh line.
+ *   C <id> <bucket> <key> <src_bucket> <src_key> <src_etag> <size> <ctype> <nmeta|*> [<name> <value>]...
+ *                                            a COPY
+ *   D <id> <bucket> <key> [<guard>]          a DELETE; guard: the id of the COPY whose failure
+ *                                            cancels it (a move's source); absent: none, as
+ *                                            written before guards existed
+ *   M <id> <nmeta|*> [<name> <value>]...     new metadata of a COPY
+ *   F <id>                                   finished
+ * A torn last line (crash mid-write) or a line whose checksum is wrong is
+ * ignored; journal_open cuts a torn tail so later appends start on a fresh
+ * line.
  *
  * Size: journal_compact truncates the file when no job is live, and
  * rewrites it with only the live records (to a temporary file, fsync'd and
@@ -33,6 +39,7 @@
  * call holds it for one write (or one rewrite in journal_compact). Nothing
  * else is called under it.
  */
+// clang-format on
 #ifndef S3CFS_JOURNAL_H
 #define S3CFS_JOURNAL_H
 

@@ -315,6 +315,27 @@ static uint64_t rm(struct jobs *e, const char *key)
     return rm_in(e, "bkt", key);
 }
 
+/* mv src dst: the copy and the delete of src guarded by it, held in group
+ * (0: none). Returns the delete's id. */
+static uint64_t mv_held(struct jobs *e, const char *src, const char *dst, uint64_t group)
+{
+    struct job_spec s = {.kind = JOB_COPY,
+                         .bucket = "bkt",
+                         .key = dst,
+                         .src_bucket = "bkt",
+                         .src_key = src,
+                         .src_size = 1};
+    uint64_t copy_id, del_id;
+    assert_int_equal(jobs_submit_move(e, &s, group, &copy_id, &del_id), 0);
+    assert_int_equal(del_id, copy_id + 1);
+    return del_id;
+}
+
+static uint64_t mv(struct jobs *e, const char *src, const char *dst)
+{
+    return mv_held(e, src, dst, 0);
+}
+
 static uint64_t started_at(uint64_t id)
 {
     pthread_mutex_lock(&F.lock);
@@ -618,41 +639,103 @@ static void test_failure_kept_reported_once_listed(void **state)
     stop(e);
 }
 
-/* mv a bad; mv c a: the failed copy must not cost a or c. */
-static void test_failed_copy_cancels_what_would_lose_data(void **state)
+/* mv a bad; mv bad x: the failed copy cancels its own move's delete and
+ * the copy that would read its missing result (and that one's delete):
+ * every object stays where it was, and every cancellation is listed. */
+static void test_failed_move_keeps_its_source(void **state)
 {
     (void)state;
     struct jobs *e = start(8, (struct jobs_config){0});
     put("a", 1);
-    put("c", 2);
-    cp(e, "a", "bad");
-    rm(e, "a");
-    cp(e, "c", "a");
-    rm(e, "c");
-    cp(e, "bad", "x"); /* reads the failed destination: cancelled, not ENOENT */
+    put("keep", 3);
+    mv(e, "a", "bad");
+    mv(e, "bad", "x");  /* reads the failed destination: cancelled, not ENOENT */
+    cp(e, "keep", "y"); /* unrelated: runs */
     assert_int_equal(jobs_wait_key(e, "bkt", "x", JOBS_AS_DEST), -EACCES);
     assert_int_equal(jobs_drain(e), -EACCES);
     assert_int_equal(get("a"), 1);
-    assert_int_equal(get("c"), 2);
     assert_int_equal(get("x"), 0);
+    assert_int_equal(get("y"), 3);
     struct jobs_status st;
     jobs_status(e, &st);
-    assert_int_equal(st.failed, 5);
-    assert_int_equal(st.done, 0);
+    assert_int_equal(st.failed, 4); /* a->bad, delete a, bad->x, delete bad */
+    assert_int_equal(st.done, 1);
     struct listed l = {0};
-    assert_int_equal(jobs_failures(e, on_failure, &l), 5);
-    assert_non_null(strstr(l.msg[1], "cancelled"));
+    assert_int_equal(jobs_failures(e, on_failure, &l), 4);
+    assert_string_equal(l.key[1], "a");
+    assert_non_null(strstr(l.msg[1], "source is kept"));
+    assert_string_equal(l.key[2], "x");
+    assert_non_null(strstr(l.msg[2], "cancelled"));
+    stop(e);
+}
 
-    /* an unreported source failure also protects the source from later
-     * deletes; once reported, the user's rm goes ahead */
-    cp(e, "a", "bad");
-    assert_int_equal(jobs_wait_key(e, "bkt", "bad", JOBS_AS_DEST), -EACCES);
-    rm(e, "a");
-    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST | JOBS_AS_SOURCE), -EACCES);
+/* Issue 11 §3: after a failed job on a key, an explicit delete or overwrite
+ * of that key runs (DESIGN §3.11), reported or not: only the move's own
+ * delete was cancelled. */
+static void test_explicit_delete_after_failed_copy_runs(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("a", 1);
+    put("dir/f", 2);
+    put("c", 5);
+    mv(e, "a", "bad");      /* fails: a is kept */
+    mv(e, "dir/f", "bad2"); /* fails: dir/f is kept */
+    cp(e, "c", "bad3");     /* fails: a copy onto bad3 */
+    jobs_wait_idle(e);      /* over, nothing reported yet */
     assert_int_equal(get("a"), 1);
-    rm(e, "a");
-    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST), 0);
+    assert_int_equal(get("dir/f"), 2);
+    rm(e, "a");     /* the user's rm, after the failure */
+    rm(e, "dir/f"); /* rm -rf dir */
+    put("bad3", 7);
+    rm(e, "bad3");       /* a key whose copy onto it failed */
+    cp(e, "c", "other"); /* unrelated */
+    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST), -EACCES); /* the move's */
+    assert_int_equal(jobs_wait_prefix(e, "bkt", "dir/"), -EACCES);         /* the move's, once */
+    assert_int_equal(jobs_wait_prefix(e, "bkt", "dir/"), 0);
+    assert_int_equal(jobs_wait_key(e, "bkt", "bad3", JOBS_AS_DEST), -EACCES); /* its copy's */
     assert_int_equal(get("a"), 0);
+    assert_int_equal(get("dir/f"), 0);
+    assert_int_equal(get("bad3"), 0);
+    assert_int_equal(jobs_drain(e), -EACCES);
+    struct jobs_status st;
+    jobs_status(e, &st);
+    assert_int_equal(st.failed, 5); /* 3 copies, 2 move deletes; the rms landed */
+    /* an overwrite of the kept source runs too: the user's latest word */
+    put("a", 1);
+    mv(e, "a", "bad4");
+    jobs_wait_idle(e);
+    cp(e, "c", "a");
+    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST), -EACCES);
+    assert_int_equal(jobs_drain(e), -EACCES);
+    assert_int_equal(get("a"), 5);
+    stop(e);
+}
+
+/* Issue 11 §6: a move's source delete never runs unless its copy landed,
+ * even when the failure's records cannot be allocated; the failure is
+ * still returned, by the next wait for everything. */
+static void test_fail_closed_without_memory(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20});
+    put("a", 1);
+    put("t1", 2);
+    jobs_test_fail_alloc(e, true);
+    mv(e, "a", "bad");
+    uint64_t g = jobs_new_group(e);
+    mv_held(e, "t1", "bad-t1", g);
+    assert_int_equal(jobs_wait_key(e, "bkt", "bad-t1", JOBS_AS_DEST), 0); /* not kept */
+    jobs_release(e, g);
+    jobs_wait_idle(e);
+    jobs_test_fail_alloc(e, false);
+    assert_int_equal(get("a"), 1);
+    assert_int_equal(get("t1"), 2);
+    assert_int_equal(batches(), 0);
+    assert_int_equal(jobs_drain(e), -EACCES);
+    struct jobs_status st;
+    jobs_status(e, &st);
+    assert_int_equal(st.failed, 4);
     stop(e);
 }
 
@@ -815,8 +898,7 @@ static void test_over_once_per_final_job(void **state)
     cp(e, "a", "flaky"); /* two transient failures, then lands */
     cp(e, "a", "twice"); /* two jobs on one key: only the second is last */
     cp(e, "a", "twice");
-    cp(e, "a", "bad"); /* fails for good */
-    rm(e, "a");        /* the source of the failed copy: cancelled */
+    mv(e, "a", "bad"); /* the copy fails for good, the source's delete is cancelled */
     assert_int_equal(jobs_drain(e), -EACCES);
     int rc;
     bool last;
@@ -1087,7 +1169,9 @@ int main(void)
         cmocka_unit_test(test_delete_batches_per_bucket),
         cmocka_unit_test(test_delete_batch_flushes_after_delay),
         cmocka_unit_test(test_failure_kept_reported_once_listed),
-        cmocka_unit_test(test_failed_copy_cancels_what_would_lose_data),
+        cmocka_unit_test(test_failed_move_keeps_its_source),
+        cmocka_unit_test(test_explicit_delete_after_failed_copy_runs),
+        cmocka_unit_test(test_fail_closed_without_memory),
         cmocka_unit_test(test_delete_per_key_failure),
         cmocka_unit_test(test_held_group),
         cmocka_unit_test(test_unreported_failures_capped),

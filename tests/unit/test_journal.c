@@ -85,7 +85,7 @@ struct rec {
     uint64_t id;
     enum job_kind kind;
     char *bucket, *key, *src_bucket, *src_key, *src_etag, *content_type;
-    uint64_t src_size;
+    uint64_t src_size, guard;
     bool has_meta;
     size_t nmeta;
     char *names[8], *values[8];
@@ -116,6 +116,7 @@ static int collect(void *arg, uint64_t id, const struct job_spec *s)
                       .src_etag = dup_or_null(s->src_etag),
                       .content_type = dup_or_null(s->content_type),
                       .src_size = s->src_size,
+                      .guard = s->guard,
                       .has_meta = s->meta != NULL,
                       .nmeta = s->nmeta};
     for (size_t i = 0; i < s->nmeta && i < 8; i++) {
@@ -171,6 +172,7 @@ static void assert_rec(const struct rec *r, uint64_t id, const struct job_spec *
     assert_str_or_null(r->src_etag, s->src_etag);
     assert_str_or_null(r->content_type, s->content_type);
     assert_int_equal(r->src_size, s->src_size);
+    assert_int_equal(r->guard, s->guard);
     assert_int_equal(r->has_meta, s->meta != NULL);
     assert_int_equal(r->nmeta, s->nmeta);
     for (size_t i = 0; i < s->nmeta; i++) {
@@ -339,6 +341,46 @@ static void append_raw(const char *text)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
+}
+
+/* Append body as a record line with its checksum (FNV-1a, as journal.c). */
+static void append_record(const char *body)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = body; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    char line[256];
+    snprintf(line, sizeof line, "%s %08x\n", body, h);
+    append_raw(line);
+}
+
+/* A move's delete keeps the id of its copy; a DELETE written without one
+ * (as before guards existed) still replays, unguarded; a bad guard is a bad
+ * record. */
+static void test_guard_record(void **state)
+{
+    (void)state;
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    struct job_spec c = copy_spec("a", "b"), d = del_spec("a"), plain = del_spec("x");
+    d.guard = 7;
+    assert_int_equal(journal_append(j, 7, &c), 0);
+    assert_int_equal(journal_append(j, 8, &d), 0);
+    assert_int_equal(journal_append(j, 9, &plain), 0);
+    journal_close(j);
+    append_record("D 10 bkt old");    /* the old grammar */
+    append_record("D 11 bkt zero 0"); /* no job has id 0 */
+    append_record("D 12 bkt word x");
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 4);
+    assert_rec(&rs->r[0], 7, &c);
+    assert_rec(&rs->r[1], 8, &d);
+    assert_rec(&rs->r[2], 9, &plain);
+    struct job_spec old = del_spec("old");
+    assert_rec(&rs->r[3], 10, &old);
+    recs_free(rs);
+    free(rs);
 }
 
 static void test_torn_and_garbled_lines(void **state)
@@ -544,9 +586,10 @@ static int pos(const char *what)
     return 99;
 }
 
-/* The daemon: submits four jobs with the executor blocked forever, says
- * so on stdout, and waits to be killed. */
-static int crash_child(const char *jpath)
+/* The daemon: submits four jobs (mode "four") or a move and a delete
+ * (mode "move") with the executor blocked forever, says so on stdout, and
+ * waits to be killed. */
+static int crash_child(const char *jpath, const char *mode)
 {
     struct journal *j;
     struct pool *p;
@@ -561,7 +604,11 @@ static int crash_child(const char *jpath)
     if (jobs_new(&cfg, &e) != 0)
         return 1;
     struct job_spec s[] = {copy_spec("a", "b"), copy_spec("b", "c"), del_spec("a"), del_spec("x")};
-    for (int i = 0; i < 4; i++)
+    struct job_spec mv = copy_spec("a", "bad");
+    bool move = strcmp(mode, "move") == 0;
+    if (move && jobs_submit_move(e, &mv, 0, NULL, NULL) != 0)
+        return 1;
+    for (int i = move ? 3 : 0; i < 4; i++)
         if (jobs_submit(e, &s[i], NULL) != 0)
             return 1;
     if (write(1, "ready\n", 6) != 6)
@@ -570,16 +617,16 @@ static int crash_child(const char *jpath)
         pause();
 }
 
-static void test_sigkill_then_replay(void **state)
+/* Run crash_child(mode) in a child process and SIGKILL it once it is ready. */
+static void kill_crash_child(const char *mode)
 {
-    (void)state;
     int out[2];
     assert_int_equal(pipe(out), 0);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    char *argv[] = {"test_journal", "--crash-child", path, NULL};
+    char *argv[] = {"test_journal", "--crash-child", path, (char *)mode, NULL};
     pid_t pid;
     assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ), 0);
     posix_spawn_file_actions_destroy(&fa);
@@ -592,6 +639,12 @@ static void test_sigkill_then_replay(void **state)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
+}
+
+static void test_sigkill_then_replay(void **state)
+{
+    (void)state;
+    kill_crash_child("four");
 
     /* the next mount: the four jobs come back and run in their order */
     struct journal *j;
@@ -655,10 +708,10 @@ static void test_replay_keeps_folded_meta(void **state)
     journal_close(j);
 }
 
-/* A failed copy's DONE waits until nothing is pending: a crash before then
- * replays the copy together with the delete it cancelled (mv a bad), so
- * the replay cancels that delete again instead of running it alone. */
-static void test_failed_copy_replayed_with_its_dependants(void **state)
+/* A failed copy's DONE is written with the DONE of the delete its failure
+ * cancels (mv a bad), in one write: a replay after that has neither, one
+ * before it has both, so it never runs the delete alone. */
+static void test_failed_copy_done_with_its_dependants(void **state)
 {
     (void)state;
     struct journal *j;
@@ -666,19 +719,16 @@ static void test_failed_copy_replayed_with_its_dependants(void **state)
     assert_int_equal(journal_open(path, &j), 0);
     x_gate(false);
     struct jobs *e = x_engine(&p, j);
-    struct job_spec held = del_spec("zzz"), s1 = copy_spec("a", "bad"), s2 = del_spec("a");
+    struct job_spec held = del_spec("zzz"), c = copy_spec("a", "bad");
     uint64_t g = jobs_new_group(e);
     held.hold = g; /* stays pending until released */
     assert_int_equal(jobs_submit(e, &held, NULL), 0);
-    assert_int_equal(jobs_submit(e, &s1, NULL), 0);
-    assert_int_equal(jobs_submit(e, &s2, NULL), 0);
+    assert_int_equal(jobs_submit_move(e, &c, 0, NULL, NULL), 0);
     assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST | JOBS_AS_SOURCE), -EACCES);
     struct recs *rs = calloc(1, sizeof *rs);
     reopen_replay(rs);
-    assert_int_equal(rs->n, 3); /* zzz, the failed copy, the cancelled delete */
-    assert_string_equal(rs->r[1].key, "bad");
-    assert_int_equal(rs->r[2].kind, JOB_DELETE);
-    assert_string_equal(rs->r[2].key, "a");
+    assert_int_equal(rs->n, 1); /* only zzz: the move is over, failed */
+    assert_string_equal(rs->r[0].key, "zzz");
     recs_free(rs);
     assert_int_equal(pos("delete zzz"), 99); /* held */
     jobs_release(e, g);
@@ -688,21 +738,56 @@ static void test_failed_copy_replayed_with_its_dependants(void **state)
     jobs_free(e);
     pool_free(p);
     reopen_replay(rs);
-    assert_int_equal(rs->n, 0); /* idle: the failures are over too */
+    assert_int_equal(rs->n, 0);
     recs_free(rs);
     free(rs);
     journal_close(j);
 }
 
+/* The daemon killed with a move queued: the next mount replays the copy and
+ * the delete guarded by it; the copy fails, so the delete never runs. */
+static void test_sigkill_then_replay_move(void **state)
+{
+    (void)state;
+    kill_crash_child("move");
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 3);
+    assert_string_equal(rs->r[0].key, "bad");
+    assert_int_equal(rs->r[1].kind, JOB_DELETE);
+    assert_string_equal(rs->r[1].key, "a");
+    assert_int_equal(rs->r[1].guard, rs->r[0].id);
+    assert_int_equal(rs->r[2].guard, 0);
+    recs_free(rs);
+    free(rs);
+    struct journal *j;
+    struct pool *p;
+    assert_int_equal(journal_open(path, &j), 0);
+    x_gate(false);
+    struct jobs *e = x_engine(&p, j);
+    size_t count = 0;
+    assert_int_equal(jobs_recover(e, &count), 0);
+    assert_int_equal(count, 3);
+    assert_int_equal(jobs_drain(e), -EACCES);
+    jobs_free(e);
+    pool_free(p);
+    assert_true(pos("copy bad") < 99);
+    assert_int_equal(pos("delete a"), 99); /* the source of the failed copy is kept */
+    assert_true(pos("delete x") < 99);
+    assert_int_equal(file_size(), 0);
+    journal_close(j);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--crash-child") == 0)
-        return crash_child(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "--crash-child") == 0)
+        return crash_child(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_nasty_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_hides_and_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_copy_replayed_with_its_dependants, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_copy_done_with_its_dependants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guard_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_then_replay_move, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fold_meta_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_and_garbled_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),

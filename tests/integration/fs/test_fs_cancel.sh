@@ -1,0 +1,55 @@
+#!/bin/bash
+# Issue 11 §3 and §6 through a real mount (DESIGN §3.11): a copy that fails
+# for good cancels only the delete of its own move (the source stays, in S3
+# and in the mount); a later rm of that source lands in S3, rm -rf of its
+# parent succeeds, and s3cfs-ctl errors lists both the failed copy and the
+# kept source.
+. "$(dirname "$0")/lib.sh"
+CTL=${S3CFS_CTL:-$(dirname "$S3CFS_BIN")/s3cfs-ctl}
+[ -x "$CTL" ] || { echo "no s3cfs-ctl next to $S3CFS_BIN" >&2; exit 2; }
+trap fs_cleanup EXIT
+BUCKET=$(new_bucket)
+start_proxy
+MNT=$WORK/mnt
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" || exit 2
+
+in_s3() { aws_ s3api head-object --bucket "$BUCKET" --key "$1"; }
+count_s3() {
+    aws_ s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1" --query 'length(Contents || `[]`)'
+}
+# files (no directory markers) below a prefix
+files_s3() {
+    aws_ s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1" \
+        --query "length(Contents[?!ends_with(Key, '/')] || \`[]\`)"
+}
+
+mkdir "$MNT/dir"
+echo one >"$MNT/dir/f"
+echo two >"$MNT/dir/g"
+landed
+
+# every CopyObject fails (500, after the client's and the engine's retries)
+proxy_config "fault_rate=1&faults=500&fault_kinds=CopyObject"
+check "mv of a file returns at once" mv "$MNT/dir/f" "$MNT/moved"
+for _ in $(seq 1 600); do "$CTL" errors "$MNT" | grep -q "dir/f: delete" && break; sleep 0.1; done
+proxy_config "fault_rate=0"
+"$CTL" errors "$MNT" >"$WORK/errors.out" 2>&1
+check "errors lists the failed copy" grep -q "^$BUCKET/moved: copy from $BUCKET/dir/f" "$WORK/errors.out"
+check "errors lists the kept source" \
+    grep -q "^$BUCKET/dir/f: delete: cancelled, the source is kept" "$WORK/errors.out"
+check "the failed move kept its source in S3" in_s3 dir/f
+check_not "nothing at the destination" in_s3 moved
+for _ in $(seq 1 30); do [ -e "$MNT/dir/f" ] && break; sleep 0.1; done
+check_eq "the kept source shows again, intact" "one" "$(cat "$MNT/dir/f" 2>&1)"
+
+# the user's rm of it, with the failure not reported yet: it lands
+check "rm of the kept source returns 0" rm "$MNT/dir/f"
+check_not "and it is gone from the mount" test -e "$MNT/dir/f"
+sync "$MNT/dir" 2>/dev/null # lands what is queued below dir/ (and reports the move's failure)
+check_not "the rm landed in S3" in_s3 dir/f
+check "rm -rf of the parent succeeds" rm -rf "$MNT/dir"
+landed
+check_eq "nothing left below dir/ in S3" 0 "$(count_s3 dir/)"
+check_not "dir is gone from the mount" test -e "$MNT/dir"
+
+fs_done
