@@ -1215,6 +1215,9 @@ static int move_enqueue(struct jobs *e, struct job *cj, const struct job_spec *c
 static void wait_room(struct jobs *e)
 {
     while (!e->replaying && e->npending >= (size_t)e->cfg.max_pending && !e->stopping) {
+        /* held jobs in the room may belong to the submitters blocked here,
+         * which would never release them: let every group go */
+        release_held(e, 0);
         e->blocked++;
         pthread_cond_signal(&e->wake); /* part of the room is in batches: send them */
         pthread_cond_wait(&e->room, &e->lock);

@@ -50,7 +50,9 @@ int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, u
  * deletes go out together once its copies are confirmed. Both are
  * journaled now, with the link: a crash after this is finished by the next
  * mount (copy, then delete); a delete whose copy failed is cancelled, never
- * sent. */
+ * sent. If a submitter blocks on the engine's max_pending, every held
+ * group is released early (each delete still waits for its own copy), so
+ * any number of concurrent tree moves make progress. */
 uint64_t engine_group(struct fs_ctx *c);
 int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                      const struct fs_loc *to, uint64_t group);

@@ -65,7 +65,11 @@
  * COPY with a new source and a 32-byte ETag costs about 480. jobs_submit
  * blocks while max_pending jobs are pending, so a `cp -r` of 100,000 files
  * holds at most max_pending of them (about 2 MiB at the default 4096; a
- * jobs_submit_move may go one over).
+ * jobs_submit_move may go one over). Held jobs count too, so a submitter
+ * about to block first releases every held group: otherwise tree moves
+ * whose held deletes filled max_pending would all block before releasing
+ * their own groups. A released delete still runs only after its copy
+ * landed, only batched less well.
  *
  * Locking: one engine mutex protects every mutable field; condition
  * variables wake the dispatcher thread, blocked submitters and waiters.
@@ -117,8 +121,9 @@ struct job_spec {
     /* Non-zero: a group from jobs_new_group. The job waits its turn as
      * usual but does not start before jobs_release(group) (a tree move
      * queues each source's delete with its copy, journaled together, and
-     * lets a page's deletes go as one batch once its copies landed). Not
-     * journaled: a replay runs the job in its order. */
+     * lets a page's deletes go as one batch once its copies landed), or
+     * before a submitter blocks on max_pending. Not journaled: a replay
+     * runs the job in its order. */
     uint64_t hold;
     /* DELETE only, set by jobs_submit_move (jobs_submit refuses it) and
      * kept by the journal: the id of the COPY whose failure cancels this

@@ -3,7 +3,8 @@
 # for good cancels only the delete of its own move (the source stays, in S3
 # and in the mount); a later rm of that source lands in S3, rm -rf of its
 # parent succeeds, and s3cfs-ctl errors lists both the failed copy and the
-# kept source.
+# kept source. Then six concurrent mv of directories of 1000 files each, whose
+# held deletes would fill the engine's max_pending (4096), all finish.
 . "$(dirname "$0")/lib.sh"
 CTL=${S3CFS_CTL:-$(dirname "$S3CFS_BIN")/s3cfs-ctl}
 [ -x "$CTL" ] || { echo "no s3cfs-ctl next to $S3CFS_BIN" >&2; exit 2; }
@@ -52,4 +53,26 @@ landed
 check_eq "nothing left below dir/ in S3" 0 "$(count_s3 dir/)"
 check_not "dir is gone from the mount" test -e "$MNT/dir"
 
+# six concurrent tree moves of 1000 files: 12000 jobs for a max_pending of 4096
+NDIR=6
+NF=1000
+mkdir -p "$WORK/tree"
+for i in $(seq 1 $NF); do echo "$i" >"$WORK/tree/f$i"; done
+aws_ s3 cp --quiet --recursive "$WORK/tree" "s3://$BUCKET/t1/"
+mkdir "$MNT/t1" 2>/dev/null
+for d in $(seq 2 $NDIR); do cp -r "$MNT/t1" "$MNT/t$d"; done
+landed
+check_eq "the trees are in S3" $((NDIR * NF)) "$(files_s3 t)"
+pids=()
+for d in $(seq 1 $NDIR); do
+    timeout 300 mv "$MNT/t$d" "$MNT/m$d" &
+    pids+=($!)
+done
+stuck=0
+for p in "${pids[@]}"; do wait "$p" || stuck=$((stuck + 1)); done
+check_eq "$NDIR concurrent mv of $NF files each: all return 0 in time" 0 "$stuck"
+landed
+check_eq "every file moved" $((NDIR * NF)) "$(files_s3 m)"
+check_eq "no source left" 0 "$(count_s3 t)"
+check "a moved tree is intact" diff -r "$WORK/tree" "$MNT/m$NDIR"
 fs_done
