@@ -36,7 +36,6 @@ static void node_free(struct fs_node *n)
 {
     if (n->stage)
         stage_free(n->stage);
-    free(n->xattr);
     free(n->path);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
@@ -371,6 +370,42 @@ int node_open(struct fs_ctx *c, const char *path, const struct fs_loc *loc, cons
     return 0;
 }
 
+/* Busy, no lock: what the upload must keep of the object it replaces
+ * (its user xattrs, other clients' metadata, its content type), read just
+ * before it so that a change made since (setfattr, another client) is
+ * kept too. Nothing there any more: nothing to keep. */
+static int read_kept(struct fs_ctx *c, const struct fs_loc *loc, struct s3_head *h)
+{
+    struct s3_error err;
+    memset(h, 0, sizeof *h);
+    int rc = s3_head_object(c->s3, loc->bucket, loc->key, h, &err);
+    if (rc == -ENOENT)
+        memset(h, 0, sizeof *h);
+    else if (rc)
+        return fs_fail("head (metadata to keep)", loc->key, rc, &err);
+    return 0;
+}
+
+/* Busy, no lock: upload the stage, keeping what the object it replaces
+ * carries besides s3fs's own fields. */
+static int upload_keeping(struct fs_ctx *c, struct transfer_upload *up, bool replaces)
+{
+    struct s3_head kept;
+    int rc = replaces ? read_kept(c, &up->loc, &kept) : 0;
+    if (rc)
+        return rc;
+    if (replaces) {
+        snprintf(up->content_type, sizeof up->content_type, "%s", kept.content_type);
+        up->xattr = meta_find(kept.meta, kept.nmeta, "xattr");
+        up->keep = kept.meta;
+        up->nkeep = kept.nmeta;
+    }
+    rc = transfer_upload(c, up);
+    if (replaces)
+        s3_head_free(&kept);
+    return rc;
+}
+
 int node_flush(struct fs_ctx *c, struct fs_node *n)
 {
     pthread_mutex_lock(&n->lock);
@@ -384,16 +419,17 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
         return rc;
     }
     struct transfer_upload up = {.loc = n->loc, .stage = n->stage, .st = n->st};
-    snprintf(up.content_type, sizeof up.content_type, "%s", n->content_type);
-    up.xattr = n->xattr ? strdup(n->xattr) : NULL;
+    bool replaces = n->exists;
+    char *path = strdup(n->path);
     n->busy = true;
     pthread_mutex_unlock(&n->lock);
     /* queued copies from or onto this key come first (cp a b; echo x > a) */
     rc = engine_wait(c, &up.loc, 0);
     if (rc)
-        LOGW("%s: an earlier queued operation failed (%s); writing anyway", n->path, strerror(-rc));
-    rc = transfer_upload(c, &up); /* the stage is stable: writers wait for busy */
-    free(up.xattr);
+        LOGW("%s: an earlier queued operation failed (%s); writing anyway", path ? path : "?",
+             strerror(-rc));
+    free(path);
+    rc = upload_keeping(c, &up, replaces); /* the stage is stable: writers wait for busy */
     pthread_mutex_lock(&n->lock);
     if (rc == 0) {
         n->dirty = false;

@@ -1,6 +1,7 @@
 #include "s3cfs/transfer.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +25,38 @@ int fs_fail(const char *op, const char *path, int rc, const struct s3_error *err
 
 /* ---------- uploads ---------- */
 
-static void write_opts(const struct transfer_upload *up, struct meta_set *ms,
-                       struct s3_write_opts *wo)
+/* s3fs's own metadata fields, which an upload writes from the stat */
+static bool s3fs_field(const char *name)
+{
+    static const char *const own[] = {"mode", "uid", "gid", "mtime", "ctime", "atime", "xattr"};
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+        if (strcmp(name, own[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The metadata of an upload: s3fs's fields from st and xattr, then every
+ * other field of the object it replaces. *out (free it) is what wo points
+ * to; ms must stay in place while wo is used. */
+static int write_opts(const struct transfer_upload *up, struct meta_set *ms,
+                      struct s3_write_opts *wo, struct s3_meta **out)
 {
     meta_from_stat(&up->st, ms);
     if (up->xattr)
         meta_set_xattr(ms, up->xattr);
+    struct s3_meta *m = calloc(ms->nmeta + up->nkeep, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    size_t n = ms->nmeta;
+    memcpy(m, ms->meta, n * sizeof *m);
+    for (size_t i = 0; i < up->nkeep; i++)
+        if (!s3fs_field(up->keep[i].name))
+            m[n++] = (struct s3_meta){up->keep[i].name, up->keep[i].value};
     wo->content_type = up->content_type[0] ? up->content_type : NULL;
-    wo->meta = ms->meta;
-    wo->nmeta = ms->nmeta;
+    wo->meta = m;
+    wo->nmeta = n;
+    *out = m;
+    return 0;
 }
 
 /* One multipart transfer: parts uploaded from a stage, or copied from an
@@ -121,23 +145,32 @@ static int mpu_run(struct mpu *m, const struct s3_write_opts *wo, uint64_t part_
     return rc;
 }
 
-int transfer_upload(struct fs_ctx *c, struct transfer_upload *up)
+static int upload_with(struct fs_ctx *c, struct transfer_upload *up, const struct s3_write_opts *wo)
 {
-    struct meta_set ms;
-    struct s3_write_opts wo;
-    write_opts(up, &ms, &wo);
     uint64_t size = up->stage ? stage_size(up->stage) : 0;
     up->etag[0] = '\0';
     if (size > c->opt.multipart_threshold) {
         struct mpu m = {.c = c, .dst = &up->loc, .size = size, .stage = up->stage};
-        return mpu_run(&m, &wo, c->opt.part_size, up->etag);
+        return mpu_run(&m, wo, c->opt.part_size, up->etag);
     }
     struct http_body body = {.fd = -1};
     if (up->stage)
         stage_body(up->stage, 0, size, &body);
     struct s3_error err;
-    int rc = s3_put_object(c->s3, up->loc.bucket, up->loc.key, &body, &wo, up->etag, &err);
+    int rc = s3_put_object(c->s3, up->loc.bucket, up->loc.key, &body, wo, up->etag, &err);
     return rc ? fs_fail("put", up->loc.key, rc, &err) : 0;
+}
+
+int transfer_upload(struct fs_ctx *c, struct transfer_upload *up)
+{
+    struct meta_set ms;
+    struct s3_write_opts wo;
+    struct s3_meta *m = NULL;
+    int rc = write_opts(up, &ms, &wo, &m);
+    if (rc == 0)
+        rc = upload_with(c, up, &wo);
+    free(m);
+    return rc;
 }
 
 /* ---------- server-side copies ---------- */

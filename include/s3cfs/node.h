@@ -38,8 +38,6 @@ struct fs_node {
     struct fs_loc loc;
     struct stat st; /* what stat() shows: size is the logical size */
     char etag[80];  /* of the object in S3, "" if none */
-    char content_type[128];
-    char *xattr; /* encoded x-amz-meta-xattr to keep on upload, or NULL */
     struct stage *stage;
     bool exists;   /* an object is in S3 */
     bool dirty;    /* the stage differs from S3 */

@@ -26,7 +26,12 @@ struct transfer_upload {
     struct stage *stage; /* the content; must not change during the upload */
     struct stat st;      /* size and the attributes written as metadata */
     char content_type[128];
-    char *xattr;   /* encoded x-amz-meta-xattr, or NULL */
+    const char *xattr; /* encoded x-amz-meta-xattr, or NULL; borrowed */
+    /* user metadata of the object being rewritten, kept as it is except
+     * s3fs's own fields (mode, uid, gid, times, xattr: from st and xattr);
+     * borrowed, may be NULL */
+    const struct http_meta *keep;
+    size_t nkeep;
     char etag[80]; /* out */
 };
 
