@@ -14,6 +14,7 @@
 #include "s3cfs/readahead.h"
 #include "s3cfs/stage.h"
 #include "s3cfs/transfer.h"
+#include "s3cfs/trim.h"
 
 #define NODE_BUCKETS 1024
 
@@ -471,6 +472,87 @@ int node_write(struct fs_ctx *c, struct fs_file *f, const char *buf, size_t size
     return (int)w;
 }
 
+/* Busy, no lock: the object's current version, as stat and ETag. */
+static int head_version(struct fs_ctx *c, const struct fs_loc *loc, struct stat *st, char etag[80])
+{
+    struct s3_head h;
+    struct s3_error err;
+    int rc = s3_head_object(c->s3, loc->bucket, loc->key, &h, &err);
+    if (rc == -ENOENT)
+        return -ESTALE; /* deleted by another client: as NFS says it */
+    if (rc)
+        return fs_fail("head (changed object)", loc->key, rc, &err);
+    meta_to_stat(h.meta, h.nmeta, h.size, &h.mtime, META_FILE, &c->defaults, st);
+    snprintf(etag, 80, "%s", h.etag);
+    s3_head_free(&h);
+    return 0;
+}
+
+/* Node lock held, not busy: take the object's current version (another
+ * client replaced it since the node learnt its ETag), tell the namespace
+ * and make the kernel ask for the new size. */
+static int take_new_version(struct fs_ctx *c, struct fs_node *n)
+{
+    struct fs_loc loc = n->loc;
+    char *path = strdup(n->path);
+    struct stat st;
+    char etag[80];
+    n->busy = true;
+    pthread_mutex_unlock(&n->lock);
+    int rc = path ? head_version(c, &loc, &st, etag) : -ENOMEM;
+    pthread_mutex_lock(&n->lock);
+    set_idle(n);
+    /* a shorter version: the read's short answer shrinks the kernel's
+     * size by itself (and would not, had the attributes been invalidated
+     * meanwhile); a longer one: the kernel must ask for the size */
+    bool grew = rc == 0 && st.st_size > n->st.st_size;
+    if (rc == 0) {
+        st.st_nlink = n->st.st_nlink;
+        n->st = st;
+        memcpy(n->etag, etag, sizeof n->etag);
+        if (path[0] && !node_hidden_name(path))
+            nscache_put(c->cache, path, &st, etag);
+        LOGI("%s was replaced by another client: reading the new version", path);
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (grew && path[0]) /* its attributes, not its pages: no lock taken */
+        trim_forget_attrs(c->trim, path);
+    free(path);
+    pthread_mutex_lock(&n->lock);
+    return rc;
+}
+
+/* A read of the object found another version than src (ETag condition):
+ * before any byte of this node's version was served, follow the new one,
+ * so a reader gets one version whole; after that it would get a mix:
+ * -EIO. src becomes the version to read. */
+static int follow_version(struct fs_ctx *c, struct fs_node *n, struct transfer_source *src)
+{
+    pthread_mutex_lock(&n->lock);
+    wait_idle(n);
+    int rc = 0;
+    if (strcmp(n->etag, src->etag) == 0) { /* nobody followed it yet */
+        if (n->served) {
+            LOGW("%s: the object changed while it was being read", n->path);
+            rc = -EIO;
+        } else {
+            rc = take_new_version(c, n);
+        }
+    }
+    src->size = (uint64_t)n->st.st_size;
+    memcpy(src->etag, n->etag, sizeof src->etag);
+    pthread_mutex_unlock(&n->lock);
+    return rc;
+}
+
+static void mark_served(struct fs_node *n, const struct transfer_source *src)
+{
+    pthread_mutex_lock(&n->lock);
+    if (strcmp(n->etag, src->etag) == 0)
+        n->served = true;
+    pthread_mutex_unlock(&n->lock);
+}
+
 int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t off)
 {
     struct fs_node *n = f->node;
@@ -487,7 +569,15 @@ int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t
     pthread_mutex_unlock(&n->lock);
     if (rc == 0 && engine_pending(c, &src.loc, JOBS_AS_DEST))
         rc = engine_wait(c, &src.loc, JOBS_AS_DEST);
-    return rc ? rc : transfer_read(c, f, &src, buf, size, off);
+    if (rc == 0)
+        rc = transfer_read(c, f, &src, buf, size, off);
+    if (rc == -ESTALE && (rc = follow_version(c, n, &src)) == 0)
+        rc = transfer_read(c, f, &src, buf, size, off);
+    if (rc == -ESTALE)
+        rc = -EIO; /* changed again: give up rather than mix versions */
+    if (rc > 0)
+        mark_served(n, &src);
+    return rc;
 }
 
 int node_truncate(struct fs_ctx *c, struct fs_node *n, uint64_t size)

@@ -275,10 +275,8 @@ static int get_range(void *arg)
     size_t got = 0;
     int rc = s3_get_object(t->c->s3, t->loc->bucket, t->loc->key, t->off, t->len,
                            t->etag && *t->etag ? t->etag : NULL, t->dst, &got, &err);
-    if (rc == -ESTALE) {
-        LOGW("read %s: the object changed while it was being read", t->loc->key);
-        return -EIO;
-    }
+    if (rc == -ESTALE) /* the caller decides: follow the new version, or fail */
+        return rc;
     if (rc)
         return fs_fail("get", t->loc->key, rc, &err);
     return got == t->len ? 0 : -EIO; /* the object is shorter than we were told */

@@ -100,6 +100,17 @@ static void drop(struct trim *t, char *path)
     t->sent += rc == 0;
     pthread_mutex_unlock(&t->lock);
 }
+void trim_forget_attrs(struct trim *t, const char *path)
+{
+    if (!t)
+        return;
+    char full[8192];
+    snprintf(full, sizeof full, "%s%s", t->mountpoint, path);
+    struct stat st;
+    if (lstat(full, &st) == 0) /* offset -1: the attributes only */
+        fuse_lowlevel_notify_inval_inode(t->se, (fuse_ino_t)st.st_ino, -1, 0);
+}
+
 static void *trim_main(void *arg)
 {
     struct trim *t = arg;

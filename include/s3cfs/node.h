@@ -43,6 +43,7 @@ struct fs_node {
     bool dirty;    /* the stage differs from S3 */
     bool busy;     /* a transfer is running: wait on cond */
     bool unlinked; /* removed while open: never uploaded again */
+    bool served;   /* bytes of the object at etag were read through the node */
     /* copy_file_range made this a server-side copy of copy_src: queued when
      * the handle is flushed (close), so that what cp -a/-p set on the open
      * file in between rides along with it */

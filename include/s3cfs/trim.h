@@ -45,6 +45,14 @@ void trim_stop(struct trim *t);
 /* Join the thread and free. NULL is ignored. */
 void trim_free(struct trim *t);
 
+/* Make the kernel forget the cached attributes of path (not its pages), so
+ * that it asks for them, the size included, before it trusts them again: a
+ * file another client replaced. Unlike dropping a name, this takes no lock
+ * in the kernel, so a FUSE handler may call it (even during a read of that
+ * file); the lstat that finds the inode is answered from the kernel's
+ * cache, or by another worker. NULL t is ignored. */
+void trim_forget_attrs(struct trim *t, const char *path);
+
 /* Notifications sent so far (for tests and status). */
 unsigned long trim_sent(struct trim *t);
 

@@ -1,0 +1,52 @@
+#!/bin/bash
+# A file another client replaced while this mount still holds its old
+# attributes (within attr_ttl) reads as the new version, whole: never EIO,
+# never a mix, whether the new version is shorter, longer (the kernel must
+# learn the new size) or as long as the old one. (Until it is read, stat
+# may show the old attributes for attr_ttl: the documented cache promise.)
+. "$(dirname "$0")/lib.sh"
+fs_setup -o attr_ttl=60,dir_ttl=60
+export WORK
+cd "$MNT" || exit 2
+
+i=0
+for sizes in "1000 250000" "250000 1000" "5000 5000" "4 3000000"; do
+    i=$((i + 1))
+    set -- $sizes
+    head -c "$1" /dev/urandom >"$WORK/old$i"
+    head -c "$2" /dev/urandom >"$WORK/new$i"
+    cp "$WORK/old$i" f$i
+    check "f$i: the old version reads back" cmp -s f$i "$WORK/old$i"
+    aws_ s3 cp --quiet "$WORK/new$i" "s3://$BUCKET/f$i"
+    # read it (cmp alone would compare the cached size and stop there)
+    cat f$i >"$WORK/read$i"
+    check "f$i: replaced elsewhere ($1 -> $2 bytes): the new version, whole" \
+        cmp -s "$WORK/read$i" "$WORK/new$i"
+    check_eq "f$i: once read, its size follows" "$2" "$(stat -c %s f$i)"
+done
+
+# a reader that opened the old version and read part of it does not get
+# a mix of the two: it fails instead
+head -c 3000000 /dev/urandom >"$WORK/mixa"
+head -c 3000000 /dev/urandom >"$WORK/mixb"
+cp "$WORK/mixa" mix
+out=$(python3 - mix "$WORK/mixb" "$S3_ENDPOINT" "$BUCKET" <<'PYEOF'
+import os, subprocess, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+first = os.pread(fd, 4096, 0)
+subprocess.run(["aws", "--endpoint-url", sys.argv[3], "s3", "cp", "--quiet", sys.argv[2],
+                "s3://%s/mix" % sys.argv[4]], check=True)
+try:
+    rest = os.pread(fd, 1 << 20, 2 << 20)
+    old = open(os.environ["WORK"] + "/mixa", "rb").read()
+    print("old" if rest == old[2 << 20:(2 << 20) + len(rest)] else "mix?")
+except OSError as e:
+    print("error", e.errno)
+PYEOF
+)
+case $out in
+old | "error 5") ok "a read of the old version after its replacement: the old bytes or EIO ($out)" ;;
+*) bad "a read of the old version after its replacement gave: $out" ;;
+esac
+
+fs_done
