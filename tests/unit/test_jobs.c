@@ -648,9 +648,11 @@ static void test_failed_move_keeps_its_source(void **state)
     struct jobs *e = start(8, (struct jobs_config){0});
     put("a", 1);
     put("keep", 3);
+    gate("bad", true); /* a->bad fails only once bad->x is queued behind it */
     mv(e, "a", "bad");
     mv(e, "bad", "x");  /* reads the failed destination: cancelled, not ENOENT */
     cp(e, "keep", "y"); /* unrelated: runs */
+    gate(NULL, false);
     assert_int_equal(jobs_wait_key(e, "bkt", "x", JOBS_AS_DEST), -EACCES);
     assert_int_equal(jobs_drain(e), -EACCES);
     assert_int_equal(get("a"), 1);
