@@ -332,9 +332,7 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
     struct s3_write_opts wo = {"application/x-directory", ms.meta, ms.nmeta};
     struct s3_error err;
     char etag[80];
-    struct fs_loc marker = loc;
-    snprintf(marker.key, sizeof marker.key, "%s", key);
-    if ((rc = engine_wait(c, &marker, 0))) /* rm -r d; mkdir d */
+    if ((rc = fs_settle_name(c, path))) /* rm n; mkdir n, rm -r d; mkdir d */
         return rc;
     rc = s3_put_object(c->s3, loc.bucket, key, NULL, &wo, etag, &err);
     if (rc)

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "s3cfs/engine.h"
+#include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
@@ -110,4 +112,22 @@ int fs_lookup(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]
     }
     s3_head_free(&head);
     return rc;
+}
+
+int fs_settle_name(struct fs_ctx *c, const char *path)
+{
+    struct fs_loc obj, marker;
+    int rc = path_resolve(&c->map, path, &obj);
+    if (rc || obj.kind != LOC_OBJECT)
+        return rc;
+    marker = obj;
+    if ((rc = path_dir_prefix(&obj, marker.key, sizeof marker.key)))
+        return rc;
+    /* both keys: `rm n` queues "n", `rmdir n` queues "n/", and either
+     * pins the one path n. Jobs that only read them need no wait: a copy
+     * from n queued before `rm n` runs before that delete (the engine
+     * orders them), and while n exists the caller answers EEXIST. */
+    int orc = engine_wait(c, &obj, JOBS_AS_DEST);
+    int mrc = engine_wait(c, &marker, JOBS_AS_DEST);
+    return orc ? orc : mrc;
 }

@@ -313,6 +313,8 @@ int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flag
     struct stat st;
     char etag[80] = "";
     int rc = lookup_loc(c, to, &tl, NULL, NULL);
+    if (rc == 0) /* rm b; mv a b: the queued delete never removes the new b */
+        rc = fs_settle_name(c, to);
     if (rc == 0)
         rc = settle(c, from);
     if (rc == 0)
@@ -345,7 +347,7 @@ int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t ui
     struct http_body body = {.data = target, .fd = -1, .len = len};
     struct s3_error err;
     char etag[80];
-    if ((rc = engine_wait(c, &loc, 0)))
+    if ((rc = fs_settle_name(c, path))) /* rm n; ln -s t n, rmdir n; ln -s t n */
         return rc;
     rc = s3_put_object(c->s3, loc.bucket, loc.key, &body, &wo, etag, &err);
     if (rc)
