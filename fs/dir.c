@@ -1,5 +1,6 @@
 #include "s3cfs/dir.h"
 #include "s3cfs/engine.h"
+#include "s3cfs/jobs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -263,53 +264,112 @@ int dir_read(struct fs_ctx *c, const char *path, void *buf, fuse_fill_dir_t fill
     return rc;
 }
 
+/* rmdir's question: would anything below the directory survive? */
 struct child_scan {
     struct fs_ctx *c;
+    const struct fs_loc *loc;
     const char *path;
-    size_t plen;
+    size_t plen; /* length of the directory's key prefix */
 };
 
-/* A child counts unless the namespace already knows it is gone (a delete
- * of it is queued): rm -r then needs no wait before each rmdir. */
-static int live_child(struct child_scan *s, const char *key_rest)
+/* Whether the delete of a listed key (an object, or a common prefix: the
+ * marker key of a subdirectory removed with rmdir) is queued: the engine
+ * has a pending write of that very key and the namespace shows the name
+ * gone. Nothing else makes an object in S3 not count: not a cached
+ * listing (a directory this mount made is cached empty) nor a negative
+ * entry, which another client's PUT does not update. */
+static bool delete_queued(struct child_scan *s, const char *key, const char *name, size_t n)
 {
-    size_t n = strlen(key_rest);
-    if (n && key_rest[n - 1] == '/')
-        n--;
-    if (n == 0 || n > S3CFS_NAME_MAX)
-        return 0;
     char path[4096 + 256];
-    snprintf(path, sizeof path, "%s%s%.*s", s->path, strcmp(s->path, "/") ? "/" : "", (int)n,
-             key_rest);
-    struct stat st;
-    return fs_lookup(s->c, path, &st, NULL) != -ENOENT;
+    snprintf(path, sizeof path, "%s%s%.*s", s->path, strcmp(s->path, "/") ? "/" : "", (int)n, name);
+    struct fs_loc k = *s->loc;
+    k.kind = LOC_OBJECT;
+    snprintf(k.key, sizeof k.key, "%s", key);
+    return nscache_pinned_gone(s->c->cache, path) && engine_pending(s->c, &k, JOBS_AS_DEST);
+}
+
+/* Whether one listed key keeps the directory from being removed. Keys
+ * with no name in it (an empty, "." or ".." component: "d//x", "d/./x",
+ * "d/../x", or a component over 255 bytes) are left out by readdir and
+ * cannot be looked up, yet they live below the directory: they count, so
+ * rmdir (and rm -r) answers ENOTEMPTY instead of removing the marker and
+ * leaving keys behind that nobody can see through the mount. */
+static bool entry_counts(struct child_scan *s, const char *key)
+{
+    const char *rest = key + s->plen; /* s3_list_objects: key starts with the prefix */
+    size_t n = strlen(rest);
+    if (n == 0)
+        return false; /* the directory's own marker */
+    if (rest[n - 1] == '/')
+        n--;
+    bool named = n > 0 && n <= S3CFS_NAME_MAX && !(n == 1 && rest[0] == '.') &&
+                 !(n == 2 && rest[0] == '.' && rest[1] == '.');
+    return !named || !delete_queued(s, key, rest, n);
 }
 
 static int scan_page(const struct s3_list_page *p, void *arg)
 {
     struct child_scan *s = arg;
     for (size_t i = 0; i < p->nobjects; i++)
-        if (strlen(p->objects[i].key) > s->plen && live_child(s, p->objects[i].key + s->plen))
+        if (entry_counts(s, p->objects[i].key))
             return 1;
     for (size_t i = 0; i < p->nprefixes; i++)
-        if (live_child(s, p->prefixes[i] + s->plen))
+        if (entry_counts(s, p->prefixes[i]))
             return 1;
     return 0;
 }
 
-int dir_has_children(struct fs_ctx *c, const char *path, const struct fs_loc *loc)
+/* One pass over the directory's listing in pages of max_keys: 1 at the
+ * first key that counts, 0 or -errno. */
+static int scan_s3(struct child_scan *s, int max_keys)
 {
     char prefix[S3CFS_KEY_MAX + 2];
-    int rc = path_dir_prefix(loc, prefix, sizeof prefix);
+    int rc = path_dir_prefix(s->loc, prefix, sizeof prefix);
     if (rc)
         return rc;
-    struct child_scan s = {c, path, strlen(prefix)};
+    s->plen = strlen(prefix);
     struct s3_error err;
     s3_error_clear(&err);
-    rc = s3_list_all(c->s3, loc->bucket, prefix, "/", scan_page, &s, &err);
-    if (rc < 0)
-        return fs_fail("list", loc->key, rc, &err);
-    return rc;
+    rc = s3_list_all_n(s->c->s3, s->loc->bucket, prefix, "/", max_keys, scan_page, s, &err);
+    return rc < 0 ? fs_fail("list", s->path, rc, &err) : rc;
+}
+
+/* Files created below path and not flushed yet: not in S3, still children. */
+static int pending_files(struct fs_ctx *c, const char *path)
+{
+    struct node_child *kids = NULL;
+    size_t n = 0;
+    int rc = node_children(c->nodes, path, &kids, &n);
+    node_children_free(kids, n);
+    return rc ? rc : n > 0;
+}
+
+/* Always confirmed with S3 (one LIST, no HEAD per child), whatever the
+ * cache says: only a queued delete makes a listed key not count. */
+int dir_has_children(struct fs_ctx *c, const char *path, const struct fs_loc *loc)
+{
+    size_t live, gone;
+    nscache_pinned_children(c->cache, path, &live, &gone);
+    if (live > 0) /* a queued copy onto a child */
+        return 1;
+    int rc = pending_files(c, path);
+    if (rc)
+        return rc;
+    /* pages as large as the keys that may have to be skipped (the marker
+     * and the queued deletes) and one more: rm -r costs one small LIST
+     * per directory, an empty directory a LIST of 2 keys */
+    struct child_scan s = {c, loc, path, 0};
+    int max_keys = gone < 998 ? (int)gone + 2 : 1000;
+    rc = scan_s3(&s, max_keys);
+    if (rc != 1 || gone == 0)
+        return rc;
+    /* The key that counted may be one whose delete landed between the
+     * LIST and the check (its pin went with it): once the deletes below
+     * have landed, what S3 lists is there. Rare: a batch waits for 200 ms
+     * of quiet, and rm -r calls rmdir right after the unlinks. */
+    if ((rc = engine_wait_dir(c, loc)))
+        return rc;
+    return scan_s3(&s, 2);
 }
 
 int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t gid)

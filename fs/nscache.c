@@ -929,6 +929,36 @@ int nscache_pin(struct nscache *c, const char *path, const struct stat *st, cons
     return rc;
 }
 
+bool nscache_pinned_gone(struct nscache *c, const char *path)
+{
+    struct key k;
+    if (path_key(&k, path))
+        return false;
+    pthread_mutex_lock(&c->lock);
+    struct attr *a = attr_find(c, &k);
+    bool gone = a && a->pinned && a->negative;
+    pthread_mutex_unlock(&c->lock);
+    return gone;
+}
+
+void nscache_pinned_children(struct nscache *c, const char *dirpath, size_t *live, size_t *gone)
+{
+    size_t nlive = 0, ngone = 0;
+    struct key dk;
+    if (path_key(&dk, dirpath) == 0) {
+        pthread_mutex_lock(&c->lock);
+        struct pdir *pd = pdir_find(c, &dk);
+        for (struct link *p = pd ? pd->children.next : NULL; p && p != &pd->children; p = p->next)
+            ngone += container_of(p, struct attr, link)->negative;
+        nlive = pd ? pd->n - ngone : 0;
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (live)
+        *live = nlive;
+    if (gone)
+        *gone = ngone;
+}
+
 bool nscache_unpin(struct nscache *c, const char *path)
 {
     struct key k;

@@ -111,6 +111,11 @@ void nscache_put_negative(struct nscache *c, const char *path);
  * state (a growing file); pins do not nest. -ENOMEM leaves the path as it
  * was; -EINVAL for "/" or a malformed path. */
 int nscache_pin(struct nscache *c, const char *path, const struct stat *st, const char *etag);
+/* Whether path is pinned to a tombstone (a queued delete shows it gone). */
+bool nscache_pinned_gone(struct nscache *c, const char *path);
+/* How many children of dirpath are pinned: *live to attributes (a queued
+ * copy onto them), *gone to tombstones. Either may be NULL. */
+void nscache_pinned_children(struct nscache *c, const char *dirpath, size_t *live, size_t *gone);
 /* The local state has landed: the entry becomes an ordinary one whose TTL
  * starts now. No effect if path is not pinned. Returns whether it was. */
 bool nscache_unpin(struct nscache *c, const char *path);

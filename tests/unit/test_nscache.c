@@ -305,6 +305,47 @@ static void test_dir_pinned_children(void **state)
     nscache_free(c);
 }
 
+/* What rmdir asks: which children are pinned, and whether a name is
+ * pinned gone (a queued delete) rather than merely cached as missing. */
+static void test_pinned_queries(void **state)
+{
+    (void)state;
+    struct nscache *c = make_default();
+    struct stat f = file_st(1);
+    size_t live = 9, gone = 9;
+    nscache_pinned_children(c, "/d", &live, &gone);
+    assert_int_equal(live, 0);
+    assert_int_equal(gone, 0);
+    assert_int_equal(nscache_pin(c, "/d/a", &f, NULL), 0);
+    assert_int_equal(nscache_pin(c, "/d/b", NULL, NULL), 0);
+    assert_int_equal(nscache_pin(c, "/d/c", NULL, NULL), 0);
+    assert_int_equal(nscache_pin(c, "/d/e/deeper", NULL, NULL), 0); /* not a child of /d */
+    nscache_put_negative(c, "/d/n");
+    nscache_pinned_children(c, "/d", &live, &gone);
+    assert_int_equal(live, 1);
+    assert_int_equal(gone, 2);
+    nscache_pinned_children(c, "/d", NULL, &gone);
+    assert_int_equal(gone, 2);
+    assert_true(nscache_pinned_gone(c, "/d/b"));
+    assert_false(nscache_pinned_gone(c, "/d/a")); /* pinned, but to attributes */
+    assert_false(nscache_pinned_gone(c, "/d/n")); /* negative, not pinned */
+    assert_false(nscache_pinned_gone(c, "/d/x"));
+    assert_false(nscache_pinned_gone(c, "bad"));
+    /* the delete landed: an ordinary negative entry, no longer pinned */
+    assert_true(nscache_unpin(c, "/d/b"));
+    assert_false(nscache_pinned_gone(c, "/d/b"));
+    assert_int_equal(size_of(c, "/d/b"), -ENOENT);
+    nscache_pinned_children(c, "/d", &live, &gone);
+    assert_int_equal(live, 1);
+    assert_int_equal(gone, 1);
+    /* re-pinned to attributes (a copy onto a deleted name) */
+    assert_int_equal(nscache_pin(c, "/d/c", &f, NULL), 0);
+    nscache_pinned_children(c, "/d", &live, &gone);
+    assert_int_equal(live, 2);
+    assert_int_equal(gone, 0);
+    nscache_free(c);
+}
+
 static void test_listing_follows_changes(void **state)
 {
     (void)state;
@@ -555,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_pin),
         cmocka_unit_test(test_dir_put_get),
         cmocka_unit_test(test_dir_pinned_children),
+        cmocka_unit_test(test_pinned_queries),
         cmocka_unit_test(test_listing_follows_changes),
         cmocka_unit_test(test_invalidate_tree),
         cmocka_unit_test(test_lru),
