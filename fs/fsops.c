@@ -114,6 +114,11 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     struct fuse_context *fc = fuse_get_context();
     struct stat st;
+    /* rmdir d; touch d: the queued delete of d/ lands first, so it cannot
+     * hide or remove the new file */
+    int rc = fs_settle_name(fs_get(), path);
+    if (rc)
+        return rc;
     fs_new_stat(fs_get(), S_IFREG | (mode & 07777 & ~fc->umask), fc->uid, fc->gid, 0, &st);
     return open_node(path, &st, NULL, fi);
 }

@@ -611,6 +611,93 @@ int node_setattr(struct fs_node *n, const struct stat *st)
     return folded;
 }
 
+/* path is strictly below dir */
+static bool is_below(const char *dir, const char *path)
+{
+    size_t dl = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
+    return strncmp(path, dir, dl) == 0 && path[dl] == '/' && path[dl + 1];
+}
+
+/* References to every open node below dir (*out: free it, node_unref each). */
+static int nodes_below(struct node_table *t, const char *dir, struct fs_node ***out, size_t *n)
+{
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (int i = 0; i < NODE_BUCKETS; i++)
+        for (struct fs_node *nd = t->slots[i]; nd; nd = nd->next) {
+            if (!is_below(dir, nd->path))
+                continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                struct fs_node **v = realloc(*out, cap * sizeof *v);
+                if (!v) {
+                    pthread_mutex_unlock(&t->lock);
+                    return -ENOMEM;
+                }
+                *out = v;
+            }
+            nd->refs++;
+            (*out)[(*n)++] = nd;
+        }
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+static void unref_all(struct fs_ctx *c, struct fs_node **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        node_unref(c, v[i]);
+    free(v);
+}
+
+int node_flush_tree(struct fs_ctx *c, const char *dir)
+{
+    struct fs_node **v;
+    size_t n;
+    int rc = nodes_below(c->nodes, dir, &v, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = node_flush(c, v[i]);
+    unref_all(c, v, n);
+    return rc;
+}
+
+/* table lock held: n (below from) moves below to */
+static void move_below(struct fs_ctx *c, struct fs_node *n, const char *from, const char *to)
+{
+    size_t fl = strlen(from);
+    char *p = malloc(strlen(to) + strlen(n->path + fl) + 1);
+    struct fs_loc loc;
+    if (!p)
+        return; /* the node keeps its old name: logged by the caller's check */
+    strcpy(p, to);
+    strcat(p, n->path + fl);
+    if (path_resolve(&c->map, p, &loc) != 0) {
+        free(p);
+        return;
+    }
+    pthread_mutex_lock(&n->lock);
+    if (!n->dirty) /* a multipart copy has another ETag: read what is there */
+        n->etag[0] = '\0';
+    pthread_mutex_unlock(&n->lock);
+    set_path_locked(c->nodes, n, p, &loc);
+}
+
+void node_rename_tree(struct fs_ctx *c, const char *from, const char *to)
+{
+    struct fs_node **v;
+    size_t n;
+    if (nodes_below(c->nodes, from, &v, &n) != 0)
+        LOGE("rename %s: out of memory: open files below it keep their old names", from);
+    pthread_mutex_lock(&c->nodes->lock);
+    for (size_t i = 0; i < n; i++)
+        if (is_below(from, v[i]->path))
+            move_below(c, v[i], from, to);
+    pthread_mutex_unlock(&c->nodes->lock);
+    unref_all(c, v, n);
+}
+
 static bool is_child(const char *dir, const char *path)
 {
     size_t dl = strcmp(dir, "/") == 0 ? 0 : strlen(dir);

@@ -265,7 +265,9 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
     struct tree_move m = {c, fl, tl, fp, tp, strlen(fp)};
     struct s3_error err;
     s3_error_clear(&err);
-    rc = engine_wait_dir(c, fl); /* what was queued below it lands first */
+    rc = node_flush_tree(c, from); /* open files' data goes with the tree */
+    if (rc == 0)
+        rc = engine_wait_dir(c, fl); /* what was queued below it lands first */
     if (rc == 0)
         rc = s3_list_all(c->s3, fl->bucket, fp, NULL, move_page, &m, &err);
     if (rc && err.code[0])
@@ -274,6 +276,8 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
     int wrc = engine_wait_dir(c, tl);
     int frc = engine_wait_dir(c, fl);
     rc = rc ? rc : wrc ? wrc : frc;
+    if (rc == 0) /* open files follow the tree: nothing is uploaded under the old name */
+        node_rename_tree(c, from, to);
     nscache_invalidate_tree(c->cache, from);
     nscache_invalidate_tree(c->cache, to);
     nscache_invalidate(c->cache, from);

@@ -108,6 +108,12 @@ void node_unref(struct fs_ctx *c, struct fs_node *n);
 void node_rename(struct node_table *t, const char *from, const char *to,
                  const struct fs_loc *to_loc);
 
+/* A directory is being renamed: first the open files below it upload what
+ * they hold (so the tree's copy carries it), then they follow it to the
+ * new name, so that nothing is uploaded under a name it no longer has. */
+int node_flush_tree(struct fs_ctx *c, const char *dir);
+void node_rename_tree(struct fs_ctx *c, const char *from, const char *to);
+
 /* Open files under dir that are not in S3 yet (created, not flushed). */
 struct node_child {
     char name[S3CFS_NAME_MAX + 1];

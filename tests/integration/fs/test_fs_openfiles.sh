@@ -126,8 +126,27 @@ except OSError as e:
 os.close(fd)
 print('ok')")
 check_eq "readdir of a removed directory: ESTALE from libfuse" "True ok" "$out"
+# 8. open files inside a directory that is renamed follow it
+mkdir od
+echo a >od/x
+out=$(py "
+import os
+fd = os.open('od/f', os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b'one')
+fd2 = os.open('od/x', os.O_RDONLY)
+os.rename('od', 'od2')
+os.write(fd, b'-two')
+os.close(fd)
+print(os.read(fd2, 10).decode().strip(), open('od2/f').read())
+os.close(fd2)")
+check_eq "open files follow their directory's rename" "a one-two" "$out"
+landed
+check_eq "S3: the open file landed under the new name only" "one-two" \
+    "$(aws_ s3 cp --quiet "s3://$BUCKET/od2/f" -)"
+check_not "S3: nothing under the old directory" aws_ s3api head-object --bucket "$BUCKET" --key od/f
+
 check "the daemon is alive at the end" alive
 landed
-check_eq "S3 holds exactly the live names" "g	h	r2	src" "$(keys)"
+check_eq "S3 holds exactly the live names" "g	h	od2/	od2/f	od2/x	r2	src" "$(keys)"
 
 fs_done
