@@ -787,6 +787,8 @@ class Runner:
         self.snap = {}
         self.accept = {}   # path -> list of acceptable entries after a crash
         self.done = []     # operations run so far
+        self.counts = {}   # op kind -> steps run
+        self.big = 0       # writes above the multipart threshold
 
     # -- durability bookkeeping
     def track(self, snap):
@@ -833,12 +835,15 @@ class Runner:
     def step(self, i, op):
         k = op['op']
         self.done.append(op)
+        self.counts[k] = self.counts.get(k, 0) + 1
         WATCHDOG.arm(self.mount)
         try:
             if k == 'remount':
                 return self.remount(i, op)
             if k == 'kill':
                 return self.kill(i, op)
+            if op.get('n', 0) > BIG:
+                self.big += 1
             a = apply(op, self.local, self.lfds, 'model', self.mount)
             b = apply(op, self.mount.mnt, self.mfds, 'mount', self.mount)
             if not self.mount.alive():
@@ -1228,7 +1233,8 @@ def main():
             report_failure(args, s, rn.done, f, rn.work)
         else:
             passed += 1
-            log('seed %d: ok, %d steps in %.1f s' % (s, n, dt))
+            log('seed %d: ok, %d steps in %.1f s (%d SIGKILLs, %d remounts, %d big files written)' % (
+                s, n, dt, rn.counts.get('kill', 0), rn.counts.get('remount', 0), rn.big))
     if fails:
         log('failing seeds: %s' % ' '.join(map(str, fails)))
     log('%d passed, %d failed' % (passed, failed))
