@@ -228,14 +228,15 @@ static int from_cache(const char *name, const struct stat *st, void *arg)
 
 /* Store what S3 listed and read back the merged view: queued copies
  * appear, queued deletes are gone (the namespace cache's pins). */
-static int cache_listing(struct fs_ctx *c, struct listing *l, struct listing *merged)
+static int cache_listing(struct fs_ctx *c, struct listing *l, uint64_t since,
+                         struct listing *merged)
 {
     struct nscache_dirent *d = calloc(l->n ? l->n : 1, sizeof *d);
     if (!d)
         return -ENOMEM;
     for (size_t i = 0; i < l->n; i++)
         d[i] = (struct nscache_dirent){.name = l->v[i].name, .st = l->v[i].st};
-    int rc = nscache_dir_fill(c->cache, l->path, d, l->n, from_cache, merged);
+    int rc = nscache_dir_fill(c->cache, l->path, d, l->n, since, from_cache, merged);
     free(d);
     return rc;
 }
@@ -251,9 +252,11 @@ int dir_read(struct fs_ctx *c, const char *path, void *buf, fuse_fill_dir_t fill
         free_listing(&l);
         struct listing fresh = {.c = c, .loc = &loc, .path = path};
         l = (struct listing){.c = c, .loc = &loc, .path = path};
+        /* what changes while S3 lists is newer than the listing */
+        uint64_t since = nscache_seq(c->cache);
         rc = loc.kind == LOC_ROOT ? list_buckets(c, &fresh) : list_s3(c, &fresh);
         if (rc == 0)
-            rc = cache_listing(c, &fresh, &l);
+            rc = cache_listing(c, &fresh, since, &l);
         free_listing(&fresh);
     }
     if (rc == 0)

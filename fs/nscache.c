@@ -25,7 +25,8 @@
 #include <time.h>
 
 #define NS_PER_MS     1000000LL
-#define FIRST_BUCKETS 64 /* a power of two: buckets are picked by mask */
+#define FIRST_BUCKETS 64   /* a power of two: buckets are picked by mask */
+#define RECENT        4096 /* changes remembered for listings being made */
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
@@ -276,6 +277,11 @@ struct nscache {
     struct link dir_lru;  /* listings, most recently used first */
     size_t nunpinned, npinned, nnegative, nnames;
     uint64_t hits, misses, dir_hits, dir_misses, evictions;
+    /* the last RECENT changes of a path's existence or version (fills that
+     * change what is known, unpins), numbered from 1: a listing that S3
+     * sent before them must not undo them (nscache_dir_fill's since) */
+    uint64_t seq;
+    char *recent[RECENT]; /* recent[seq % RECENT]: the path changed at seq */
 };
 
 static int64_t now_ns(void)
@@ -699,8 +705,16 @@ fail:
 /* Store each listed child's attributes: never over a pinned entry, and an
  * entry without an ETag never over a live one with an ETag (copies need
  * it to ask for exactly the version they saw). */
+static bool name_in(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
 static void children_store(struct nscache *c, const struct key *dk, const struct nscache_dirent **v,
-                           size_t m, int64_t now)
+                           size_t m, int64_t now, const char *const *skip, size_t nskip)
 {
     char path[NSCACHE_PATH_MAX];
     size_t plen = dk->len > 1 ? dk->len : 0;
@@ -712,6 +726,8 @@ static void children_store(struct nscache *c, const struct key *dk, const struct
         struct key k;
         key_init(&k, path, plen + 1 + nlen);
         struct attr *old = attr_find(c, &k);
+        if (name_in(skip, nskip, v[i]->name))
+            continue; /* changed since S3 made this listing: newer than it */
         bool keep = old && (old->pinned || (etag_len(v[i]->etag) == 0 && !old->negative &&
                                             old->etag_len && attr_live(old, now)));
         if (!keep)
@@ -795,6 +811,83 @@ static int listing_overlay(struct nscache *c, struct listing *l)
     return rc;
 }
 
+static int str_cmp(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* Lock held: the names of dk's children that changed after since (they
+ * point into c->recent), sorted, each once; -EAGAIN when some of those
+ * changes are forgotten (more than RECENT) or unknown. */
+static int recent_children(struct nscache *c, const struct key *dk, uint64_t since,
+                           const char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (since >= c->seq)
+        return 0;
+    if (c->seq - since > RECENT)
+        return -EAGAIN;
+    const char **v = malloc((size_t)(c->seq - since) * sizeof *v);
+    if (!v)
+        return -EAGAIN;
+    size_t plen = dk->len > 1 ? dk->len : 0;
+    for (uint64_t q = since + 1; q <= c->seq; q++) {
+        const char *p = c->recent[q % RECENT];
+        if (!p) {
+            free(v);
+            return -EAGAIN;
+        }
+        if (strncmp(p, dk->s, plen) == 0 && p[plen] == '/' && !strchr(p + plen + 1, '/'))
+            v[(*n)++] = p + plen + 1;
+    }
+    qsort(v, *n, sizeof *v, str_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (m == 0 || strcmp(v[m - 1], v[i]) != 0)
+            v[m++] = v[i];
+    *n = m;
+    *out = v;
+    return 0;
+}
+
+/* Make l (not yet stored) show what the cache learnt of names[0..n) after
+ * S3 made the listing: a copy that landed, a delete that landed, an
+ * upload. -EAGAIN when one of them is no longer known. */
+static int listing_overlay_recent(struct nscache *c, struct listing *l, const char *const *names,
+                                  size_t n)
+{
+    struct row **extra = calloc(n ? n : 1, sizeof *extra);
+    if (!extra)
+        return -ENOMEM;
+    size_t k = 0;
+    int rc = 0;
+    char path[NSCACHE_PATH_MAX];
+    size_t plen = l->h.keylen > 1 ? l->h.keylen : 0;
+    memcpy(path, l->key, plen);
+    path[plen] = '/';
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t nlen = strlen(names[i]);
+        memcpy(path + plen + 1, names[i], nlen);
+        struct key ck;
+        key_init(&ck, path, plen + 1 + nlen);
+        struct attr *a = attr_find(c, &ck);
+        if (!a)
+            rc = -EAGAIN;
+        else if (!a->pinned) /* pinned ones: listing_overlay */
+            rc = overlay_one(l, a, extra, &k);
+    }
+    if (rc == 0) {
+        qsort(extra, k, sizeof *extra, row_cmp);
+        rc = listing_merge(l, extra, k);
+    }
+    if (rc)
+        for (size_t i = 0; i < k; i++)
+            free(extra[i]);
+    free(extra);
+    return rc;
+}
+
 /* Keep l if listings are cached and it fits; true when the cache owns it. */
 static bool listing_store(struct nscache *c, struct listing *l, int64_t now)
 {
@@ -858,6 +951,8 @@ void nscache_free(struct nscache *c)
     ht_filter(&c->attrs, free_node, NULL);
     ht_filter(&c->dirs, free_listing, NULL);
     ht_filter(&c->pdirs, free_node, NULL);
+    for (size_t i = 0; i < RECENT; i++)
+        free(c->recent[i]);
     free(c->attrs.b);
     free(c->dirs.b);
     free(c->pdirs.b);
@@ -886,6 +981,25 @@ int nscache_lookup(struct nscache *c, const char *path, struct stat *st,
 }
 
 /* A fill: what S3 said or we did, unless local state (a pin) says better. */
+/* Lock held: path changed now (a name appeared, went, or has another
+ * version). Out of memory: the slot stays empty, which a listing being
+ * made takes as "unknown" (it is then not kept). */
+static void recent_add(struct nscache *c, const char *path)
+{
+    c->seq++;
+    free(c->recent[c->seq % RECENT]);
+    c->recent[c->seq % RECENT] = strdup(path);
+}
+
+/* Lock held: whether a fill changes what is known of an entry */
+static bool fill_changes(const struct attr *old, const struct stat *st, const char *etag)
+{
+    if (!old || old->negative != !st)
+        return true;
+    size_t n = etag_len(etag);
+    return n != old->etag_len || memcmp(attr_etag(old), etag ? etag : "", n) != 0;
+}
+
 static void fill(struct nscache *c, const char *path, const struct stat *st, const char *etag)
 {
     struct key k;
@@ -895,6 +1009,8 @@ static void fill(struct nscache *c, const char *path, const struct stat *st, con
     pthread_mutex_lock(&c->lock);
     struct attr *old = attr_find(c, &k);
     if (!old || !old->pinned) {
+        if (fill_changes(old, st, etag))
+            recent_add(c, path);
         attr_replace(c, old, &k, st, etag, false, now);
         listing_sync(c, &k, st, now);
     }
@@ -969,6 +1085,7 @@ bool nscache_unpin(struct nscache *c, const char *path)
     struct attr *a = attr_find(c, &k);
     bool was = a && a->pinned;
     if (was) {
+        recent_add(c, path);
         int64_t ttl = a->negative ? c->neg_ttl : c->attr_ttl;
         attr_detach(c, a);
         a->pinned = false;
@@ -1048,8 +1165,16 @@ void nscache_invalidate_tree(struct nscache *c, const char *dirpath)
     pthread_mutex_unlock(&c->lock);
 }
 
+uint64_t nscache_seq(struct nscache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t q = c->seq;
+    pthread_mutex_unlock(&c->lock);
+    return q;
+}
+
 int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
-                     size_t n, nscache_dir_cb cb, void *arg)
+                     size_t n, uint64_t since, nscache_dir_cb cb, void *arg)
 {
     struct key dk;
     const struct nscache_dirent **v;
@@ -1061,18 +1186,27 @@ int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscach
     struct listing *l = listing_new(&dk, v, m);
     bool kept = false;
     int64_t now = now_ns();
+    const char **recent = NULL;
+    size_t nrecent = 0;
     pthread_mutex_lock(&c->lock);
     listing_drop_key(c, &dk); /* stale, whatever happens next */
-    children_store(c, &dk, v, m, now);
+    int known = recent_children(c, &dk, since, &recent, &nrecent);
+    children_store(c, &dk, v, m, now, recent, nrecent);
     rc = l ? listing_overlay(c, l) : -ENOMEM;
+    if (rc == 0 && known == 0)
+        known = listing_overlay_recent(c, l, recent, nrecent);
+    if (known == -ENOMEM)
+        rc = known;
     if (rc == 0) {
-        kept = listing_store(c, l, now);
+        /* changes it cannot account for: shown this once, not kept */
+        kept = known == 0 && listing_store(c, l, now);
         if (cb)
             rc = listing_walk(l, cb, arg);
         if (kept)
             names_trim(c); /* after the walk: it may evict others, never l (l->n fits) */
     }
     pthread_mutex_unlock(&c->lock);
+    free(recent);
     if (!kept)
         listing_free(l);
     free(v);
@@ -1082,7 +1216,7 @@ int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscach
 int nscache_dir_put(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
                     size_t n)
 {
-    return nscache_dir_fill(c, dirpath, ents, n, NULL, NULL);
+    return nscache_dir_fill(c, dirpath, ents, n, NSCACHE_NOW, NULL, NULL);
 }
 
 int nscache_dir_get(struct nscache *c, const char *dirpath, nscache_dir_cb cb, void *arg)

@@ -139,9 +139,17 @@ int nscache_dir_put(struct nscache *c, const char *dirpath, const struct nscache
                     size_t n);
 /* The same, then cb for each child of the merged listing (even when
  * listings are not cached): readdir after a fresh S3 listing in one call.
+ * since is nscache_seq() taken before S3 was asked: what the cache learnt
+ * of a child after that (a copy or delete that landed, an upload, a
+ * lookup that found another version) is newer than the listing and wins
+ * over it; when more than 4096 such changes happened meanwhile, the
+ * merged listing is shown but not kept. NSCACHE_NOW: ents are current.
  * Returns cb's non-zero value if it stopped the walk. */
+#define NSCACHE_NOW UINT64_MAX
 int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
-                     size_t n, nscache_dir_cb cb, void *arg);
+                     size_t n, uint64_t since, nscache_dir_cb cb, void *arg);
+/* The cache's change counter, for nscache_dir_fill's since. */
+uint64_t nscache_seq(struct nscache *c);
 /* cb for each child of the cached listing: 0, -EAGAIN when none is cached,
  * or cb's non-zero value. */
 int nscache_dir_get(struct nscache *c, const char *dirpath, nscache_dir_cb cb, void *arg);

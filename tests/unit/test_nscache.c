@@ -298,7 +298,7 @@ static void test_dir_pinned_children(void **state)
     struct nscache *u = make(1000, 1000, 0, 100, 100);
     assert_int_equal(nscache_pin(u, "/d/b", NULL, NULL), 0);
     memset(&w, 0, sizeof w);
-    assert_int_equal(nscache_dir_fill(u, "/d", ents, 3, collect, &w), 0);
+    assert_int_equal(nscache_dir_fill(u, "/d", ents, 3, NSCACHE_NOW, collect, &w), 0);
     assert_string_equal(w.out, "a:1,c:3,");
     assert_string_equal(listing(u, "/d", &w), "rc=-11");
     nscache_free(u);
@@ -365,6 +365,35 @@ static void test_listing_follows_changes(void **state)
     assert_int_equal(size_of(c, "/d/b"), -EAGAIN);
     assert_string_equal(listing(c, "/d", &w), "rc=-11");
     assert_int_equal(size_of(c, "/d/a"), 5);
+    nscache_free(c);
+}
+
+/* A listing S3 made before a change must not undo it: a copy that landed
+ * (unpinned) or a delete that landed while the LIST was under way, or an
+ * upload that finished meanwhile (the rename-then-readdir race). */
+static void test_listing_older_than_changes(void **state)
+{
+    (void)state;
+    struct nscache *c = make_default();
+    struct stat st = file_st(7);
+    assert_int_equal(nscache_pin(c, "/d/new", &st, NULL), 0);  /* a queued copy */
+    assert_int_equal(nscache_pin(c, "/d/old", NULL, NULL), 0); /* a queued delete */
+    uint64_t since = nscache_seq(c);                           /* the LIST starts */
+    nscache_unpin(c, "/d/new");                                /* both land */
+    nscache_unpin(c, "/d/old");
+    nscache_put(c, "/d/up", &st, "\"e1\""); /* an upload finishes */
+    /* S3's answer, from before: old still there, new and up not yet */
+    struct nscache_dirent ents[] = {{.name = "keep", .st = file_st(1)},
+                                    {.name = "old", .st = file_st(2)}};
+    struct walk w;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(nscache_dir_fill(c, "/d", ents, 2, since, collect, &w), 0);
+    assert_string_equal(w.out, "keep:1,new:7,up:7,");
+    assert_string_equal(listing(c, "/d", &w), "keep:1,new:7,up:7,");
+    assert_int_equal(size_of(c, "/d/old"), -ENOENT);
+    /* the same listing as current truth: it wins */
+    assert_int_equal(nscache_dir_fill(c, "/d", ents, 2, NSCACHE_NOW, NULL, NULL), 0);
+    assert_string_equal(listing(c, "/d", &w), "keep:1,old:2,");
     nscache_free(c);
 }
 
@@ -463,7 +492,7 @@ static void test_names_limit(void **state)
         many[i] = (struct nscache_dirent){.name = names[i], .st = file_st(1)};
     }
     memset(&w, 0, sizeof w);
-    assert_int_equal(nscache_dir_fill(c, "/big", many, 11, collect, &w), 0);
+    assert_int_equal(nscache_dir_fill(c, "/big", many, 11, NSCACHE_NOW, collect, &w), 0);
     assert_int_equal(w.seen, 11);
     assert_string_equal(listing(c, "/big", &w), "rc=-11");
     /* growing a listing past the budget evicts the least recently used */
@@ -598,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_dir_pinned_children),
         cmocka_unit_test(test_pinned_queries),
         cmocka_unit_test(test_listing_follows_changes),
+        cmocka_unit_test(test_listing_older_than_changes),
         cmocka_unit_test(test_invalidate_tree),
         cmocka_unit_test(test_lru),
         cmocka_unit_test(test_names_limit),

@@ -58,6 +58,24 @@ for size in 4096 20971520; do
     DIR=
 done
 
+# a name renamed just after it was written is listed at once, and the old
+# name is not: a LIST that S3 made while the move landed must not undo it
+proxy_config "delay.CopyObject=-1&delay.UploadPartCopy=-1"
+mkdir lst
+misses=$(python3 - lst <<'PYEOF'
+import os, sys
+d, bad = sys.argv[1], 0
+for i in range(60):
+    with open(f"{d}/c{i}", "wb") as f:
+        f.write(os.urandom(45104))
+    os.rename(f"{d}/c{i}", f"{d}/e{i}")
+    names = os.listdir(d)
+    bad += f"e{i}" not in names or f"c{i}" in names
+print(bad)
+PYEOF
+)
+check_eq "60 renames of fresh files: readdir shows each new name, never the old" "0" "$misses"
+
 # copy_file_range of the first half, then a write after it (issue 11 §6)
 head -c 100000 /dev/urandom >"$WORK/half"
 cp "$WORK/half" half_src
