@@ -125,8 +125,13 @@ int engine_start(struct fs_ctx *c)
     size_t n = 0;
     if (rc == 0)
         rc = jobs_recover(c->jobs, &n);
-    if (n)
+    if (n) {
+        /* before the first request is served: the replayed copies and
+         * deletes have no pins, so until they land a name would show
+         * neither its old state nor its new one */
         LOGW("finishing %zu operations left by the previous mount (journal %s)", n, path);
+        jobs_wait_idle(c->jobs);
+    }
     s3_client_set_throttle_cb(c->s3, on_throttle, c);
     return rc;
 }

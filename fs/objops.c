@@ -370,6 +370,9 @@ int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size)
         return rc;
     if (!S_ISLNK(st.st_mode))
         return -EINVAL;
+    /* mv l m; readlink m: the link's object is there once its copy landed */
+    if ((rc = engine_wait(c, &loc, JOBS_AS_DEST)))
+        return rc;
     struct sbuf body = SBUF_INIT;
     struct s3_error err;
     rc = s3_get_object_buf(c->s3, loc.bucket, loc.key, &body, SYMLINK_MAX, &err);
