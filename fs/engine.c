@@ -180,10 +180,12 @@ static int submit_shown(struct fs_ctx *c, const struct job_spec *spec, const cha
 }
 
 int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint64_t size,
-                const struct fs_loc *dst, const char *dst_path, const struct stat *st)
+                const struct fs_loc *dst, const char *dst_path, const struct stat *st,
+                const char *xattr)
 {
     struct meta_set ms;
     meta_from_stat(st, &ms);
+    meta_set_xattr(&ms, xattr);
     struct job_spec spec = {
         .kind = JOB_COPY,
         .bucket = dst->bucket,

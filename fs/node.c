@@ -264,6 +264,8 @@ static int copy_prefix_by_data(struct fs_ctx *c, struct fs_node *n)
     return 0;
 }
 
+static int read_kept(struct fs_ctx *c, const struct fs_loc *loc, struct s3_head *h);
+
 /* node lock held, not busy: queue the copy copy_file_range recorded */
 static int submit_copy(struct fs_ctx *c, struct fs_node *n)
 {
@@ -276,8 +278,17 @@ static int submit_copy(struct fs_ctx *c, struct fs_node *n)
     struct stat st = n->st;
     struct fs_copy_src src = n->copy_src;
     char *path = strdup(n->path);
+    bool replaces = n->exists; /* cp onto an existing file keeps its xattrs */
     pthread_mutex_unlock(&n->lock);
-    int rc = path ? engine_copy(c, &src.loc, src.etag, src.size, &dloc, path, &st) : -ENOMEM;
+    struct s3_head kept;
+    memset(&kept, 0, sizeof kept);
+    int rc = path ? 0 : -ENOMEM;
+    if (rc == 0 && replaces)
+        rc = read_kept(c, &dloc, &kept);
+    if (rc == 0)
+        rc = engine_copy(c, &src.loc, src.etag, src.size, &dloc, path, &st,
+                         replaces ? meta_find(kept.meta, kept.nmeta, "xattr") : NULL);
+    s3_head_free(&kept);
     free(path);
     pthread_mutex_lock(&n->lock);
     if (rc == 0) {

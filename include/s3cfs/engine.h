@@ -34,9 +34,11 @@ int engine_start(struct fs_ctx *c);
 int engine_stop(struct fs_ctx *c);
 
 /* Queue dst := src (whole object, pinned to etag), with st as the
- * destination's attributes (metadata REPLACE). */
+ * destination's attributes (metadata REPLACE) and xattr (encoded
+ * x-amz-meta-xattr, NULL: none) as its extended attributes. */
 int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint64_t size,
-                const struct fs_loc *dst, const char *dst_path, const struct stat *st);
+                const struct fs_loc *dst, const char *dst_path, const struct stat *st,
+                const char *xattr);
 /* Queue a move: a copy keeping all of the source's metadata, then a delete
  * of the source guarded by that copy: it runs once the copy landed, and is
  * cancelled (reported) if it failed. With paths, the namespace shows the

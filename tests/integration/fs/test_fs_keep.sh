@@ -35,6 +35,16 @@ check_eq "foreign metadata kept by a rewrite" "keepme" "$(meta_of foreign foreig
 check_eq "Content-Type kept by a rewrite" "text/plain" "$(ctype_of foreign)"
 check_eq "s3fs mode written too" "33188" "$(meta_of foreign mode)"
 
+# cp onto an existing file (server-side) keeps that file's xattrs, as
+# O_TRUNC does on a local disk
+echo source >cpsrc
+echo target >cpdst
+setfattr -n user.k -v kept cpdst
+cp cpsrc cpdst
+landed
+check_eq "cp onto an existing file: the new content" "source" "$(cat cpdst)"
+check_eq "cp onto an existing file keeps its user xattrs" "kept" "$(xattr_of cpdst)"
+
 # and after a remount, from the object itself
 cd / && unmount_fs "$MNT"
 mount_fs "$MNT" "$BUCKET" || exit 2
@@ -42,5 +52,6 @@ cd "$MNT" || exit 2
 for i in 1 2 3 4; do
     check_eq "x$i: user xattr in the stored object" "v$i" "$(xattr_of x$i)"
 done
+check_eq "cpdst: user xattr in the stored object" "kept" "$(xattr_of cpdst)"
 
 fs_done
