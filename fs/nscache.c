@@ -765,6 +765,21 @@ static int listing_merge(struct listing *l, struct row **extra, size_t k)
     return 0;
 }
 
+/* Merge the new rows extra[0..k) into l (when rc is 0, else drop them)
+ * and free the array: rc, or the merge's error. */
+static int extra_merge(struct listing *l, struct row **extra, size_t k, int rc)
+{
+    if (rc == 0) {
+        qsort(extra, k, sizeof *extra, row_cmp);
+        rc = listing_merge(l, extra, k);
+    }
+    if (rc)
+        for (size_t i = 0; i < k; i++)
+            free(extra[i]);
+    free(extra);
+    return rc;
+}
+
 /* Apply pinned child a to l: mark its row gone (tombstone), update it, or
  * make a new row in extra. */
 static int overlay_one(struct listing *l, const struct attr *a, struct row **extra, size_t *k)
@@ -800,15 +815,7 @@ static int listing_overlay(struct nscache *c, struct listing *l)
     int rc = 0;
     for (struct link *p = pd->children.next; rc == 0 && p != &pd->children; p = p->next)
         rc = overlay_one(l, container_of(p, struct attr, link), extra, &k);
-    if (rc == 0) {
-        qsort(extra, k, sizeof *extra, row_cmp);
-        rc = listing_merge(l, extra, k);
-    }
-    if (rc)
-        for (size_t i = 0; i < k; i++)
-            free(extra[i]);
-    free(extra);
-    return rc;
+    return extra_merge(l, extra, k, rc);
 }
 
 static int str_cmp(const void *x, const void *y)
@@ -877,15 +884,7 @@ static int listing_overlay_recent(struct nscache *c, struct listing *l, const ch
         else if (!a->pinned) /* pinned ones: listing_overlay */
             rc = overlay_one(l, a, extra, &k);
     }
-    if (rc == 0) {
-        qsort(extra, k, sizeof *extra, row_cmp);
-        rc = listing_merge(l, extra, k);
-    }
-    if (rc)
-        for (size_t i = 0; i < k; i++)
-            free(extra[i]);
-    free(extra);
-    return rc;
+    return extra_merge(l, extra, k, rc);
 }
 
 /* Keep l if listings are cached and it fits; true when the cache owns it. */
