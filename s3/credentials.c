@@ -34,6 +34,7 @@
 #define IMDS_ROLES_PATH "/latest/meta-data/iam/security-credentials/"
 #define IMDS_MAX_BODY   65536
 #define ETC_PASSWD_FILE "/etc/passwd-s3fs"
+#define CREDS_FILE_MAX  (1 << 20) /* bytes; a credentials file is a few lines */
 #define NO_CREDS_MESSAGE                                                                           \
     "no credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or passwd_file"
 
@@ -194,67 +195,113 @@ static int put_keys_or_fail(struct found *f, const char *access, const char *sec
 
 typedef int (*line_fn)(char *line, unsigned lineno, void *ctx);
 
-/* Calls fn for each line that is neither blank nor a comment, with trailing
- * blanks stripped but leading ones kept (the ini reader needs them). */
-static int for_each_line(FILE *fp, const char *path, line_fn fn, void *ctx, struct s3_error *err)
+/* Calls fn for each line of DATA that is neither blank nor a comment, with
+ * trailing blanks stripped but leading ones kept (the ini reader needs
+ * them). Each line is copied into a stack buffer, so fn may cut it up, and
+ * the copy is wiped at the end: it held keys. */
+static int for_each_line(const char *data, size_t len, const char *name, line_fn fn, void *ctx,
+                         struct s3_error *err)
 {
-    char *line = NULL;
-    size_t cap = 0;
+    char line[CREDS_LINE_MAX + 1];
     unsigned lineno = 0;
     int rc = 0;
-    while (rc == 0 && getline(&line, &cap, fp) >= 0) {
+    for (size_t at = 0; rc == 0 && at < len;) {
+        const char *nl = memchr(data + at, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - (data + at)) : len - at;
         lineno++;
+        if (n > CREDS_LINE_MAX)
+            rc = fail(err, -EINVAL, "%s line %u: longer than %d bytes", name, lineno,
+                      CREDS_LINE_MAX);
+        else if (memchr(data + at, '\0', n))
+            rc = fail(err, -EINVAL, "%s line %u: a NUL byte (not a text file?)", name, lineno);
+        if (rc)
+            break;
+        memcpy(line, data + at, n);
+        line[n] = '\0';
+        at += n + 1;
         char *body = trim(line);
-        if (*body == '\0' || *body == '#' || *body == ';')
-            continue;
-        rc = fn(line, lineno, ctx);
+        if (*body != '\0' && *body != '#' && *body != ';')
+            rc = fn(line, lineno, ctx);
     }
-    if (rc == 0 && ferror(fp))
-        rc = fail_errno(err, errno ? errno : EIO, "cannot read", path);
-    if (line)
-        explicit_bzero(line, cap); /* it held keys */
-    free(line);
+    explicit_bzero(line, sizeof line);
     return rc;
 }
 
-/* ---- s3fs passwd files ---- */
+/* ---- reading a credentials file ---- */
 
-/* Opens a passwd file, refusing one that others may read: like s3fs, a key
- * file open to the machine is a mistake to fix, not to use. fstat() on the
- * open descriptor, so the file checked is the file read. */
-static int open_private(const char *path, bool required, mode_t forbidden, FILE **out,
-                        struct s3_error *err)
+/* The rules every file that may hold keys is opened under (the option's
+ * passwd file, ~/.passwd-s3fs, /etc/passwd-s3fs, the AWS credentials and
+ * config files):
+ *  - O_NOFOLLOW: a symbolic link is refused, so a link planted where the
+ *    file should be cannot point us at a file of the attacker's choosing;
+ *  - owned by the user s3cfs runs as, or by root: a file someone else owns
+ *    can be rewritten by them (s3cfs often runs as root and reads anything);
+ *  - a regular file, at most CREDS_FILE_MAX bytes, lines of at most
+ *    CREDS_LINE_MAX bytes: a device, a FIFO (O_NONBLOCK: never a hang) or a
+ *    huge file is a mistake, not something to read for ever;
+ *  - none of the FORBIDDEN mode bits (the s3fs rule for passwd files).
+ * fstat() on the open descriptor, so the file checked is the file read. */
+static int check_file(int fd, const char *what, const char *path, mode_t forbidden,
+                      struct s3_error *err)
 {
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT && !required)
-            return 0;
-        return fail_errno(err, errno, "passwd file", path);
-    }
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return fail_errno(err, e, "passwd file", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(err, -EINVAL, "passwd file %s is not a regular file", path);
-    }
-    if (st.st_mode & forbidden) {
-        close(fd);
-        return fail(err, -EPERM, "passwd file %s is %s by others (mode %04o); chmod 600 it", path,
+    if (fstat(fd, &st) < 0)
+        return fail_errno(err, errno, what, path);
+    if (!S_ISREG(st.st_mode))
+        return fail(err, -EINVAL, "%s %s is not a regular file", what, path);
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return fail(err, -EPERM,
+                    "%s %s is owned by uid %u: s3cfs (uid %u) reads only its own or root's "
+                    "files; chown it",
+                    what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if (st.st_mode & forbidden)
+        return fail(err, -EPERM, "%s %s is %s by others (mode %04o); chmod 600 it", what, path,
                     (st.st_mode & (S_IRGRP | S_IROTH)) ? "readable" : "accessible",
                     (unsigned)(st.st_mode & 07777));
-    }
-    *out = fdopen(fd, "r");
-    if (!*out) {
-        int e = errno;
-        close(fd);
-        return fail_errno(err, e, "passwd file", path);
-    }
+    if (st.st_size > CREDS_FILE_MAX)
+        return fail(err, -EINVAL, "%s %s is larger than %d bytes", what, path, CREDS_FILE_MAX);
     return 0;
+}
+
+static int read_all(int fd, const char *what, const char *path, struct sbuf *out,
+                    struct s3_error *err)
+{
+    for (;;) {
+        if (sbuf_reserve(out, 4096) < 0)
+            return fail(err, -ENOMEM, "%s %s: out of memory", what, path);
+        ssize_t n = read(fd, out->data + out->len, out->cap - out->len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fail_errno(err, errno, what, path);
+        if (n == 0)
+            break;
+        out->len += (size_t)n;
+        if (out->len > CREDS_FILE_MAX) /* it grew after the fstat() */
+            return fail(err, -EINVAL, "%s %s is larger than %d bytes", what, path, CREDS_FILE_MAX);
+    }
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+/* Returns 0 with the whole text in *out (a secret buffer), 1 when the file
+ * does not exist and is not REQUIRED, or a negative errno with err set. */
+static int read_cred_file(const char *what, const char *path, bool required, mode_t forbidden,
+                          struct sbuf *out, struct s3_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ENOENT && !required)
+            return 1;
+        if (errno == ELOOP)
+            return fail(err, -EPERM, "%s %s is a symbolic link: name the file itself", what, path);
+        return fail_errno(err, errno, what, path);
+    }
+    int rc = check_file(fd, what, path, forbidden, err);
+    if (rc == 0)
+        rc = read_all(fd, what, path, out, err);
+    close(fd);
+    return rc;
 }
 
 /* Splits "ACCESS:SECRET" or "BUCKET:ACCESS:SECRET" in place; returns the
@@ -310,36 +357,39 @@ static int passwd_line(char *line, unsigned lineno, void *ctx)
     return 0;
 }
 
+int creds_parse_passwd(const char *data, size_t len, const char *name, const char *bucket,
+                       struct s3_creds *out, struct s3_error *err)
+{
+    struct passwd_scan ps = {.path = name, .bucket = nonempty(bucket), .err = err};
+    memset(out, 0, sizeof *out);
+    int rc = for_each_line(data, len, name, passwd_line, &ps, err);
+    if (rc == 0 && (ps.have_mine || ps.have_dflt))
+        *out = ps.have_mine ? ps.mine : ps.dflt;
+    explicit_bzero(&ps, sizeof ps);
+    return rc;
+}
+
 /* The bucket's own line wins over the default one. A file given explicitly
  * (required) must yield keys; a default location may be absent. */
 static int passwd_read(const char *path, const char *bucket, bool required, mode_t forbidden,
                        struct found *f, struct s3_error *err)
 {
-    FILE *fp;
-    int rc = open_private(path, required, forbidden, &fp, err);
-    if (rc < 0 || !fp)
-        return rc;
-    struct passwd_scan ps = {.path = path, .bucket = nonempty(bucket), .err = err};
-    rc = for_each_line(fp, path, passwd_line, &ps, err);
-    fclose(fp);
-    if (rc == 0 && (ps.have_mine || ps.have_dflt)) {
-        f->creds = ps.have_mine ? ps.mine : ps.dflt;
+    struct sbuf text = SBUF_SECRET_INIT;
+    int rc = read_cred_file("passwd file", path, required, forbidden, &text, err);
+    if (rc == 0)
+        rc = creds_parse_passwd(sbuf_str(&text), text.len, path, bucket, &f->creds, err);
+    sbuf_free(&text);
+    if (rc == 1)
+        return 0;
+    if (rc == 0 && f->creds.access_key[0])
         snprintf(f->source, sizeof f->source, "passwd file %s", path);
-    } else if (rc == 0 && required) {
+    else if (rc == 0 && required)
         rc = fail(err, -ENOENT, "passwd file %s has no ACCESS:SECRET line%s%s", path,
-                  ps.bucket ? " and none for bucket " : "", ps.bucket ? ps.bucket : "");
-    }
-    explicit_bzero(&ps, sizeof ps);
+                  nonempty(bucket) ? " and none for bucket " : "", nonempty(bucket) ? bucket : "");
     return rc;
 }
 
 /* ---- AWS shared credentials / config files ---- */
-
-struct profile_data {
-    struct s3_creds c;
-    char region[64];
-    bool found; /* the profile's section exists */
-};
 
 struct ini_scan {
     const char *path;
@@ -347,7 +397,7 @@ struct ini_scan {
     bool config; /* config file: "[profile NAME]", and "[default]" */
     bool in_section;
     int key_indent; /* indentation of the last key line, -1 after a header */
-    struct profile_data *d;
+    struct creds_profile *d;
     struct s3_error *err;
 };
 
@@ -367,9 +417,9 @@ static int ini_store(struct ini_scan *is, const char *key, const char *val, unsi
         char *dst;
         size_t size;
     } const fields[] = {
-        {"aws_access_key_id", is->d->c.access_key, sizeof is->d->c.access_key},
-        {"aws_secret_access_key", is->d->c.secret_key, sizeof is->d->c.secret_key},
-        {"aws_session_token", is->d->c.session_token, sizeof is->d->c.session_token},
+        {"aws_access_key_id", is->d->creds.access_key, sizeof is->d->creds.access_key},
+        {"aws_secret_access_key", is->d->creds.secret_key, sizeof is->d->creds.secret_key},
+        {"aws_session_token", is->d->creds.session_token, sizeof is->d->creds.session_token},
         {"region", is->d->region, sizeof is->d->region},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -412,26 +462,33 @@ static int ini_line(char *line, unsigned lineno, void *ctx)
     return ini_store(is, trim(line), trim(line + k + 1), lineno);
 }
 
+int creds_parse_profile(const char *data, size_t len, const char *name, const char *profile,
+                        bool config, struct creds_profile *out, struct s3_error *err)
+{
+    struct ini_scan is = {
+        .path = name, .profile = profile, .config = config, .key_indent = -1, .d = out, .err = err};
+    return for_each_line(data, len, name, ini_line, &is, err);
+}
+
 /* Reads the profile's keys and region from one file; a missing file is an
  * empty one. */
-static int ini_read(const char *path, const char *profile, bool config, struct profile_data *d,
+static int ini_read(const char *path, const char *profile, bool config, struct creds_profile *d,
                     struct s3_error *err)
 {
     if (!path[0])
         return 0;
-    FILE *fp = fopen(path, "re");
-    if (!fp)
-        return errno == ENOENT ? 0 : fail_errno(err, errno, "cannot open", path);
-    struct ini_scan is = {
-        .path = path, .profile = profile, .config = config, .key_indent = -1, .d = d, .err = err};
-    int rc = for_each_line(fp, path, ini_line, &is, err);
-    fclose(fp);
-    return rc;
+    struct sbuf text = SBUF_SECRET_INIT;
+    int rc = read_cred_file(config ? "AWS config file" : "AWS credentials file", path, false, 0,
+                            &text, err);
+    if (rc == 0)
+        rc = creds_parse_profile(sbuf_str(&text), text.len, path, profile, config, d, err);
+    sbuf_free(&text);
+    return rc == 1 ? 0 : rc;
 }
 
 /* Keys from the credentials file, else from the config file; the same
  * precedence as the AWS CLI. */
-static int read_profile(const char *profile, struct profile_data *d, char *where, size_t wsize,
+static int read_profile(const char *profile, struct creds_profile *d, char *where, size_t wsize,
                         struct s3_error *err)
 {
     char cred_path[PATH_MAX], conf_path[PATH_MAX];
@@ -443,7 +500,7 @@ static int read_profile(const char *profile, struct profile_data *d, char *where
     memset(d, 0, sizeof *d);
     rc = ini_read(cred_path, profile, false, d, err);
     snprintf(where, wsize, "%s", cred_path);
-    if (rc == 0 && !d->c.access_key[0] && !d->c.secret_key[0]) {
+    if (rc == 0 && !d->creds.access_key[0] && !d->creds.secret_key[0]) {
         bool in_creds = d->found;
         rc = ini_read(conf_path, profile, true, d, err);
         d->found |= in_creds;
@@ -729,14 +786,15 @@ static int from_profile(const struct creds_provider *p, struct found *f, struct 
 {
     const char *name = profile_name(p->profile);
     char where[2 * PATH_MAX + 8];
-    struct profile_data d;
+    struct creds_profile d;
     int rc = read_profile(name, &d, where, sizeof where, err);
     if (rc == 0 && !d.found && strcmp(name, "default") != 0)
         rc = fail(err, -ENOENT, "profile %s not found in %s", name, where);
     if (rc == 0) {
         char label[sizeof err->message]; /* only ever part of a message */
         snprintf(label, sizeof label, "profile %.64s in %.160s", name, where);
-        rc = put_keys_or_fail(f, d.c.access_key, d.c.secret_key, d.c.session_token, label, err);
+        rc = put_keys_or_fail(f, d.creds.access_key, d.creds.secret_key, d.creds.session_token,
+                              label, err);
         snprintf(f->source, sizeof f->source, "profile %s", name);
     }
     explicit_bzero(&d, sizeof d);
@@ -865,8 +923,7 @@ static int copy_options(struct creds_provider *p, const struct creds_options *o)
 static void free_secret(char *s)
 {
     if (s)
-        explicit_bzero(s, strlen(s));
-    free(s);
+        wipe_free(s, strlen(s));
 }
 
 void creds_provider_free(struct creds_provider *p)
@@ -1021,14 +1078,14 @@ const char *creds_source(struct creds_provider *p)
 int creds_profile_region(const char *profile, char *out, size_t size)
 {
     char path[PATH_MAX];
-    struct profile_data d;
+    struct creds_profile d;
     struct s3_error err;
     s3_error_clear(&err);
     memset(&d, 0, sizeof d);
     int rc = aws_file(path, sizeof path, "AWS_CONFIG_FILE", "config");
     if (rc == 0)
         rc = ini_read(path, profile_name(profile), true, &d, &err);
-    explicit_bzero(&d.c, sizeof d.c); /* only the region is wanted here */
+    explicit_bzero(&d.creds, sizeof d.creds); /* only the region is wanted here */
     if (rc < 0 || !d.region[0])
         return -ENOENT;
     return copy_str(out, size, d.region) ? 0 : -ENAMETOOLONG;

@@ -18,6 +18,14 @@
  *      tried only when nothing else matched and not disabled by
  *      AWS_EC2_METADATA_DISABLED=true or the option.
  *
+ * Every file that may hold keys (passwd files, the AWS credentials and
+ * config files) is refused with -EPERM when it is a symbolic link (opened
+ * with O_NOFOLLOW) or owned by anyone but the effective user or root, and
+ * with -EINVAL when it is not a regular file, is larger than 1 MiB or has a
+ * line longer than CREDS_LINE_MAX bytes. A file is read whole into memory,
+ * parsed by creds_parse_passwd() / creds_parse_profile(), and every buffer
+ * that held its text is wiped before it is freed (wipe_free() in buf.h).
+ *
  * Thread-safety: creds_get() may be called from any thread; the provider
  * keeps its current credentials under an internal mutex which is never held
  * across the IMDS HTTP request (a refresh is done by one thread while the
@@ -39,6 +47,8 @@ struct s3_creds {
     time_t expires;           /* 0 = never */
 };
 
+#define CREDS_LINE_MAX 8192 /* bytes in one line of a credentials file */
+
 struct creds_options {
     const char *access_key; /* explicit, with secret_key */
     const char *secret_key;
@@ -51,8 +61,31 @@ struct creds_options {
 
 struct creds_provider;
 
-/* Resolve the chain. Returns 0, -EPERM (passwd file readable by others; the
- * message says which file), -ENOENT (nothing found anywhere), -EINVAL
+/* What a profile's section in an AWS credentials or config file says. */
+struct creds_profile {
+    struct s3_creds creds;
+    char region[64];
+    bool found; /* the profile's section exists */
+};
+
+/* The file parsers, from memory: LEN bytes at DATA (NUL bytes inside are
+ * refused, no terminator needed); NAME names the file in messages. They are
+ * the parsers the provider uses on the files it reads, exposed for tests
+ * and fuzzing. Both return 0 or -EINVAL (a malformed or over-long line;
+ * err->message says which line, never the secret on it).
+ * creds_parse_passwd: *out gets BUCKET's "BUCKET:ACCESS:SECRET" line, else
+ * the "ACCESS:SECRET" line, else stays empty (access_key[0] == '\0').
+ * creds_parse_profile: the [PROFILE] section ("[profile PROFILE]" when
+ * CONFIG, except for "default") sets the fields it names in *out, which the
+ * caller clears first (the provider reads two files into one). */
+int creds_parse_passwd(const char *data, size_t len, const char *name, const char *bucket,
+                       struct s3_creds *out, struct s3_error *err);
+int creds_parse_profile(const char *data, size_t len, const char *name, const char *profile,
+                        bool config, struct creds_profile *out, struct s3_error *err);
+
+/* Resolve the chain. Returns 0, -EPERM (passwd file readable by others, a
+ * key file that is a symbolic link or owned by another user; the message
+ * says which file), -ENOENT (nothing found anywhere), -EINVAL
  * (malformed file), with a human-readable reason in err->message. */
 int creds_provider_new(const struct creds_options *opt, struct creds_provider **out,
                        struct s3_error *err);
