@@ -357,8 +357,10 @@ static int passwd_line(char *line, unsigned lineno, void *ctx)
     return 0;
 }
 
-int creds_parse_passwd(const char *data, size_t len, const char *name, const char *bucket,
-                       struct s3_creds *out, struct s3_error *err)
+/* The passwd lines of DATA into *out (empty when none fits); NAME names the
+ * file in messages. */
+static int passwd_parse(const char *data, size_t len, const char *name, const char *bucket,
+                        struct s3_creds *out, struct s3_error *err)
 {
     struct passwd_scan ps = {.path = name, .bucket = nonempty(bucket), .err = err};
     memset(out, 0, sizeof *out);
@@ -369,6 +371,13 @@ int creds_parse_passwd(const char *data, size_t len, const char *name, const cha
     return rc;
 }
 
+/* The passwd file NAME has no line for BUCKET and no ACCESS:SECRET line. */
+static int no_passwd_line(const char *name, const char *bucket, struct s3_error *err)
+{
+    return fail(err, -ENOENT, "passwd file %s has no ACCESS:SECRET line%s%s", name,
+                nonempty(bucket) ? " and none for bucket " : "", nonempty(bucket) ? bucket : "");
+}
+
 /* The bucket's own line wins over the default one. A file given explicitly
  * (required) must yield keys; a default location may be absent. */
 static int passwd_read(const char *path, const char *bucket, bool required, mode_t forbidden,
@@ -377,15 +386,14 @@ static int passwd_read(const char *path, const char *bucket, bool required, mode
     struct sbuf text = SBUF_SECRET_INIT;
     int rc = read_cred_file("passwd file", path, required, forbidden, &text, err);
     if (rc == 0)
-        rc = creds_parse_passwd(sbuf_str(&text), text.len, path, bucket, &f->creds, err);
+        rc = passwd_parse(sbuf_str(&text), text.len, path, bucket, &f->creds, err);
     sbuf_free(&text);
     if (rc == 1)
         return 0;
     if (rc == 0 && f->creds.access_key[0])
         snprintf(f->source, sizeof f->source, "passwd file %s", path);
     else if (rc == 0 && required)
-        rc = fail(err, -ENOENT, "passwd file %s has no ACCESS:SECRET line%s%s", path,
-                  nonempty(bucket) ? " and none for bucket " : "", nonempty(bucket) ? bucket : "");
+        rc = no_passwd_line(path, bucket, err);
     return rc;
 }
 
@@ -462,11 +470,12 @@ static int ini_line(char *line, unsigned lineno, void *ctx)
     return ini_store(is, trim(line), trim(line + k + 1), lineno);
 }
 
-int creds_parse_profile(const char *data, size_t len, const char *name, const char *profile,
-                        bool config, struct creds_profile *out, struct s3_error *err)
+/* The lines of a credentials or config file into d; NAME names it. */
+static int ini_parse(const char *data, size_t len, const char *name, const char *profile,
+                     bool config, struct creds_profile *d, struct s3_error *err)
 {
     struct ini_scan is = {
-        .path = name, .profile = profile, .config = config, .key_indent = -1, .d = out, .err = err};
+        .path = name, .profile = profile, .config = config, .key_indent = -1, .d = d, .err = err};
     return for_each_line(data, len, name, ini_line, &is, err);
 }
 
@@ -481,7 +490,7 @@ static int ini_read(const char *path, const char *profile, bool config, struct c
     int rc = read_cred_file(config ? "AWS config file" : "AWS credentials file", path, false, 0,
                             &text, err);
     if (rc == 0)
-        rc = creds_parse_profile(sbuf_str(&text), text.len, path, profile, config, d, err);
+        rc = ini_parse(sbuf_str(&text), text.len, path, profile, config, d, err);
     sbuf_free(&text);
     return rc == 1 ? 0 : rc;
 }
@@ -1089,4 +1098,31 @@ int creds_profile_region(const char *profile, char *out, size_t size)
     if (rc < 0 || !d.region[0])
         return -ENOENT;
     return copy_str(out, size, d.region) ? 0 : -ENAMETOOLONG;
+}
+
+/* ---- the file parsers on text in memory (tests, fuzzing) ---- */
+
+int creds_parse_passwd(const char *text, size_t len, const char *bucket, struct s3_creds *out,
+                       struct s3_error *err)
+{
+    int rc = passwd_parse(text, len, "(text)", bucket, out, err);
+    if (rc == 0 && !out->access_key[0])
+        rc = no_passwd_line("(text)", bucket, err);
+    return rc;
+}
+
+int creds_parse_profile(const char *text, size_t len, const char *profile, bool config,
+                        struct s3_creds *out, char *region, size_t region_size,
+                        struct s3_error *err)
+{
+    struct creds_profile d;
+    memset(&d, 0, sizeof d);
+    int rc = ini_parse(text, len, "(text)", profile, config, &d, err);
+    if (rc == 0 && !d.found)
+        rc = fail(err, -ENOENT, "no profile %s", profile);
+    if (rc == 0 && !copy_str(region, region_size, d.region))
+        rc = fail(err, -ENAMETOOLONG, "the region of profile %s is too long", profile);
+    *out = d.creds;
+    explicit_bzero(&d, sizeof d);
+    return rc;
 }

@@ -22,9 +22,10 @@
  * config files) is refused with -EPERM when it is a symbolic link (opened
  * with O_NOFOLLOW) or owned by anyone but the effective user or root, and
  * with -EINVAL when it is not a regular file, is larger than 1 MiB or has a
- * line longer than CREDS_LINE_MAX bytes. A file is read whole into memory,
- * parsed by creds_parse_passwd() / creds_parse_profile(), and every buffer
- * that held its text is wiped before it is freed (wipe_free() in buf.h).
+ * line longer than CREDS_LINE_MAX bytes. A file is read whole into memory
+ * and parsed there by the code behind creds_parse_passwd() and
+ * creds_parse_profile(); every buffer that held its text is wiped before it
+ * is freed (wipe_free() in buf.h).
  *
  * Thread-safety: creds_get() may be called from any thread; the provider
  * keeps its current credentials under an internal mutex which is never held
@@ -68,21 +69,6 @@ struct creds_profile {
     bool found; /* the profile's section exists */
 };
 
-/* The file parsers, from memory: LEN bytes at DATA (NUL bytes inside are
- * refused, no terminator needed); NAME names the file in messages. They are
- * the parsers the provider uses on the files it reads, exposed for tests
- * and fuzzing. Both return 0 or -EINVAL (a malformed or over-long line;
- * err->message says which line, never the secret on it).
- * creds_parse_passwd: *out gets BUCKET's "BUCKET:ACCESS:SECRET" line, else
- * the "ACCESS:SECRET" line, else stays empty (access_key[0] == '\0').
- * creds_parse_profile: the [PROFILE] section ("[profile PROFILE]" when
- * CONFIG, except for "default") sets the fields it names in *out, which the
- * caller clears first (the provider reads two files into one). */
-int creds_parse_passwd(const char *data, size_t len, const char *name, const char *bucket,
-                       struct s3_creds *out, struct s3_error *err);
-int creds_parse_profile(const char *data, size_t len, const char *name, const char *profile,
-                        bool config, struct creds_profile *out, struct s3_error *err);
-
 /* Resolve the chain. Returns 0, -EPERM (passwd file readable by others, a
  * key file that is a symbolic link or owned by another user; the message
  * says which file), -ENOENT (nothing found anywhere), -EINVAL
@@ -105,5 +91,22 @@ const char *creds_source(struct creds_provider *p);
 /* The region named for the profile in the config file, if any: 0 and
  * out filled, or -ENOENT. */
 int creds_profile_region(const char *profile, char *out, size_t size);
+
+/* The parsers of the chain's files on text[0..len) in memory, for tests and
+ * fuzzing (tests/fuzz/fuzz_credentials.c); the chain parses the files it
+ * reads with the same code, line cap included. NUL bytes in the text are
+ * refused (-EINVAL); messages name the text "(text)" and never a secret.
+ * creds_parse_passwd: an s3fs passwd file, the bucket's line winning over
+ * the ACCESS:SECRET one (bucket may be NULL): 0, -ENOENT (no usable line),
+ * -EINVAL (malformed). creds_parse_profile: an AWS shared credentials file
+ * (config false) or config file ("[profile NAME]" sections), the keys (maybe
+ * none) and region (maybe "") of profile: 0, -ENOENT (no such section),
+ * -EINVAL (malformed), -ENAMETOOLONG (region does not fit). *out is always
+ * written; err says why on failure. */
+int creds_parse_passwd(const char *text, size_t len, const char *bucket, struct s3_creds *out,
+                       struct s3_error *err);
+int creds_parse_profile(const char *text, size_t len, const char *profile, bool config,
+                        struct s3_creds *out, char *region, size_t region_size,
+                        struct s3_error *err);
 
 #endif

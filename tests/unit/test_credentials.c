@@ -502,36 +502,46 @@ static void test_key_file_not_regular(void **state)
 }
 
 /* The parsers from memory (the fuzz targets' entry points): no terminator
- * needed, NUL bytes refused. */
+ * needed, only LEN bytes read, NUL bytes and over-long lines refused. */
 static void test_parse_from_buffer(void **state)
 {
     (void)state;
     static const char text[] = "b1:AKB1:SB1\nAKD:SD"; /* no final newline */
     struct s3_creds c;
     struct s3_error err;
-    assert_int_equal(creds_parse_passwd(text, sizeof text - 1, "mem", "b1", &c, &err), 0);
+    assert_int_equal(creds_parse_passwd(text, sizeof text - 1, "b1", &c, &err), 0);
     assert_string_equal(c.access_key, "AKB1");
-    assert_int_equal(creds_parse_passwd(text, sizeof text - 1, "mem", NULL, &c, &err), 0);
+    assert_int_equal(creds_parse_passwd(text, sizeof text - 1, NULL, &c, &err), 0);
     assert_string_equal(c.secret_key, "SD");
     /* only the first LEN bytes count: "AKD:S" */
-    assert_int_equal(creds_parse_passwd(text, sizeof text - 2, "mem", NULL, &c, &err), 0);
+    assert_int_equal(creds_parse_passwd(text, sizeof text - 2, NULL, &c, &err), 0);
     assert_string_equal(c.secret_key, "S");
-    assert_int_equal(creds_parse_passwd("AK:S\0X\n", 7, "mem", NULL, &c, &err), -EINVAL);
-    assert_non_null(strstr(err.message, "mem line 1: a NUL byte"));
-    assert_int_equal(creds_parse_passwd("", 0, "mem", NULL, &c, &err), 0);
-    assert_string_equal(c.access_key, "");
+    assert_int_equal(creds_parse_passwd("AK:S\0X\n", 7, NULL, &c, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "(text) line 1: a NUL byte"));
+    char *long_line = malloc(CREDS_LINE_MAX + 2);
+    assert_non_null(long_line);
+    memset(long_line, 'A', CREDS_LINE_MAX + 1);
+    long_line[4] = ':';
+    long_line[CREDS_LINE_MAX + 1] = '\n';
+    assert_int_equal(creds_parse_passwd(long_line, CREDS_LINE_MAX + 2, NULL, &c, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "line 1: longer than 8192 bytes"));
+    char region[64];
+    assert_int_equal(creds_parse_profile(long_line, CREDS_LINE_MAX + 2, "default", false, &c,
+                                         region, sizeof region, &err),
+                     -EINVAL);
+    free(long_line);
 
     static const char ini[] = "[profile p]\nregion=r1\naws_access_key_id=AKP\n"
                               "aws_secret_access_key=SP\n[default]\nregion=r0";
-    struct creds_profile d = {0};
-    assert_int_equal(creds_parse_profile(ini, sizeof ini - 1, "mem", "p", true, &d, &err), 0);
-    assert_true(d.found);
-    assert_string_equal(d.region, "r1");
-    assert_string_equal(d.creds.secret_key, "SP");
-    memset(&d, 0, sizeof d);
-    assert_int_equal(creds_parse_profile(ini, sizeof ini - 1, "mem", "p", false, &d, &err), 0);
-    assert_false(d.found); /* the credentials file has no "profile " prefix */
-    assert_int_equal(creds_parse_profile("[x\n", 3, "mem", "p", false, &d, &err), -EINVAL);
+    assert_int_equal(
+        creds_parse_profile(ini, sizeof ini - 1, "p", true, &c, region, sizeof region, &err), 0);
+    assert_string_equal(region, "r1");
+    assert_string_equal(c.secret_key, "SP");
+    assert_int_equal(
+        creds_parse_profile(ini, sizeof ini - 1, "default", true, &c, region, sizeof region, &err),
+        0);
+    assert_string_equal(region, "r0");
+    assert_string_equal(c.access_key, "");
 }
 
 /* Every heap block that held the file's text is zeroed before it is freed:
