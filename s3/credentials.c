@@ -576,6 +576,7 @@ static int imds_call(bool put, const char *endpoint, const char *path, const cha
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    explicit_bzero(hdrs->data, strlen(hdrs->data)); /* the IMDS session token */
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
 
@@ -683,7 +684,7 @@ static int imds_parse_keys(const char *json, const char *role, struct s3_creds *
 
 static int imds_token_header(const char *endpoint, struct sbuf *hdr, struct s3_error *err)
 {
-    struct sbuf body = SBUF_INIT;
+    struct sbuf body = SBUF_SECRET_INIT; /* the IMDS session token */
     int rc = imds_call(true, endpoint, IMDS_TOKEN_PATH,
                        "X-aws-ec2-metadata-token-ttl-seconds: 21600", &body, err);
     if (rc == 0 && body.len == 0)
@@ -720,7 +721,7 @@ static int imds_keys(const char *endpoint, const char *hdr, const char *role, st
                      struct s3_error *err)
 {
     char path[256];
-    struct sbuf body = SBUF_INIT;
+    struct sbuf body = SBUF_SECRET_INIT; /* the role's keys */
     snprintf(path, sizeof path, "%s%s", IMDS_ROLES_PATH, role);
     int rc = imds_call(false, endpoint, path, hdr, &body, err);
     if (rc == -ENOENT)
@@ -728,8 +729,6 @@ static int imds_keys(const char *endpoint, const char *hdr, const char *role, st
                   endpoint, role);
     if (rc == 0)
         rc = imds_parse_keys(sbuf_str(&body), role, c, err);
-    if (body.data)
-        explicit_bzero(body.data, body.len);
     sbuf_free(&body);
     return rc;
 }
@@ -747,7 +746,7 @@ static void imds_endpoint(char *out, size_t size)
 static int imds_fetch(struct s3_creds *c, struct s3_error *err)
 {
     char endpoint[512], role[128];
-    struct sbuf hdr = SBUF_INIT;
+    struct sbuf hdr = SBUF_SECRET_INIT; /* carries the IMDS session token */
     imds_endpoint(endpoint, sizeof endpoint);
     memset(c, 0, sizeof *c);
     int rc = imds_token_header(endpoint, &hdr, err);

@@ -814,7 +814,14 @@ static void test_imds_fetch_and_refresh(void **state)
     server_start(&s, 120, false); /* inside the five-minute window */
     struct creds_provider *p;
     struct s3_error err;
-    assert_int_equal(provider_new(NULL, &p, &err), 0);
+    wiped_blocks = dirty_blocks = wiped_bytes = 0;
+    wipe_free_hook = record_wipe;
+    int rc = provider_new(NULL, &p, &err);
+    wipe_free_hook = NULL;
+    assert_int_equal(rc, 0);
+    /* the IMDS token, the header carrying it and the keys' JSON: wiped */
+    assert_true(wiped_blocks >= 3);
+    assert_int_equal(dirty_blocks, 0);
     assert_string_equal(creds_source(p), "instance metadata");
     assert_int_equal(atomic_load(&s.cred_gets), 1);
 
