@@ -114,6 +114,24 @@ for d in "/$J" "/$T" "/$K"; do
     check_not "nothing was created under / ($d)" test -e "$d"
 done
 check_not "syslog: no journal error" grep -qiE "journal.*(fail|cannot)" "$SYSLOG"
+
+# a relative AWS_SHARED_CREDENTIALS_FILE is re-read on SIGHUP too
+printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+    "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$K/credentials"
+nocreds env AWS_SHARED_CREDENTIALS_FILE="$K/credentials" "$S3CFS_BIN" \
+    -o "endpoint=$S3_ENDPOINT,journal_dir=$J,attr_ttl=0,negative_ttl=0" "$BUCKET" mnt \
+    >"$WORK/term2.out" 2>&1
+rc=$?
+check_eq "relative AWS_SHARED_CREDENTIALS_FILE: mounted ($(head -c 300 "$WORK/term2.out"))" 0 $rc
+DPID=$(pid_of "$BUCKET mnt")
+DAEMONS+=("$DPID")
+kill -HUP "$DPID"
+profile_read() { grep -q "SIGHUP: credentials read again (profile default)" "$SYSLOG"; }
+check "SIGHUP: the relative credentials file is read again" wait_for 20 profile_read
+check_eq "and requests work" one "$(cat "$CWD/mnt/hup1")"
+unmount "$CWD/mnt" "$DPID"
+check_not "no failed reload" grep -q "credentials not read again" "$SYSLOG"
+check_not "still nothing under / (/$K)" test -e "/$K"
 cd /
 
 # --- not dumpable, unless -o dumpable ------------------------------------------
