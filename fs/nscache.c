@@ -266,7 +266,7 @@ _Static_assert(offsetof(struct attr, h) == 0 && offsetof(struct listing, h) == 0
 
 struct nscache {
     /* set by nscache_new, read-only afterwards: no lock */
-    int64_t attr_ttl, neg_ttl, dir_ttl; /* ns */
+    int64_t attr_ttl, neg_ttl, dir_ttl, dirattr_ttl; /* ns */
     size_t max_entries, max_names;
 
     pthread_mutex_t lock; /* guards everything below */
@@ -420,10 +420,18 @@ static void attr_trim(struct nscache *c)
  * before old is dropped so that a pinned path's pdir never empties in
  * between. On -ENOMEM a fill still drops old (stale beats nothing is
  * wrong); a pin keeps it (the caller learns the pin failed). */
+/* How long an unpinned entry lives: negative (st NULL), a directory, a file. */
+static int64_t ttl_of(const struct nscache *c, const struct stat *st)
+{
+    if (!st)
+        return c->neg_ttl;
+    return S_ISDIR(st->st_mode) ? c->dirattr_ttl : c->attr_ttl;
+}
+
 static int attr_replace(struct nscache *c, struct attr *old, const struct key *k,
                         const struct stat *st, const char *etag, bool pin, int64_t now)
 {
-    int64_t ttl = st ? c->attr_ttl : c->neg_ttl;
+    int64_t ttl = ttl_of(c, st);
     if (!pin && ttl == 0) {
         if (old)
             attr_drop(c, old);
@@ -912,6 +920,7 @@ int nscache_new(const struct nscache_config *cfg, struct nscache **out)
     c->attr_ttl = cfg->attr_ttl_ms * NS_PER_MS;
     c->neg_ttl = cfg->negative_ttl_ms * NS_PER_MS;
     c->dir_ttl = cfg->dir_ttl_ms * NS_PER_MS;
+    c->dirattr_ttl = cfg->dir_attr_ttl_ms * NS_PER_MS;
     c->max_entries = cfg->max_entries;
     c->max_names = cfg->max_names;
     link_init(&c->attr_lru);
@@ -1085,7 +1094,7 @@ bool nscache_unpin(struct nscache *c, const char *path)
     bool was = a && a->pinned;
     if (was) {
         recent_add(c, path);
-        int64_t ttl = a->negative ? c->neg_ttl : c->attr_ttl;
+        int64_t ttl = ttl_of(c, a->negative ? NULL : &a->st);
         attr_detach(c, a);
         a->pinned = false;
         a->expires = now + ttl;
