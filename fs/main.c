@@ -40,6 +40,7 @@ struct cli {
     int nnonopt;
     int help, version;
     int dumpable; /* debugging: allow core dumps and ptrace (protect_secrets) */
+    int coherent; /* every cache lifetime 0: other clients' changes seen at once */
 };
 
 #define OPT(t, p)                                                                                  \
@@ -85,6 +86,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("journal_dir=%s", o.journal_dir),
     OPT("sync_jobs", o.sync),
     OPT("dumpable", dumpable),
+    OPT("coherent", coherent),
     OPT("-f", o.foreground),
     OPT("--foreground", o.foreground),
     OPT("-h", help),
@@ -127,6 +129,8 @@ static void usage(const char *prog)
            "  sync_jobs             copies and deletes return when they landed\n"
            "  dumpable              debugging: allow core dumps and ptrace (they would\n"
            "                        hold the keys; off by default)\n"
+           "  coherent              cache nothing from S3 (all lifetimes 0): another\n"
+           "                        client's changes are seen at once, at a request cost\n"
            "  log_level=LEVEL       error, warn, info, debug (default warn)\n"
            "  -f, --foreground      stay in the foreground, log to stderr\n"
            "  allow_other, ro, ...  the usual FUSE mount options\n"
@@ -246,6 +250,20 @@ static int finish_options(struct cli *cli)
     o->copy_threshold = (size_t)cli->mb_copy * MIB;
     o->copy_part_size = (size_t)cli->mb_copy_part * MIB;
     o->stage_mem = (size_t)cli->mb_stage * MIB;
+    /* a directory's own attributes live as long as a file's, except under
+     * coherent: there, files, listings and negative answers are never
+     * cached, whatever lifetimes were given too (the option is a promise),
+     * but a directory's existence is kept for 1 s, because every system
+     * call revalidates each component of its path (3 requests each) */
+    o->dir_attr_ttl = o->attr_ttl;
+    if (cli->coherent) {
+        o->attr_ttl = o->dir_ttl = o->negative_ttl = 0;
+        o->dir_attr_ttl = 1;
+    }
+    if (o->attr_ttl < 0 || o->dir_ttl < 0 || o->negative_ttl < 0) {
+        fprintf(stderr, "s3cfs: cache lifetimes cannot be negative\n");
+        return -EINVAL;
+    }
     if (!o->tmpdir)
         o->tmpdir = strdup("/tmp");
     if (absolute_paths(o))
@@ -412,6 +430,7 @@ static int start_engine(struct fs_ctx *c)
         .attr_ttl_ms = (unsigned)(c->opt.attr_ttl * 1000),
         .negative_ttl_ms = (unsigned)(c->opt.negative_ttl * 1000),
         .dir_ttl_ms = (unsigned)(c->opt.dir_ttl * 1000),
+        .dir_attr_ttl_ms = (unsigned)(c->opt.dir_attr_ttl * 1000),
         .max_entries = (size_t)c->opt.cache_entries,
         .max_names = (size_t)c->opt.cache_entries * 2,
     };
