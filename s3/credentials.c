@@ -399,13 +399,19 @@ static int passwd_read(const char *path, const char *bucket, bool required, mode
 
 /* ---- AWS shared credentials / config files ---- */
 
+struct profile_data {
+    struct s3_creds c;
+    char region[64];
+    bool found; /* the profile's section exists */
+};
+
 struct ini_scan {
     const char *path;
     const char *profile;
     bool config; /* config file: "[profile NAME]", and "[default]" */
     bool in_section;
     int key_indent; /* indentation of the last key line, -1 after a header */
-    struct creds_profile *d;
+    struct profile_data *d;
     struct s3_error *err;
 };
 
@@ -425,9 +431,9 @@ static int ini_store(struct ini_scan *is, const char *key, const char *val, unsi
         char *dst;
         size_t size;
     } const fields[] = {
-        {"aws_access_key_id", is->d->creds.access_key, sizeof is->d->creds.access_key},
-        {"aws_secret_access_key", is->d->creds.secret_key, sizeof is->d->creds.secret_key},
-        {"aws_session_token", is->d->creds.session_token, sizeof is->d->creds.session_token},
+        {"aws_access_key_id", is->d->c.access_key, sizeof is->d->c.access_key},
+        {"aws_secret_access_key", is->d->c.secret_key, sizeof is->d->c.secret_key},
+        {"aws_session_token", is->d->c.session_token, sizeof is->d->c.session_token},
         {"region", is->d->region, sizeof is->d->region},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -472,7 +478,7 @@ static int ini_line(char *line, unsigned lineno, void *ctx)
 
 /* The lines of a credentials or config file into d; NAME names it. */
 static int ini_parse(const char *data, size_t len, const char *name, const char *profile,
-                     bool config, struct creds_profile *d, struct s3_error *err)
+                     bool config, struct profile_data *d, struct s3_error *err)
 {
     struct ini_scan is = {
         .path = name, .profile = profile, .config = config, .key_indent = -1, .d = d, .err = err};
@@ -481,7 +487,7 @@ static int ini_parse(const char *data, size_t len, const char *name, const char 
 
 /* Reads the profile's keys and region from one file; a missing file is an
  * empty one. */
-static int ini_read(const char *path, const char *profile, bool config, struct creds_profile *d,
+static int ini_read(const char *path, const char *profile, bool config, struct profile_data *d,
                     struct s3_error *err)
 {
     if (!path[0])
@@ -497,7 +503,7 @@ static int ini_read(const char *path, const char *profile, bool config, struct c
 
 /* Keys from the credentials file, else from the config file; the same
  * precedence as the AWS CLI. */
-static int read_profile(const char *profile, struct creds_profile *d, char *where, size_t wsize,
+static int read_profile(const char *profile, struct profile_data *d, char *where, size_t wsize,
                         struct s3_error *err)
 {
     char cred_path[PATH_MAX], conf_path[PATH_MAX];
@@ -509,7 +515,7 @@ static int read_profile(const char *profile, struct creds_profile *d, char *wher
     memset(d, 0, sizeof *d);
     rc = ini_read(cred_path, profile, false, d, err);
     snprintf(where, wsize, "%s", cred_path);
-    if (rc == 0 && !d->creds.access_key[0] && !d->creds.secret_key[0]) {
+    if (rc == 0 && !d->c.access_key[0] && !d->c.secret_key[0]) {
         bool in_creds = d->found;
         rc = ini_read(conf_path, profile, true, d, err);
         d->found |= in_creds;
@@ -794,15 +800,14 @@ static int from_profile(const struct creds_provider *p, struct found *f, struct 
 {
     const char *name = profile_name(p->profile);
     char where[2 * PATH_MAX + 8];
-    struct creds_profile d;
+    struct profile_data d;
     int rc = read_profile(name, &d, where, sizeof where, err);
     if (rc == 0 && !d.found && strcmp(name, "default") != 0)
         rc = fail(err, -ENOENT, "profile %s not found in %s", name, where);
     if (rc == 0) {
         char label[sizeof err->message]; /* only ever part of a message */
         snprintf(label, sizeof label, "profile %.64s in %.160s", name, where);
-        rc = put_keys_or_fail(f, d.creds.access_key, d.creds.secret_key, d.creds.session_token,
-                              label, err);
+        rc = put_keys_or_fail(f, d.c.access_key, d.c.secret_key, d.c.session_token, label, err);
         snprintf(f->source, sizeof f->source, "profile %s", name);
     }
     explicit_bzero(&d, sizeof d);
@@ -1086,14 +1091,14 @@ const char *creds_source(struct creds_provider *p)
 int creds_profile_region(const char *profile, char *out, size_t size)
 {
     char path[PATH_MAX];
-    struct creds_profile d;
+    struct profile_data d;
     struct s3_error err;
     s3_error_clear(&err);
     memset(&d, 0, sizeof d);
     int rc = aws_file(path, sizeof path, "AWS_CONFIG_FILE", "config");
     if (rc == 0)
         rc = ini_read(path, profile_name(profile), true, &d, &err);
-    explicit_bzero(&d.creds, sizeof d.creds); /* only the region is wanted here */
+    explicit_bzero(&d.c, sizeof d.c); /* only the region is wanted here */
     if (rc < 0 || !d.region[0])
         return -ENOENT;
     return copy_str(out, size, d.region) ? 0 : -ENAMETOOLONG;
@@ -1114,14 +1119,14 @@ int creds_parse_profile(const char *text, size_t len, const char *profile, bool 
                         struct s3_creds *out, char *region, size_t region_size,
                         struct s3_error *err)
 {
-    struct creds_profile d;
+    struct profile_data d;
     memset(&d, 0, sizeof d);
     int rc = ini_parse(text, len, "(text)", profile, config, &d, err);
     if (rc == 0 && !d.found)
         rc = fail(err, -ENOENT, "no profile %s", profile);
     if (rc == 0 && !copy_str(region, region_size, d.region))
         rc = fail(err, -ENAMETOOLONG, "the region of profile %s is too long", profile);
-    *out = d.creds;
+    *out = d.c;
     explicit_bzero(&d, sizeof d);
     return rc;
 }

@@ -62,13 +62,6 @@ struct creds_options {
 
 struct creds_provider;
 
-/* What a profile's section in an AWS credentials or config file says. */
-struct creds_profile {
-    struct s3_creds creds;
-    char region[64];
-    bool found; /* the profile's section exists */
-};
-
 /* Resolve the chain. Returns 0, -EPERM (passwd file readable by others, a
  * key file that is a symbolic link or owned by another user; the message
  * says which file), -ENOENT (nothing found anywhere), -EINVAL
