@@ -310,6 +310,9 @@ static int passwd_line(char *line, unsigned lineno, void *ctx)
     return 0;
 }
 
+static int passwd_parse(FILE *fp, const char *path, const char *bucket, bool required,
+                        struct found *f, struct s3_error *err);
+
 /* The bucket's own line wins over the default one. A file given explicitly
  * (required) must yield keys; a default location may be absent. */
 static int passwd_read(const char *path, const char *bucket, bool required, mode_t forbidden,
@@ -319,9 +322,17 @@ static int passwd_read(const char *path, const char *bucket, bool required, mode
     int rc = open_private(path, required, forbidden, &fp, err);
     if (rc < 0 || !fp)
         return rc;
-    struct passwd_scan ps = {.path = path, .bucket = nonempty(bucket), .err = err};
-    rc = for_each_line(fp, path, passwd_line, &ps, err);
+    rc = passwd_parse(fp, path, bucket, required, f, err);
     fclose(fp);
+    return rc;
+}
+
+/* The lines of an open passwd file (path names it in messages). */
+static int passwd_parse(FILE *fp, const char *path, const char *bucket, bool required,
+                        struct found *f, struct s3_error *err)
+{
+    struct passwd_scan ps = {.path = path, .bucket = nonempty(bucket), .err = err};
+    int rc = for_each_line(fp, path, passwd_line, &ps, err);
     if (rc == 0 && (ps.have_mine || ps.have_dflt)) {
         f->creds = ps.have_mine ? ps.mine : ps.dflt;
         snprintf(f->source, sizeof f->source, "passwd file %s", path);
@@ -412,6 +423,15 @@ static int ini_line(char *line, unsigned lineno, void *ctx)
     return ini_store(is, trim(line), trim(line + k + 1), lineno);
 }
 
+/* The lines of an open credentials or config file into d. */
+static int ini_parse(FILE *fp, const char *path, const char *profile, bool config,
+                     struct profile_data *d, struct s3_error *err)
+{
+    struct ini_scan is = {
+        .path = path, .profile = profile, .config = config, .key_indent = -1, .d = d, .err = err};
+    return for_each_line(fp, path, ini_line, &is, err);
+}
+
 /* Reads the profile's keys and region from one file; a missing file is an
  * empty one. */
 static int ini_read(const char *path, const char *profile, bool config, struct profile_data *d,
@@ -422,9 +442,7 @@ static int ini_read(const char *path, const char *profile, bool config, struct p
     FILE *fp = fopen(path, "re");
     if (!fp)
         return errno == ENOENT ? 0 : fail_errno(err, errno, "cannot open", path);
-    struct ini_scan is = {
-        .path = path, .profile = profile, .config = config, .key_indent = -1, .d = d, .err = err};
-    int rc = for_each_line(fp, path, ini_line, &is, err);
+    int rc = ini_parse(fp, path, profile, config, d, err);
     fclose(fp);
     return rc;
 }
@@ -1032,4 +1050,48 @@ int creds_profile_region(const char *profile, char *out, size_t size)
     if (rc < 0 || !d.region[0])
         return -ENOENT;
     return copy_str(out, size, d.region) ? 0 : -ENAMETOOLONG;
+}
+
+/* ---- the file parsers on text in memory (tests, fuzzing) ---- */
+
+/* text[0..len) as a read-only stream: the same getline() loop as a file. */
+static FILE *text_stream(const char *text, size_t len, struct s3_error *err)
+{
+    FILE *fp = fmemopen(len ? (void *)text : "", len, "r");
+    if (!fp)
+        fail_errno(err, errno, "cannot read", "text");
+    return fp;
+}
+
+int creds_parse_passwd(const char *text, size_t len, const char *bucket, struct s3_creds *out,
+                       struct s3_error *err)
+{
+    struct found f;
+    memset(&f, 0, sizeof f);
+    FILE *fp = text_stream(text, len, err);
+    int rc = fp ? passwd_parse(fp, "(text)", bucket, true, &f, err) : -errno;
+    if (fp)
+        fclose(fp);
+    *out = f.creds;
+    explicit_bzero(&f, sizeof f);
+    return rc;
+}
+
+int creds_parse_profile(const char *text, size_t len, const char *profile, bool config,
+                        struct s3_creds *out, char *region, size_t region_size,
+                        struct s3_error *err)
+{
+    struct profile_data d;
+    memset(&d, 0, sizeof d);
+    FILE *fp = text_stream(text, len, err);
+    int rc = fp ? ini_parse(fp, "(text)", profile, config, &d, err) : -errno;
+    if (fp)
+        fclose(fp);
+    if (rc == 0 && !d.found)
+        rc = fail(err, -ENOENT, "no profile %s", profile);
+    if (rc == 0 && !copy_str(region, region_size, d.region))
+        rc = -ENAMETOOLONG;
+    *out = d.c;
+    explicit_bzero(&d, sizeof d);
+    return rc;
 }

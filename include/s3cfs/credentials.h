@@ -73,4 +73,19 @@ const char *creds_source(struct creds_provider *p);
  * out filled, or -ENOENT. */
 int creds_profile_region(const char *profile, char *out, size_t size);
 
+/* The parsers of the chain's files on text[0..len) in memory, for tests and
+ * fuzzing (tests/fuzz/fuzz_credentials.c); the chain reads files with the
+ * same code. creds_parse_passwd: an s3fs passwd file, the bucket's line
+ * winning over the ACCESS:SECRET one (bucket may be NULL): 0, -ENOENT (no
+ * usable line), -EINVAL (malformed). creds_parse_profile: an AWS shared
+ * credentials file (config false) or config file ("[profile NAME]"
+ * sections), the keys (maybe none) and region (maybe "") of profile: 0,
+ * -ENOENT (no such section), -EINVAL (malformed), -ENAMETOOLONG (region
+ * does not fit). *out is always written; err says why on failure. */
+int creds_parse_passwd(const char *text, size_t len, const char *bucket, struct s3_creds *out,
+                       struct s3_error *err);
+int creds_parse_profile(const char *text, size_t len, const char *profile, bool config,
+                        struct s3_creds *out, char *region, size_t region_size,
+                        struct s3_error *err);
+
 #endif
