@@ -25,6 +25,10 @@ for t in "${TARGETS[@]}"; do
     [ -d "tests/fuzz/corpus/$t" ] || { echo "run-fuzz: no target $t (${ALL[*]})" >&2; exit 2; }
 done
 command -v clang >/dev/null || bash tests/tools/install-deps.sh
+# a directory configured for another compiler cannot be switched to clang
+if [ -f "$BUILD/CMakeCache.txt" ] && ! grep -q '^S3CFS_FUZZ:BOOL=ON' "$BUILD/CMakeCache.txt"; then
+    rm -rf "$BUILD"
+fi
 mkdir -p "$BUILD"
 if ! { CC=clang cmake -S . -B "$BUILD" -DS3CFS_FUZZ=ON -DS3CFS_WERROR=ON \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build "$BUILD" --target fuzz -j"$(nproc)"; } \
