@@ -1,9 +1,14 @@
 /* fuzz_xml: every S3 XML document parser of s3/xml.c on the same body
  * (each refuses a root that is not its own, so one input reaches the one
  * it is shaped for): Error, ListObjectsV2, ListBuckets, Copy(Object|Part)
- * results, multipart initiate/complete, DeleteObjects results. */
+ * results, multipart initiate/complete, DeleteObjects results. And the
+ * other way: the body up to its first NUL as a key of a DeleteObjects
+ * request must read back, through libxml2, as exactly that key. */
 #include <errno.h>
 #include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 
 #include "fuzz.h"
 #include "s3cfs/xml.h"
@@ -93,6 +98,29 @@ static void fuzz_delete_result(const char *body, size_t len)
     s3_delete_errors_free(errors, nerrors);
 }
 
+/* <Delete><Object><Key>key</Key>: the key the server will read. */
+static void fuzz_delete_request(const char *key)
+{
+    struct sbuf out = SBUF_INIT;
+    const char *keys[] = {key};
+    if (xml_build_delete(&out, keys, 1, true) == 0) {
+        xmlDoc *doc = xmlReadMemory(out.data, (int)out.len, NULL, NULL,
+                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        FUZZ_CHECK(doc != NULL);
+        const xmlNode *n = xmlDocGetRootElement(doc)->children;
+        while (n && strcmp((const char *)n->name, "Object") != 0)
+            n = n->next;
+        FUZZ_CHECK(n && n->children && strcmp((const char *)n->children->name, "Key") == 0);
+        xmlChar *text = xmlNodeGetContent(n->children);
+        FUZZ_CHECK(text && strcmp((const char *)text, key) == 0);
+        xmlFree(text);
+        xmlFreeDoc(doc);
+    } else {
+        FUZZ_CHECK(out.len == 0);
+    }
+    sbuf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *body = (const char *)data;
@@ -105,5 +133,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_list_buckets(body, size);
     fuzz_results(body, size);
     fuzz_delete_result(body, size);
+    char *key = strndup(body, size);
+    if (key)
+        fuzz_delete_request(key);
+    free(key);
     return 0;
 }
