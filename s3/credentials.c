@@ -310,23 +310,6 @@ static int passwd_line(char *line, unsigned lineno, void *ctx)
     return 0;
 }
 
-static int passwd_parse(FILE *fp, const char *path, const char *bucket, bool required,
-                        struct found *f, struct s3_error *err);
-
-/* The bucket's own line wins over the default one. A file given explicitly
- * (required) must yield keys; a default location may be absent. */
-static int passwd_read(const char *path, const char *bucket, bool required, mode_t forbidden,
-                       struct found *f, struct s3_error *err)
-{
-    FILE *fp;
-    int rc = open_private(path, required, forbidden, &fp, err);
-    if (rc < 0 || !fp)
-        return rc;
-    rc = passwd_parse(fp, path, bucket, required, f, err);
-    fclose(fp);
-    return rc;
-}
-
 /* The lines of an open passwd file (path names it in messages). */
 static int passwd_parse(FILE *fp, const char *path, const char *bucket, bool required,
                         struct found *f, struct s3_error *err)
@@ -341,6 +324,20 @@ static int passwd_parse(FILE *fp, const char *path, const char *bucket, bool req
                   ps.bucket ? " and none for bucket " : "", ps.bucket ? ps.bucket : "");
     }
     explicit_bzero(&ps, sizeof ps);
+    return rc;
+}
+
+/* The bucket's own line wins over the default one. A file given explicitly
+ * (required) must yield keys; a default location may be absent. */
+static int passwd_read(const char *path, const char *bucket, bool required, mode_t forbidden,
+                       struct found *f, struct s3_error *err)
+{
+    FILE *fp;
+    int rc = open_private(path, required, forbidden, &fp, err);
+    if (rc < 0 || !fp)
+        return rc;
+    rc = passwd_parse(fp, path, bucket, required, f, err);
+    fclose(fp);
     return rc;
 }
 
@@ -1059,7 +1056,7 @@ static FILE *text_stream(const char *text, size_t len, struct s3_error *err)
 {
     FILE *fp = fmemopen(len ? (void *)text : "", len, "r");
     if (!fp)
-        fail_errno(err, errno, "cannot read", "text");
+        fail(err, -ENOMEM, "cannot read the text: out of memory");
     return fp;
 }
 
@@ -1069,7 +1066,7 @@ int creds_parse_passwd(const char *text, size_t len, const char *bucket, struct 
     struct found f;
     memset(&f, 0, sizeof f);
     FILE *fp = text_stream(text, len, err);
-    int rc = fp ? passwd_parse(fp, "(text)", bucket, true, &f, err) : -errno;
+    int rc = fp ? passwd_parse(fp, "(text)", bucket, true, &f, err) : -ENOMEM;
     if (fp)
         fclose(fp);
     *out = f.creds;
@@ -1084,7 +1081,7 @@ int creds_parse_profile(const char *text, size_t len, const char *profile, bool 
     struct profile_data d;
     memset(&d, 0, sizeof d);
     FILE *fp = text_stream(text, len, err);
-    int rc = fp ? ini_parse(fp, "(text)", profile, config, &d, err) : -errno;
+    int rc = fp ? ini_parse(fp, "(text)", profile, config, &d, err) : -ENOMEM;
     if (fp)
         fclose(fp);
     if (rc == 0 && !d.found)
