@@ -2,7 +2,9 @@
  * bytes arrive through a real socket in chunks the input chooses,
  * ctl_read_line cuts them into lines, and every space-separated field of
  * every line goes through ctl_unescape, whose result must escape back to
- * a field that unescapes to the same bytes.
+ * a field that unescapes to the same bytes. A field that is a PATH then
+ * goes where the daemon sends it (fs/path.c, in an all-buckets and a
+ * prefix mount): resolved, its listing prefix, and back to the same path.
  *
  * Input: the first byte seeds the chunk sizes (1..256 bytes per send); the
  * rest is the stream. */
@@ -14,6 +16,31 @@
 
 #include "fuzz.h"
 #include "s3cfs/ctlproto.h"
+#include "s3cfs/path.h"
+
+/* What the daemon does with a request's PATH (control.c: scope_of). */
+static void check_path(const struct path_map *m, const char *path)
+{
+    struct fs_loc loc;
+    char prefix[S3CFS_KEY_MAX + 2], back[CTL_LINE_MAX];
+    int rc = path_resolve(m, path, &loc);
+    FUZZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENOENT || rc == -ENAMETOOLONG);
+    if (rc)
+        return;
+    FUZZ_CHECK(strlen(loc.key) <= S3CFS_KEY_MAX && strlen(loc.bucket) <= S3CFS_BUCKET_MAX);
+    if (loc.kind == LOC_ROOT)
+        return;
+    FUZZ_CHECK(path_bucket_name_ok(loc.bucket));
+    rc = path_dir_prefix(&loc, prefix, sizeof prefix);
+    FUZZ_CHECK(rc == 0 || rc == -ENAMETOOLONG);
+    FUZZ_CHECK(rc || prefix[0] == '\0' || prefix[strlen(prefix) - 1] == '/');
+    /* back to the path, but for a trailing '/' */
+    FUZZ_CHECK(path_from_key(m, loc.bucket, loc.key, back, sizeof back) == 0);
+    size_t n = strlen(path);
+    if (n > 1 && path[n - 1] == '/')
+        n--;
+    FUZZ_CHECK(strlen(back) == n && strncmp(back, path, n) == 0);
+}
 
 static void check_field(const char *f, size_t n)
 {
@@ -30,6 +57,15 @@ static void check_field(const char *f, size_t n)
     /* a buffer one byte short of the result must be refused, not overrun */
     size_t len = strlen(raw);
     FUZZ_CHECK(ctl_unescape(f, n, back, len) == -ENAMETOOLONG);
+    if (raw[0] == '/') {
+        static struct path_map all, one;
+        if (!one.bucket[0]) {
+            FUZZ_CHECK(path_map_init(&all, NULL) == 0);
+            FUZZ_CHECK(path_map_init(&one, "bkt:/pre/fix/") == 0);
+        }
+        check_path(&all, raw);
+        check_path(&one, raw);
+    }
 }
 
 static void check_line(const char *line)
