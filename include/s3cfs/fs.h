@@ -46,6 +46,9 @@ struct fs_options {
     char *journal_dir;      /* intent journal; default /var/lib/s3cfs */
     int sync;               /* every copy and delete waits until it landed */
     char *mountpoint;       /* names the journal */
+    /* not a mount option: the job engine's bound on pending jobs (jobs.h
+     * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
+    int max_pending;
 };
 
 struct nscache;
