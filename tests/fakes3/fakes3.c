@@ -85,6 +85,7 @@ static struct {
     unsigned latency[FAKES3_NKINDS + 1];
     struct rule nth[FAKES3_NKINDS + 1], rate[FAKES3_NKINDS + 1];
     unsigned hostile;
+    char hostile_prefix[S3_KEY_MAX + 1];
     size_t min_part;
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER, .min_part = 5u << 20};
 
@@ -360,6 +361,17 @@ static unsigned hostile(void)
 {
     pthread_mutex_lock(&S.mu);
     unsigned h = S.hostile;
+    pthread_mutex_unlock(&S.mu);
+    return h;
+}
+
+/* The hostile flags for a listing of prefix. */
+static unsigned hostile_for(const char *prefix)
+{
+    pthread_mutex_lock(&S.mu);
+    const char *p = prefix ? prefix : "";
+    bool match = strncmp(p, S.hostile_prefix, strlen(S.hostile_prefix)) == 0;
+    unsigned h = match ? S.hostile : 0;
     pthread_mutex_unlock(&S.mu);
     return h;
 }
@@ -673,7 +685,7 @@ int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
     if (rc)
         return finish(c, rc, err);
     size_t max = max_keys > 0 && max_keys < MAX_KEYS ? (size_t)max_keys : MAX_KEYS;
-    unsigned flags = hostile();
+    unsigned flags = hostile_for(prefix);
     struct page_builder pb = {out, max + 2};
     out->objects = calloc(pb.cap, sizeof *out->objects);
     out->prefixes = calloc(pb.cap, sizeof *out->prefixes);
@@ -1135,6 +1147,7 @@ void fakes3_reset(void)
     memset(S.nth, 0, sizeof S.nth);
     memset(S.rate, 0, sizeof S.rate);
     S.hostile = 0;
+    S.hostile_prefix[0] = '\0';
     S.min_part = 5u << 20;
     pthread_mutex_unlock(&S.mu);
 }
@@ -1291,5 +1304,12 @@ void fakes3_set_min_part(size_t bytes)
 {
     pthread_mutex_lock(&S.mu);
     S.min_part = bytes;
+    pthread_mutex_unlock(&S.mu);
+}
+
+void fakes3_set_hostile_prefix(const char *prefix)
+{
+    pthread_mutex_lock(&S.mu);
+    snprintf(S.hostile_prefix, sizeof S.hostile_prefix, "%s", prefix ? prefix : "");
     pthread_mutex_unlock(&S.mu);
 }

@@ -116,6 +116,9 @@ void fakes3_fail_nth(enum fakes3_kind k, unsigned n, const char *code, int statu
  * generator seeded with seed, so that a run can be repeated. */
 void fakes3_fail_rate(enum fakes3_kind k, double rate, const char *code, int status, unsigned seed);
 void fakes3_set_hostile(unsigned flags);
+/* The listing flags apply only to listings whose prefix starts with this
+ * (NULL or "": every listing). */
+void fakes3_set_hostile_prefix(const char *prefix);
 /* The smallest part CompleteMultipartUpload accepts but for the last
  * (EntityTooSmall below it): 5 MiB by default. */
 void fakes3_set_min_part(size_t bytes);
