@@ -55,6 +55,20 @@ static inline void remount(const struct fsd_options *o)
     mount_b(o);
 }
 
+/* Another client's PUT of key with data. */
+static inline void put(const char *key, const char *data)
+{
+    assert_int_equal(fakes3_put(BUCKET, key, data, strlen(data)), 0);
+}
+
+/* Unmount, which must return rc (a failure not reported before: the
+ * drain returns it), and mount the defaults again for the teardown. */
+static inline void stop_expect(int rc)
+{
+    assert_int_equal(fsd_stop(D), rc);
+    mount_b(NULL);
+}
+
 /* Every queued job landed. */
 static inline void settle(void)
 {

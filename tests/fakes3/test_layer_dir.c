@@ -2,22 +2,17 @@
  * holds and against hostile listings. */
 #include "layer.h"
 
-static void put(const char *key)
-{
-    assert_int_equal(fakes3_put(BUCKET, key, "x", 1), 0);
-}
-
 /* Files, markers and implicit directories, each name once; keys readdir
  * cannot show (d//x) left out. */
 static void test_readdir(void **state)
 {
     (void)state;
-    put("d/a");
-    put("d/sub/x");
-    put("d/sub/y");
-    put("d/m/");
-    put("d//x");
-    put("e");
+    put("d/a", "x");
+    put("d/sub/x", "x");
+    put("d/sub/y", "x");
+    put("d/m/", "x");
+    put("d//x", "x");
+    put("e", "x");
     char names[256];
     size_t n;
     assert_int_equal(fsd_readdir(D, "/d", names, sizeof names, &n), 0);
@@ -38,8 +33,8 @@ static void test_readdir(void **state)
 static void test_foreign_entry_refused(void **state)
 {
     (void)state;
-    put("src/a");
-    put("src/b");
+    put("src/a", "x");
+    put("src/b", "x");
     fakes3_set_hostile(FAKES3_FOREIGN_ENTRY);
     char names[256];
     size_t n;
@@ -68,7 +63,7 @@ static void test_foreign_entry_refused(void **state)
 static void test_short_prefix_and_token_loop(void **state)
 {
     (void)state;
-    put("d/a");
+    put("d/a", "x");
     char names[256];
     size_t n;
     fakes3_set_hostile(FAKES3_SHORT_PREFIX);
@@ -91,11 +86,11 @@ static void test_rmdir_foreign_key(void **state)
     size_t n;
     assert_int_equal(fsd_readdir(D, "/d", names, sizeof names, &n), 0);
     assert_int_equal(n, 0);
-    put("d/foreign");
+    put("d/foreign", "x");
     assert_int_equal(fsd_rmdir(D, "/d"), -ENOTEMPTY);
     assert_true(fakes3_exists(BUCKET, "d/foreign"));
     assert_int_equal(fsd_mkdir(D, "/e", 0755), 0);
-    put("e//hidden");
+    put("e//hidden", "x");
     assert_int_equal(fsd_rmdir(D, "/e"), -ENOTEMPTY);
     settle();
     assert_keys("", "d/ d/foreign e/ e//hidden");
@@ -110,7 +105,7 @@ static void test_rmdir_foreign_key(void **state)
 static void test_list_failure(void **state)
 {
     (void)state;
-    put("d/a");
+    put("d/a", "x");
     fakes3_fail_nth(FAKES3_LIST, 1, "AccessDenied", 403);
     char names[64];
     size_t n;
