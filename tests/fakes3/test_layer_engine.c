@@ -142,6 +142,30 @@ static void test_failed_move_keeps_source(void **state)
     stop_expect(-EACCES);
 }
 
+/* A copy throttled once (503 SlowDown, after the client's retries) is run
+ * again by the engine and lands; the throttle reached the engine. */
+static void test_throttled_copy_rerun(void **state)
+{
+    (void)state;
+    char from[32], to[32];
+    for (int j = 0; j < 20; j++) {
+        snprintf(from, sizeof from, "s%02d", j);
+        put(from, from);
+    }
+    fakes3_count_reset();
+    fakes3_fail_nth(FAKES3_COPY, 3, "SlowDown", 503);
+    for (int j = 0; j < 20; j++) {
+        snprintf(from, sizeof from, "/s%02d", j);
+        snprintf(to, sizeof to, "/t%02d", j);
+        assert_int_equal(fsd_cp(D, from, to), 0);
+    }
+    settle();
+    assert_int_equal(fakes3_count(FAKES3_COPY), 21);
+    assert_int_equal(atomic_load(&s3_client_stats(fsd_ctx(D)->s3)->throttled), 1);
+    assert_int_equal(fakes3_keys(BUCKET, "t", from, sizeof from), 20);
+    assert_object("t07", "s07", 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +174,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_tree_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletes_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_move_keeps_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttled_copy_rerun, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
