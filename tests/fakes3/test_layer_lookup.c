@@ -99,6 +99,14 @@ static void test_created_file_is_local(void **state)
     assert_false(fakes3_exists(BUCKET, "new"));
     assert_int_equal(fsd_close(f), 0);
     assert_true(fakes3_exists(BUCKET, "new"));
+    /* the caller's umask (022, from fuse_get_context) applies */
+    unsigned long calls = fsd_context_calls();
+    assert_int_equal(fsd_create(D, "/wide", 0666, &f), 0);
+    assert_true(fsd_context_calls() > calls);
+    assert_int_equal(fsd_fstat(f, &st), 0);
+    assert_int_equal(st.st_mode, S_IFREG | 0644);
+    assert_int_equal(st.st_uid, getuid());
+    assert_int_equal(fsd_close(f), 0);
 }
 
 int main(void)
