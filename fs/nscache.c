@@ -634,17 +634,16 @@ static struct listing *listing_new(const struct key *dk, const struct nscache_di
         return NULL;
     l->cap = m ? m : 1;
     l->rows = malloc(l->cap * sizeof *l->rows);
-    if (!l->rows)
-        goto fail;
-    for (; l->n < m; l->n++) {
+    bool ok = l->rows != NULL;
+    for (; ok && l->n < m; l->n++) {
         const char *name = v[l->n]->name;
-        if (!(l->rows[l->n] = row_new(name, strlen(name), &v[l->n]->st)))
-            goto fail;
+        ok = (l->rows[l->n] = row_new(name, strlen(name), &v[l->n]->st)) != NULL;
+    }
+    if (!ok) {
+        listing_free(l); /* frees the rows made so far */
+        return NULL;
     }
     return l;
-fail:
-    listing_free(l);
-    return NULL;
 }
 
 /* Store each listed child's attributes: never over a pinned entry, and an
