@@ -13,8 +13,6 @@
 
 #include "s3cfs/engine.h"
 #include "s3cfs/node.h"
-#include "s3cfs/nscache.h"
-#include "s3cfs/pool.h"
 
 #define MIB       ((size_t)1 << 20)
 #define PATH_SIZE 4352
@@ -102,31 +100,12 @@ static void set_defaults(struct fs_ctx *c)
 
 static int start_parts(struct fs_ctx *c)
 {
-    struct nscache_config nc = {
-        .attr_ttl_ms = (unsigned)(c->opt.attr_ttl * 1000),
-        .negative_ttl_ms = (unsigned)(c->opt.negative_ttl * 1000),
-        .dir_ttl_ms = (unsigned)(c->opt.dir_ttl * 1000),
-        .dir_attr_ttl_ms = (unsigned)(c->opt.dir_attr_ttl * 1000),
-        .max_entries = (size_t)c->opt.cache_entries,
-        .max_names = (size_t)c->opt.cache_entries * 2,
-    };
     struct s3_error err;
     struct s3_client_options so = {.connect_timeout_ms = 5000, .stall_timeout_s = 30};
-    size_t queue = (size_t)c->opt.max_inflight * 4;
     int rc = s3_client_new(&so, &c->s3, &err);
-    if (rc == 0)
+    if (rc == 0) /* main.c opens it before it daemonizes */
         rc = engine_open_journal(c);
-    if (rc == 0)
-        rc = nscache_new(&nc, &c->cache);
-    if (rc == 0)
-        rc = node_table_new(&c->nodes);
-    if (rc == 0)
-        rc = pool_new(c->opt.max_inflight, queue, &c->pool);
-    if (rc == 0)
-        rc = pool_new(c->opt.max_inflight, queue, &c->jobs_pool);
-    if (rc == 0)
-        rc = engine_start(c);
-    return rc;
+    return rc ? rc : fs_ctx_start(c);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -139,16 +118,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 int fsd_stop(struct fsd *d)
 {
     struct fs_ctx *c = &d->c;
-    int rc = engine_stop(c);
-    if (c->jobs_pool)
-        pool_free(c->jobs_pool);
-    if (c->pool)
-        pool_free(c->pool);
-    if (c->nodes)
-        node_table_free(c->nodes);
-    if (c->cache)
-        nscache_free(c->cache);
-    s3_client_free(c->s3);
+    int rc = fs_ctx_free(c);
     fs_set(NULL);
     nftw(d->tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(c->opt.tmpdir);

@@ -1,6 +1,7 @@
 /* fsdriver.h - the filesystem without FUSE, for unit tests: a mount's
- * fs_ctx built the way fs/main.c builds it (options, namespace cache, node
- * table, both pools, engine and journal in a temporary directory), whose
+ * fs_ctx built the way fs/main.c builds it (options as its defaults, the
+ * journal in a temporary directory, then the same fs_ctx_start and
+ * fs_ctx_free: namespace cache, node table, both pools, engine), whose
  * S3 client is whatever s3.h the test links (tests/fakes3), and calls
  * through the fuse_operations table of fs/fsops.c, made as the kernel and
  * libfuse's high-level layer make them:
@@ -43,8 +44,8 @@ struct fsd;
 struct fsd_file;
 
 int fsd_start(const struct fsd_options *o, struct fsd **out);
-/* Drains the engine (as an unmount does), frees everything, removes the
- * temporary directory; returns engine_stop's result. */
+/* Drains the engine and frees everything (fs_ctx_free, as an unmount),
+ * removes the temporary directory; returns the drain's result. */
 int fsd_stop(struct fsd *d);
 struct fs_ctx *fsd_ctx(struct fsd *d);
 unsigned long fsd_context_calls(void);
