@@ -121,6 +121,7 @@ int engine_start(struct fs_ctx *c)
         .ctx = c,
         .journal = c->journal,
         .batch_delay_ms = 2000, /* deletes: a full page, or 200 ms of quiet */
+        .max_pending = c->opt.max_pending,
     };
     rc = jobs_new(&cfg, &c->jobs);
     size_t n = 0;

@@ -46,6 +46,9 @@ struct fs_options {
     char *journal_dir;      /* intent journal; default /var/lib/s3cfs */
     int sync;               /* every copy and delete waits until it landed */
     char *mountpoint;       /* names the journal */
+    /* not a mount option: the job engine's bound on pending jobs (jobs.h
+     * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
+    int max_pending;
 };
 
 struct nscache;
@@ -71,6 +74,15 @@ struct fs_ctx {
     struct control *control; /* the control socket (control.h); NULL: none */
     struct trim *trim;       /* set before the FUSE loop starts; NULL: none */
 };
+
+/* The parts of a mount that start threads (main.c: after fuse_daemonize
+ * forked): the namespace cache, the node table, both pools, the engine
+ * (journal opened if not yet). opt and s3 must be set. */
+int fs_ctx_start(struct fs_ctx *c);
+/* Unmount and SIGTERM: drain the engine (every queued copy and delete
+ * lands first), then free what the context owns, whatever was started;
+ * returns the drain's result (also logged). */
+int fs_ctx_free(struct fs_ctx *c);
 
 struct fs_ctx *fs_get(void);
 void fs_set(struct fs_ctx *ctx);
