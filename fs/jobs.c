@@ -1287,9 +1287,28 @@ struct recovery {
     size_t n;
 };
 
+/* Whether a pending job writes bucket/key. */
+static bool key_written(struct jobs *e, const char *bucket, const char *key)
+{
+    pthread_mutex_lock(&e->lock);
+    struct keystate *ks = ks_lookup(e, bucket, key);
+    bool written = false;
+    for (struct access *a = ks ? ks->head : NULL; a && !written; a = a->next)
+        written = (a->roles & JOBS_AS_DEST) != 0;
+    pthread_mutex_unlock(&e->lock);
+    return written;
+}
+
 static int recover_one(void *arg, uint64_t id, const struct job_spec *s)
 {
     struct recovery *r = arg;
+    enum jobs_admit a = JOBS_ADMIT_RUN;
+    if (r->e->cfg.admit) /* nothing runs during a replay: the pending jobs are the replayed ones */
+        a = r->e->cfg.admit(r->e->cfg.ctx, id, s, key_written(r->e, s->bucket, s->key));
+    if (a == JOBS_ADMIT_DROP)
+        journal_done(r->e->cfg.journal, &id, 1);
+    if (a != JOBS_ADMIT_RUN)
+        return 0;
     int rc = submit(r->e, s, id, NULL);
     if (rc == -EINVAL) { /* a record we cannot run: drop it rather than stop */
         LOGW("jobs: dropping unusable journal record %llu", (unsigned long long)id);

@@ -129,6 +129,10 @@ struct job_spec {
      * kept by the journal: the id of the COPY whose failure cancels this
      * job. A replay keeps the link while that COPY is replayed too. */
     uint64_t guard;
+    /* DELETE only: when it was queued (Unix seconds), written by the
+     * journal (0: now) and handed to a replay (0: not recorded), so that a
+     * replayed delete spares an object written after it (engine.c). */
+    int64_t queued_s;
 };
 
 /* Runs one COPY; returns 0 or -errno, filling err on failure. The spec's
@@ -147,12 +151,25 @@ typedef int (*jobs_delete_fn)(void *ctx, const char *bucket, const char *const *
  * entry can follow S3 again). */
 typedef void (*jobs_over_fn)(void *ctx, const char *bucket, const char *key, int rc, bool last);
 
+/* What a replay does with a job read from the journal. */
+enum jobs_admit {
+    JOBS_ADMIT_RUN,  /* resubmit it */
+    JOBS_ADMIT_DROP, /* finish it (DONE) without running it */
+    JOBS_ADMIT_KEEP, /* leave it live in the journal, for the next mount */
+};
+/* Whether a replayed job runs: called by jobs_recover for each job, in
+ * order, with no engine lock held. rewritten: an earlier replayed job
+ * writes the job's key (so a DELETE's object is that job's result). */
+typedef enum jobs_admit (*jobs_admit_fn)(void *ctx, uint64_t id, const struct job_spec *spec,
+                                         bool rewritten);
+
 /* Zeroed fields take the defaults in brackets. */
 struct jobs_config {
     struct pool *pool;       /* borrowed; must outlive the engine */
     jobs_exec_fn exec;       /* required */
     jobs_delete_fn del;      /* required */
     jobs_over_fn over;       /* NULL: none */
+    jobs_admit_fn admit;     /* NULL: every replayed job runs */
     void *ctx;               /* passed to exec, del and over */
     struct journal *journal; /* borrowed, NULL: none; must outlive the engine */
     int max_pending;         /* [4096] jobs submitted and not finished */

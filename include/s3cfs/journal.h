@@ -50,8 +50,26 @@
 
 struct journal;
 
+struct journal_opts {
+    /* The mount's source (endpoint, bucket, prefix, mount point) as one
+     * string, recorded in the file's first line (S). A file holding live
+     * jobs of another source, or of none, is refused (-EXDEV, nothing
+     * replayed); one with no live job starts again with this source.
+     * NULL: no S record, nothing checked (tests). */
+    const char *source;
+    /* How long to wait for another holder of the journal's lock (a
+     * previous daemon still draining) before -EBUSY; 0: do not wait. */
+    int lock_wait_ms;
+};
+
 /* Open (creating it, mode 0600) and read the journal at path: the live
- * jobs are kept for journal_replay. -errno of open/read, or -ENOMEM. */
+ * jobs are kept for journal_replay. The directory must be the daemon's
+ * user's and not writable by group or others, the file (and PATH.lock) a
+ * regular file of that user with one link, opened without following a
+ * symlink: else -EPERM or -ELOOP, logged. The lock is held until
+ * journal_close. -errno of open/read, -EBUSY, -EXDEV, or -ENOMEM. */
+int journal_open_opts(const char *path, const struct journal_opts *opts, struct journal **out);
+/* journal_open_opts with opts NULL. */
 int journal_open(const char *path, struct journal **out);
 /* Close the file; records stay on disk. NULL is ignored. */
 void journal_close(struct journal *j);
@@ -81,10 +99,21 @@ int journal_fold_meta(struct journal *j, uint64_t id, const struct s3_meta *meta
 /* Record that these jobs finished, with one write. Ids not live are skipped. */
 int journal_done(struct journal *j, const uint64_t *ids, size_t n);
 
-/* fsync the file (without holding the mutex during the sync). */
+/* fsync the file (without holding the mutex during the sync); nothing
+ * when nothing was written since the last one. */
 int journal_sync(struct journal *j);
+/* Records written (and cuts) so far, and how many of them were fsync'd. */
+void journal_sync_count(struct journal *j, uint64_t *writes, uint64_t *synced);
 /* Truncate when nothing is live; rewrite with only the live records when
  * the file exceeds the size limit; otherwise nothing. */
 int journal_compact(struct journal *j);
+
+/* Parse data as the content of a journal file, as journal_open would
+ * (a fuzzing entry point; tests read a journal another handle holds):
+ * out (may be NULL) gets the complete part's length, the live jobs and the
+ * highest id; then the live jobs go to cb (NULL: none) as journal_replay
+ * would. 0, -ENOMEM or cb's return. */
+int journal_parse(const void *data, size_t len, struct journal_info *out, journal_replay_fn cb,
+                  void *arg);
 
 #endif
