@@ -132,8 +132,8 @@ static int journal_path(struct fs_ctx *c, char *out, size_t size)
  * another mount point sharing the name's hash) is not replayed here. */
 static void journal_source(struct fs_ctx *c, char *out, size_t size)
 {
-    snprintf(out, size, "endpoint=%s bucket=%s prefix=%s mountpoint=%s",
-             s3_client_endpoint(c->s3), c->map.all_buckets ? "*" : c->map.bucket, c->map.prefix,
+    snprintf(out, size, "endpoint=%s bucket=%s prefix=%s mountpoint=%s", s3_client_endpoint(c->s3),
+             c->map.all_buckets ? "*" : c->map.bucket, c->map.prefix,
              c->opt.mountpoint ? c->opt.mountpoint : "");
 }
 

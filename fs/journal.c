@@ -151,6 +151,8 @@ struct journal {
     size_t header_len;        /* constant */
     int fd;                   /* lock: O_APPEND */
     uint64_t writes, synced;  /* lock: records written, and written when last fsync'd */
+    int test_delay_ms;        /* lock: journal_test_writes */
+    int test_fail_rc;         /* lock */
     uint64_t size;            /* lock: bytes in the file (all complete lines) */
     uint64_t max_size;        /* lock: configured limit */
     uint64_t limit;           /* lock: rewrite above this (>= max_size) */
@@ -224,10 +226,20 @@ static int put_job(struct sbuf *b, uint64_t id, const struct job_spec *s)
     return rc ? rc : put_end(b, 0);
 }
 
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 /* One write(2) in the normal case; a short write continues, a failed one
  * cuts the file back so no partial line stays in front of later records. */
 static int write_locked(struct journal *j, const char *p, size_t n)
 {
+    if (j->test_delay_ms > 0)
+        sleep_ms(j->test_delay_ms);
+    if (j->test_fail_rc)
+        return j->test_fail_rc;
     size_t done = 0;
     while (done < n) {
         ssize_t w = write(j->fd, p + done, n - done);
@@ -730,15 +742,15 @@ static int check_file(const struct journal *j, const char *name, int fd)
     struct stat st;
     if (fstat(fd, &st) != 0)
         return -errno;
-    const char *why = !S_ISREG(st.st_mode)            ? "is not a regular file"
-                      : st.st_uid != geteuid()        ? "is owned by another user"
-                      : st.st_nlink != 1              ? "has more than one link"
+    const char *why = !S_ISREG(st.st_mode)               ? "is not a regular file"
+                      : st.st_uid != geteuid()           ? "is owned by another user"
+                      : st.st_nlink != 1                 ? "has more than one link"
                       : st.st_mode & (S_IWGRP | S_IWOTH) ? "is writable by others"
-                                                      : NULL;
+                                                         : NULL;
     if (!why)
         return 0;
-    LOGE("journal %s: %s/%s %s: refusing it (remove it if it is not yours)", j->path,
-         j->dir, name, why);
+    LOGE("journal %s: %s/%s %s: refusing it (remove it if it is not yours)", j->path, j->dir, name,
+         why);
     return -EPERM;
 }
 
@@ -758,12 +770,6 @@ static int open_in_dir(const struct journal *j, const char *name, int flags)
         return rc;
     }
     return fd;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Who holds the lock, as its pid file says (for the message only). */
@@ -932,6 +938,14 @@ void journal_set_max_size(struct journal *j, uint64_t bytes)
 {
     pthread_mutex_lock(&j->lock);
     j->max_size = j->limit = bytes < MIN_MAX_SIZE ? MIN_MAX_SIZE : bytes;
+    pthread_mutex_unlock(&j->lock);
+}
+
+void journal_test_writes(struct journal *j, int delay_ms, int fail_rc)
+{
+    pthread_mutex_lock(&j->lock);
+    j->test_delay_ms = delay_ms;
+    j->test_fail_rc = fail_rc;
     pthread_mutex_unlock(&j->lock);
 }
 

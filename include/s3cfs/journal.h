@@ -108,6 +108,10 @@ void journal_sync_count(struct journal *j, uint64_t *writes, uint64_t *synced);
  * the file exceeds the size limit; otherwise nothing. */
 int journal_compact(struct journal *j);
 
+/* Tests: every later write sleeps delay_ms first (a slow disk, under the
+ * journal's mutex), then fails with fail_rc if it is not 0. */
+void journal_test_writes(struct journal *j, int delay_ms, int fail_rc);
+
 /* Parse data as the content of a journal file, as journal_open would
  * (a fuzzing entry point; tests read a journal another handle holds):
  * out (may be NULL) gets the complete part's length, the live jobs and the
