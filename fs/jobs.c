@@ -736,7 +736,7 @@ static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
         e->nrunning--;
     for (unsigned i = 0; i < jb->nacc; i++)
         acc_remove(e, &jb->acc[i]);
-    if (e->cfg.over)
+    if (e->cfg.over && !jb->silent) /* its submitter undid what it showed */
         tell_over(e, job_dest(jb), rc);
     waiters_notify(e, jb);
     for (unsigned i = 0; i < jb->nacc; i++)

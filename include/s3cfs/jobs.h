@@ -73,8 +73,15 @@
  *
  * Locking: one engine mutex protects every mutable field; condition
  * variables wake the dispatcher thread, blocked submitters and waiters.
- * No lock is held while exec or del runs, nor across pool_submit. The
- * journal has its own mutex; lock order engine -> journal -> pool.
+ * No lock is held while exec or del runs, nor across pool_submit, nor
+ * while the journal is written: a job's record is written by its submitter
+ * after the engine lock is released (the job is queued in its place but
+ * does not start before the write returned), an M record by
+ * jobs_fold_meta likewise, the DONE of a failed job and of what it
+ * cancels by the dispatcher before it starts anything else. A slow disk
+ * stalls the submitter, not every caller. The journal has its own mutex;
+ * no journal function is called with the engine lock held; lock order
+ * journal -> pool.
  *
  * Threads: the engine has one dispatcher thread (it starts jobs and sends
  * batches; all signals blocked). exec and del run on pool workers and must
@@ -146,9 +153,9 @@ typedef int (*jobs_delete_fn)(void *ctx, const char *bucket, const char *const *
                               int *per_key_rc, struct s3_error *err);
 
 /* A job is over (rc 0: landed; else failed for good or cancelled): called
- * once per job with the engine lock held, so it must not call the engine
- * nor block. last: no other pending job writes that key (its namespace
- * entry can follow S3 again). */
+ * once per job (not for one whose submission failed) with the engine lock held, so it must not call
+ * the engine nor block. last: no other pending job writes that key (its namespace entry can follow
+ * S3 again). */
 typedef void (*jobs_over_fn)(void *ctx, const char *bucket, const char *key, int rc, bool last);
 
 /* What a replay does with a job read from the journal. */
@@ -200,7 +207,8 @@ int jobs_recover(struct jobs *e, size_t *count);
  * daemon crash loses nothing. Blocks while max_pending jobs are pending.
  * *id (may be NULL) receives its id. -EINVAL for an incomplete spec,
  * -ENOMEM, -ESHUTDOWN after jobs_free began, or the journal's error (the
- * job is then not queued). */
+ * job then never runs; queued meanwhile, it is cancelled without a report,
+ * and cancels what a failure of it would). */
 int jobs_submit(struct jobs *e, const struct job_spec *spec, uint64_t *id);
 
 /* mv: queue the COPY `copy` and the DELETE of its source guarded by it
