@@ -781,6 +781,15 @@ static struct jobs *x_engine(struct pool **p, struct journal *j)
     return e;
 }
 
+/* A fresh journal at path and an engine on it, the executor's gate open
+ * or shut. */
+static struct jobs *engine_on_journal(struct journal **j, struct pool **p, bool gate_shut)
+{
+    assert_int_equal(journal_open(path, j), 0);
+    x_gate(gate_shut);
+    return x_engine(p, *j);
+}
+
 /* cp a b; cp b c; rm a; rm x: submitted while the executor is blocked. */
 static void submit_four(struct jobs *e)
 {
@@ -934,9 +943,7 @@ static void test_replay_keeps_folded_meta(void **state)
     (void)state;
     struct journal *j;
     struct pool *p;
-    assert_int_equal(journal_open(path, &j), 0);
-    x_gate(true);
-    struct jobs *e = x_engine(&p, j);
+    struct jobs *e = engine_on_journal(&j, &p, true);
     struct job_spec s1 = copy_spec("a", "b"), s2 = copy_spec("b", "c");
     assert_int_equal(jobs_submit(e, &s1, NULL), 0);
     assert_int_equal(jobs_submit(e, &s2, NULL), 0);
@@ -1051,9 +1058,7 @@ static void test_no_journal_write_under_engine_lock(void **state)
     (void)state;
     struct journal *j;
     struct pool *p;
-    assert_int_equal(journal_open(path, &j), 0);
-    x_gate(false);
-    slow_e = x_engine(&p, j);
+    slow_e = engine_on_journal(&j, &p, false);
     journal_test_writes(j, 1500, 0);
     pthread_t t;
     int64_t t0 = mono_ms();
@@ -1084,9 +1089,7 @@ static void test_unrecorded_job_never_runs(void **state)
     (void)state;
     struct journal *j;
     struct pool *p;
-    assert_int_equal(journal_open(path, &j), 0);
-    x_gate(false);
-    struct jobs *e = x_engine(&p, j);
+    struct jobs *e = engine_on_journal(&j, &p, false);
     journal_test_writes(j, 0, -ENOSPC);
     struct job_spec c = copy_spec("a", "b"), d = del_spec("x"), m = copy_spec("m", "n");
     assert_int_equal(jobs_submit(e, &c, NULL), -ENOSPC);
