@@ -675,6 +675,7 @@ static void journal_destroy(struct journal *j)
         close(j->dirfd);
     pthread_mutex_destroy(&j->lock);
     free(j->file_source);
+    free(j->dir);
     free(j->header);
     free(j->path);
     free(j);
