@@ -372,7 +372,11 @@ static int line_head(const char *line, size_t len, char *type, uint64_t *id, siz
     *type = line[0];
     *body_end = end;
     *fields = id_end;
-    return parse_u64(line + 2, id_end - 2, id);
+    /* no job has id 0: it marks the live map's empty slots (a record with
+     * it was replayed as a job, and "M 0" read a freed one); only the S
+     * record, about no job, has it */
+    int rc = parse_u64(line + 2, id_end - 2, id);
+    return rc == 0 && (*id == 0) != (line[0] == 'S') ? -EINVAL : rc;
 }
 
 static int parsed_add(struct parsed *p, const char *s, size_t n)
@@ -692,25 +696,6 @@ static struct journal *journal_alloc(void)
     return j;
 }
 
-int journal_parse(const void *data, size_t len, struct journal_info *out, journal_replay_fn cb,
-                  void *arg)
-{
-    struct journal *j = journal_alloc();
-    if (!j || !(j->path = strdup("(buffer)"))) {
-        if (j)
-            journal_destroy(j);
-        return -ENOMEM;
-    }
-    uint64_t good;
-    int rc = load_buffer(j, data, len, &good);
-    if (rc == 0 && out)
-        *out = (struct journal_info){good, j->live.n, j->max_id};
-    if (rc == 0 && cb)
-        rc = journal_replay(j, cb, arg);
-    journal_destroy(j);
-    return rc;
-}
-
 /* ---------- opening: who may have put the file there ---------- */
 
 /* Only the daemon's user may create, replace or rename files in the
@@ -927,6 +912,25 @@ int journal_open_opts(const char *path, const struct journal_opts *opts, struct 
 int journal_open(const char *path, struct journal **out)
 {
     return journal_open_opts(path, NULL, out);
+}
+
+int journal_open_memory(const char *data, size_t len, struct journal **out)
+{
+    *out = NULL;
+    struct journal *j = journal_alloc();
+    if (!j || !(j->path = strdup("(memory)"))) {
+        if (j)
+            journal_destroy(j);
+        return -ENOMEM;
+    }
+    /* the very parser of journal_open, with no file behind it */
+    int rc = load_buffer(j, data, len, &j->size);
+    if (rc) {
+        journal_destroy(j);
+        return rc;
+    }
+    *out = j;
+    return 0;
 }
 
 void journal_close(struct journal *j)

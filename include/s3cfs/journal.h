@@ -104,6 +104,10 @@ struct journal_opts {
 int journal_open_opts(const char *path, const struct journal_opts *opts, struct journal **out);
 /* journal_open_opts with opts NULL. */
 int journal_open(const char *path, struct journal **out);
+/* The same reading on the len bytes at data instead of a file (tests and
+ * fuzzing: tests/fuzz/fuzz_journal.c). Nothing is behind the journal: use
+ * only journal_info, journal_replay and journal_close on it. */
+int journal_open_memory(const char *data, size_t len, struct journal **out);
 /* Close the file; records stay on disk. NULL is ignored. */
 void journal_close(struct journal *j);
 
@@ -144,13 +148,5 @@ int journal_compact(struct journal *j);
 /* Tests: every later write sleeps delay_ms first (a slow disk, under the
  * journal's mutex), then fails with fail_rc if it is not 0. */
 void journal_test_writes(struct journal *j, int delay_ms, int fail_rc);
-
-/* Parse data as the content of a journal file, as journal_open would
- * (a fuzzing entry point; tests read a journal another handle holds):
- * out (may be NULL) gets the complete part's length, the live jobs and the
- * highest id; then the live jobs go to cb (NULL: none) as journal_replay
- * would. 0, -ENOMEM or cb's return. */
-int journal_parse(const void *data, size_t len, struct journal_info *out, journal_replay_fn cb,
-                  void *arg);
 
 #endif

@@ -165,7 +165,10 @@ static void reopen_replay(struct recs *rs)
 {
     size_t len;
     char *data = slurp(path, &len);
-    assert_int_equal(journal_parse(data, len, NULL, collect, rs), 0);
+    struct journal *j;
+    assert_int_equal(journal_open_memory(data, len, &j), 0);
+    assert_int_equal(journal_replay(j, collect, rs), 0);
+    journal_close(j);
     free(data);
 }
 
