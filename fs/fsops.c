@@ -281,6 +281,14 @@ static int op_symlink(const char *target, const char *path)
     return obj_symlink(fs_get(), target, path, fc->uid, fc->gid);
 }
 
+/* mkfifo, mknod, bind(2) of a Unix socket; regular files come by create */
+static int op_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+    struct fuse_context *fc = fuse_get_context();
+    mode_t m = (mode & S_IFMT) | (mode & 07777 & ~fc->umask);
+    return obj_mknod(fs_get(), path, m, rdev, fc->uid, fc->gid);
+}
+
 static int op_readlink(const char *path, char *buf, size_t size)
 {
     return obj_readlink(fs_get(), path, buf, size);
@@ -392,6 +400,7 @@ static const struct fuse_operations ops = {
     .chown = op_chown,
     .utimens = op_utimens,
     .symlink = op_symlink,
+    .mknod = op_mknod,
     .readlink = op_readlink,
     .statfs = op_statfs,
     .setxattr = op_setxattr,

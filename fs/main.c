@@ -22,6 +22,7 @@
 #include "s3cfs/engine.h"
 #include "s3cfs/fsops.h"
 #include "s3cfs/log.h"
+#include "s3cfs/mime.h"
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
@@ -37,6 +38,8 @@ struct cli {
     int nnonopt;
     int help, version;
 };
+
+enum { KEY_SUID = 100, KEY_NOSUID };
 
 #define OPT(t, p)                                                                                  \
     {                                                                                              \
@@ -80,6 +83,11 @@ static const struct fuse_opt opt_spec[] = {
     OPT("listing_attrs_only", o.listing_attrs_only),
     OPT("journal_dir=%s", o.journal_dir),
     OPT("sync_jobs", o.sync),
+    OPT("nomime", o.nomime),
+    /* kept for the kernel (fuse_opt keeps a matched option when the proc
+     * returns 1): noted so that setuid/setgid bits are shown only here */
+    FUSE_OPT_KEY("suid", KEY_SUID),
+    FUSE_OPT_KEY("nosuid", KEY_NOSUID),
     OPT("-f", o.foreground),
     OPT("--foreground", o.foreground),
     OPT("-h", help),
@@ -120,6 +128,9 @@ static void usage(const char *prog)
            "  journal_dir=PATH      intent journal of queued copies and deletes\n"
            "                        (default /var/lib/s3cfs)\n"
            "  sync_jobs             copies and deletes return when they landed\n"
+           "  nomime                no Content-Type from /etc/mime.types for new files\n"
+           "  suid, dev             show setuid/setgid bits and honour them; make\n"
+           "                        device nodes work (both off by default)\n"
            "  log_level=LEVEL       error, warn, info, debug (default warn)\n"
            "  -f, --foreground      stay in the foreground, log to stderr\n"
            "  allow_other, ro, ...  the usual FUSE mount options\n"
@@ -133,6 +144,8 @@ static int keep_nonopt(void *data, const char *arg, int key, struct fuse_args *o
 {
     (void)outargs;
     struct cli *cli = data;
+    if (key == KEY_SUID || key == KEY_NOSUID)
+        cli->o.suid = key == KEY_SUID; /* the last one wins, as for mount(8) */
     if (key != FUSE_OPT_KEY_NONOPT)
         return 1;
     if (cli->nnonopt >= 2) {
@@ -198,6 +211,7 @@ static void set_defaults(struct fs_ctx *c)
         .umask = um,
         .file_mode = o->file_mode >= 0 ? (mode_t)o->file_mode : 0666,
         .dir_mode = o->dir_mode >= 0 ? (mode_t)o->dir_mode : 0777,
+        .show_suid = o->suid,
     };
     clock_gettime(CLOCK_REALTIME, &c->defaults.time);
 }
@@ -343,6 +357,7 @@ static void ctx_free(struct fs_ctx *c)
     if (c->pool)
         pool_free(c->pool);
     node_table_free(c->nodes);
+    mime_free(c->mime);
     if (c->cache)
         nscache_free(c->cache);
     s3_client_free(c->s3);
@@ -429,6 +444,10 @@ static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *
         return 2;
     }
     set_defaults(&ctx);
+    if (!ctx.opt.nomime && mime_load("/etc/mime.types", &ctx.mime)) {
+        fprintf(stderr, "s3cfs: out of memory\n");
+        return 1;
+    }
     fs_set(&ctx);
     s3_global_init();
     /* permission checks by the kernel against the modes we show */

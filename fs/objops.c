@@ -13,6 +13,7 @@
 #include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/lookup.h"
+#include "s3cfs/mime.h"
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
@@ -332,33 +333,74 @@ int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flag
     return rename_tree(c, from, &fl, to, &tl);
 }
 
+/* A new object at path holding body[0..len) with st as its metadata
+ * (symlinks, mknod): one PUT, after the name is settled. */
+static int put_new(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
+                   const struct stat *st, const char *body, size_t len)
+{
+    struct meta_set ms;
+    meta_from_stat(st, &ms);
+    char type[128] = "";
+    if (S_ISREG(st->st_mode))
+        mime_type(c->mime, path, type, sizeof type);
+    struct s3_write_opts wo = {type[0] ? type : NULL, ms.meta, ms.nmeta};
+    struct http_body b = {.data = body, .fd = -1, .len = len};
+    struct s3_error err;
+    char etag[80];
+    int rc = fs_settle_name(c, path); /* rm n; ln -s t n, rmdir n; mkfifo n */
+    if (rc)
+        return rc;
+    rc = s3_put_object(c->s3, loc->bucket, loc->key, &b, &wo, etag, &err);
+    if (rc)
+        return fs_fail(S_ISLNK(st->st_mode) ? "symlink" : "mknod", path, rc, &err);
+    nscache_invalidate(c->cache, path);
+    nscache_put(c->cache, path, st, etag);
+    return 0;
+}
+
+/* A name not taken yet: 0, -EEXIST, or the lookup's error. */
+static int new_name(struct fs_ctx *c, const char *path, struct fs_loc *loc)
+{
+    struct stat st;
+    int rc = lookup_loc(c, path, loc, &st, NULL);
+    return rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
+}
+
 int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t uid, gid_t gid)
 {
     struct fs_loc loc;
     struct stat st;
-    int rc = lookup_loc(c, path, &loc, &st, NULL);
-    if (rc == 0)
-        return -EEXIST;
-    if (rc != -ENOENT)
+    int rc = new_name(c, path, &loc);
+    if (rc)
         return rc;
     size_t len = strlen(target);
     if (len >= SYMLINK_MAX)
         return -ENAMETOOLONG;
     fs_new_stat(c, S_IFLNK | 0777, uid, gid, len, &st);
-    struct meta_set ms;
-    meta_from_stat(&st, &ms);
-    struct s3_write_opts wo = {NULL, ms.meta, ms.nmeta};
-    struct http_body body = {.data = target, .fd = -1, .len = len};
-    struct s3_error err;
-    char etag[80];
-    if ((rc = fs_settle_name(c, path))) /* rm n; ln -s t n, rmdir n; ln -s t n */
-        return rc;
-    rc = s3_put_object(c->s3, loc.bucket, loc.key, &body, &wo, etag, &err);
+    return put_new(c, path, &loc, &st, target, len);
+}
+
+int obj_mknod(struct fs_ctx *c, const char *path, mode_t mode, dev_t rdev, uid_t uid, gid_t gid)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFIFO:
+    case S_IFSOCK:
+    case S_IFCHR:
+    case S_IFBLK:
+        break;
+    default:
+        return -EINVAL; /* S_IFDIR is mkdir's, S_IFLNK symlink's */
+    }
+    struct fs_loc loc;
+    struct stat st;
+    int rc = new_name(c, path, &loc);
     if (rc)
-        return fs_fail("symlink", path, rc, &err);
-    nscache_invalidate(c->cache, path);
-    nscache_put(c->cache, path, &st, etag);
-    return 0;
+        return rc;
+    fs_new_stat(c, mode, uid, gid, 0, &st);
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        st.st_rdev = rdev;
+    return put_new(c, path, &loc, &st, NULL, 0);
 }
 
 int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size)

@@ -45,6 +45,8 @@ struct fs_options {
     char *journal_dir;      /* intent journal; default /var/lib/s3cfs */
     int sync;               /* every copy and delete waits until it landed */
     char *mountpoint;       /* names the journal */
+    int suid;               /* mounted with `suid`: setuid/setgid bits shown */
+    int nomime;             /* no Content-Type from /etc/mime.types (mime.h) */
 };
 
 struct nscache;
@@ -54,6 +56,7 @@ struct jobs;
 struct journal;
 struct control;
 struct trim;
+struct mime_table;
 
 struct fs_ctx {
     struct fs_options opt;
@@ -69,6 +72,7 @@ struct fs_ctx {
     struct meta_defaults defaults;
     struct control *control; /* the control socket (control.h); NULL: none */
     struct trim *trim;       /* set before the FUSE loop starts; NULL: none */
+    struct mime_table *mime; /* Content-Type by extension (mime.h); NULL: nomime */
 };
 
 struct fs_ctx *fs_get(void);

@@ -36,6 +36,10 @@ struct fs_node;
 int obj_fsetattr(struct fs_node *n, const struct obj_attr_change *ch);
 
 int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t uid, gid_t gid);
+/* mknod(2): an empty object whose mode carries the type, as s3fs stores
+ * it (regular file, FIFO, socket, character or block device; a device's
+ * number in x-amz-meta-rdev). -EINVAL for other types. */
+int obj_mknod(struct fs_ctx *c, const char *path, mode_t mode, dev_t rdev, uid_t uid, gid_t gid);
 int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size);
 
 int obj_setxattr(struct fs_ctx *c, const char *path, const char *name, const char *value,
