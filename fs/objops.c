@@ -40,8 +40,8 @@ static int load_current(struct fs_ctx *c, const char *path, struct current *cur)
     rc = fs_lookup_head(c, path, &cur->loc, &cur->st, &cur->head);
     if (rc)
         return rc;
-    if (S_ISDIR(cur->st.st_mode))
-        return path_dir_prefix(&cur->loc, cur->key, sizeof cur->key);
+    if (S_ISDIR(cur->st.st_mode)) /* "d/", or an old-style "d" / "d_$folder$" */
+        return fs_dir_meta_key(&cur->loc, &cur->st, cur->key, sizeof cur->key);
     snprintf(cur->key, sizeof cur->key, "%s", cur->loc.key);
     return 0;
 }
@@ -251,8 +251,22 @@ static int move_page(const struct s3_list_page *p, void *arg)
     return rc;
 }
 
+/* An old-style directory object ("d", "d_$folder$") becomes the new
+ * name's marker, keeping its metadata; the listing did not cover it. */
+static int move_old_style(struct fs_ctx *c, const struct fs_loc *fl, const struct stat *st,
+                          const struct fs_loc *tl, const char *to_marker)
+{
+    if (st->st_dev != FS_DIR_OBJECT && st->st_dev != FS_DIR_FOLDER)
+        return 0;
+    struct fs_loc from = *fl, to = *tl;
+    from.kind = to.kind = LOC_OBJECT;
+    int rc = fs_dir_meta_key(fl, st, from.key, sizeof from.key);
+    snprintf(to.key, sizeof to.key, "%s", to_marker);
+    return rc ? rc : engine_move(c, &from, "", 0, &to, NULL, NULL, st);
+}
+
 static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl)
+                       const struct fs_loc *tl, const struct stat *st)
 {
     char fp[S3CFS_KEY_MAX + 2], tp[S3CFS_KEY_MAX + 2];
     int rc = path_dir_prefix(fl, fp, sizeof fp);
@@ -271,6 +285,8 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
         rc = engine_wait_dir(c, fl); /* what was queued below it lands first */
     if (rc == 0)
         rc = s3_list_all(c->s3, fl->bucket, fp, NULL, move_page, &m, &err);
+    if (rc == 0)
+        rc = move_old_style(c, fl, st, tl, tp);
     if (rc && err.code[0])
         fs_fail("rename (list)", from, rc, &err);
     /* rename(2) answers when the tree moved, with the first error if any */
@@ -330,7 +346,7 @@ int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flag
         return rc;
     if (!S_ISDIR(st.st_mode))
         return rename_file(c, from, &fl, to, &tl, &st, etag);
-    return rename_tree(c, from, &fl, to, &tl);
+    return rename_tree(c, from, &fl, to, &tl, &st);
 }
 
 /* A new object at path holding body[0..len) with st as its metadata
