@@ -1,4 +1,5 @@
 #include "s3cfs/dir.h"
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/jobs.h"
 
@@ -216,9 +217,15 @@ static int fill(struct listing *l, void *buf, fuse_fill_dir_t filler)
      * number (with 0, glibc's readdir would hide them) */
     filler(buf, ".", NULL, 0, 0);
     filler(buf, "..", NULL, 0, 0);
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
+        if (S_ISDIR(l->v[i].st.st_mode)) { /* times not written yet */
+            char path[4096 + 256];
+            child_path(l->path, l->v[i].name, path, sizeof path);
+            dirtimes_apply(l->c->dirtimes, path, &l->v[i].st);
+        }
         if (filler(buf, l->v[i].name, &l->v[i].st, 0, FUSE_FILL_DIR_PLUS))
             return -ENOMEM;
+    }
     return 0;
 }
 

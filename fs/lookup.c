@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
@@ -152,8 +153,10 @@ static int lookup_any(struct fs_ctx *c, const char *path, struct stat *st, char 
 int fs_lookup(struct fs_ctx *c, const char *path, struct stat *st, char etag[80])
 {
     int rc = lookup_any(c, path, st, etag);
-    if (rc == 0 && S_ISDIR(st->st_mode))
+    if (rc == 0 && S_ISDIR(st->st_mode)) {
         dir_nlink(c, path, st);
+        dirtimes_apply(c->dirtimes, path, st); /* changes not written yet */
+    }
     return rc;
 }
 

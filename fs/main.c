@@ -19,12 +19,14 @@
 #include <curl/curl.h>
 
 #include "s3cfs/control.h"
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/fsops.h"
 #include "s3cfs/log.h"
 #include "s3cfs/mime.h"
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
+#include "s3cfs/objops.h"
 #include "s3cfs/pool.h"
 #include "s3cfs/stage.h"
 #include "s3cfs/trim.h"
@@ -341,12 +343,17 @@ static int start_engine(struct fs_ctx *c)
         rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->jobs_pool);
     if (rc == 0)
         rc = engine_start(c);
+    if (rc == 0)
+        rc = dirtimes_new(obj_write_dir_times, c, &c->dirtimes);
     return rc;
 }
 
 static void ctx_free(struct fs_ctx *c)
 {
-    /* unmount and SIGTERM: every queued copy and delete lands first */
+    /* unmount and SIGTERM: directory times are written, every queued copy
+     * and delete lands */
+    dirtimes_free(c->dirtimes);
+    c->dirtimes = NULL;
     int rc = engine_stop(c);
     if (rc)
         LOGE("queued operations failed before exit: %s", strerror(-rc));

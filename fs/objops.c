@@ -198,14 +198,30 @@ int obj_unlink(struct fs_ctx *c, const char *path)
 }
 
 static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl, const struct stat *st, const char *etag)
+                       const struct fs_loc *tl, const struct stat *st)
 {
     int rc = node_detach(c, to, NULL); /* an open target keeps its old content */
     if (rc)
         return rc;
+    /* rename changes the file's ctime: the copy writes its metadata, all
+     * of it kept (one HEAD: the source has landed, settle() waited) */
+    struct s3_head h;
+    struct s3_error err;
+    if ((rc = s3_head_object(c->s3, fl->bucket, fl->key, &h, &err)))
+        return fs_fail("head (rename)", from, rc, &err);
+    struct stat moved = *st;
+    clock_gettime(CLOCK_REALTIME, &moved.st_ctim);
+    struct meta_set ms;
+    struct s3_write_opts wo;
+    struct s3_meta *m = NULL;
+    rc = transfer_write_opts(&moved, meta_find(h.meta, h.nmeta, "xattr"), h.content_type, h.meta,
+                             h.nmeta, &ms, &wo, &m);
     nscache_invalidate(c->cache, to);
     nscache_invalidate(c->cache, from);
-    rc = engine_move(c, fl, etag, (uint64_t)st->st_size, tl, from, to, st);
+    if (rc == 0)
+        rc = engine_move(c, fl, h.etag, h.size, tl, from, to, &moved, &wo);
+    free(m);
+    s3_head_free(&h);
     if (rc == 0)
         node_rename(c->nodes, from, to, tl);
     return rc;
@@ -262,7 +278,7 @@ static int move_old_style(struct fs_ctx *c, const struct fs_loc *fl, const struc
     from.kind = to.kind = LOC_OBJECT;
     int rc = fs_dir_meta_key(fl, st, from.key, sizeof from.key);
     snprintf(to.key, sizeof to.key, "%s", to_marker);
-    return rc ? rc : engine_move(c, &from, "", 0, &to, NULL, NULL, st);
+    return rc ? rc : engine_move(c, &from, "", 0, &to, NULL, NULL, st, NULL);
 }
 
 static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
@@ -345,7 +361,7 @@ int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flag
     if (rc)
         return rc;
     if (!S_ISDIR(st.st_mode))
-        return rename_file(c, from, &fl, to, &tl, &st, etag);
+        return rename_file(c, from, &fl, to, &tl, &st);
     return rename_tree(c, from, &fl, to, &tl, &st);
 }
 
@@ -537,6 +553,34 @@ int obj_setxattr(struct fs_ctx *c, const char *path, const char *name, const cha
 int obj_removexattr(struct fs_ctx *c, const char *path, const char *name)
 {
     return change_xattr(c, path, name, NULL, 0, 0);
+}
+
+static bool later(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+int obj_write_dir_times(void *ctx, const char *path, const struct timespec *mtime,
+                        const struct timespec *ctime)
+{
+    struct fs_ctx *c = ctx;
+    struct current cur = {0};
+    int rc = load_current(c, path, &cur);
+    if (rc == -EPERM)
+        rc = 1; /* the mount's top, a bucket: no object carries its times */
+    else if (rc == 0 && !S_ISDIR(cur.st.st_mode))
+        rc = -ENOENT; /* not a directory any more */
+    else if (rc == 0 && !cur.head.etag[0])
+        rc = 1; /* no marker: the times stay in memory */
+    if (rc == 0) {
+        if (mtime && later(mtime, &cur.st.st_mtim))
+            cur.st.st_mtim = *mtime;
+        if (later(ctime, &cur.st.st_ctim))
+            cur.st.st_ctim = *ctime;
+        rc = rewrite_meta(c, path, &cur, meta_find(cur.head.meta, cur.head.nmeta, "xattr"));
+    }
+    s3_head_free(&cur.head);
+    return rc;
 }
 
 int obj_fsetattr(struct fs_node *n, const struct obj_attr_change *ch)

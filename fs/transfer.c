@@ -28,7 +28,8 @@ int fs_fail(const char *op, const char *path, int rc, const struct s3_error *err
 /* s3fs's own metadata fields, which an upload writes from the stat */
 static bool s3fs_field(const char *name)
 {
-    static const char *const own[] = {"mode", "uid", "gid", "mtime", "ctime", "atime", "xattr"};
+    static const char *const own[] = {"mode",  "uid",   "gid",  "mtime",
+                                      "ctime", "atime", "rdev", "xattr"};
     for (size_t i = 0; i < sizeof own / sizeof *own; i++)
         if (strcmp(name, own[i]) == 0)
             return true;
@@ -38,25 +39,33 @@ static bool s3fs_field(const char *name)
 /* The metadata of an upload: s3fs's fields from st and xattr, then every
  * other field of the object it replaces. *out (free it) is what wo points
  * to; ms must stay in place while wo is used. */
-static int write_opts(const struct transfer_upload *up, struct meta_set *ms,
-                      struct s3_write_opts *wo, struct s3_meta **out)
+int transfer_write_opts(const struct stat *st, const char *xattr, const char *content_type,
+                        const struct http_meta *keep, size_t nkeep, struct meta_set *ms,
+                        struct s3_write_opts *wo, struct s3_meta **out)
 {
-    meta_from_stat(&up->st, ms);
-    if (up->xattr)
-        meta_set_xattr(ms, up->xattr);
-    struct s3_meta *m = calloc(ms->nmeta + up->nkeep, sizeof *m);
+    meta_from_stat(st, ms);
+    if (xattr)
+        meta_set_xattr(ms, xattr);
+    struct s3_meta *m = calloc(ms->nmeta + nkeep, sizeof *m);
     if (!m)
         return -ENOMEM;
     size_t n = ms->nmeta;
     memcpy(m, ms->meta, n * sizeof *m);
-    for (size_t i = 0; i < up->nkeep; i++)
-        if (!s3fs_field(up->keep[i].name))
-            m[n++] = (struct s3_meta){up->keep[i].name, up->keep[i].value};
-    wo->content_type = up->content_type[0] ? up->content_type : NULL;
+    for (size_t i = 0; i < nkeep; i++)
+        if (!s3fs_field(keep[i].name))
+            m[n++] = (struct s3_meta){keep[i].name, keep[i].value};
+    wo->content_type = content_type && content_type[0] ? content_type : NULL;
     wo->meta = m;
     wo->nmeta = n;
     *out = m;
     return 0;
+}
+
+static int write_opts(const struct transfer_upload *up, struct meta_set *ms,
+                      struct s3_write_opts *wo, struct s3_meta **out)
+{
+    return transfer_write_opts(&up->st, up->xattr, up->content_type, up->keep, up->nkeep, ms, wo,
+                               out);
 }
 
 /* One multipart transfer: parts uploaded from a stage, or copied from an

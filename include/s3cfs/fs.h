@@ -57,6 +57,7 @@ struct journal;
 struct control;
 struct trim;
 struct mime_table;
+struct dirtimes;
 
 struct fs_ctx {
     struct fs_options opt;
@@ -70,9 +71,10 @@ struct fs_ctx {
     struct jobs *jobs;
     struct journal *journal;
     struct meta_defaults defaults;
-    struct control *control; /* the control socket (control.h); NULL: none */
-    struct trim *trim;       /* set before the FUSE loop starts; NULL: none */
-    struct mime_table *mime; /* Content-Type by extension (mime.h); NULL: nomime */
+    struct control *control;   /* the control socket (control.h); NULL: none */
+    struct trim *trim;         /* set before the FUSE loop starts; NULL: none */
+    struct mime_table *mime;   /* Content-Type by extension (mime.h); NULL: nomime */
+    struct dirtimes *dirtimes; /* directory mtime/ctime (dirtimes.h); NULL: none */
 };
 
 struct fs_ctx *fs_get(void);

@@ -37,6 +37,15 @@ struct transfer_upload {
 
 int transfer_upload(struct fs_ctx *c, struct transfer_upload *up);
 
+/* The metadata of a write that keeps what an object carries besides
+ * s3fs's own fields (an upload over it, a move's copy): s3fs's fields
+ * from st and xattr (NULL: none), then every other field of keep[0..nkeep);
+ * content_type NULL or "": not sent. *m (free it) is what wo points to;
+ * ms must stay in place while wo is used. 0 or -ENOMEM. */
+int transfer_write_opts(const struct stat *st, const char *xattr, const char *content_type,
+                        const struct http_meta *keep, size_t nkeep, struct meta_set *ms,
+                        struct s3_write_opts *wo, struct s3_meta **m);
+
 /* Download bytes [0, len) of the object (pinned to etag when not empty)
  * into stage. */
 int transfer_download(struct fs_ctx *c, const struct fs_loc *loc, const char *etag,
