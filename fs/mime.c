@@ -150,7 +150,7 @@ size_t mime_count(const struct mime_table *t)
 static const char *find_ext(const struct mime_table *t, const char *ext, size_t len)
 {
     struct mime_entry key;
-    if (len == 0 || len > MIME_EXT_MAX)
+    if (len == 0 || len > MIME_EXT_MAX || t->n == 0) /* bsearch wants an array */
         return NULL;
     for (size_t i = 0; i < len; i++)
         key.ext[i] = lower(ext[i]);

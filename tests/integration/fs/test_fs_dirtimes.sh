@@ -14,6 +14,8 @@ mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
 mt() { stat -c %.9Y "$1"; }
 ct() { stat -c %.9Z "$1"; }
 later() { [ "$(echo "$1 > $2" | bc)" = 1 ]; }
+# the same time, however written ("5" and "5.000000000")
+same() { [ -n "$2" ] && [ "$2" != None ] && [ "$(echo "$1 == $2" | bc)" = 1 ]; }
 # after OP in DIR: its mtime and ctime moved past the previous ones
 changes() { # DESCRIPTION DIR COMMAND...
     local what=$1 dir=$2 m0 c0
@@ -45,7 +47,7 @@ check_eq "ls -l shows the new time too" "$(stat -c %Y "$MNT/d")" \
 # written to the marker at a durability point, kept across a remount
 m=$(mt "$MNT/d")
 landed
-check_eq "S3: d/ marker carries the new mtime" "$m" "$(meta_of d/ mtime)"
+check "S3: d/ marker carries the new mtime" same "$m" "$(meta_of d/ mtime)"
 unmount_fs "$MNT"
 mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
 check_eq "mtime kept across a remount" "$m" "$(mt "$MNT/d")"
@@ -53,8 +55,8 @@ check_eq "mtime kept across a remount" "$m" "$(mt "$MNT/d")"
 # written without a durability point, after a short quiet time
 touch "$MNT/e/quiet"
 m=$(mt "$MNT/e")
-for _ in $(seq 1 100); do [ "$(meta_of e/ mtime)" = "$m" ] && break; sleep 0.1; done
-check_eq "S3: written by itself after a second of quiet" "$m" "$(meta_of e/ mtime)"
+for _ in $(seq 1 20); do same "$m" "$(meta_of e/ mtime)" && break; sleep 0.3; done
+check "S3: written by itself after a second of quiet" same "$m" "$(meta_of e/ mtime)"
 
 # coalesced: cp -r of N files into a directory = O(1) marker writes
 N=40
@@ -67,7 +69,7 @@ landed
 writes=$(proxy_count CopyObject)
 check "cp -r of $N files: at most 2 marker writes, not $N (got $writes)" test "$writes" -ge 1 -a "$writes" -le 2
 check_eq "cp -r: one PutObject per file and the marker" $((N + 1)) "$(proxy_count PutObject)"
-check_eq "S3: big/ carries the time of its last change" "$(mt "$MNT/big")" "$(meta_of big/ mtime)"
+check "S3: big/ carries the time of its last change" same "$(mt "$MNT/big")" "$(meta_of big/ mtime)"
 
 # a directory without a marker: times in memory, no marker made
 echo x >"$WORK/x"
@@ -98,5 +100,5 @@ unmount_fs "$MNT"
 mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
 check_eq "a renamed file's ctime is kept across a remount" "$c1" "$(ct "$MNT/d/r2")"
 check_eq "a renamed directory's ctime is kept across a remount" "$c2" "$(ct "$MNT/d/rd2")"
-check_eq "S3: the renamed file's ctime" "$c1" "$(meta_of d/r2 ctime)"
+check "S3: the renamed file's ctime" same "$c1" "$(meta_of d/r2 ctime)"
 fs_done
