@@ -223,6 +223,7 @@ static int fill(struct listing *l, void *buf, fuse_fill_dir_t filler)
             child_path(l->path, l->v[i].name, path, sizeof path);
             dirtimes_apply(l->c->dirtimes, path, &l->v[i].st);
         }
+        fs_shown(l->c, &l->v[i].st);
         if (filler(buf, l->v[i].name, &l->v[i].st, 0, FUSE_FILL_DIR_PLUS))
             return -ENOMEM;
     }

@@ -62,7 +62,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
  * fsync, release, readdir, fsyncdir...) once the name was unlinked: those
  * work on the handle's node, and no path may be dereferenced there. */
 
-static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static int getattr_of(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     struct fs_file *f = file_of(fi);
     if (f) { /* fstat: the open file, whatever its name is now */
@@ -72,6 +72,14 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     if (node_hidden_name(path)) /* an open file unlinked: local only */
         return node_stat(fs_get(), path, st, NULL);
     return path ? fs_lookup(fs_get(), path, st, NULL) : -ESTALE;
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    int rc = getattr_of(path, st, fi);
+    if (rc == 0)
+        fs_shown(fs_get(), st);
+    return rc;
 }
 
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,

@@ -19,6 +19,12 @@ void fs_dir_stat(struct fs_ctx *c, struct stat *st)
     st->st_dev = FS_DIR_UNKNOWN;
 }
 
+void fs_shown(struct fs_ctx *c, struct stat *st)
+{
+    if (!c->defaults.show_suid)
+        st->st_mode &= ~(mode_t)(S_ISUID | S_ISGID);
+}
+
 int fs_dir_meta_key(const struct fs_loc *loc, const struct stat *st, char *key, size_t size)
 {
     const char *suffix = st->st_dev == FS_DIR_OBJECT ? "" : FS_FOLDER_SUFFIX;

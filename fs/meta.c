@@ -149,10 +149,7 @@ static mode_t resolve_mode(const char *v, enum meta_kind kind, const struct meta
     uint64_t raw;
     if (!v || parse_uint(v, MODE_MAX, &raw))
         return default_mode(kind, d);
-    mode_t perm = (mode_t)raw & 07777;
-    if (!d->show_suid) /* nosuid: shown as the kernel would honour them */
-        perm &= ~(mode_t)(S_ISUID | S_ISGID);
-    return file_type((mode_t)raw, kind) | perm;
+    return file_type((mode_t)raw, kind) | ((mode_t)raw & 07777);
 }
 
 /* An owner id, or dflt. (uid_t)-1 means "no owner" to chown(2), so it is

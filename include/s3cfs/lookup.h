@@ -55,6 +55,10 @@ int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
  * still hold what it was to delete). */
 int fs_settle_name(struct fs_ctx *c, const char *path);
 
+/* What the kernel is shown of st: setuid/setgid bits only on a mount
+ * with `suid` (the kernel would not honour them; stored modes keep them). */
+void fs_shown(struct fs_ctx *c, struct stat *st);
+
 /* Attributes of a directory with no marker object (or the mount's top). */
 void fs_dir_stat(struct fs_ctx *c, struct stat *st);
 

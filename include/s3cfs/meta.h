@@ -50,7 +50,7 @@ struct meta_defaults {
     mode_t file_mode;     /* permission bits, e.g. 0644 */
     mode_t dir_mode;      /* permission bits, e.g. 0755 */
     struct timespec time; /* when there is no Last-Modified either (e.g. mount time) */
-    int show_suid;        /* the mount has `suid`: setuid/setgid bits are shown */
+    int show_suid;        /* the mount has `suid`: setuid/setgid bits are shown (fsops.c) */
 };
 
 /* The value of metadata `name` (lower case, without "x-amz-meta-"), or NULL.
@@ -63,8 +63,8 @@ const char *meta_find(const struct http_meta *m, size_t n, const char *name);
  *     is a regular file; META_DIR is always S_IFDIR, whatever the mode says;
  *     on META_FILE, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR and S_IFBLK are
  *     kept, S_IFDIR is read as a regular file (a plain object holds data).
- *     S_ISUID and S_ISGID are dropped unless d->show_suid (a nosuid mount
- *     shows no setuid/setgid bits, whatever another client stored).
+ *     S_ISUID and S_ISGID are kept (so that rewrites keep them): the
+ *     filesystem hides them at the FUSE boundary unless d->show_suid.
  *   - rdev: "rdev" (decimal dev_t, as s3fs writes it) for S_IFCHR/S_IFBLK,
  *     else 0.
  *   - a missing or malformed field (non-digits, overflow, mode > 0177777)

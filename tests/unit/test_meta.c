@@ -227,7 +227,7 @@ static void test_umask_on_defaults_only(void **state)
     const char *kv[] = {"mode", "33279", NULL}; /* 0100777 */
     stat_of(&st, META_FILE, kv);
     assert_int_equal(st.st_mode, S_IFREG | 0777);
-    /* setuid/setgid: shown only on a mount with suid */
+    /* setuid/setgid are kept whatever the mount shows (rewrites keep them) */
     const char *setuid[] = {"mode", "36333", NULL}; /* 0106755 */
     stat_of(&st, META_FILE, setuid);
     assert_int_equal(st.st_mode, S_IFREG | 06755);
@@ -235,7 +235,7 @@ static void test_umask_on_defaults_only(void **state)
     struct meta_defaults d = defaults();
     d.show_suid = 0;
     meta_to_stat(&m, 1, 0, &last_mod, META_FILE, &d, &st);
-    assert_int_equal(st.st_mode, S_IFREG | 0755);
+    assert_int_equal(st.st_mode, S_IFREG | 06755);
 }
 
 static void test_blocks(void **state)

@@ -66,6 +66,13 @@ timeout 60 cp -r "$MNT/planted" "$WORK/out"
 check_eq "cp -r out of the mount with a planted FIFO ends" "0" "$?"
 check "cp -r made a FIFO of it" test -p "$WORK/out/fifo"
 check_eq "cp -r copied the plain file" "#!/bin/sh" "$(cat "$WORK/out/file.txt")"
+# what is not shown is still kept: a rewrite or a move on a nosuid mount
+# writes the stored bits back
+chown 1:1 "$MNT/planted/setuid"
+mv "$MNT/planted/setuid" "$MNT/planted/setuid2"
+landed
+check_eq "chown and mv on a nosuid mount keep the stored setuid/setgid" "$((8#106755)) 1" \
+    "$(meta_of planted/setuid2 mode) $(meta_of planted/setuid2 uid)"
 # opening the FIFO is the kernel's local pipe: a reader waits for a writer
 timeout 3 cat "$MNT/planted/fifo" >/dev/null 2>&1
 check_eq "a reader of the FIFO waits for a writer (a local pipe)" "124" "$?"
