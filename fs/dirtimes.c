@@ -18,6 +18,7 @@ struct dt_entry {
     struct timespec mtime, ctime; /* CLOCK_REALTIME */
     bool has_mtime;               /* only ctime changed (a rename of the directory) */
     bool dirty;
+    bool busy;                              /* a write of it is in flight (the writer, or held) */
     uint64_t gen;                           /* changes so far: a write covers the ones it saw */
     int64_t first_dirty_ms, last_change_ms; /* CLOCK_MONOTONIC */
     struct dt_entry *hnext;                 /* hash chain */
@@ -27,6 +28,7 @@ struct dt_entry {
 struct dirtimes {
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t idle; /* an entry stopped being busy */
     pthread_t thread;
     bool stop;
     dirtimes_write_fn write;
@@ -114,17 +116,18 @@ static void remove_entry(struct dirtimes *d, struct dt_entry *e)
     free(e);
 }
 
-/* lock held: room for one more; a clean entry goes first */
+/* lock held: room for one more; a clean entry goes first, a busy one
+ * never (the table may then hold a few more) */
 static void make_room(struct dirtimes *d)
 {
     if (d->n < DIRTIMES_MAX)
         return;
-    struct dt_entry *victim = d->head;
-    for (struct dt_entry *e = d->head; e; e = e->next)
-        if (!e->dirty) {
+    struct dt_entry *victim = NULL;
+    for (struct dt_entry *e = d->head; e && (!victim || victim->dirty); e = e->next)
+        if (!e->busy && (!victim || !e->dirty))
             victim = e;
-            break;
-        }
+    if (!victim)
+        return;
     if (victim->dirty)
         LOGW("%s: more than %d directories with unwritten times: its times are lost", victim->path,
              DIRTIMES_MAX);
@@ -228,7 +231,7 @@ static size_t collect(struct dirtimes *d, const char *dir, bool due_only, struct
     int64_t now = mono_ms();
     *out = calloc(d->n ? d->n : 1, sizeof **out);
     for (struct dt_entry *e = d->head; *out && e; e = e->next) {
-        if (!e->dirty || !at_or_below(dir, e->path))
+        if (!e->dirty || e->busy || !at_or_below(dir, e->path))
             continue;
         if (due_only && now - e->last_change_ms < DIRTIMES_QUIET_MS &&
             now - e->first_dirty_ms < DIRTIMES_MAX_DIRTY_MS)
@@ -237,6 +240,7 @@ static size_t collect(struct dirtimes *d, const char *dir, bool due_only, struct
         if (!p)
             break;
         (*out)[n++] = (struct dt_job){p, e->mtime, e->ctime, e->has_mtime, e->gen};
+        e->busy = true;
     }
     return n;
 }
@@ -245,9 +249,12 @@ static size_t collect(struct dirtimes *d, const char *dir, bool due_only, struct
 static void settle(struct dirtimes *d, const struct dt_job *j, int rc)
 {
     struct dt_entry *e = find(d, j->path);
-    if (!e || e->gen != j->gen) {
+    if (!e)
+        return;
+    e->busy = false;
+    pthread_cond_broadcast(&d->idle);
+    if (e->gen != j->gen)
         return; /* changed again meanwhile: still dirty */
-    }
     if (rc == -ENOENT)
         remove_entry(d, e);
     else if (rc >= 0)
@@ -322,11 +329,13 @@ int dirtimes_new(dirtimes_write_fn write, void *ctx, struct dirtimes **out)
         return -ENOMEM;
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->wake, NULL);
+    pthread_cond_init(&d->idle, NULL);
     d->write = write;
     d->ctx = ctx;
     if (pthread_create(&d->thread, NULL, writer, d) != 0) {
         pthread_mutex_destroy(&d->lock);
         pthread_cond_destroy(&d->wake);
+        pthread_cond_destroy(&d->idle);
         free(d);
         return -EAGAIN;
     }
@@ -350,5 +359,38 @@ void dirtimes_free(struct dirtimes *d)
         remove_entry(d, d->head);
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->wake);
+    pthread_cond_destroy(&d->idle);
     free(d);
+}
+
+uint64_t dirtimes_hold(struct dirtimes *d, const char *dir)
+{
+    if (!d)
+        return 0;
+    pthread_mutex_lock(&d->lock);
+    struct dt_entry *e;
+    while ((e = get(d, dir)) && e->busy) /* the entry may go while we wait */
+        pthread_cond_wait(&d->idle, &d->lock);
+    uint64_t token = 0;
+    if (e) {
+        e->busy = true;
+        token = e->gen + 1;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return token;
+}
+
+void dirtimes_release(struct dirtimes *d, const char *dir, uint64_t token, bool written)
+{
+    if (!d || !token)
+        return;
+    pthread_mutex_lock(&d->lock);
+    struct dt_entry *e = find(d, dir);
+    if (e) {
+        e->busy = false;
+        if (written && e->gen + 1 == token)
+            e->dirty = false; /* the rewrite carried its times */
+    }
+    pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->lock);
 }

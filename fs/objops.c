@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "s3cfs/dir.h"
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
@@ -145,6 +146,16 @@ static int fold_into_copy(struct fs_ctx *c, const char *path, const struct obj_a
     return 1;
 }
 
+/* A directory's marker is rewritten by dirtimes.c too: keep its writer
+ * off while this rewrite reads and writes it (dirtimes.h). 0: not held. */
+static uint64_t hold_dir(struct fs_ctx *c, const char *path)
+{
+    struct stat st;
+    if (fs_lookup(c, path, &st, NULL) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    return dirtimes_hold(c->dirtimes, path);
+}
+
 int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change *ch)
 {
     if (fold_into_copy(c, path, ch))
@@ -161,12 +172,15 @@ int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change
     }
     struct current cur = {0};
     int rc = settle(c, path);
+    uint64_t held = rc ? 0 : hold_dir(c, path);
     if (rc == 0)
         rc = load_current(c, path, &cur);
     if (rc == 0) {
+        dirtimes_apply(c->dirtimes, path, &cur.st); /* pending directory times */
         apply_change(&cur.st, ch);
         rc = rewrite_meta(c, path, &cur, meta_find(cur.head.meta, cur.head.nmeta, "xattr"));
     }
+    dirtimes_release(c->dirtimes, path, held, rc == 0);
     s3_head_free(&cur.head);
     return rc;
 }
@@ -526,6 +540,7 @@ static int change_xattr(struct fs_ctx *c, const char *path, const char *name, co
     struct meta_xattrs x = META_XATTRS_INIT;
     struct sbuf enc = SBUF_INIT;
     int rc = settle(c, path);
+    uint64_t held = rc ? 0 : hold_dir(c, path);
     if (rc == 0)
         rc = load_xattrs(c, path, &cur, &x);
     if (rc == 0)
@@ -533,9 +548,11 @@ static int change_xattr(struct fs_ctx *c, const char *path, const char *name, co
     if (rc == 0)
         rc = meta_xattr_encode(&x, &enc);
     if (rc == 0) {
+        dirtimes_apply(c->dirtimes, path, &cur.st); /* pending directory times */
         clock_gettime(CLOCK_REALTIME, &cur.st.st_ctim);
         rc = rewrite_meta(c, path, &cur, sbuf_str(&enc));
     }
+    dirtimes_release(c->dirtimes, path, held, rc == 0);
     if (rc == -E2BIG)
         rc = -ENOSPC; /* S3's 2 KiB of user metadata is full */
     sbuf_free(&enc);

@@ -25,6 +25,7 @@
 #define S3CFS_DIRTIMES_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -53,6 +54,15 @@ void dirtimes_touch_ctime(struct dirtimes *d, const char *dir);
 void dirtimes_forget_tree(struct dirtimes *d, const char *dir);
 /* Overlay path's times on st when they are newer. */
 void dirtimes_apply(struct dirtimes *d, const char *path, struct stat *st);
+/* A rewrite of dir's metadata outside this module (chmod, xattrs): wait
+ * until no write of dir's times is in flight and keep the writer off it
+ * until dirtimes_release (a self-copy of an empty marker keeps its ETag,
+ * so the copy's condition cannot tell two rewrites apart: one would undo
+ * the other). The caller overlays dirtimes_apply on what it writes; with
+ * written, its rewrite carried the times (clean unless changed since).
+ * Returns a token for release (0: nothing held). */
+uint64_t dirtimes_hold(struct dirtimes *d, const char *dir);
+void dirtimes_release(struct dirtimes *d, const char *dir, uint64_t token, bool written);
 /* Write the dirty entries at or below dir ("/" or NULL: all) now; the
  * first error, or 0. */
 int dirtimes_flush(struct dirtimes *d, const char *dir);

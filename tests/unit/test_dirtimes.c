@@ -129,6 +129,29 @@ static void test_no_marker_and_gone(void **state)
     dirtimes_free(d);
 }
 
+/* a foreground rewrite holds the writer off and carries the times */
+static void test_hold(void **state)
+{
+    (void)state;
+    struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct dirtimes *d;
+    assert_int_equal(dirtimes_new(fake_write, &f, &d), 0);
+    dirtimes_touch_parent(d, "/k/x");
+    uint64_t t = dirtimes_hold(d, "/k");
+    assert_true(t != 0);
+    assert_int_equal(dirtimes_flush(d, "/k"), 0);
+    assert_int_equal(writes(&f), 0); /* held: not written behind the rewrite */
+    dirtimes_release(d, "/k", t, true);
+    assert_int_equal(dirtimes_flush(d, "/k"), 0);
+    assert_int_equal(writes(&f), 0); /* the rewrite carried them */
+    t = dirtimes_hold(d, "/k");
+    dirtimes_touch_parent(d, "/k/y"); /* changed during the rewrite */
+    dirtimes_release(d, "/k", t, true);
+    assert_int_equal(dirtimes_flush(d, "/k"), 0);
+    assert_int_equal(writes(&f), 1);
+    dirtimes_free(d);
+}
+
 static void test_bounded(void **state)
 {
     (void)state;
@@ -152,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_coalesced_flush),
         cmocka_unit_test(test_written_after_quiet),
         cmocka_unit_test(test_no_marker_and_gone),
+        cmocka_unit_test(test_hold),
         cmocka_unit_test(test_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
