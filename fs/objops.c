@@ -59,19 +59,20 @@ static int rewrite_meta(struct fs_ctx *c, const char *path, struct current *cur,
     const char *type = cur->head.content_type[0] ? cur->head.content_type
                        : dir                     ? "application/x-directory"
                                                  : NULL;
-    struct s3_write_opts wo = {type, ms.meta, ms.nmeta};
+    struct s3_write_opts wo = {.content_type = type, .meta = ms.meta, .nmeta = ms.nmeta};
     struct s3_error err;
     char etag[80] = "";
     int rc;
     if (dir && !cur->head.etag[0]) {
         rc = s3_put_object(c->s3, cur->loc.bucket, cur->key, NULL, &wo, etag, &err);
-    } else {
-        struct s3_copy_opts co = {.if_match = cur->head.etag, .replace = &wo};
-        rc = s3_copy_object(c->s3, cur->loc.bucket, cur->key, cur->loc.bucket, cur->key, &co, etag,
-                            &err);
+        if (rc)
+            return fs_fail("set attributes", path, rc, &err);
+    } else { /* keeps all the object carries but s3fs's fields (transfer.h) */
+        struct fs_loc at = cur->loc;
+        snprintf(at.key, sizeof at.key, "%s", cur->key);
+        if ((rc = transfer_rewrite(c, &at, &cur->head, &wo, etag, &err)))
+            return rc; /* logged */
     }
-    if (rc)
-        return fs_fail("set attributes", path, rc, &err);
     nscache_put(c->cache, path, &cur->st, etag);
     struct fs_node *n = node_find(c->nodes, path);
     if (n) { /* reads through open handles must accept the new ETag */
@@ -217,8 +218,10 @@ static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *
     int rc = node_detach(c, to, NULL); /* an open target keeps its old content */
     if (rc)
         return rc;
-    /* rename changes the file's ctime: the copy writes its metadata, all
-     * of it kept (one HEAD: the source has landed, settle() waited) */
+    /* rename changes the file's ctime: the copy writes s3fs's fields
+     * (REPLACE; transfer_copy keeps everything else the source carries).
+     * The xattrs are s3fs's too: one HEAD reads them (the source has
+     * landed, settle() waited). */
     struct s3_head h;
     struct s3_error err;
     if ((rc = s3_head_object(c->s3, fl->bucket, fl->key, &h, &err)))
@@ -226,15 +229,12 @@ static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *
     struct stat moved = *st;
     clock_gettime(CLOCK_REALTIME, &moved.st_ctim);
     struct meta_set ms;
-    struct s3_write_opts wo;
-    struct s3_meta *m = NULL;
-    rc = transfer_write_opts(&moved, meta_find(h.meta, h.nmeta, "xattr"), h.content_type, h.meta,
-                             h.nmeta, &ms, &wo, &m);
+    meta_from_stat(&moved, &ms);
+    meta_set_xattr(&ms, meta_find(h.meta, h.nmeta, "xattr"));
+    struct s3_write_opts wo = {.meta = ms.meta, .nmeta = ms.nmeta};
     nscache_invalidate(c->cache, to);
     nscache_invalidate(c->cache, from);
-    if (rc == 0)
-        rc = engine_move(c, fl, h.etag, h.size, tl, from, to, &moved, &wo);
-    free(m);
+    rc = engine_move(c, fl, h.etag, h.size, tl, from, to, &moved, &wo);
     s3_head_free(&h);
     if (rc == 0)
         node_rename(c->nodes, from, to, tl);
@@ -389,7 +389,8 @@ static int put_new(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
     char type[128] = "";
     if (S_ISREG(st->st_mode))
         mime_type(c->mime, path, type, sizeof type);
-    struct s3_write_opts wo = {type[0] ? type : NULL, ms.meta, ms.nmeta};
+    struct s3_write_opts wo = {
+        .content_type = type[0] ? type : NULL, .meta = ms.meta, .nmeta = ms.nmeta};
     struct http_body b = {.data = body, .fd = -1, .len = len};
     struct s3_error err;
     char etag[80];

@@ -231,23 +231,39 @@ int s3_list_all(struct s3_client *c, const char *bucket, const char *prefix, con
 
 /* ---- objects ---- */
 
+static void fields_free(struct http_meta **v, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        free((*v)[i].name);
+        free((*v)[i].value);
+    }
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
 void s3_head_free(struct s3_head *h)
 {
-    for (size_t i = 0; i < h->nmeta; i++) {
-        free(h->meta[i].name);
-        free(h->meta[i].value);
-    }
-    free(h->meta);
-    h->meta = NULL;
-    h->nmeta = 0;
+    fields_free(&h->meta, &h->nmeta);
+    fields_free(&h->headers, &h->nheaders);
+}
+
+static const char *field_find(const struct http_meta *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0)
+            return v[i].value;
+    return NULL;
 }
 
 const char *s3_head_meta(const struct s3_head *h, const char *name)
 {
-    for (size_t i = 0; i < h->nmeta; i++)
-        if (strcmp(h->meta[i].name, name) == 0)
-            return h->meta[i].value;
-    return NULL;
+    return field_find(h->meta, h->nmeta, name);
+}
+
+const char *s3_head_header(const struct s3_head *h, const char *name)
+{
+    return field_find(h->headers, h->nheaders, name);
 }
 
 /* "Wed, 12 Oct 2009 17:50:00 GMT" */
@@ -275,8 +291,14 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key, str
         parse_http_date(resp.last_modified, &out->mtime);
         out->meta = resp.meta; /* hand the metadata over */
         out->nmeta = resp.nmeta;
+        out->headers = resp.object_headers;
+        out->nheaders = resp.nobject_headers;
         resp.meta = NULL;
         resp.nmeta = 0;
+        resp.object_headers = NULL;
+        resp.nobject_headers = 0;
+        const char *tags = s3_head_header(out, "x-amz-tagging-count");
+        out->tag_count = tags ? strtoul(tags, NULL, 10) : 0;
     } else if (rc == -ENOENT && err->code[0] == 'N' && strcmp(err->code, "NotFound") == 0) {
         s3_error_set(err, "NoSuchKey", "The specified key does not exist.");
     }
@@ -337,6 +359,8 @@ static int write_headers(const struct s3_write_opts *o, const char *dflt_type,
         }
         h[(*nh)++] = (struct http_header){names[i], o->meta[i].value};
     }
+    for (size_t i = 0; o && i < o->nheaders; i++)
+        h[(*nh)++] = o->headers[i];
     return 0;
 }
 
@@ -354,7 +378,7 @@ static int write_header_set(const struct http_header *fixed, size_t nfixed,
                             struct http_header **hdrs, size_t *nh, char ***names)
 {
     size_t nmeta = o ? o->nmeta : 0;
-    *hdrs = calloc(nfixed + nmeta + 1, sizeof **hdrs);
+    *hdrs = calloc(nfixed + nmeta + (o ? o->nheaders : 0) + 1, sizeof **hdrs);
     *names = calloc(nmeta + 1, sizeof **names);
     if (!*hdrs || !*names)
         return -ENOMEM;
@@ -453,33 +477,35 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
 {
     struct sbuf src = SBUF_INIT;
     char quoted[96];
-    struct http_header fixed[4];
-    if (copy_source(&src, src_bucket, src_key)) {
+    size_t nextra = opts ? opts->nheaders : 0;
+    struct http_header *fixed = calloc(5 + nextra, sizeof *fixed);
+    if (!fixed || copy_source(&src, src_bucket, src_key)) {
+        free(fixed);
         s3_error_set(err, "NoMemory", "out of memory");
         return -ENOMEM;
     }
     size_t n = copy_headers(c, fixed, sbuf_str(&src), opts ? opts->if_match : NULL, quoted);
     const struct s3_write_opts *rep = opts ? opts->replace : NULL;
     fixed[n++] = (struct http_header){"x-amz-metadata-directive", rep ? "REPLACE" : "COPY"};
+    if (rep) /* S3's default, but said: the tags are not metadata */
+        fixed[n++] = (struct http_header){"x-amz-tagging-directive", "COPY"};
+    for (size_t i = 0; i < nextra; i++)
+        fixed[n++] = opts->headers[i];
     struct s3_req r = {.method = "PUT", .bucket = dst_bucket, .key = dst_key};
-    int rc;
-    if (rep) {
-        /* send_write adds the replacement headers; the result is XML */
-        struct http_header *hdrs = NULL;
-        char **names = NULL;
-        size_t nh = 0;
-        rc = write_header_set(fixed, n, rep, NULL, &hdrs, &nh, &names);
-        r.headers = hdrs;
-        r.nheaders = nh;
-        if (rc == 0)
-            rc = send_copy(c, &r, etag_out, err);
-        free(hdrs);
-        free_names(names, rep->nmeta);
-    } else {
-        r.headers = fixed;
-        r.nheaders = n;
+    struct http_header *hdrs = NULL;
+    char **names = NULL;
+    size_t nh = 0;
+    /* the replacement's headers (none for COPY) after the fixed ones */
+    int rc = write_header_set(fixed, n, rep, NULL, &hdrs, &nh, &names);
+    r.headers = hdrs;
+    r.nheaders = nh;
+    if (rc == 0)
         rc = send_copy(c, &r, etag_out, err);
-    }
+    else
+        s3_error_set(err, "NoMemory", "out of memory");
+    free(hdrs);
+    free_names(names, rep ? rep->nmeta : 0);
+    free(fixed);
     sbuf_free(&src);
     return rc;
 }
@@ -498,6 +524,60 @@ static void md5_base64(const void *data, size_t len, char out[32])
     EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
+/* An XML request body with the Content-MD5 that DeleteObjects and
+ * PutObjectTagging require: x->h[] and x->body point into x and xml. */
+struct xml_upload {
+    char md5[32];
+    struct http_header h[2];
+    struct http_body body;
+};
+
+static void xml_upload_init(struct xml_upload *x, const struct sbuf *xml, const char *method,
+                            const char *bucket, const char *key, const struct query_param *q,
+                            struct s3_req *r)
+{
+    md5_base64(xml->data, xml->len, x->md5);
+    x->h[0] = (struct http_header){"Content-MD5", x->md5};
+    x->h[1] = (struct http_header){"Content-Type", "application/xml"};
+    x->body = (struct http_body){.data = xml->data, .fd = -1, .len = xml->len};
+    *r = (struct s3_req){.method = method,
+                         .bucket = bucket,
+                         .key = key,
+                         .query = q,
+                         .nquery = 1,
+                         .headers = x->h,
+                         .nheaders = 2,
+                         .body = &x->body};
+}
+
+#define TAGGING_MAX (64 * 1024) /* 10 tags of 128 + 256 characters fit many times */
+
+int s3_get_object_tagging(struct s3_client *c, const char *bucket, const char *key,
+                          struct sbuf *xml, struct s3_error *err)
+{
+    struct query_param q = {"tagging", NULL};
+    struct s3_req r = {.method = "GET", .bucket = bucket, .key = key, .query = &q, .nquery = 1};
+    struct http_response resp;
+    http_response_init(&resp);
+    sbuf_reset(xml);
+    r.sink = (struct http_sink){.buf = xml, .max = TAGGING_MAX};
+    int rc = s3_send(c, &r, &resp, err);
+    if (rc == 0 && (xml->len == 0 || !strstr(sbuf_str(xml), "<Tagging")))
+        rc = bad_xml(err, "unreadable Tagging document");
+    http_response_free(&resp);
+    return rc;
+}
+
+int s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *key,
+                          const struct sbuf *xml, struct s3_error *err)
+{
+    struct query_param q = {"tagging", NULL};
+    struct xml_upload x;
+    struct s3_req r;
+    xml_upload_init(&x, xml, "PUT", bucket, key, &q, &r);
+    return send_plain(c, &r, NULL, err);
+}
+
 int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys,
                       size_t nkeys, struct s3_delete_error **errors, size_t *nerrors,
                       struct s3_error *err)
@@ -511,18 +591,10 @@ int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const
         sbuf_free(&body);
         return rc;
     }
-    char md5[32];
-    md5_base64(body.data, body.len, md5);
-    struct http_header h[2] = {{"Content-MD5", md5}, {"Content-Type", "application/xml"}};
     struct query_param q = {"delete", NULL};
-    struct http_body b = {.data = body.data, .fd = -1, .len = body.len};
-    struct s3_req r = {.method = "POST",
-                       .bucket = bucket,
-                       .query = &q,
-                       .nquery = 1,
-                       .headers = h,
-                       .nheaders = 2,
-                       .body = &b};
+    struct xml_upload x;
+    struct s3_req r;
+    xml_upload_init(&x, &body, "POST", bucket, NULL, &q, &r);
     struct http_response resp;
     http_response_init(&resp);
     rc = send_xml(c, &r, &buf, &resp, err);
