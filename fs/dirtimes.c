@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "s3cfs/htab.h"
 #include "s3cfs/log.h"
 #include "s3cfs/path.h"
 
@@ -55,10 +56,7 @@ static int64_t mono_ms(void)
 
 static unsigned slot_of(const char *path)
 {
-    unsigned h = 2166136261u; /* FNV-1a */
-    for (; *path; path++)
-        h = (h ^ (unsigned char)*path) * 16777619u;
-    return h % DT_BUCKETS;
+    return hash_fnv1a32(path, strlen(path)) % DT_BUCKETS;
 }
 
 /* path is dir or below it ("/" covers everything) */
