@@ -3,10 +3,13 @@
  * build a mount alike. */
 #include <string.h>
 
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/log.h"
+#include "s3cfs/mime.h"
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
+#include "s3cfs/objops.h"
 #include "s3cfs/pool.h"
 
 int fs_ctx_start(struct fs_ctx *c)
@@ -31,12 +34,17 @@ int fs_ctx_start(struct fs_ctx *c)
         rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->jobs_pool);
     if (rc == 0)
         rc = engine_start(c);
+    if (rc == 0)
+        rc = dirtimes_new(obj_write_dir_times, c, &c->dirtimes);
     return rc;
 }
 
 int fs_ctx_free(struct fs_ctx *c)
 {
-    /* unmount and SIGTERM: every queued copy and delete lands first */
+    /* unmount and SIGTERM: directory times are written, every queued copy
+     * and delete lands */
+    dirtimes_free(c->dirtimes);
+    c->dirtimes = NULL;
     int rc = engine_stop(c);
     if (rc)
         LOGE("queued operations failed before exit: %s", strerror(-rc));
@@ -47,6 +55,8 @@ int fs_ctx_free(struct fs_ctx *c)
     if (c->pool)
         pool_free(c->pool);
     node_table_free(c->nodes);
+    mime_free(c->mime);
+    c->mime = NULL;
     if (c->cache)
         nscache_free(c->cache);
     s3_client_free(c->s3);

@@ -1,4 +1,5 @@
 #include "s3cfs/dir.h"
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/jobs.h"
 
@@ -57,6 +58,26 @@ static int cmp_name(const void *key, const void *elem)
     return strcmp(key, ((const struct entry *)elem)->name);
 }
 
+/* An old-style "name_$folder$" object is the directory "name" (a name
+ * both ways is merged by the namespace cache, the file winning). 1 when o
+ * was one; *rc gets the error of adding it. */
+static bool folder_entry(struct listing *l, const struct s3_object *o, int *rc)
+{
+    const char *name = o->key + l->plen;
+    size_t len = strlen(name), sl = strlen(FS_FOLDER_SUFFIX);
+    if (len <= sl || strcmp(name + len - sl, FS_FOLDER_SUFFIX) != 0 || memchr(name, '/', len - sl))
+        return false;
+    size_t before = l->n;
+    *rc = add_entry(l, name, len - sl, true);
+    if (*rc == 0 && l->n > before) {
+        struct stat *st = &l->v[l->n - 1].st;
+        fs_dir_stat(l->c, st);
+        st->st_mtim = st->st_ctim = st->st_atim = o->mtime;
+        st->st_dev = FS_DIR_FOLDER;
+    }
+    return true;
+}
+
 static int take_page(const struct s3_list_page *p, void *arg)
 {
     struct listing *l = arg;
@@ -66,6 +87,8 @@ static int take_page(const struct s3_list_page *p, void *arg)
         const struct s3_object *o = &p->objects[i];
         if (strlen(o->key) <= l->plen)
             continue; /* the directory's own marker */
+        if (folder_entry(l, o, &rc))
+            continue;
         rc = add_entry(l, o->key + l->plen, strlen(o->key) - l->plen, false);
         if (rc == 0 && l->n > first && strcmp(l->v[l->n - 1].name, o->key + l->plen) == 0) {
             struct entry *e = &l->v[l->n - 1];
@@ -194,9 +217,16 @@ static int fill(struct listing *l, void *buf, fuse_fill_dir_t filler)
      * number (with 0, glibc's readdir would hide them) */
     filler(buf, ".", NULL, 0, 0);
     filler(buf, "..", NULL, 0, 0);
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
+        if (S_ISDIR(l->v[i].st.st_mode)) { /* times not written yet */
+            char path[4096 + 256];
+            child_path(l->path, l->v[i].name, path, sizeof path);
+            dirtimes_apply(l->c->dirtimes, path, &l->v[i].st);
+        }
+        fs_shown(l->c, &l->v[i].st);
         if (filler(buf, l->v[i].name, &l->v[i].st, 0, FUSE_FILL_DIR_PLUS))
             return -ENOMEM;
+    }
     return 0;
 }
 
@@ -408,6 +438,22 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
     return 0;
 }
 
+/* The old-style objects that make a directory show (lookup.h): "d"
+ * when it was one, and "d_$folder$" unless the marker is known to be
+ * what carries it. Same batch as the marker's delete: no extra request. */
+static int remove_old_style(struct fs_ctx *c, const struct fs_loc *loc, const struct stat *st)
+{
+    struct fs_loc k = *loc;
+    struct stat as_folder = *st;
+    as_folder.st_dev = FS_DIR_FOLDER;
+    int rc = 0;
+    if (st->st_dev != FS_DIR_MARKER && fs_dir_meta_key(loc, &as_folder, k.key, sizeof k.key) == 0)
+        rc = engine_delete(c, &k, NULL);
+    if (rc == 0 && st->st_dev == FS_DIR_OBJECT)
+        rc = engine_delete(c, loc, NULL);
+    return rc;
+}
+
 int dir_remove(struct fs_ctx *c, const char *path)
 {
     struct fs_loc loc;
@@ -427,5 +473,6 @@ int dir_remove(struct fs_ctx *c, const char *path)
     if ((rc = path_dir_prefix(&loc, marker.key, sizeof marker.key)))
         return rc;
     nscache_invalidate_tree(c->cache, path);
-    return engine_delete(c, &marker, path); /* batched with the files' deletes */
+    rc = engine_delete(c, &marker, path); /* batched with the files' deletes */
+    return rc ? rc : remove_old_style(c, &loc, &st);
 }

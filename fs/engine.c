@@ -347,9 +347,14 @@ int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *et
 
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                 const struct fs_loc *to, const char *from_path, const char *to_path,
-                const struct stat *st)
+                const struct stat *st, const struct s3_write_opts *wo)
 {
     struct job_spec copy = copy_as_is(from, etag, size, to);
+    if (wo) {
+        copy.meta = wo->meta;
+        copy.nmeta = wo->nmeta;
+        copy.content_type = wo->content_type;
+    }
     int rc = pin_path(c, to_path, st);
     if (rc)
         return rc;

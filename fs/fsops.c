@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "s3cfs/dir.h"
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/log.h"
 #include "s3cfs/lookup.h"
@@ -61,7 +62,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
  * fsync, release, readdir, fsyncdir...) once the name was unlinked: those
  * work on the handle's node, and no path may be dereferenced there. */
 
-static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static int getattr_of(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     struct fs_file *f = file_of(fi);
     if (f) { /* fstat: the open file, whatever its name is now */
@@ -73,6 +74,14 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     return path ? fs_lookup(fs_get(), path, st, NULL) : -ESTALE;
 }
 
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    int rc = getattr_of(path, st, fi);
+    if (rc == 0)
+        fs_shown(fs_get(), st);
+    return rc;
+}
+
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
@@ -82,15 +91,27 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
     return dir_read(fs_get(), path, buf, filler);
 }
 
+/* A name was made or removed in path's directory: its mtime and ctime
+ * change (written coalesced, dirtimes.h). Passes rc on. */
+static int changed_parent(const char *path, int rc)
+{
+    if (rc == 0)
+        dirtimes_touch_parent(fs_get()->dirtimes, path);
+    return rc;
+}
+
 static int op_mkdir(const char *path, mode_t mode)
 {
     struct fuse_context *fc = fuse_get_context();
-    return dir_make(fs_get(), path, mode & ~fc->umask, fc->uid, fc->gid);
+    return changed_parent(path, dir_make(fs_get(), path, mode & ~fc->umask, fc->uid, fc->gid));
 }
 
 static int op_rmdir(const char *path)
 {
-    return dir_remove(fs_get(), path);
+    int rc = dir_remove(fs_get(), path);
+    if (rc == 0)
+        dirtimes_forget_tree(fs_get()->dirtimes, path);
+    return changed_parent(path, rc);
 }
 
 static int open_node(const char *path, const struct stat *st, const char *etag,
@@ -120,7 +141,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     if (rc)
         return rc;
     fs_new_stat(fs_get(), S_IFREG | (mode & 07777 & ~fc->umask), fc->uid, fc->gid, 0, &st);
-    return open_node(path, &st, NULL, fi);
+    return changed_parent(path, open_node(path, &st, NULL, fi));
 }
 
 static int op_open(const char *path, struct fuse_file_info *fi)
@@ -174,10 +195,11 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
     if (!path) /* removed while open: nothing below it */
         return 0;
     struct fs_loc loc;
+    int trc = dirtimes_flush(fs_get()->dirtimes, path); /* directory times too */
     int rc = path_resolve(&fs_get()->map, path, &loc);
     if (rc == 0) /* the all-buckets root: every job */
         rc = loc.kind == LOC_ROOT ? engine_wait_all(fs_get()) : engine_wait_dir(fs_get(), &loc);
-    return engine_durable(fs_get(), rc);
+    return engine_durable(fs_get(), rc ? rc : trc);
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
@@ -215,7 +237,24 @@ static int op_unlink(const char *path)
     struct stat st;
     if (node_hidden_name(path)) /* the last close of an unlinked file */
         return node_stat(fs_get(), path, &st, NULL);
-    return obj_unlink(fs_get(), path);
+    return changed_parent(path, obj_unlink(fs_get(), path));
+}
+
+/* After rename(2): both directories changed; a renamed directory's own
+ * ctime changes (a file's comes with its move, objops.c) and the times
+ * kept for its old name are gone with it. */
+static int renamed(const char *from, const char *to, int rc)
+{
+    struct fs_ctx *c = fs_get();
+    struct stat st;
+    if (rc)
+        return rc;
+    dirtimes_forget_tree(c->dirtimes, from);
+    changed_parent(from, 0);
+    changed_parent(to, 0);
+    if (fs_lookup(c, to, &st, NULL) == 0 && S_ISDIR(st.st_mode))
+        dirtimes_touch_ctime(c->dirtimes, to);
+    return 0;
 }
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
@@ -223,14 +262,20 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
     struct fs_ctx *c = fs_get();
     if (node_hidden_name(from))
         return -EPERM; /* not an object: nothing to rename in S3 */
-    if (!node_hidden_name(to))
-        return obj_rename(c, from, to, flags);
+    if (!node_hidden_name(to)) {
+        /* a directory's unwritten times go with its tree (none: no I/O) */
+        int trc = dirtimes_flush(c->dirtimes, from);
+        if (trc)
+            LOGW("rename %s: its directory times were not written (%s)", from, strerror(-trc));
+        return renamed(from, to, obj_rename(c, from, to, flags));
+    }
     /* libfuse hides a file unlinked (or replaced) while open: the node
      * keeps its content under the hidden name, the object goes */
     int rc = node_detach(c, from, to);
     if (rc == 0)
         rc = obj_unlink(c, from);
-    return rc == -ENOENT ? 0 : rc; /* ENOENT: it never was in S3 */
+    rc = rc == -ENOENT ? 0 : rc; /* ENOENT: it never was in S3 */
+    return changed_parent(from, rc);
 }
 
 /* chmod, chown, utimens: by name, or on the handle of a file that no
@@ -278,7 +323,15 @@ static int op_utimens(const char *path, const struct timespec tv[2], struct fuse
 static int op_symlink(const char *target, const char *path)
 {
     struct fuse_context *fc = fuse_get_context();
-    return obj_symlink(fs_get(), target, path, fc->uid, fc->gid);
+    return changed_parent(path, obj_symlink(fs_get(), target, path, fc->uid, fc->gid));
+}
+
+/* mkfifo, mknod, bind(2) of a Unix socket; regular files come by create */
+static int op_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+    struct fuse_context *fc = fuse_get_context();
+    mode_t m = (mode & S_IFMT) | (mode & 07777 & ~fc->umask);
+    return changed_parent(path, obj_mknod(fs_get(), path, m, rdev, fc->uid, fc->gid));
 }
 
 static int op_readlink(const char *path, char *buf, size_t size)
@@ -392,6 +445,7 @@ static const struct fuse_operations ops = {
     .chown = op_chown,
     .utimens = op_utimens,
     .symlink = op_symlink,
+    .mknod = op_mknod,
     .readlink = op_readlink,
     .statfs = op_statfs,
     .setxattr = op_setxattr,

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
@@ -14,6 +16,32 @@
 void fs_dir_stat(struct fs_ctx *c, struct stat *st)
 {
     meta_to_stat(NULL, 0, 0, NULL, META_DIR, &c->defaults, st);
+    st->st_dev = FS_DIR_UNKNOWN;
+}
+
+void fs_shown(struct fs_ctx *c, struct stat *st)
+{
+    if (!c->defaults.show_suid)
+        st->st_mode &= ~(mode_t)(S_ISUID | S_ISGID);
+}
+
+int fs_dir_meta_key(const struct fs_loc *loc, const struct stat *st, char *key, size_t size)
+{
+    const char *suffix = st->st_dev == FS_DIR_OBJECT ? "" : FS_FOLDER_SUFFIX;
+    if (st->st_dev != FS_DIR_OBJECT && st->st_dev != FS_DIR_FOLDER)
+        return path_dir_prefix(loc, key, size);
+    int n = snprintf(key, size, "%s%s", loc->key, suffix);
+    return n < 0 || (size_t)n >= size || (size_t)n > S3CFS_KEY_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* An empty object typed application/x-directory is an old-style
+ * directory (s3fs before 1.6x wrote "d" instead of "d/"); one with data
+ * stays a file, so no bytes become unreachable. */
+static bool old_style_dir(const struct s3_head *h)
+{
+    static const char type[] = "application/x-directory";
+    return h->size == 0 && strncasecmp(h->content_type, type, sizeof type - 1) == 0 &&
+           (h->content_type[sizeof type - 1] == '\0' || h->content_type[sizeof type - 1] == ';');
 }
 
 void fs_new_stat(struct fs_ctx *c, mode_t mode, uid_t uid, gid_t gid, uint64_t size,
@@ -31,6 +59,27 @@ static void stat_from_head(struct fs_ctx *c, const struct s3_head *h, enum meta_
                            struct stat *st)
 {
     meta_to_stat(h->meta, h->nmeta, h->size, &h->mtime, kind, &c->defaults, st);
+    if (kind == META_DIR)
+        st->st_dev = FS_DIR_MARKER;
+}
+
+/* No "d/" marker and no key below: an old-style "d_$folder$" object? */
+static int lookup_folder(struct fs_ctx *c, const struct fs_loc *loc, struct stat *st,
+                         struct s3_head *head)
+{
+    char key[S3CFS_KEY_MAX + 16];
+    struct s3_error err;
+    int n = snprintf(key, sizeof key, "%s%s", loc->key, FS_FOLDER_SUFFIX);
+    if (n < 0 || (size_t)n > S3CFS_KEY_MAX)
+        return -ENOENT; /* no such key can exist */
+    s3_head_free(head);
+    memset(head, 0, sizeof *head);
+    int rc = s3_head_object(c->s3, loc->bucket, key, head, &err);
+    if (rc)
+        return rc == -ENOENT ? rc : fs_fail("head", key, rc, &err);
+    stat_from_head(c, head, META_DIR, st);
+    st->st_dev = FS_DIR_FOLDER;
+    return 0;
 }
 
 /* A directory below a key: its marker "key/" or any key under it. */
@@ -50,8 +99,9 @@ static int lookup_dir(struct fs_ctx *c, const struct fs_loc *loc, struct stat *s
     bool marker = page.nobjects > 0 && strcmp(page.objects[0].key, prefix) == 0;
     s3_list_page_free(&page);
     if (!found)
-        return -ENOENT;
+        return lookup_folder(c, loc, st, head);
     fs_dir_stat(c, st);
+    st->st_dev = FS_DIR_IMPLICIT;
     if (!marker)
         return 0;
     /* the marker's metadata carries the directory's mode, owner and times */
@@ -78,7 +128,10 @@ int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
     }
     int rc = s3_head_object(c->s3, loc->bucket, loc->key, head, &err);
     if (rc == 0) {
-        stat_from_head(c, head, META_FILE, st);
+        bool old = old_style_dir(head);
+        stat_from_head(c, head, old ? META_DIR : META_FILE, st);
+        if (old)
+            st->st_dev = FS_DIR_OBJECT;
         return 0;
     }
     if (rc != -ENOENT)
@@ -86,7 +139,34 @@ int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
     return lookup_dir(c, loc, st, head);
 }
 
+static int count_subdir(const char *name, const struct stat *st, void *arg)
+{
+    (void)name;
+    if (S_ISDIR(st->st_mode))
+        ++*(nlink_t *)arg;
+    return 0;
+}
+
+/* 2 + the subdirectories when the listing is cached; else 1, "unknown" */
+static void dir_nlink(struct fs_ctx *c, const char *path, struct stat *st)
+{
+    nlink_t n = 2;
+    st->st_nlink = nscache_dir_get(c->cache, path, count_subdir, &n) == 0 ? n : 1;
+}
+
+static int lookup_any(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]);
+
 int fs_lookup(struct fs_ctx *c, const char *path, struct stat *st, char etag[80])
+{
+    int rc = lookup_any(c, path, st, etag);
+    if (rc == 0 && S_ISDIR(st->st_mode)) {
+        dir_nlink(c, path, st);
+        dirtimes_apply(c->dirtimes, path, st); /* changes not written yet */
+    }
+    return rc;
+}
+
+static int lookup_any(struct fs_ctx *c, const char *path, struct stat *st, char etag[80])
 {
     struct fs_loc loc;
     int rc = path_resolve(&c->map, path, &loc);

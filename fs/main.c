@@ -25,6 +25,7 @@
 #include "s3cfs/engine.h"
 #include "s3cfs/fsops.h"
 #include "s3cfs/log.h"
+#include "s3cfs/mime.h"
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
@@ -42,6 +43,8 @@ struct cli {
     int dumpable; /* debugging: allow core dumps and ptrace (protect_secrets) */
     int coherent; /* every cache lifetime 0: other clients' changes seen at once */
 };
+
+enum { KEY_SUID = 100, KEY_NOSUID };
 
 #define OPT(t, p)                                                                                  \
     {                                                                                              \
@@ -85,6 +88,11 @@ static const struct fuse_opt opt_spec[] = {
     OPT("listing_attrs_only", o.listing_attrs_only),
     OPT("journal_dir=%s", o.journal_dir),
     OPT("sync_jobs", o.sync),
+    OPT("nomime", o.nomime),
+    /* kept for the kernel (fuse_opt keeps a matched option when the proc
+     * returns 1): noted so that setuid/setgid bits are shown only here */
+    FUSE_OPT_KEY("suid", KEY_SUID),
+    FUSE_OPT_KEY("nosuid", KEY_NOSUID),
     OPT("dumpable", dumpable),
     OPT("coherent", coherent),
     OPT("-f", o.foreground),
@@ -127,6 +135,9 @@ static void usage(const char *prog)
            "  journal_dir=PATH      intent journal of queued copies and deletes\n"
            "                        (default /var/lib/s3cfs, ~/.local/state/s3cfs)\n"
            "  sync_jobs             copies and deletes return when they landed\n"
+           "  nomime                no Content-Type from /etc/mime.types for new files\n"
+           "  suid, dev             show setuid/setgid bits and honour them; make\n"
+           "                        device nodes work (both off by default)\n"
            "  dumpable              debugging: allow core dumps and ptrace (they would\n"
            "                        hold the keys; off by default)\n"
            "  coherent              cache nothing from S3 (all lifetimes 0): another\n"
@@ -145,6 +156,8 @@ static int keep_nonopt(void *data, const char *arg, int key, struct fuse_args *o
 {
     (void)outargs;
     struct cli *cli = data;
+    if (key == KEY_SUID || key == KEY_NOSUID)
+        cli->o.suid = key == KEY_SUID; /* the last one wins, as for mount(8) */
     if (key != FUSE_OPT_KEY_NONOPT)
         return 1;
     if (cli->nnonopt >= 2) {
@@ -289,6 +302,7 @@ static void set_defaults(struct fs_ctx *c)
         .umask = um,
         .file_mode = o->file_mode >= 0 ? (mode_t)o->file_mode : 0666,
         .dir_mode = o->dir_mode >= 0 ? (mode_t)o->dir_mode : 0777,
+        .show_suid = o->suid,
     };
     clock_gettime(CLOCK_REALTIME, &c->defaults.time);
 }
@@ -507,6 +521,10 @@ static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *
         return 2;
     }
     set_defaults(&ctx);
+    if (!ctx.opt.nomime && mime_load("/etc/mime.types", &ctx.mime)) {
+        fprintf(stderr, "s3cfs: out of memory\n");
+        return 1;
+    }
     fs_set(&ctx);
     s3_global_init();
     /* permission checks by the kernel against the modes we show */

@@ -21,7 +21,7 @@ enum { F_MODE, F_UID, F_GID, F_MTIME, F_CTIME, F_ATIME, F_COUNT };
 
 static const char *const field_names[F_COUNT] = {"mode", "uid", "gid", "mtime", "ctime", "atime"};
 
-_Static_assert(F_COUNT + 1 == META_SET_MAX, "meta_set holds the fields plus the xattr header");
+_Static_assert(F_COUNT + 2 == META_SET_MAX, "meta_set holds the fields, rdev and the xattr header");
 
 #define MODE_MAX     ((uint64_t)(S_IFMT | 07777))
 #define NSEC_PER_SEC 1000000000L
@@ -124,8 +124,10 @@ static mode_t default_mode(enum meta_kind kind, const struct meta_defaults *d)
 }
 
 /* The key decides what is a directory (DESIGN §2): a plain object holds
- * data, so it reads as a file even if its mode says directory; and we keep
- * no rdev, so a device node could not work either. */
+ * data, so it reads as a file even if its mode says directory. Special
+ * files are empty objects whose mode carries the type (s3fs's mknod);
+ * device nodes stay inert unless the mount has `dev` (the kernel's
+ * check, FUSE mounts are nodev by default). */
 static mode_t file_type(mode_t stored, enum meta_kind kind)
 {
     if (kind == META_DIR)
@@ -134,6 +136,8 @@ static mode_t file_type(mode_t stored, enum meta_kind kind)
     case S_IFLNK:
     case S_IFIFO:
     case S_IFSOCK:
+    case S_IFCHR:
+    case S_IFBLK:
         return stored & S_IFMT;
     default:
         return S_IFREG;
@@ -158,6 +162,15 @@ static uint64_t resolve_id(const char *v, uint64_t dflt)
     return id;
 }
 
+/* A device number as s3fs writes it: the decimal dev_t; 0 if unreadable. */
+static dev_t resolve_rdev(const char *v)
+{
+    uint64_t rdev;
+    if (!v || parse_uint(v, (uint64_t)(dev_t)-1, &rdev))
+        return 0;
+    return (dev_t)rdev;
+}
+
 static struct timespec resolve_time(const char *v, const struct timespec *dflt)
 {
     struct timespec ts;
@@ -180,7 +193,11 @@ void meta_to_stat(const struct http_meta *m, size_t n, uint64_t size,
     st->st_mtim = resolve_time(meta_find(m, n, "mtime"), base);
     st->st_ctim = resolve_time(meta_find(m, n, "ctime"), base);
     st->st_atim = resolve_time(meta_find(m, n, "atime"), base);
-    st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
+    if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+        st->st_rdev = resolve_rdev(meta_find(m, n, "rdev"));
+    /* a directory's subdirectories are not known here: 1 is what find
+     * and fts read as "unknown" (lookup.c counts them when it can) */
+    st->st_nlink = 1;
     st->st_size = size > (uint64_t)INT64_MAX ? INT64_MAX : (off_t)size;
     st->st_blocks = (blkcnt_t)(size / 512 + (size % 512 != 0));
     st->st_blksize = META_BLKSIZE;
@@ -210,16 +227,23 @@ void meta_from_stat(const struct stat *st, struct meta_set *out)
         out->meta[i].value = out->value[i];
     }
     out->nmeta = F_COUNT;
+    if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+        snprintf(out->value[F_COUNT], META_VALUE_MAX, "%llu", (unsigned long long)st->st_rdev);
+        out->meta[F_COUNT].name = "rdev";
+        out->meta[F_COUNT].value = out->value[F_COUNT];
+        out->nmeta = F_COUNT + 1;
+    }
+    out->nfields = out->nmeta;
 }
 
 void meta_set_xattr(struct meta_set *out, const char *encoded)
 {
-    out->nmeta = F_COUNT;
+    out->nmeta = out->nfields;
     if (!encoded || !*encoded)
         return;
-    out->meta[F_COUNT].name = "xattr";
-    out->meta[F_COUNT].value = encoded;
-    out->nmeta = F_COUNT + 1;
+    out->meta[out->nmeta].name = "xattr";
+    out->meta[out->nmeta].value = encoded;
+    out->nmeta++;
 }
 
 /* ---- base64, standard alphabet with padding (as s3fs writes it) ---- */

@@ -10,6 +10,7 @@
 #include "s3cfs/engine.h"
 #include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
+#include "s3cfs/mime.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/readahead.h"
 #include "s3cfs/stage.h"
@@ -400,12 +401,15 @@ static int read_kept(struct fs_ctx *c, const struct fs_loc *loc, struct s3_head 
 
 /* Busy, no lock: upload the stage, keeping what the object it replaces
  * carries besides s3fs's own fields. */
-static int upload_keeping(struct fs_ctx *c, struct transfer_upload *up, bool replaces)
+static int upload_keeping(struct fs_ctx *c, struct transfer_upload *up, const char *path,
+                          bool replaces)
 {
     struct s3_head kept;
     int rc = replaces ? read_kept(c, &up->loc, &kept) : 0;
     if (rc)
         return rc;
+    if (!replaces) /* a new object: its type from its name, as s3fs */
+        mime_type(c->mime, path, up->content_type, sizeof up->content_type);
     if (replaces) {
         snprintf(up->content_type, sizeof up->content_type, "%s", kept.content_type);
         up->xattr = meta_find(kept.meta, kept.nmeta, "xattr");
@@ -439,8 +443,8 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
     if (rc)
         LOGW("%s: an earlier queued operation failed (%s); writing anyway", path ? path : "?",
              strerror(-rc));
+    rc = upload_keeping(c, &up, path ? path : "", replaces); /* writers wait for busy */
     free(path);
-    rc = upload_keeping(c, &up, replaces); /* the stage is stable: writers wait for busy */
     pthread_mutex_lock(&n->lock);
     if (rc == 0) {
         n->dirty = false;

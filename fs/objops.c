@@ -9,10 +9,12 @@
 #include <time.h>
 
 #include "s3cfs/dir.h"
+#include "s3cfs/dirtimes.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/lookup.h"
+#include "s3cfs/mime.h"
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
@@ -39,8 +41,8 @@ static int load_current(struct fs_ctx *c, const char *path, struct current *cur)
     rc = fs_lookup_head(c, path, &cur->loc, &cur->st, &cur->head);
     if (rc)
         return rc;
-    if (S_ISDIR(cur->st.st_mode))
-        return path_dir_prefix(&cur->loc, cur->key, sizeof cur->key);
+    if (S_ISDIR(cur->st.st_mode)) /* "d/", or an old-style "d" / "d_$folder$" */
+        return fs_dir_meta_key(&cur->loc, &cur->st, cur->key, sizeof cur->key);
     snprintf(cur->key, sizeof cur->key, "%s", cur->loc.key);
     return 0;
 }
@@ -145,6 +147,16 @@ static int fold_into_copy(struct fs_ctx *c, const char *path, const struct obj_a
     return 1;
 }
 
+/* A directory's marker is rewritten by dirtimes.c too: keep its writer
+ * off while this rewrite reads and writes it (dirtimes.h). 0: not held. */
+static uint64_t hold_dir(struct fs_ctx *c, const char *path)
+{
+    struct stat st;
+    if (fs_lookup(c, path, &st, NULL) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    return dirtimes_hold(c->dirtimes, path);
+}
+
 int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change *ch)
 {
     if (fold_into_copy(c, path, ch))
@@ -161,12 +173,15 @@ int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change
     }
     struct current cur = {0};
     int rc = settle(c, path);
+    uint64_t held = rc ? 0 : hold_dir(c, path);
     if (rc == 0)
         rc = load_current(c, path, &cur);
     if (rc == 0) {
+        dirtimes_apply(c->dirtimes, path, &cur.st); /* pending directory times */
         apply_change(&cur.st, ch);
         rc = rewrite_meta(c, path, &cur, meta_find(cur.head.meta, cur.head.nmeta, "xattr"));
     }
+    dirtimes_release(c->dirtimes, path, held, rc == 0);
     s3_head_free(&cur.head);
     return rc;
 }
@@ -198,14 +213,29 @@ int obj_unlink(struct fs_ctx *c, const char *path)
 }
 
 static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl, const struct stat *st, const char *etag)
+                       const struct fs_loc *tl, const struct stat *st)
 {
     int rc = node_detach(c, to, NULL); /* an open target keeps its old content */
     if (rc)
         return rc;
+    /* rename changes the file's ctime: the copy writes s3fs's fields
+     * (REPLACE; transfer_copy keeps everything else the source carries).
+     * The xattrs are s3fs's too: one HEAD reads them (the source has
+     * landed, settle() waited). */
+    struct s3_head h;
+    struct s3_error err;
+    if ((rc = s3_head_object(c->s3, fl->bucket, fl->key, &h, &err)))
+        return fs_fail("head (rename)", from, rc, &err);
+    struct stat moved = *st;
+    clock_gettime(CLOCK_REALTIME, &moved.st_ctim);
+    struct meta_set ms;
+    meta_from_stat(&moved, &ms);
+    meta_set_xattr(&ms, meta_find(h.meta, h.nmeta, "xattr"));
+    struct s3_write_opts wo = {.meta = ms.meta, .nmeta = ms.nmeta};
     nscache_invalidate(c->cache, to);
     nscache_invalidate(c->cache, from);
-    rc = engine_move(c, fl, etag, (uint64_t)st->st_size, tl, from, to, st);
+    rc = engine_move(c, fl, h.etag, h.size, tl, from, to, &moved, &wo);
+    s3_head_free(&h);
     if (rc == 0)
         node_rename(c->nodes, from, to, tl);
     return rc;
@@ -251,8 +281,22 @@ static int move_page(const struct s3_list_page *p, void *arg)
     return rc;
 }
 
+/* An old-style directory object ("d", "d_$folder$") becomes the new
+ * name's marker, keeping its metadata; the listing did not cover it. */
+static int move_old_style(struct fs_ctx *c, const struct fs_loc *fl, const struct stat *st,
+                          const struct fs_loc *tl, const char *to_marker)
+{
+    if (st->st_dev != FS_DIR_OBJECT && st->st_dev != FS_DIR_FOLDER)
+        return 0;
+    struct fs_loc from = *fl, to = *tl;
+    from.kind = to.kind = LOC_OBJECT;
+    int rc = fs_dir_meta_key(fl, st, from.key, sizeof from.key);
+    snprintf(to.key, sizeof to.key, "%s", to_marker);
+    return rc ? rc : engine_move(c, &from, "", 0, &to, NULL, NULL, st, NULL);
+}
+
 static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl)
+                       const struct fs_loc *tl, const struct stat *st)
 {
     char fp[S3CFS_KEY_MAX + 2], tp[S3CFS_KEY_MAX + 2];
     int rc = path_dir_prefix(fl, fp, sizeof fp);
@@ -271,6 +315,8 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
         rc = engine_wait_dir(c, fl); /* what was queued below it lands first */
     if (rc == 0)
         rc = s3_list_all(c->s3, fl->bucket, fp, NULL, move_page, &m, &err);
+    if (rc == 0)
+        rc = move_old_style(c, fl, st, tl, tp);
     if (rc && err.code[0])
         fs_fail("rename (list)", from, rc, &err);
     /* rename(2) answers when the tree moved, with the first error if any */
@@ -329,37 +375,79 @@ int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flag
     if (rc)
         return rc;
     if (!S_ISDIR(st.st_mode))
-        return rename_file(c, from, &fl, to, &tl, &st, etag);
-    return rename_tree(c, from, &fl, to, &tl);
+        return rename_file(c, from, &fl, to, &tl, &st);
+    return rename_tree(c, from, &fl, to, &tl, &st);
+}
+
+/* A new object at path holding body[0..len) with st as its metadata
+ * (symlinks, mknod): one PUT, after the name is settled. */
+static int put_new(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
+                   const struct stat *st, const char *body, size_t len)
+{
+    struct meta_set ms;
+    meta_from_stat(st, &ms);
+    char type[128] = "";
+    if (S_ISREG(st->st_mode))
+        mime_type(c->mime, path, type, sizeof type);
+    struct s3_write_opts wo = {
+        .content_type = type[0] ? type : NULL, .meta = ms.meta, .nmeta = ms.nmeta};
+    struct http_body b = {.data = body, .fd = -1, .len = len};
+    struct s3_error err;
+    char etag[80];
+    int rc = fs_settle_name(c, path); /* rm n; ln -s t n, rmdir n; mkfifo n */
+    if (rc)
+        return rc;
+    rc = s3_put_object(c->s3, loc->bucket, loc->key, &b, &wo, etag, &err);
+    if (rc)
+        return fs_fail(S_ISLNK(st->st_mode) ? "symlink" : "mknod", path, rc, &err);
+    nscache_invalidate(c->cache, path);
+    nscache_put(c->cache, path, st, etag);
+    return 0;
+}
+
+/* A name not taken yet: 0, -EEXIST, or the lookup's error. */
+static int new_name(struct fs_ctx *c, const char *path, struct fs_loc *loc)
+{
+    struct stat st;
+    int rc = lookup_loc(c, path, loc, &st, NULL);
+    return rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
 }
 
 int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t uid, gid_t gid)
 {
     struct fs_loc loc;
     struct stat st;
-    int rc = lookup_loc(c, path, &loc, &st, NULL);
-    if (rc == 0)
-        return -EEXIST;
-    if (rc != -ENOENT)
+    int rc = new_name(c, path, &loc);
+    if (rc)
         return rc;
     size_t len = strlen(target);
     if (len >= SYMLINK_MAX)
         return -ENAMETOOLONG;
     fs_new_stat(c, S_IFLNK | 0777, uid, gid, len, &st);
-    struct meta_set ms;
-    meta_from_stat(&st, &ms);
-    struct s3_write_opts wo = {.meta = ms.meta, .nmeta = ms.nmeta};
-    struct http_body body = {.data = target, .fd = -1, .len = len};
-    struct s3_error err;
-    char etag[80];
-    if ((rc = fs_settle_name(c, path))) /* rm n; ln -s t n, rmdir n; ln -s t n */
-        return rc;
-    rc = s3_put_object(c->s3, loc.bucket, loc.key, &body, &wo, etag, &err);
+    return put_new(c, path, &loc, &st, target, len);
+}
+
+int obj_mknod(struct fs_ctx *c, const char *path, mode_t mode, dev_t rdev, uid_t uid, gid_t gid)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFIFO:
+    case S_IFSOCK:
+    case S_IFCHR:
+    case S_IFBLK:
+        break;
+    default:
+        return -EINVAL; /* S_IFDIR is mkdir's, S_IFLNK symlink's */
+    }
+    struct fs_loc loc;
+    struct stat st;
+    int rc = new_name(c, path, &loc);
     if (rc)
-        return fs_fail("symlink", path, rc, &err);
-    nscache_invalidate(c->cache, path);
-    nscache_put(c->cache, path, &st, etag);
-    return 0;
+        return rc;
+    fs_new_stat(c, mode, uid, gid, 0, &st);
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        st.st_rdev = rdev;
+    return put_new(c, path, &loc, &st, NULL, 0);
 }
 
 int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size)
@@ -453,6 +541,7 @@ static int change_xattr(struct fs_ctx *c, const char *path, const char *name, co
     struct meta_xattrs x = META_XATTRS_INIT;
     struct sbuf enc = SBUF_INIT;
     int rc = settle(c, path);
+    uint64_t held = rc ? 0 : hold_dir(c, path);
     if (rc == 0)
         rc = load_xattrs(c, path, &cur, &x);
     if (rc == 0)
@@ -460,9 +549,11 @@ static int change_xattr(struct fs_ctx *c, const char *path, const char *name, co
     if (rc == 0)
         rc = meta_xattr_encode(&x, &enc);
     if (rc == 0) {
+        dirtimes_apply(c->dirtimes, path, &cur.st); /* pending directory times */
         clock_gettime(CLOCK_REALTIME, &cur.st.st_ctim);
         rc = rewrite_meta(c, path, &cur, sbuf_str(&enc));
     }
+    dirtimes_release(c->dirtimes, path, held, rc == 0);
     if (rc == -E2BIG)
         rc = -ENOSPC; /* S3's 2 KiB of user metadata is full */
     sbuf_free(&enc);
@@ -480,6 +571,34 @@ int obj_setxattr(struct fs_ctx *c, const char *path, const char *name, const cha
 int obj_removexattr(struct fs_ctx *c, const char *path, const char *name)
 {
     return change_xattr(c, path, name, NULL, 0, 0);
+}
+
+static bool later(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+int obj_write_dir_times(void *ctx, const char *path, const struct timespec *mtime,
+                        const struct timespec *ctime)
+{
+    struct fs_ctx *c = ctx;
+    struct current cur = {0};
+    int rc = load_current(c, path, &cur);
+    if (rc == -EPERM)
+        rc = 1; /* the mount's top, a bucket: no object carries its times */
+    else if (rc == 0 && !S_ISDIR(cur.st.st_mode))
+        rc = -ENOENT; /* not a directory any more */
+    else if (rc == 0 && !cur.head.etag[0])
+        rc = 1; /* no marker: the times stay in memory */
+    if (rc == 0) {
+        if (mtime && later(mtime, &cur.st.st_mtim))
+            cur.st.st_mtim = *mtime;
+        if (later(ctime, &cur.st.st_ctim))
+            cur.st.st_ctim = *ctime;
+        rc = rewrite_meta(c, path, &cur, meta_find(cur.head.meta, cur.head.nmeta, "xattr"));
+    }
+    s3_head_free(&cur.head);
+    return rc;
 }
 
 int obj_fsetattr(struct fs_node *n, const struct obj_attr_change *ch)

@@ -30,7 +30,8 @@ int fs_fail(const char *op, const char *path, int rc, const struct s3_error *err
 /* s3fs's own metadata fields, which a rewrite writes from the stat */
 static bool s3fs_field(const char *name)
 {
-    static const char *const own[] = {"mode", "uid", "gid", "mtime", "ctime", "atime", "xattr"};
+    static const char *const own[] = {"mode",  "uid",   "gid",  "mtime",
+                                      "ctime", "atime", "rdev", "xattr"};
     for (size_t i = 0; i < sizeof own / sizeof *own; i++)
         if (strcmp(name, own[i]) == 0)
             return true;

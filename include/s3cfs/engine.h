@@ -39,13 +39,14 @@ int engine_stop(struct fs_ctx *c);
 int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint64_t size,
                 const struct fs_loc *dst, const char *dst_path, const struct stat *st,
                 const char *xattr);
-/* Queue a move: a copy keeping all of the source's metadata, then a delete
+/* Queue a move: a copy keeping all of the source's metadata (wo NULL) or
+ * writing wo's (REPLACE: a file's move changes its ctime), then a delete
  * of the source guarded by that copy: it runs once the copy landed, and is
  * cancelled (reported) if it failed. With paths, the namespace shows the
  * move at once (to_path with st, from_path gone). */
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                 const struct fs_loc *to, const char *from_path, const char *to_path,
-                const struct stat *st);
+                const struct stat *st, const struct s3_write_opts *wo);
 /* Tree moves, one listing page at a time: queue a copy of from onto to
  * (the source's metadata kept, nothing shown) and the delete of from, held
  * in group (engine_group) until engine_release(group), so that the page's

@@ -46,6 +46,8 @@ struct fs_options {
     char *journal_dir;      /* intent journal; default /var/lib/s3cfs */
     int sync;               /* every copy and delete waits until it landed */
     char *mountpoint;       /* names the journal */
+    int suid;               /* mounted with `suid`: setuid/setgid bits shown */
+    int nomime;             /* no Content-Type from /etc/mime.types (mime.h) */
     /* not a mount option: the job engine's bound on pending jobs (jobs.h
      * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
     int max_pending;
@@ -58,6 +60,8 @@ struct jobs;
 struct journal;
 struct control;
 struct trim;
+struct mime_table;
+struct dirtimes;
 
 struct fs_ctx {
     struct fs_options opt;
@@ -71,8 +75,10 @@ struct fs_ctx {
     struct jobs *jobs;
     struct journal *journal;
     struct meta_defaults defaults;
-    struct control *control; /* the control socket (control.h); NULL: none */
-    struct trim *trim;       /* set before the FUSE loop starts; NULL: none */
+    struct control *control;   /* the control socket (control.h); NULL: none */
+    struct trim *trim;         /* set before the FUSE loop starts; NULL: none */
+    struct mime_table *mime;   /* Content-Type by extension (mime.h); NULL: nomime */
+    struct dirtimes *dirtimes; /* directory mtime/ctime (dirtimes.h); NULL: none */
 };
 
 /* The parts of a mount that start threads (main.c: after fuse_daemonize

@@ -12,7 +12,27 @@
 
 #include "s3cfs/fs.h"
 
-/* st and etag (may be NULL) of path; -ENOENT when nothing is there. */
+/* Which object carries a directory's metadata, kept in st_dev of the
+ * stats this module returns (and the namespace cache stores). FUSE never
+ * shows st_dev (its attributes have no device field; the kernel sets its
+ * own), so it costs nothing and travels with the cached entry:
+ *   FS_DIR_MARKER   the "d/" marker (s3fs's and ours)
+ *   FS_DIR_UNKNOWN  not known (a listing's common prefix, the mount's top)
+ *   FS_DIR_IMPLICIT no marker: only keys below it
+ *   FS_DIR_OBJECT   an old-style "d" object: empty, Content-Type
+ *                   application/x-directory (older s3fs, some tools)
+ *   FS_DIR_FOLDER   an old-style "d_$folder$" object (S3 Organizer, Hadoop)
+ * rmdir removes the old-style objects too; rename moves them to the new
+ * name's marker; attribute changes rewrite the object that carries them. */
+enum fs_dir_kind { FS_DIR_MARKER, FS_DIR_UNKNOWN, FS_DIR_IMPLICIT, FS_DIR_OBJECT, FS_DIR_FOLDER };
+#define FS_FOLDER_SUFFIX "_$folder$"
+/* The key of the object carrying the metadata of the directory at loc
+ * with attributes st: "d/", "d" or "d_$folder$". */
+int fs_dir_meta_key(const struct fs_loc *loc, const struct stat *st, char *key, size_t size);
+
+/* st and etag (may be NULL) of path; -ENOENT when nothing is there. A
+ * directory's st_nlink is 2 + its subdirectories when its listing is
+ * cached, else 1: "unknown" to find and fts (meta.h). */
 int fs_lookup(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]);
 
 /* The same, answered only from S3 (no cache), with the object's HEAD kept
@@ -34,6 +54,10 @@ int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
  * negative errno of a failed wait (the queued job failed: the name may
  * still hold what it was to delete). */
 int fs_settle_name(struct fs_ctx *c, const char *path);
+
+/* What the kernel is shown of st: setuid/setgid bits only on a mount
+ * with `suid` (the kernel would not honour them; stored modes keep them). */
+void fs_shown(struct fs_ctx *c, struct stat *st);
 
 /* Attributes of a directory with no marker object (or the mount's top). */
 void fs_dir_stat(struct fs_ctx *c, struct stat *st);

@@ -38,7 +38,7 @@
 
 /* What the key says the entry is: the caller decides from the key. */
 enum meta_kind {
-    META_FILE, /* a plain object "name": regular file, or symlink/fifo/socket by its mode */
+    META_FILE, /* a plain object "name": regular file, or symlink/fifo/socket/device by its mode */
     META_DIR,  /* a marker "name/" or an implicit common prefix: always a directory */
 };
 
@@ -50,6 +50,7 @@ struct meta_defaults {
     mode_t file_mode;     /* permission bits, e.g. 0644 */
     mode_t dir_mode;      /* permission bits, e.g. 0755 */
     struct timespec time; /* when there is no Last-Modified either (e.g. mount time) */
+    int show_suid;        /* the mount has `suid`: setuid/setgid bits are shown (fsops.c) */
 };
 
 /* The value of metadata `name` (lower case, without "x-amz-meta-"), or NULL.
@@ -60,8 +61,12 @@ const char *meta_find(const struct http_meta *m, size_t n, const char *name);
  * for a listing entry), the object size and Last-Modified (NULL: d->time).
  *   - mode: permission and type bits as stored. A mode without a usable type
  *     is a regular file; META_DIR is always S_IFDIR, whatever the mode says;
- *     on META_FILE, S_IFLNK, S_IFIFO and S_IFSOCK are kept, S_IFDIR and
- *     device types are read as a regular file (a plain object holds data).
+ *     on META_FILE, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR and S_IFBLK are
+ *     kept, S_IFDIR is read as a regular file (a plain object holds data).
+ *     S_ISUID and S_ISGID are kept (so that rewrites keep them): the
+ *     filesystem hides them at the FUSE boundary unless d->show_suid.
+ *   - rdev: "rdev" (decimal dev_t, as s3fs writes it) for S_IFCHR/S_IFBLK,
+ *     else 0.
  *   - a missing or malformed field (non-digits, overflow, mode > 0177777)
  *     is ignored: mode from d with d->umask, uid/gid from d, each missing
  *     time from Last-Modified.
@@ -74,7 +79,7 @@ void meta_to_stat(const struct http_meta *m, size_t n, uint64_t size,
 
 /* ---- writing: the metadata of a PUT or CopyObject(REPLACE) ---- */
 
-#define META_SET_MAX   7  /* mode uid gid mtime ctime atime xattr */
+#define META_SET_MAX   8  /* mode uid gid mtime ctime atime [rdev] [xattr] */
 #define META_VALUE_MAX 32 /* "-9223372036854775808.999999999" and its NUL */
 
 /* meta[0..nmeta) is what to send (s3_write_opts.meta/nmeta). Its names are
@@ -83,10 +88,12 @@ void meta_to_stat(const struct http_meta *m, size_t n, uint64_t size,
 struct meta_set {
     struct s3_meta meta[META_SET_MAX];
     size_t nmeta;
+    size_t nfields; /* entries before the xattr header */
     char value[META_SET_MAX - 1][META_VALUE_MAX];
 };
 
-/* mode, uid, gid, mtime, ctime, atime of st into *out (6 entries). Times
+/* mode, uid, gid, mtime, ctime, atime of st into *out (6 entries, and
+ * rdev for a character or block device: 7). Times
  * are written "%ld" when tv_nsec is 0, else "%ld.%09ld"; the caller must
  * have resolved UTIME_NOW/UTIME_OMIT (an out-of-range tv_nsec is dropped). */
 void meta_from_stat(const struct stat *st, struct meta_set *out);

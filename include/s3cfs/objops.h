@@ -35,7 +35,19 @@ int obj_setattr(struct fs_ctx *c, const char *path, const struct obj_attr_change
 struct fs_node;
 int obj_fsetattr(struct fs_node *n, const struct obj_attr_change *ch);
 
+/* The dirtimes.h write callback (ctx: the fs_ctx): the directory's marker
+ * (or old-style object) gets mtime (NULL: kept) and ctime when they are
+ * later than what it has, by a metadata rewrite (a self-copy keeping the
+ * rest). 1 when no object carries the directory's times, -ENOENT when it
+ * is no longer a directory. */
+int obj_write_dir_times(void *ctx, const char *path, const struct timespec *mtime,
+                        const struct timespec *ctime);
+
 int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t uid, gid_t gid);
+/* mknod(2): an empty object whose mode carries the type, as s3fs stores
+ * it (regular file, FIFO, socket, character or block device; a device's
+ * number in x-amz-meta-rdev). -EINVAL for other types. */
+int obj_mknod(struct fs_ctx *c, const char *path, mode_t mode, dev_t rdev, uid_t uid, gid_t gid);
 int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size);
 
 int obj_setxattr(struct fs_ctx *c, const char *path, const char *name, const char *value,

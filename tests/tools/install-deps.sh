@@ -6,6 +6,7 @@ PKGS=(build-essential cmake pkg-config git
       libcurl4-openssl-dev libssl-dev libxml2-dev libfuse3-dev fuse3 libcmocka-dev
       ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl awscli
       attr psmisc procps rsync python3 bc
+      s3fs media-types    # s3fs-fuse for the interop tests; media-types: /etc/mime.types
       clang libclang-rt-dev) # the fuzz build (tests/fuzz): clang and its libFuzzer/ASan runtimes
 missing=()
 for p in "${PKGS[@]}"; do

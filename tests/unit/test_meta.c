@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
 #include <cmocka.h>
@@ -24,7 +25,8 @@ static struct meta_defaults defaults(void)
                               .umask = 027,
                               .file_mode = 0644,
                               .dir_mode = 0755,
-                              .time = {1234, 5}};
+                              .time = {1234, 5},
+                              .show_suid = 1};
     return d;
 }
 
@@ -72,7 +74,7 @@ static void test_s3fs_dir_and_symlink(void **state)
     const char *dir[] = {"mode", "16877", NULL};
     stat_of(&st, META_DIR, dir);
     assert_int_equal(st.st_mode, S_IFDIR | 0755);
-    assert_int_equal(st.st_nlink, 2);
+    assert_int_equal(st.st_nlink, 1); /* subdirectories unknown */
 
     const char *link[] = {"mode", "41471", NULL};
     stat_of(&st, META_FILE, link);
@@ -112,7 +114,7 @@ static void test_missing_all(void **state)
     /* an implicit directory: no metadata, no Last-Modified */
     meta_to_stat(NULL, 0, 0, NULL, META_DIR, &d, &st);
     assert_int_equal(st.st_mode, S_IFDIR | 0750);
-    assert_int_equal(st.st_nlink, 2);
+    assert_int_equal(st.st_nlink, 1);
     assert_ts(st.st_mtim, 1234, 5);
     assert_ts(st.st_atim, 1234, 5);
 }
@@ -202,16 +204,20 @@ static void test_kind_decides_type(void **state)
     assert_int_equal(st.st_mode, S_IFREG | 0644);
     stat_of(&st, META_DIR, bare);
     assert_int_equal(st.st_mode, S_IFDIR | 0644);
-    /* fifo kept; a device (no rdev kept) is read as a file */
+    /* fifo kept; a device keeps its type and its rdev */
     char fifo[16], chr[16];
     snprintf(fifo, sizeof fifo, "%u", (unsigned)(S_IFIFO | 0600));
     snprintf(chr, sizeof chr, "%u", (unsigned)(S_IFCHR | 0600));
     const char *f[] = {"mode", fifo, NULL};
     stat_of(&st, META_FILE, f);
     assert_int_equal(st.st_mode, S_IFIFO | 0600);
-    const char *c[] = {"mode", chr, NULL};
+    const char *c[] = {"mode", chr, "rdev", "259", NULL};
     stat_of(&st, META_FILE, c);
-    assert_int_equal(st.st_mode, S_IFREG | 0600);
+    assert_int_equal(st.st_mode, S_IFCHR | 0600);
+    assert_int_equal(st.st_rdev, makedev(1, 3));
+    const char *c_bad[] = {"mode", chr, "rdev", "-1", NULL};
+    stat_of(&st, META_FILE, c_bad);
+    assert_int_equal(st.st_rdev, 0);
 }
 
 static void test_umask_on_defaults_only(void **state)
@@ -221,9 +227,15 @@ static void test_umask_on_defaults_only(void **state)
     const char *kv[] = {"mode", "33279", NULL}; /* 0100777 */
     stat_of(&st, META_FILE, kv);
     assert_int_equal(st.st_mode, S_IFREG | 0777);
-    const char *setuid[] = {"mode", "35309", NULL}; /* 0104755 */
+    /* setuid/setgid are kept whatever the mount shows (rewrites keep them) */
+    const char *setuid[] = {"mode", "36333", NULL}; /* 0106755 */
     stat_of(&st, META_FILE, setuid);
-    assert_int_equal(st.st_mode, S_IFREG | 04755);
+    assert_int_equal(st.st_mode, S_IFREG | 06755);
+    struct http_meta m = {.name = "mode", .value = "36333"};
+    struct meta_defaults d = defaults();
+    d.show_suid = 0;
+    meta_to_stat(&m, 1, 0, &last_mod, META_FILE, &d, &st);
+    assert_int_equal(st.st_mode, S_IFREG | 06755);
 }
 
 static void test_blocks(void **state)
@@ -292,6 +304,17 @@ static void test_from_stat_strings(void **state)
     st.st_mode = S_IFLNK | 0777;
     meta_from_stat(&st, &set);
     assert_string_equal(set_value(&set, "mode"), "41471");
+    assert_null(set_value(&set, "rdev"));
+    st.st_mode = S_IFCHR | 0600;
+    st.st_rdev = makedev(1, 3);
+    meta_from_stat(&st, &set);
+    assert_int_equal(set.nmeta, 7);
+    assert_string_equal(set_value(&set, "rdev"), "259");
+    meta_set_xattr(&set, "%7B%7D");
+    assert_int_equal(set.nmeta, 8);
+    assert_string_equal(set_value(&set, "rdev"), "259");
+    st.st_mode = S_IFLNK | 0777;
+    meta_from_stat(&st, &set);
 
     meta_set_xattr(&set, "%7B%7D");
     assert_int_equal(set.nmeta, 7);
@@ -308,11 +331,9 @@ static void test_round_trip(void **state)
     static const struct {
         mode_t mode;
         enum meta_kind kind;
-    } cases[] = {{S_IFREG | 0644, META_FILE},
-                 {S_IFREG | 04755, META_FILE},
-                 {S_IFDIR | 01777, META_DIR},
-                 {S_IFLNK | 0777, META_FILE},
-                 {S_IFREG | 0, META_FILE}};
+    } cases[] = {{S_IFREG | 0644, META_FILE}, {S_IFREG | 04755, META_FILE},
+                 {S_IFDIR | 01777, META_DIR}, {S_IFLNK | 0777, META_FILE},
+                 {S_IFCHR | 0620, META_FILE}, {S_IFREG | 0, META_FILE}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct stat in = {0}, out;
         in.st_mode = cases[i].mode;
@@ -322,8 +343,10 @@ static void test_round_trip(void **state)
         in.st_mtim = (struct timespec){1700000000, 999999999};
         in.st_ctim = (struct timespec){1700000000, 1};
         in.st_atim = (struct timespec){0, 0};
+        in.st_rdev = S_ISCHR(in.st_mode) ? makedev(136, 5) : 0;
         round_trip(&in, cases[i].kind, &out);
         assert_int_equal(out.st_mode, in.st_mode);
+        assert_int_equal(out.st_rdev, in.st_rdev);
         assert_int_equal(out.st_uid, in.st_uid);
         assert_int_equal(out.st_gid, in.st_gid);
         assert_ts(out.st_mtim, in.st_mtim.tv_sec, in.st_mtim.tv_nsec);
