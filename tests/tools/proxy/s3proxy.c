@@ -36,7 +36,9 @@ static void usage(FILE *f)
                "               [--fault-kinds KIND,KIND] [--stall-ms N] [--seed N]\n"
                "               [--max-seconds N] [--quiet]\n"
                "Addresses must be loopback. Control API on the listening port:\n"
-               "  GET /__proxy/stats, POST /__proxy/reset, POST /__proxy/config?name=value&...\n");
+               "  GET /__proxy/stats, POST /__proxy/reset, POST /__proxy/config?name=value&...\n"
+               "  (config also takes mangle=etag_long|clen_missing|clen_invalid|meta_flood|none\n"
+               "  and mangle_kinds=KIND,KIND: answers rewritten as a broken server's, see mangle.c)\n");
 }
 
 static int is_loopback(const struct sockaddr *sa)
