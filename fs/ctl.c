@@ -449,8 +449,7 @@ static long long count(struct conn *c, const char *rel)
  * any byte but NUL: what reaches the terminal has its control bytes escaped. */
 static void print_failure(FILE *out, const char *indent, char *line)
 {
-    char *save = NULL, bucket[256], key[4096], eb[4 * sizeof bucket], ek[4 * sizeof key],
-         em[2048];
+    char *save = NULL, bucket[256], key[4096], eb[4 * sizeof bucket], ek[4 * sizeof key], em[2048];
     strtok_r(line, " ", &save); /* "failure" */
     char *err = strtok_r(NULL, " ", &save);
     char *b = strtok_r(NULL, " ", &save);

@@ -35,6 +35,10 @@ static int add_entry(struct listing *l, const char *name, size_t len, bool is_di
     if (len == 0 || len > S3CFS_NAME_MAX || (len == 1 && name[0] == '.') ||
         (len == 2 && name[0] == '.' && name[1] == '.'))
         return 0; /* keys like "a//b" or "a/./b" have no name here */
+    /* one listing is held whole (sorted, cached): a bucket's directory of
+     * millions of keys is refused, not allowed to take the memory */
+    if (l->n >= (size_t)l->c->opt.max_listing)
+        return -EFBIG;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         struct entry *v = realloc(l->v, cap * sizeof *v);
@@ -183,8 +187,10 @@ static int list_s3(struct fs_ctx *c, struct listing *l)
     l->plen = strlen(prefix);
     struct s3_error err;
     rc = s3_list_all(c->s3, l->loc->bucket, prefix, "/", take_page, l, &err);
+    if (rc == -EFBIG)
+        LOGW("readdir %s: more than %d entries (-o max_listing)", l->path, c->opt.max_listing);
     if (rc)
-        return rc == -ENOMEM ? rc : fs_fail("list", l->path, rc, &err);
+        return rc == -ENOMEM || rc == -EFBIG ? rc : fs_fail("list", l->path, rc, &err);
     return complete_attrs(l);
 }
 

@@ -69,6 +69,7 @@ struct mpu {
     struct s3_part *parts;
     struct stage *stage;               /* upload from here, or */
     const struct transfer_source *src; /* copy from here */
+    struct pool *pool;                 /* runs the parts */
 };
 
 struct mpu_part {
@@ -108,7 +109,7 @@ static int mpu_parts(struct mpu *m, size_t n, char etag_out[80])
     for (size_t i = 0; rc == 0 && i < n; i++) {
         m->parts[i].number = (int)i + 1;
         tasks[i] = (struct mpu_part){m, i};
-        rc = pool_submit_group(m->c->pool, &g, mpu_part, &tasks[i]);
+        rc = pool_submit_group(m->pool, &g, mpu_part, &tasks[i]);
     }
     int wrc = pool_group_wait(&g);
     pool_group_destroy(&g);
@@ -150,7 +151,7 @@ static int upload_with(struct fs_ctx *c, struct transfer_upload *up, const struc
     uint64_t size = up->stage ? stage_size(up->stage) : 0;
     up->etag[0] = '\0';
     if (size > c->opt.multipart_threshold) {
-        struct mpu m = {.c = c, .dst = &up->loc, .size = size, .stage = up->stage};
+        struct mpu m = {.c = c, .dst = &up->loc, .size = size, .stage = up->stage, .pool = c->pool};
         return mpu_run(&m, wo, c->opt.part_size, up->etag);
     }
     struct http_body body = {.fd = -1};
@@ -233,7 +234,14 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
     int rc = pin_source(c, src, &h, &pinned);
     if (rc)
         return rc;
-    struct mpu m = {.c = c, .dst = dst, .size = pinned.size, .src = &pinned};
+    /* part copies are background work: on the engine's pool, whose limit
+     * S3's throttling lowers, and never queued ahead of the foreground
+     * pool's reads and listings (one copy has up to 10000 parts) */
+    struct mpu m = {.c = c,
+                    .dst = dst,
+                    .size = pinned.size,
+                    .src = &pinned,
+                    .pool = c->jobs_pool ? c->jobs_pool : c->pool};
     rc = wo ? mpu_run(&m, wo, c->opt.copy_part_size, etag_out)
             : copy_multipart_keep_meta(c, &m, &h, etag_out);
     s3_head_free(&h);
@@ -347,7 +355,8 @@ int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_sou
     int rc = 0;
     pthread_mutex_lock(&f->lock);
     if (!f->ra) {
-        struct ra_config cfg = {.fetch = ra_fetch, .spawn = ra_spawn, .ctx = c};
+        struct ra_config cfg = {
+            .fetch = ra_fetch, .spawn = ra_spawn, .ctx = c, .budget = &c->ra_budget};
         rc = ra_new(&cfg, &f->ra);
     }
     pthread_mutex_unlock(&f->lock);

@@ -425,7 +425,9 @@ static int forbidden_char_ref(const char *s, size_t left, size_t *n)
     bool hex = left > 2 && s[2] == 'x';
     int v = 0;
     for (i += hex; i < left && i < 8 && s[i] != ';'; i++) {
-        int d = hex ? uri_hex_value((unsigned char)s[i]) : (s[i] >= '0' && s[i] <= '9') ? s[i] - '0' : -1;
+        int d = hex                            ? uri_hex_value((unsigned char)s[i])
+                : (s[i] >= '0' && s[i] <= '9') ? s[i] - '0'
+                                               : -1;
         if (d < 0)
             return 0;
         v = v * (hex ? 16 : 10) + d;
@@ -446,7 +448,8 @@ static int url_encode_char_refs(const char *body, size_t len, struct sbuf *out)
     size_t from = 0, n;
     for (size_t i = 0; i + 2 < len; i++) {
         int v;
-        if (body[i] != '&' || body[i + 1] != '#' || !(v = forbidden_char_ref(body + i, len - i, &n)))
+        if (body[i] != '&' || body[i + 1] != '#' ||
+            !(v = forbidden_char_ref(body + i, len - i, &n)))
             continue;
         char pct[3] = {'%', hex[v >> 4], hex[v & 15]};
         if (sbuf_append(out, body + from, i - from) || sbuf_append(out, pct, 3))

@@ -86,7 +86,7 @@ struct http_response {
     char content_range[96];
     struct http_meta *meta;
     size_t nmeta;
-    struct sbuf err_body; /* body of a >= 300 answer, at most 64 KiB */
+    struct sbuf err_body;  /* body of a >= 300 answer, at most 64 KiB */
     const char *malformed; /* static text: why the answer's headers were refused */
 };
 

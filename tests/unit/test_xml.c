@@ -175,7 +175,8 @@ static void test_list_rgw_control_prefix(void **state)
     struct s3_list_page p;
     assert_int_equal(xml_parse_list_objects(body, sizeof body - 1, &p), 0);
     assert_int_equal(p.nobjects, 1);
-    assert_string_equal(p.objects[0].key, "a\x1b" "b\x1b/k\n&#x1b;");
+    assert_string_equal(p.objects[0].key, "a\x1b"
+                                          "b\x1b/k\n&#x1b;");
     s3_list_page_free(&p);
     /* NUL stays refused, and so does a broken reference */
     static const char nul[] = "<ListBucketResult><Prefix>&#0;</Prefix></ListBucketResult>";

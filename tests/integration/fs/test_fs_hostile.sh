@@ -5,13 +5,7 @@
 # truncated ETag or a 0-byte file; key names with control bytes reach neither
 # the log nor s3cfs-ctl's output raw.
 . "$(dirname "$0")/lib.sh"
-CTL=${S3CFS_CTL:-$(dirname "$S3CFS_BIN")/s3cfs-ctl}
-[ -x "$CTL" ] || { echo "no s3cfs-ctl next to $S3CFS_BIN" >&2; exit 2; }
-trap fs_cleanup EXIT
-BUCKET=$(new_bucket)
-start_proxy
-MNT=$WORK/mnt
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" || exit 2
+proxied_setup
 LOG=$WORK/s3cfs.log
 
 # ---- headers: each answer rewritten on HEAD only; a fresh name each time,
@@ -49,4 +43,59 @@ check_eq "errors: one line per failure" 1 "$(wc -l <"$WORK/errors.out")"
 check "the log names the key, escaped" grep -qF 'red\x1b[31mred\x0aline\x0dx' "$LOG"
 check_not "the log holds no raw control byte" grep -q "[$ESC"$'\r'"]" "$LOG"
 rm -f "$MNT/$NAME"
+
+# ---- part copies of a large file run on the engine's pool: a listing
+# during the copy is not queued behind its parts, and SlowDown throttles
+# them. Small pools (2 and 4 workers), 5 MiB parts, slow part copies. ----
+field() { "$CTL" status --raw "$2" | awk -v k="$1" '$1==k{print $2}'; }
+head -c $((30 * 1024 * 1024)) /dev/urandom >"$WORK/big"
+s3c put "$BUCKET" big "$WORK/big" >/dev/null
+for i in 1 2 3; do s3c put "$BUCKET" "lsdir/f$i" "$WORK/twelve" >/dev/null; done
+for i in 1 2 3 4 5; do s3c put "$BUCKET" "five/f$i" "$WORK/twelve" >/dev/null; done
+for i in 1 2 3 4 5 6; do s3c put "$BUCKET" "six/f$i" "$WORK/twelve" >/dev/null; done
+P=$WORK/mnt2
+mount_fs "$P" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal2,max_inflight=2" \
+    -o "copy_threshold=5,copy_part_size=5,max_listing=5" || exit 2
+
+# ---- one listing is bounded: max_listing=5 ----
+check_eq "a directory of max_listing entries is listed" 5 "$(ls "$P/five" | wc -l)"
+check_err "one more entry: a clear error" "File too large" timeout 60 ls "$P/six"
+check "the log names the option" grep -q "readdir /six: more than 5 entries (-o max_listing)" "$LOG"
+check_eq "its files are still reachable by name" 13 "$(stat -c %s "$P/six/f6")"
+proxy_config "delay.UploadPartCopy=1500"
+proxy_reset
+cp "$P/big" "$P/big2" &
+cp_pid=$!
+for _ in $(seq 1 300); do [ "$(proxy_count UploadPartCopy)" -ge 1 ] && break; sleep 0.1; done
+# uncached names: the listing HEADs each one on the foreground pool
+check_eq "ls -l during the copy lists the directory" 3 "$(ls -l "$P/lsdir" | grep -c " f[0-9]$")"
+parts=$(proxy_count UploadPartCopy)
+check "ls -l was served before the copy's last part was sent ($parts of 6 sent)" test "$parts" -lt 6
+check "and it sent its HEADs ($(proxy_count HeadObject))" test "$(proxy_count HeadObject)" -ge 3
+wait $cp_pid
+"$CTL" wait "$P" >/dev/null 2>&1
+check_eq "the copy landed in 6 parts" 6 "$(proxy_count UploadPartCopy)"
+check "the copy is intact in S3" same_in_s3 big2 "$WORK/big"
+unmount_fs "$P"
+
+# SlowDown halves the engine's limit (4 -> 2): the parts of the next copy
+# are then never more than 2 at once
+mount_fs "$P" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal2,max_inflight=4" \
+    -o "copy_threshold=5,copy_part_size=5" || exit 2
+proxy_config "delay.UploadPartCopy=700&fault_rate=1&faults=503&fault_kinds=CopyObject"
+cp "$P/lsdir/f1" "$P/lsdir/g1"
+for _ in $(seq 1 300); do
+    [ "$(curl -s "$PROXY/__proxy/stats" | awk '$1=="fault.503"{print $2}')" -ge 1 ] && break
+    sleep 0.1
+done
+proxy_config "fault_rate=0"
+"$CTL" wait "$P" >/dev/null 2>&1
+check_eq "a SlowDown halved the engine's limit" 2 "$(field jobs_limit "$P")"
+proxy_reset
+cp "$P/big" "$P/big3"
+"$CTL" wait "$P" >/dev/null 2>&1
+inmax=$(curl -s "$PROXY/__proxy/stats" | awk '$1=="inflight_max"{print $2}')
+check_eq "the copy ran in 6 parts" 6 "$(proxy_count UploadPartCopy)"
+check "at most 2 requests at once while throttled ($inmax)" test "$inmax" -le 2
+check "the throttled copy is intact in S3" same_in_s3 big3 "$WORK/big"
 fs_done

@@ -16,8 +16,8 @@
 
 #define MANGLE_FLOOD_BYTES (4 * 1024 * 1024)
 
-static const char *const mangle_names[MANGLE_COUNT] = {"etag_long", "clen_missing",
-                                                       "clen_invalid", "meta_flood"};
+static const char *const mangle_names[MANGLE_COUNT] = {"etag_long", "clen_missing", "clen_invalid",
+                                                       "meta_flood"};
 
 const char *mangle_name(int m)
 {

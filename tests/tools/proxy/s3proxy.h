@@ -43,7 +43,14 @@ enum kind {
 enum fault { F_NONE = -1, F_503, F_500, F_RESET, F_STALL, FAULT_COUNT };
 
 /* How an upstream answer's headers are rewritten (mangle.c). */
-enum mangle { M_NONE = -1, M_ETAG_LONG, M_CLEN_MISSING, M_CLEN_INVALID, M_META_FLOOD, MANGLE_COUNT };
+enum mangle {
+    M_NONE = -1,
+    M_ETAG_LONG,
+    M_CLEN_MISSING,
+    M_CLEN_INVALID,
+    M_META_FLOOD,
+    MANGLE_COUNT
+};
 
 /* What to do with one S3 request, drawn once under the state mutex. */
 struct decision {

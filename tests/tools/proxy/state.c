@@ -52,8 +52,8 @@ struct config {
     long delay_ms, jitter_ms, stall_ms;
     long kind_delay[KIND_COUNT]; /* -1: use delay_ms */
     double fault_rate;
-    unsigned faults;      /* bit per enum fault */
-    unsigned fault_kinds; /* bit per enum kind; 0 means every kind */
+    unsigned faults;       /* bit per enum fault */
+    unsigned fault_kinds;  /* bit per enum kind; 0 means every kind */
     int mangle;            /* enum mangle, applied to every answer of mangle_kinds */
     unsigned mangle_kinds; /* bit per enum kind; 0 means every kind */
 };
