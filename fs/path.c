@@ -68,13 +68,73 @@ static int check_components(const char *rel)
     return 0;
 }
 
+static const char *const alias_of[][2] = {
+    {"", PATH_ALIAS_EMPTY}, {".", PATH_ALIAS_DOT}, {"..", PATH_ALIAS_DOTDOT}};
+
+const char *path_alias(const char *comp, size_t n)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (strlen(alias_of[i][0]) == n && strncmp(comp, alias_of[i][0], n) == 0)
+            return alias_of[i][1];
+    return NULL;
+}
+
+/* The key component a path component c[0..n) stands for. */
+static const char *unalias(const char *c, size_t *n)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (strlen(alias_of[i][1]) == *n && strncmp(c, alias_of[i][1], *n) == 0) {
+            *n = strlen(alias_of[i][0]);
+            return alias_of[i][0];
+        }
+    return c;
+}
+
+/* prefix + rel, each component of rel unaliased; a path ending in the
+ * empty alias names the prefix of its children ("d//"). */
 static int join_key(struct fs_loc *out, const char *prefix, const char *rel)
 {
-    size_t pl = strlen(prefix), rl = strlen(rel);
-    if (pl + rl > S3CFS_KEY_MAX)
+    size_t o = strlen(prefix), n = 0;
+    memcpy(out->key, prefix, o);
+    for (const char *p = rel; *p; p += n + (p[n] == '/')) {
+        n = strcspn(p, "/");
+        size_t len = n;
+        const char *c = unalias(p, &len);
+        bool last_empty = len == 0 && p[n] == '\0';
+        if (o + len + (p[n] == '/' || last_empty) > S3CFS_KEY_MAX)
+            return -ENAMETOOLONG;
+        memcpy(out->key + o, c, len);
+        o += len;
+        if (p[n] == '/' || last_empty)
+            out->key[o++] = '/';
+    }
+    out->key[o] = '\0';
+    return 0;
+}
+
+/* Rewrite the components of path[start..] that have an alias. */
+static int alias_path(char *path, size_t start, size_t size)
+{
+    char tmp[4096 + 256];
+    size_t o = 0, len = strlen(path);
+    if (len >= sizeof tmp)
         return -ENAMETOOLONG;
-    memcpy(out->key, prefix, pl);
-    memcpy(out->key + pl, rel, rl + 1);
+    for (size_t i = start, n; i <= len; i += n + 1) {
+        n = strcspn(path + i, "/");
+        const char *a = path_alias(path + i, n);
+        const char *c = a ? a : path + i;
+        size_t cl = a ? strlen(a) : n;
+        if (o + cl + 1 >= sizeof tmp)
+            return -ENAMETOOLONG;
+        memcpy(tmp + o, c, cl);
+        o += cl;
+        if (i + n < len)
+            tmp[o++] = '/';
+    }
+    if (start + o >= size)
+        return -ENAMETOOLONG;
+    memcpy(path + start, tmp, o);
+    path[start + o] = '\0';
     return 0;
 }
 
@@ -155,5 +215,9 @@ int path_from_key(const struct path_map *m, const char *bucket, const char *key,
         return -ENAMETOOLONG;
     if (n > 1 && out[n - 1] == '/')
         out[n - 1] = '\0';
-    return 0;
+    if (n <= 1)
+        return 0;
+    /* "/bucket/..." or "/...": the key's components start after that */
+    size_t start = m->all_buckets ? strlen(bucket) + 2 : 1;
+    return start <= strlen(out) ? alias_path(out, start, size) : 0;
 }

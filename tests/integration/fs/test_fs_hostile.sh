@@ -3,7 +3,10 @@
 # answers rewritten by the proxy (an over-long ETag, a HEAD without or with a
 # rubbish Content-Length, a flood of headers) give a clear error, never a
 # truncated ETag or a 0-byte file; key names with control bytes reach neither
-# the log nor s3cfs-ctl's output raw.
+# the log nor s3cfs-ctl's output raw; keys with empty, "." or ".." components
+# are seen alike by readdir, lookup, rmdir and rm -r; one listing is bounded
+# (max_listing); the parts of a large copy run on the engine's pool (a
+# listing during the copy is served, SlowDown throttles the parts).
 . "$(dirname "$0")/lib.sh"
 proxied_setup
 LOG=$WORK/s3cfs.log
@@ -43,6 +46,25 @@ check_eq "errors: one line per failure" 1 "$(wc -l <"$WORK/errors.out")"
 check "the log names the key, escaped" grep -qF 'red\x1b[31mred\x0aline\x0dx' "$LOG"
 check_not "the log holds no raw control byte" grep -q "[$ESC"$'\r'"]" "$LOG"
 rm -f "$MNT/$NAME"
+sync "$MNT" 2>/dev/null # reports (and clears) that failed copy
+
+# ---- keys with empty, "." and ".." components: readdir, lookup, rmdir and
+# rm -r agree (shown as .s3cfs-empty, .s3cfs-dot, .s3cfs-dotdot) ----
+for k in "dots/a" "dots//x" "dots/./y" "dots/.."; do s3c put "$BUCKET" "$k" "$WORK/twelve" >/dev/null; done
+check_eq "readdir shows every key below the directory" \
+    ".s3cfs-dot .s3cfs-dotdot .s3cfs-empty a" "$(ls -A "$MNT/dots" | sort | xargs)"
+check_eq "the empty component is a directory" directory "$(stat -c %F "$MNT/dots/.s3cfs-empty")"
+check_eq "and \".\" too" directory "$(stat -c %F "$MNT/dots/.s3cfs-dot")"
+check_eq "the object \"dots/..\" is a file" "regular file" "$(stat -c %F "$MNT/dots/.s3cfs-dotdot")"
+check_eq "dots//x is read through its alias" "twelve bytes" "$(cat "$MNT/dots/.s3cfs-empty/x")"
+check_eq "dots/./y too" "twelve bytes" "$(cat "$MNT/dots/.s3cfs-dot/y")"
+check_err "rmdir of the directory: not empty, as readdir shows" "not empty" rmdir "$MNT/dots"
+check_err "rmdir of the empty-named one: not empty either" "not empty" rmdir "$MNT/dots/.s3cfs-empty"
+check "rm -r removes them all" rm -r "$MNT/dots"
+landed
+check_eq "nothing left below dots/ in S3" 0 \
+    "$(aws_ s3api list-objects-v2 --bucket "$BUCKET" --prefix dots/ --query 'length(Contents || `[]`)')"
+check_not "and the directory is gone" stat "$MNT/dots"
 
 # ---- part copies of a large file run on the engine's pool: a listing
 # during the copy is not queued behind its parts, and SlowDown throttles
