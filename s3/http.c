@@ -319,10 +319,19 @@ static int on_seek(void *arg, curl_off_t off, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* The header lines carry the session token (a bearer credential): each is
+ * wiped before curl frees the list. */
+static void free_headers(struct curl_slist *list)
+{
+    for (struct curl_slist *l = list; l; l = l->next)
+        explicit_bzero(l->data, strlen(l->data));
+    curl_slist_free_all(list);
+}
+
 static struct curl_slist *build_headers(const struct http_request *req)
 {
     struct curl_slist *list = NULL, *tmp;
-    struct sbuf line = SBUF_INIT;
+    struct sbuf line = SBUF_SECRET_INIT;
     for (size_t i = 0; i < req->nheaders; i++) {
         sbuf_reset(&line);
         const char *v = req->headers[i].value;
@@ -340,7 +349,7 @@ static struct curl_slist *build_headers(const struct http_request *req)
     return list;
 fail:
     sbuf_free(&line);
-    curl_slist_free_all(list);
+    free_headers(list);
     return NULL;
 }
 
@@ -428,7 +437,7 @@ int http_perform(struct http_pool *p, const struct http_request *req, struct htt
     struct curl_slist *hdrs = build_headers(req);
     CURL *h = hdrs ? pool_take(p) : NULL;
     if (!h) {
-        curl_slist_free_all(hdrs);
+        free_headers(hdrs);
         s3_error_set(err, "NoMemory", "out of memory building the request");
         return -ENOMEM;
     }
@@ -440,7 +449,7 @@ int http_perform(struct http_pool *p, const struct http_request *req, struct htt
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(h, CURLOPT_SHARE, NULL);
     pool_give(p, h);
-    curl_slist_free_all(hdrs);
+    free_headers(hdrs);
     if (resp->malformed) {
         s3_error_set(err, "BadResponse", resp->malformed);
         return -EPROTO;

@@ -32,6 +32,7 @@ struct fs_options {
     int file_mode;                          /* -1: 0644 */
     int dir_mode;                           /* -1: 0755 */
     double attr_ttl, dir_ttl, negative_ttl; /* seconds */
+    double dir_attr_ttl; /* a directory's own entry (seconds): attr_ttl, 1 under coherent */
     int cache_entries;
     int kept_files; /* closed files whose kernel entries stay cached (trim.h) */
     int max_inflight;
