@@ -52,12 +52,14 @@ int path_map_init(struct path_map *m, const char *spec)
     return 0;
 }
 
-/* Check every component: not empty, at most 255 bytes. */
+/* Check every component: not empty, not "." or "..", at most 255 bytes. */
 static int check_components(const char *rel)
 {
     while (*rel) {
         size_t n = strcspn(rel, "/");
-        if (n == 0)
+        /* the kernel resolves "." and ".." itself: such a path never names
+         * a key (their keys have reserved names, path.h) */
+        if (n == 0 || (n == 1 && rel[0] == '.') || (n == 2 && rel[0] == '.' && rel[1] == '.'))
             return -EINVAL;
         if (n > S3CFS_NAME_MAX)
             return -ENAMETOOLONG;
@@ -109,32 +111,6 @@ static int join_key(struct fs_loc *out, const char *prefix, const char *rel)
             out->key[o++] = '/';
     }
     out->key[o] = '\0';
-    return 0;
-}
-
-/* Rewrite the components of path[start..] that have an alias. */
-static int alias_path(char *path, size_t start, size_t size)
-{
-    char tmp[4096 + 256];
-    size_t o = 0, len = strlen(path);
-    if (len >= sizeof tmp)
-        return -ENAMETOOLONG;
-    for (size_t i = start, n; i <= len; i += n + 1) {
-        n = strcspn(path + i, "/");
-        const char *a = path_alias(path + i, n);
-        const char *c = a ? a : path + i;
-        size_t cl = a ? strlen(a) : n;
-        if (o + cl + 1 >= sizeof tmp)
-            return -ENAMETOOLONG;
-        memcpy(tmp + o, c, cl);
-        o += cl;
-        if (i + n < len)
-            tmp[o++] = '/';
-    }
-    if (start + o >= size)
-        return -ENAMETOOLONG;
-    memcpy(path + start, tmp, o);
-    path[start + o] = '\0';
     return 0;
 }
 
@@ -200,24 +176,52 @@ const char *path_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* Appends "/" and the name shown for comp[0..n) at out + *o. */
+static int put_component(char *out, size_t size, size_t *o, const char *comp, size_t n)
+{
+    const char *a = path_alias(comp, n);
+    size_t len = a ? strlen(a) : n;
+    if (*o + 1 + len >= size)
+        return -ENAMETOOLONG;
+    out[(*o)++] = '/';
+    memcpy(out + *o, a ? a : comp, len);
+    *o += len;
+    out[*o] = '\0';
+    return 0;
+}
+
 int path_from_key(const struct path_map *m, const char *bucket, const char *key, char *out,
                   size_t size)
 {
-    size_t pl = strlen(m->prefix);
-    int n;
-    if (m->all_buckets)
-        n = snprintf(out, size, "/%s/%s", bucket, key);
-    else if (strcmp(bucket, m->bucket) != 0 || strncmp(key, m->prefix, pl) != 0)
-        return -ENOENT;
-    else
-        n = snprintf(out, size, "/%s", key + pl);
-    if (n < 0 || (size_t)n >= size)
+    size_t pl = strlen(m->prefix), o = 0;
+    const char *rel = key;
+    if (size < 2)
         return -ENAMETOOLONG;
-    if (n > 1 && out[n - 1] == '/')
-        out[n - 1] = '\0';
-    if (n <= 1)
+    out[0] = '\0';
+    if (m->all_buckets) {
+        int rc = put_component(out, size, &o, bucket, strlen(bucket));
+        if (rc)
+            return rc;
+    } else if (strcmp(bucket, m->bucket) != 0 || strncmp(key, m->prefix, pl) != 0) {
+        return -ENOENT;
+    } else {
+        rel = key + pl;
+    }
+    size_t rl = strlen(rel);
+    if (rl == 0) { /* the top of the mount or of a bucket */
+        if (o == 0)
+            snprintf(out, size, "/");
         return 0;
-    /* "/bucket/..." or "/...": the key's components start after that */
-    size_t start = m->all_buckets ? strlen(bucket) + 2 : 1;
-    return start <= strlen(out) ? alias_path(out, start, size) : 0;
+    }
+    if (rel[rl - 1] == '/') /* a directory marker: its directory */
+        rl--;
+    for (size_t i = 0;;) {
+        size_t n = 0;
+        while (i + n < rl && rel[i + n] != '/')
+            n++;
+        int rc = put_component(out, size, &o, rel + i, n);
+        if (rc || i + n >= rl)
+            return rc;
+        i += n + 1;
+    }
 }

@@ -53,7 +53,7 @@ const char *path_alias(const char *comp, size_t n);
 /* Map a FUSE path ("/...") to bucket and key (aliases resolved). -ENAMETOOLONG when a
  * component exceeds 255 bytes or the key 1024; -ENOENT for a top-level name
  * that cannot be a bucket in an all-buckets mount; -EINVAL for a path with
- * an empty component or one that does not start with '/'. */
+ * an empty, "." or ".." component or one that does not start with '/'. */
 int path_resolve(const struct path_map *m, const char *path, struct fs_loc *out);
 
 /* The key prefix under which a directory's children live: "" for the top of

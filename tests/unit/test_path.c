@@ -122,6 +122,20 @@ static void test_aliases(void **state)
     assert_int_equal(path_dir_prefix(&l, dir, sizeof dir), 0);
     assert_string_equal(dir, "d//");
     assert_null(path_alias("x", 1));
+    /* "." and ".." never come from the kernel: not a path to a key */
+    assert_int_equal(path_resolve(&m, "/d/./x", &l), -EINVAL);
+    assert_int_equal(path_resolve(&m, "/d/..", &l), -EINVAL);
+    /* 600 empty components: the path grows 13-fold and still goes both ways */
+    static char many[600 * 13 + 2];
+    char back[sizeof many + 16];
+    many[0] = '\0';
+    for (int i = 0; i < 600; i++)
+        strcat(many, "/" PATH_ALIAS_EMPTY);
+    assert_int_equal(path_resolve(&m, many, &l), 0);
+    assert_int_equal(strlen(l.key), 600);
+    assert_int_equal(path_from_key(&m, "data", l.key, back, sizeof back), 0);
+    assert_string_equal(back, many);
+    assert_int_equal(path_from_key(&m, "data", l.key, back, 100), -ENAMETOOLONG);
     assert_string_equal(path_alias("..", 2), PATH_ALIAS_DOTDOT);
     /* all buckets: the key starts after the bucket */
     assert_int_equal(path_map_init(&m, NULL), 0);
