@@ -41,7 +41,7 @@ static int add_entry(struct listing *l, const char *name, size_t len, bool is_di
         return 0; /* no name can show it: rmdir still counts it */
     /* one listing is held whole (sorted, cached): a bucket's directory of
      * millions of keys is refused, not allowed to take the memory */
-    if (l->n >= (size_t)l->c->opt.max_listing)
+    if (l->c->opt.max_listing > 0 && l->n >= (size_t)l->c->opt.max_listing)
         return -EFBIG;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -406,7 +406,8 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
     fs_new_stat(c, S_IFDIR | (mode & 07777), uid, gid, 0, &st);
     struct meta_set ms;
     meta_from_stat(&st, &ms);
-    struct s3_write_opts wo = {"application/x-directory", ms.meta, ms.nmeta};
+    struct s3_write_opts wo = {
+        .content_type = "application/x-directory", .meta = ms.meta, .nmeta = ms.nmeta};
     struct s3_error err;
     char etag[80];
     if ((rc = fs_settle_name(c, path))) /* rm n; mkdir n, rm -r d; mkdir d */

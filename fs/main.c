@@ -433,51 +433,6 @@ static void start_sighup(struct fs_ctx *c)
         LOGW("no SIGHUP thread: credentials are read again only when they expire");
 }
 
-/* The parts that start threads: after fuse_daemonize() forked. */
-static int start_engine(struct fs_ctx *c)
-{
-    struct nscache_config nc = {
-        .attr_ttl_ms = (unsigned)(c->opt.attr_ttl * 1000),
-        .negative_ttl_ms = (unsigned)(c->opt.negative_ttl * 1000),
-        .dir_ttl_ms = (unsigned)(c->opt.dir_ttl * 1000),
-        .dir_attr_ttl_ms = (unsigned)(c->opt.dir_attr_ttl * 1000),
-        .max_entries = (size_t)c->opt.cache_entries,
-        .max_names = (size_t)c->opt.cache_entries * 2,
-    };
-    int rc = nscache_new(&nc, &c->cache);
-    if (rc == 0)
-        rc = node_table_new(&c->nodes);
-    /* two pools: a listing or a read must not queue behind thousands of
-     * background copies (cp -r would wait for its own backlog at every
-     * directory); the engine's pool is the one throttling adapts */
-    if (rc == 0)
-        rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->pool);
-    if (rc == 0)
-        rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->jobs_pool);
-    if (rc == 0)
-        rc = engine_start(c);
-    return rc;
-}
-
-static void ctx_free(struct fs_ctx *c)
-{
-    /* unmount and SIGTERM: every queued copy and delete lands first */
-    int rc = engine_stop(c);
-    if (rc)
-        LOGE("queued operations failed before exit: %s", strerror(-rc));
-    else
-        LOGI("exiting: every queued copy and delete landed");
-    if (c->jobs_pool) /* first: its copies use the other pool for parts */
-        pool_free(c->jobs_pool);
-    if (c->pool)
-        pool_free(c->pool);
-    node_table_free(c->nodes);
-    if (c->cache)
-        nscache_free(c->cache);
-    s3_client_free(c->s3);
-    creds_provider_free(c->creds);
-}
-
 static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
 {
     struct fuse *fuse = fuse_new(args, fsops_table(), sizeof(struct fuse_operations), c);
@@ -493,7 +448,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                     LOGW("%s", warn);
             }
             start_sighup(c); /* first: the threads started after inherit the mask */
-            if (start_engine(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
+            if (fs_ctx_start(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
                 control_start(c); /* s3cfs-ctl; the mount works without it (logged) */
                 if (!c->opt.mountpoint || trim_new(fuse_get_session(fuse), c->opt.mountpoint,
                                                    (size_t)c->opt.kept_files, &c->trim))
@@ -514,7 +469,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                 fuse_loop_cfg_destroy(lc);
                 trim_stop(c->trim);
                 fuse_remove_signal_handlers(fuse_get_session(fuse));
-                /* the drain in ctx_free must not be cut short by a second
+                /* the drain in fs_ctx_free must not be cut short by a second
                  * SIGTERM (SIGKILL still stops it; the journal covers it) */
                 signal(SIGTERM, SIG_IGN);
                 signal(SIGINT, SIG_IGN);
@@ -524,7 +479,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
         LOGI("unmounted %s; queued copies and deletes land before exit", mountpoint);
         trim_free(c->trim);
         c->trim = NULL;
-        /* after the unmount (nothing waits on the mount), before ctx_free:
+        /* after the unmount (nothing waits on the mount), before fs_ctx_free:
          * s3cfs-ctl can watch the final drain */
         control_stop(c);
     }
@@ -589,7 +544,7 @@ static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *
         rc = check_store(&ctx) || engine_open_journal(&ctx) ? 1 : run(&ctx, args, mountpoint);
     else
         rc = 1;
-    ctx_free(&ctx);
+    fs_ctx_free(&ctx);
     return rc;
 }
 

@@ -41,7 +41,7 @@ struct fs_options {
     size_t copy_threshold; /* above: parallel UploadPartCopy */
     size_t copy_part_size;
     size_t stage_mem;
-    int max_listing;      /* entries of one directory listing; more is EFBIG */
+    int max_listing;      /* entries of one listing; more is EFBIG; 0: no bound */
     size_t readahead_mem; /* window buffers of every open file together */
     char *log_level;
     int foreground;
@@ -49,6 +49,9 @@ struct fs_options {
     char *journal_dir;      /* intent journal; default /var/lib/s3cfs */
     int sync;               /* every copy and delete waits until it landed */
     char *mountpoint;       /* names the journal */
+    /* not a mount option: the job engine's bound on pending jobs (jobs.h
+     * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
+    int max_pending;
 };
 
 struct nscache;
@@ -75,6 +78,15 @@ struct fs_ctx {
     struct trim *trim;          /* set before the FUSE loop starts; NULL: none */
     struct ra_budget ra_budget; /* max is opt.readahead_mem */
 };
+
+/* The parts of a mount that start threads (main.c: after fuse_daemonize
+ * forked): the namespace cache, the node table, both pools, the engine
+ * (journal opened if not yet). opt and s3 must be set. */
+int fs_ctx_start(struct fs_ctx *c);
+/* Unmount and SIGTERM: drain the engine (every queued copy and delete
+ * lands first), then free what the context owns, whatever was started;
+ * returns the drain's result (also logged). */
+int fs_ctx_free(struct fs_ctx *c);
 
 struct fs_ctx *fs_get(void);
 void fs_set(struct fs_ctx *ctx);
