@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "s3cfs/ctlproto.h"
+#include "s3cfs/log.h"
 
 #define EXIT_FAILED  1
 #define EXIT_USAGE   2
@@ -328,7 +329,8 @@ static int error_line(struct conn *c, const char *line)
         return 0;
     char *end;
     long e = strtol(line + 6, &end, 10);
-    snprintf(c->msg, sizeof c->msg, "%s", *end == ' ' ? end + 1 : end);
+    const char *text = *end == ' ' ? end + 1 : end;
+    log_escape(text, strlen(text), c->msg, sizeof c->msg); /* it may quote a key */
     return e > 0 ? (int)e : EIO;
 }
 
@@ -443,10 +445,11 @@ static long long count(struct conn *c, const char *rel)
 
 /* ---------- failures ---------- */
 
-/* "failure ERRNO BUCKET KEY MESSAGE" as "bucket/key: message". */
+/* "failure ERRNO BUCKET KEY MESSAGE" as "bucket/key: message". A key may hold
+ * any byte but NUL: what reaches the terminal has its control bytes escaped. */
 static void print_failure(FILE *out, const char *indent, char *line)
 {
-    char *save = NULL, bucket[256], key[4096];
+    char *save = NULL, bucket[256], key[4096], eb[4 * sizeof bucket], ek[4 * sizeof key], em[2048];
     strtok_r(line, " ", &save); /* "failure" */
     char *err = strtok_r(NULL, " ", &save);
     char *b = strtok_r(NULL, " ", &save);
@@ -455,7 +458,12 @@ static void print_failure(FILE *out, const char *indent, char *line)
     if (!err || !b || !k || ctl_unescape(b, strlen(b), bucket, sizeof bucket) ||
         ctl_unescape(k, strlen(k), key, sizeof key))
         return;
-    fprintf(out, "%s%s/%s: %s\n", indent, bucket, key, *msg ? msg : strerror(atoi(err)));
+    log_escape(bucket, strlen(bucket), eb, sizeof eb);
+    log_escape(key, strlen(key), ek, sizeof ek);
+    if (!*msg)
+        msg = strerror(atoi(err));
+    log_escape(msg, strlen(msg), em, sizeof em);
+    fprintf(out, "%s%s/%s: %s\n", indent, eb, ek, em);
 }
 
 static void on_error_line(void *arg, char *line)

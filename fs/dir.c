@@ -33,9 +33,17 @@ struct listing {
 
 static int add_entry(struct listing *l, const char *name, size_t len, bool is_dir)
 {
-    if (len == 0 || len > S3CFS_NAME_MAX || (len == 1 && name[0] == '.') ||
-        (len == 2 && name[0] == '.' && name[1] == '.'))
-        return 0; /* keys like "a//b" or "a/./b" have no name here */
+    const char *alias = path_alias(name, len); /* keys like "a//b" or "a/./b" */
+    if (alias) {
+        name = alias;
+        len = strlen(alias);
+    }
+    if (len > S3CFS_NAME_MAX)
+        return 0; /* no name can show it: rmdir still counts it */
+    /* one listing is held whole (sorted, cached): a bucket's directory of
+     * millions of keys is refused, not allowed to take the memory */
+    if (l->c->opt.max_listing > 0 && l->n >= (size_t)l->c->opt.max_listing)
+        return -EFBIG;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         struct entry *v = realloc(l->v, cap * sizeof *v);
@@ -89,8 +97,9 @@ static int take_page(const struct s3_list_page *p, void *arg)
             continue; /* the directory's own marker */
         if (folder_entry(l, o, &rc))
             continue;
+        size_t before = l->n;
         rc = add_entry(l, o->key + l->plen, strlen(o->key) - l->plen, false);
-        if (rc == 0 && l->n > first && strcmp(l->v[l->n - 1].name, o->key + l->plen) == 0) {
+        if (rc == 0 && l->n > before) {
             struct entry *e = &l->v[l->n - 1];
             meta_to_stat(NULL, 0, o->size, &o->mtime, META_FILE, &l->c->defaults, &e->st);
         }
@@ -104,8 +113,9 @@ static int take_page(const struct s3_list_page *p, void *arg)
         char tmp[S3CFS_NAME_MAX + 1];
         if (len > S3CFS_NAME_MAX)
             continue;
-        memcpy(tmp, name, len);
-        tmp[len] = '\0';
+        const char *alias = path_alias(name, len);
+        snprintf(tmp, sizeof tmp, "%.*s", alias ? (int)strlen(alias) : (int)len,
+                 alias ? alias : name);
         /* "a" and "a/" both present: the file wins */
         if (nobj > first && bsearch(tmp, l->v + first, nobj - first, sizeof *l->v, cmp_name))
             continue;
@@ -206,8 +216,10 @@ static int list_s3(struct fs_ctx *c, struct listing *l)
     l->plen = strlen(prefix);
     struct s3_error err;
     rc = s3_list_all(c->s3, l->loc->bucket, prefix, "/", take_page, l, &err);
+    if (rc == -EFBIG)
+        LOGW("readdir %s: more than %d entries (-o max_listing)", l->path, c->opt.max_listing);
     if (rc)
-        return rc == -ENOMEM ? rc : fs_fail("list", l->path, rc, &err);
+        return rc == -ENOMEM || rc == -EFBIG ? rc : fs_fail("list", l->path, rc, &err);
     return complete_attrs(l);
 }
 
@@ -321,12 +333,11 @@ static bool delete_queued(struct child_scan *s, const char *key, const char *nam
     return nscache_pinned_gone(s->c->cache, path) && engine_pending(s->c, &k, JOBS_AS_DEST);
 }
 
-/* Whether one listed key keeps the directory from being removed. Keys
- * with no name in it (an empty, "." or ".." component: "d//x", "d/./x",
- * "d/../x", or a component over 255 bytes) are left out by readdir and
- * cannot be looked up, yet they live below the directory: they count, so
- * rmdir (and rm -r) answers ENOTEMPTY instead of removing the marker and
- * leaving keys behind that nobody can see through the mount. */
+/* Whether one listed key keeps the directory from being removed: any key
+ * whose delete is not queued, also one readdir shows under an alias (an
+ * empty, "." or ".." component: "d//x", "d/./x"; rm -r removes those as
+ * any other), and one it cannot show (a component over 255 bytes), so
+ * rmdir never removes the marker leaving keys behind. */
 static bool entry_counts(struct child_scan *s, const char *key)
 {
     const char *rest = key + s->plen; /* s3_list_objects: key starts with the prefix */
@@ -335,9 +346,12 @@ static bool entry_counts(struct child_scan *s, const char *key)
         return false; /* the directory's own marker */
     if (rest[n - 1] == '/')
         n--;
-    bool named = n > 0 && n <= S3CFS_NAME_MAX && !(n == 1 && rest[0] == '.') &&
-                 !(n == 2 && rest[0] == '.' && rest[1] == '.');
-    return !named || !delete_queued(s, key, rest, n);
+    const char *alias = path_alias(rest, n);
+    if (alias) {
+        rest = alias;
+        n = strlen(alias);
+    }
+    return n > S3CFS_NAME_MAX || !delete_queued(s, key, rest, n);
 }
 
 static int scan_page(const struct s3_list_page *p, void *arg)

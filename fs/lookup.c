@@ -126,6 +126,9 @@ int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
             fs_dir_stat(c, st);
         return rc == -ENOENT ? rc : rc ? fs_fail("head bucket", path, rc, &err) : 0;
     }
+    size_t kl = strlen(loc->key);
+    if (kl && loc->key[kl - 1] == '/') /* PATH_ALIAS_EMPTY: a directory only */
+        return lookup_dir(c, loc, st, head);
     int rc = s3_head_object(c->s3, loc->bucket, loc->key, head, &err);
     if (rc == 0) {
         bool old = old_style_dir(head);

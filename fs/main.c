@@ -36,7 +36,7 @@
 
 struct cli {
     struct fs_options o;
-    int mb_multipart, mb_part, mb_copy, mb_copy_part, mb_stage;
+    int mb_multipart, mb_part, mb_copy, mb_copy_part, mb_stage, mb_readahead;
     char *nonopt[3];
     int nnonopt;
     int help, version;
@@ -83,6 +83,8 @@ static const struct fuse_opt opt_spec[] = {
     OPT("copy_threshold=%d", mb_copy),
     OPT("copy_part_size=%d", mb_copy_part),
     OPT("stage_mem=%d", mb_stage),
+    OPT("max_listing=%d", o.max_listing),
+    OPT("readahead_mem=%d", mb_readahead),
     OPT("log_level=%s", o.log_level),
     OPT("--log-level=%s", o.log_level),
     OPT("listing_attrs_only", o.listing_attrs_only),
@@ -129,6 +131,9 @@ static void usage(const char *prog)
            "  multipart_threshold=MiB part_size=MiB   uploads (defaults 16, 8)\n"
            "  copy_threshold=MiB copy_part_size=MiB   server-side copies (defaults 128, 32)\n"
            "  stage_mem=MiB         file data kept in memory before a temp file (1)\n"
+           "  max_listing=N         entries of one directory; a larger one gives\n"
+           "                        EFBIG (default 500000)\n"
+           "  readahead_mem=MiB     read-ahead buffers of all open files (default 256)\n"
            "  tmpdir=PATH           where staged file data goes (default /tmp)\n"
            "  listing_attrs_only    ls -l without HEAD requests (modes and owners from\n"
            "                        defaults, times from the listing)\n"
@@ -183,6 +188,8 @@ static void defaults(struct cli *cli)
     cli->mb_copy = 128;
     cli->mb_copy_part = 32;
     cli->mb_stage = 1;
+    o->max_listing = 500000;
+    cli->mb_readahead = 256;
 }
 
 /* A relative path in an option is taken from the directory s3cfs was
@@ -253,9 +260,11 @@ static int finish_options(struct cli *cli)
     struct fs_options *o = &cli->o;
     if (cli->mb_multipart < 5 || cli->mb_part < 5 || cli->mb_copy_part < 5 || cli->mb_copy < 5 ||
         cli->mb_stage < 0 || o->max_inflight < 1 || o->max_inflight > 1024 ||
-        o->cache_entries < 100 || o->kept_files < 1) {
+        o->cache_entries < 100 || o->kept_files < 1 || o->max_listing < 1 ||
+        cli->mb_readahead < 0) {
         fprintf(stderr, "s3cfs: invalid size option (parts are at least 5 MiB, max_inflight "
-                        "1-1024, cache_entries at least 100, kept_files at least 1)\n");
+                        "1-1024, cache_entries at least 100, kept_files and max_listing at "
+                        "least 1, readahead_mem at least 0)\n");
         return -EINVAL;
     }
     o->multipart_threshold = (size_t)cli->mb_multipart * MIB;
@@ -263,6 +272,7 @@ static int finish_options(struct cli *cli)
     o->copy_threshold = (size_t)cli->mb_copy * MIB;
     o->copy_part_size = (size_t)cli->mb_copy_part * MIB;
     o->stage_mem = (size_t)cli->mb_stage * MIB;
+    o->readahead_mem = (size_t)cli->mb_readahead * MIB;
     /* a directory's own attributes live as long as a file's, except under
      * coherent: there, files, listings and negative answers are never
      * cached, whatever lifetimes were given too (the option is a promise),
@@ -516,6 +526,7 @@ static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *
         return 2;
     cli->o.mountpoint = ctx.opt.mountpoint;
     ctx.opt = cli->o;
+    ctx.ra_budget.max = ctx.opt.readahead_mem;
     if (path_map_init(&ctx.map, spec)) {
         fprintf(stderr, "s3cfs: %s is not a valid BUCKET[:/PREFIX]\n", spec);
         return 2;

@@ -52,12 +52,14 @@ int path_map_init(struct path_map *m, const char *spec)
     return 0;
 }
 
-/* Check every component: not empty, at most 255 bytes. */
+/* Check every component: not empty, not "." or "..", at most 255 bytes. */
 static int check_components(const char *rel)
 {
     while (*rel) {
         size_t n = strcspn(rel, "/");
-        if (n == 0)
+        /* the kernel resolves "." and ".." itself: such a path never names
+         * a key (their keys have reserved names, path.h) */
+        if (n == 0 || (n == 1 && rel[0] == '.') || (n == 2 && rel[0] == '.' && rel[1] == '.'))
             return -EINVAL;
         if (n > S3CFS_NAME_MAX)
             return -ENAMETOOLONG;
@@ -68,13 +70,47 @@ static int check_components(const char *rel)
     return 0;
 }
 
+static const char *const alias_of[][2] = {
+    {"", PATH_ALIAS_EMPTY}, {".", PATH_ALIAS_DOT}, {"..", PATH_ALIAS_DOTDOT}};
+
+const char *path_alias(const char *comp, size_t n)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (strlen(alias_of[i][0]) == n && strncmp(comp, alias_of[i][0], n) == 0)
+            return alias_of[i][1];
+    return NULL;
+}
+
+/* The key component a path component c[0..n) stands for. */
+static const char *unalias(const char *c, size_t *n)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (strlen(alias_of[i][1]) == *n && strncmp(c, alias_of[i][1], *n) == 0) {
+            *n = strlen(alias_of[i][0]);
+            return alias_of[i][0];
+        }
+    return c;
+}
+
+/* prefix + rel, each component of rel unaliased; a path ending in the
+ * empty alias names the prefix of its children ("d//"). */
 static int join_key(struct fs_loc *out, const char *prefix, const char *rel)
 {
-    size_t pl = strlen(prefix), rl = strlen(rel);
-    if (pl + rl > S3CFS_KEY_MAX)
-        return -ENAMETOOLONG;
-    memcpy(out->key, prefix, pl);
-    memcpy(out->key + pl, rel, rl + 1);
+    size_t o = strlen(prefix), n = 0;
+    memcpy(out->key, prefix, o);
+    for (const char *p = rel; *p; p += n + (p[n] == '/')) {
+        n = strcspn(p, "/");
+        size_t len = n;
+        const char *c = unalias(p, &len);
+        bool last_empty = len == 0 && p[n] == '\0';
+        if (o + len + (p[n] == '/' || last_empty) > S3CFS_KEY_MAX)
+            return -ENAMETOOLONG;
+        memcpy(out->key + o, c, len);
+        o += len;
+        if (p[n] == '/' || last_empty)
+            out->key[o++] = '/';
+    }
+    out->key[o] = '\0';
     return 0;
 }
 
@@ -140,20 +176,52 @@ const char *path_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* Appends "/" and the name shown for comp[0..n) at out + *o. */
+static int put_component(char *out, size_t size, size_t *o, const char *comp, size_t n)
+{
+    const char *a = path_alias(comp, n);
+    size_t len = a ? strlen(a) : n;
+    if (*o + 1 + len >= size)
+        return -ENAMETOOLONG;
+    out[(*o)++] = '/';
+    memcpy(out + *o, a ? a : comp, len);
+    *o += len;
+    out[*o] = '\0';
+    return 0;
+}
+
 int path_from_key(const struct path_map *m, const char *bucket, const char *key, char *out,
                   size_t size)
 {
-    size_t pl = strlen(m->prefix);
-    int n;
-    if (m->all_buckets)
-        n = snprintf(out, size, "/%s/%s", bucket, key);
-    else if (strcmp(bucket, m->bucket) != 0 || strncmp(key, m->prefix, pl) != 0)
-        return -ENOENT;
-    else
-        n = snprintf(out, size, "/%s", key + pl);
-    if (n < 0 || (size_t)n >= size)
+    size_t pl = strlen(m->prefix), o = 0;
+    const char *rel = key;
+    if (size < 2)
         return -ENAMETOOLONG;
-    if (n > 1 && out[n - 1] == '/')
-        out[n - 1] = '\0';
-    return 0;
+    out[0] = '\0';
+    if (m->all_buckets) {
+        int rc = put_component(out, size, &o, bucket, strlen(bucket));
+        if (rc)
+            return rc;
+    } else if (strcmp(bucket, m->bucket) != 0 || strncmp(key, m->prefix, pl) != 0) {
+        return -ENOENT;
+    } else {
+        rel = key + pl;
+    }
+    size_t rl = strlen(rel);
+    if (rl == 0) { /* the top of the mount or of a bucket */
+        if (o == 0)
+            snprintf(out, size, "/");
+        return 0;
+    }
+    if (rel[rl - 1] == '/') /* a directory marker: its directory */
+        rl--;
+    for (size_t i = 0;;) {
+        size_t n = 0;
+        while (i + n < rl && rel[i + n] != '/')
+            n++;
+        int rc = put_component(out, size, &o, rel + i, n);
+        if (rc || i + n >= rl)
+            return rc;
+        i += n + 1;
+    }
 }

@@ -37,6 +37,25 @@ struct readahead {
     struct ra_stats st;
 };
 
+/* Take n bytes of the shared budget: false when that would exceed it. */
+static bool budget_take(struct ra_budget *b, size_t n)
+{
+    if (!b)
+        return true;
+    size_t used = atomic_load(&b->used);
+    do {
+        if (n > b->max || used > b->max - n)
+            return false;
+    } while (!atomic_compare_exchange_weak(&b->used, &used, used + n));
+    return true;
+}
+
+static void budget_give(struct ra_budget *b, size_t n)
+{
+    if (b)
+        atomic_fetch_sub(&b->used, n);
+}
+
 int ra_new(const struct ra_config *cfg, struct readahead **out)
 {
     if (!cfg || !cfg->fetch)
@@ -64,8 +83,10 @@ void ra_free(struct readahead *ra)
     while (ra->background > 0)
         pthread_cond_wait(&ra->cond, &ra->lock);
     pthread_mutex_unlock(&ra->lock);
-    for (int i = 0; i < RA_SLOTS; i++)
+    for (int i = 0; i < RA_SLOTS; i++) {
+        budget_give(ra->cfg.budget, ra->w[i].cap);
         free(ra->w[i].buf);
+    }
     pthread_cond_destroy(&ra->cond);
     pthread_mutex_destroy(&ra->lock);
     free(ra);
@@ -152,13 +173,18 @@ static size_t extent(struct readahead *ra, uint64_t pos, size_t want)
     return (size_t)(end - pos);
 }
 
-/* lock held: make w a window of len bytes at pos being fetched. */
+/* lock held: make w a window of len bytes at pos being fetched; -ENOBUFS
+ * when the budget cannot pay for its buffer. */
 static int start_window(struct readahead *ra, struct window *w, uint64_t pos, size_t len)
 {
     if (w->cap < len) {
+        if (!budget_take(ra->cfg.budget, len - w->cap))
+            return -ENOBUFS;
         char *b = realloc(w->buf, len);
-        if (!b)
+        if (!b) {
+            budget_give(ra->cfg.budget, len - w->cap);
             return -ENOMEM;
+        }
         w->buf = b;
         w->cap = len;
     }
@@ -293,6 +319,10 @@ int ra_read(struct readahead *ra, const void *src, size_t src_len, uint64_t obje
             done = rc ? done : size;
         } else if ((w = claim(ra, UINT64_MAX))) {
             rc = fetch_window(ra, w, pos, size - done);
+            if (rc == -ENOBUFS) { /* over the budget: this read only */
+                rc = fetch_direct(ra, buf + done, size - done, pos);
+                done = rc ? done : size;
+            }
         } else {
             pthread_cond_wait(&ra->cond, &ra->lock); /* every slot fetching */
         }

@@ -146,6 +146,7 @@ struct mpu {
     struct stage *stage;               /* upload from here, or */
     const struct transfer_source *src; /* copy from here */
     bool self;                         /* src is dst: check src before completing */
+    struct pool *pool;                 /* runs the parts */
 };
 
 static int source_unchanged(struct fs_ctx *c, const struct transfer_source *src);
@@ -187,7 +188,7 @@ static int mpu_parts(struct mpu *m, size_t n, char etag_out[80])
     for (size_t i = 0; rc == 0 && i < n; i++) {
         m->parts[i].number = (int)i + 1;
         tasks[i] = (struct mpu_part){m, i};
-        rc = pool_submit_group(m->c->pool, &g, mpu_part, &tasks[i]);
+        rc = pool_submit_group(m->pool, &g, mpu_part, &tasks[i]);
     }
     int wrc = pool_group_wait(&g);
     pool_group_destroy(&g);
@@ -232,7 +233,7 @@ static int upload_with(struct fs_ctx *c, struct transfer_upload *up, const struc
     uint64_t size = up->stage ? stage_size(up->stage) : 0;
     up->etag[0] = '\0';
     if (size > c->opt.multipart_threshold) {
-        struct mpu m = {.c = c, .dst = &up->loc, .size = size, .stage = up->stage};
+        struct mpu m = {.c = c, .dst = &up->loc, .size = size, .stage = up->stage, .pool = c->pool};
         return mpu_run(&m, wo, c->opt.part_size, up->etag);
     }
     struct http_body body = {.fd = -1};
@@ -300,7 +301,15 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
                           const struct fs_loc *dst, const struct s3_write_opts *wo, bool self,
                           char etag_out[80])
 {
-    struct mpu m = {.c = c, .dst = dst, .size = src->size, .src = src, .self = self};
+    /* part copies are background work: on the engine's pool, whose limit
+     * S3's throttling lowers, and never queued ahead of the foreground
+     * pool's reads and listings (one copy has up to 10000 parts) */
+    struct mpu m = {.c = c,
+                    .dst = dst,
+                    .size = src->size,
+                    .src = src,
+                    .self = self,
+                    .pool = c->jobs_pool ? c->jobs_pool : c->pool};
     int rc = mpu_run(&m, wo, c->opt.copy_part_size, etag_out);
     if (rc == 0 && !self && (rc = source_unchanged(c, src)) == -ESTALE) {
         struct s3_error err;
@@ -457,7 +466,8 @@ int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_sou
     int rc = 0;
     pthread_mutex_lock(&f->lock);
     if (!f->ra) {
-        struct ra_config cfg = {.fetch = ra_fetch, .spawn = ra_spawn, .ctx = c};
+        struct ra_config cfg = {
+            .fetch = ra_fetch, .spawn = ra_spawn, .ctx = c, .budget = &c->ra_budget};
         rc = ra_new(&cfg, &f->ra);
     }
     pthread_mutex_unlock(&f->lock);

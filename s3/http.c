@@ -12,6 +12,9 @@
 #include "s3cfs/log.h"
 
 #define ERR_BODY_MAX (64 * 1024)
+/* All header lines of one answer: S3's own are a few KiB, user metadata at
+ * most 2 KiB; more is a broken or hostile server, not kept in memory. */
+#define HEADERS_MAX (256 * 1024)
 
 struct http_pool {
     struct http_pool_options opt;
@@ -156,8 +159,23 @@ struct transfer {
     const struct http_request *req;
     struct http_response *resp;
     uint64_t sent;
+    size_t header_bytes; /* of the current answer */
     bool overflow;
 };
+
+/* Content-Length: digits only and within int64; -1 otherwise. */
+static int64_t parse_length(const char *v, size_t n)
+{
+    int64_t x = 0;
+    if (n == 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9' || x > (INT64_MAX - (v[i] - '0')) / 10)
+            return -1;
+        x = x * 10 + (v[i] - '0');
+    }
+    return x;
+}
 
 static void copy_field(char *dst, size_t size, const char *v, size_t n)
 {
@@ -206,9 +224,14 @@ static void header_field(struct http_response *r, const char *name, size_t nlen,
     if (IS("etag")) {
         if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
             v++, vlen -= 2;
+        /* a truncated ETag would never match again: refuse it */
+        if (vlen >= sizeof r->etag)
+            r->malformed = "ETag longer than 79 bytes";
         copy_field(r->etag, sizeof r->etag, v, vlen);
     } else if (IS("content-length")) {
-        r->content_length = strtoll(v, NULL, 10);
+        r->content_length = parse_length(v, vlen);
+        if (r->content_length < 0)
+            r->malformed = "invalid Content-Length";
     } else if (IS("last-modified")) {
         copy_field(r->last_modified, sizeof r->last_modified, v, vlen);
     } else if (IS("content-type")) {
@@ -231,10 +254,16 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     size_t len = size * n;
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         response_reset(t->resp);
+        t->header_bytes = 0;
         const char *sp = memchr(data, ' ', len);
         if (sp)
             t->resp->status = atoi(sp + 1);
         return len;
+    }
+    t->header_bytes += len;
+    if (t->header_bytes > HEADERS_MAX) {
+        t->resp->malformed = "response headers larger than 256 KiB";
+        return 0; /* aborts the transfer: the rest is not read */
     }
     const char *colon = memchr(data, ':', len);
     if (!colon)
@@ -254,8 +283,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     size_t len = size * n;
     struct http_response *r = t->resp;
     if (r->status < 200 || r->status >= 300) {
-        if (r->err_body.len < ERR_BODY_MAX)
-            sbuf_append(&r->err_body, data, len);
+        size_t room = ERR_BODY_MAX - r->err_body.len;
+        sbuf_append(&r->err_body, data, len < room ? len : room);
         return len;
     }
     const struct http_sink *s = &t->req->sink;
@@ -441,6 +470,10 @@ int http_perform(struct http_pool *p, const struct http_request *req, struct htt
     curl_easy_setopt(h, CURLOPT_SHARE, NULL);
     pool_give(p, h);
     free_headers(hdrs);
+    if (resp->malformed) {
+        s3_error_set(err, "BadResponse", resp->malformed);
+        return -EPROTO;
+    }
     if (t.overflow) {
         s3_error_set(err, "BadResponse", "response body larger than expected");
         return -ENOSPC;

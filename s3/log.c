@@ -38,14 +38,47 @@ void log_use_syslog(bool on)
     use_syslog = on;
 }
 
+size_t log_escape(const char *in, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    if (cap == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        bool raw = c >= 0x20 && c != 0x7f && c != '\\';
+        size_t need = raw ? 1 : c == '\\' ? 2 : 4;
+        if (o + need >= cap)
+            break; /* truncated, but never in the middle of an escape */
+        if (raw) {
+            out[o++] = (char)c;
+        } else if (c == '\\') {
+            out[o++] = '\\';
+            out[o++] = '\\';
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-    char msg[2048];
+    char raw[2048], msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int len = vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    if (len < 0)
+        len = 0;
+    /* a key or a server's message may hold any byte: none reaches a
+     * terminal or syslog raw */
+    log_escape(raw, (size_t)len < sizeof raw ? (size_t)len : sizeof raw - 1, msg, sizeof msg);
     if (use_syslog) {
         syslog(prio[level], "%s", msg);
         return;

@@ -132,8 +132,13 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key, str
     http_response_init(&resp);
     int rc = s3_send(c, &r, &resp, err);
     memset(out, 0, sizeof *out);
+    if (rc == 0 && resp.content_length < 0) {
+        /* the size is the answer: without it the object is unknown, not empty */
+        s3_error_set(err, "BadResponse", "HEAD answer without a Content-Length");
+        rc = -EPROTO;
+    }
     if (rc == 0) {
-        out->size = resp.content_length > 0 ? (uint64_t)resp.content_length : 0;
+        out->size = (uint64_t)resp.content_length;
         snprintf(out->etag, sizeof out->etag, "%s", resp.etag);
         snprintf(out->content_type, sizeof out->content_type, "%s", resp.content_type);
         parse_http_date(resp.last_modified, &out->mtime);
@@ -160,16 +165,17 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
     char range[64], quoted[96];
     struct http_header h[2];
     size_t nh = 0;
-    if (len) {
-        snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
-        h[nh++] = (struct http_header){"Range", range};
-    }
+    *got = 0;
+    if (len == 0) /* a whole object of the server's choosing: no such API */
+        return -EINVAL;
+    snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
+    h[nh++] = (struct http_header){"Range", range};
     if (if_match && *if_match) {
         snprintf(quoted, sizeof quoted, "\"%s\"", if_match);
         h[nh++] = (struct http_header){"If-Match", quoted};
     }
     struct s3_req r = {.method = "GET", .bucket = bucket, .key = key, .headers = h, .nheaders = nh};
-    r.sink = (struct http_sink){.dst = dst, .cap = len ? len : SIZE_MAX};
+    r.sink = (struct http_sink){.dst = dst, .cap = len};
     struct http_response resp;
     http_response_init(&resp);
     int rc = s3_send(c, &r, &resp, err);
@@ -183,6 +189,8 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 int s3_get_object_buf(struct s3_client *c, const char *bucket, const char *key, struct sbuf *out,
                       size_t max, struct s3_error *err)
 {
+    if (max == 0) /* the server would choose how much memory we take */
+        return -EINVAL;
     struct s3_req r = {.method = "GET", .bucket = bucket, .key = key};
     r.sink = (struct http_sink){.buf = out, .max = max};
     struct http_response resp;

@@ -15,6 +15,7 @@
 
 #include "s3cfs/meta.h"
 #include "s3cfs/path.h"
+#include "s3cfs/readahead.h"
 #include "s3cfs/s3.h"
 
 struct fs_options {
@@ -40,6 +41,8 @@ struct fs_options {
     size_t copy_threshold; /* above: parallel UploadPartCopy */
     size_t copy_part_size;
     size_t stage_mem;
+    int max_listing;      /* entries of one listing; more is EFBIG; 0: no bound */
+    size_t readahead_mem; /* window buffers of every open file together */
     char *log_level;
     int foreground;
     int listing_attrs_only; /* readdir: no HEAD of entries, listing data only */
@@ -75,10 +78,11 @@ struct fs_ctx {
     struct jobs *jobs;
     struct journal *journal;
     struct meta_defaults defaults;
-    struct control *control;   /* the control socket (control.h); NULL: none */
-    struct trim *trim;         /* set before the FUSE loop starts; NULL: none */
-    struct mime_table *mime;   /* Content-Type by extension (mime.h); NULL: nomime */
-    struct dirtimes *dirtimes; /* directory mtime/ctime (dirtimes.h); NULL: none */
+    struct control *control;    /* the control socket (control.h); NULL: none */
+    struct trim *trim;          /* set before the FUSE loop starts; NULL: none */
+    struct mime_table *mime;    /* Content-Type by extension (mime.h); NULL: nomime */
+    struct dirtimes *dirtimes;  /* directory mtime/ctime (dirtimes.h); NULL: none */
+    struct ra_budget ra_budget; /* max is opt.readahead_mem */
 };
 
 /* The parts of a mount that start threads (main.c: after fuse_daemonize

@@ -100,7 +100,8 @@ struct http_response {
     size_t nmeta;
     struct http_meta *object_headers; /* HTTP_OBJECT_HEADERS, names lower case */
     size_t nobject_headers;
-    struct sbuf err_body; /* body of a >= 300 answer, at most 64 KiB */
+    struct sbuf err_body;  /* body of a >= 300 answer, at most 64 KiB */
+    const char *malformed; /* static text: why the answer's headers were refused */
 };
 
 void http_response_init(struct http_response *r);
@@ -110,8 +111,11 @@ void http_response_free(struct http_response *r);
  * reset first). Returns 0 when an HTTP answer was received, whatever its
  * status; a negative errno when none was (err->code "ConnectFailed",
  * "ResolveFailed", "Timeout", "ConnectionReset", "TLSError",
- * "TransportError", err->curl_code set), or -ENOSPC when a 2xx body was
- * larger than the sink (code "BadResponse"). */
+ * "TransportError", err->curl_code set), -ENOSPC when a 2xx body was
+ * larger than the sink (code "BadResponse"), or -EPROTO (code "BadResponse",
+ * resp->malformed says why) when the headers were refused: an ETag longer
+ * than 79 bytes (never truncated), a Content-Length that is not a decimal
+ * number, or header lines over 256 KiB in all (the rest is not read). */
 int http_perform(struct http_pool *p, const struct http_request *req, struct http_response *resp,
                  struct s3_error *err);
 

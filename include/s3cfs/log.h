@@ -12,6 +12,7 @@
 #define S3CFS_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
     LOGLVL_ERROR = 0,
@@ -28,6 +29,12 @@ void log_set_level(enum log_level level);
 /* "error", "warn", "info", "debug" (or 0..3); returns -EINVAL otherwise. */
 int log_parse_level(const char *name);
 void log_use_syslog(bool on);
+/* Copies n bytes of in to out (cap bytes, always NUL-terminated) with every
+ * control byte (below 0x20, 0x7f) written as \xNN and '\' as "\\", so that
+ * a key or a server's text shows as one printable line. Truncates at an
+ * escape boundary; returns the length written. log_msg applies it to every
+ * message. */
+size_t log_escape(const char *in, size_t n, char *out, size_t cap);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define LOG_AT(lvl, ...)                                                                           \

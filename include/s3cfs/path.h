@@ -36,10 +36,24 @@ struct fs_loc {
     char key[S3CFS_KEY_MAX + 2]; /* room for a directory marker's '/' */
 };
 
-/* Map a FUSE path ("/...") to bucket and key. -ENAMETOOLONG when a
+/* Key components no directory entry can be called - the empty one
+ * ("d//x"), "." and ".." - are shown under these names, so that readdir,
+ * lookup, unlink, rmdir and rm -r all see (and can remove) such keys. The
+ * empty component is a directory only: its path's key is the prefix of its
+ * children ("d//"). A key component that is itself one of these names is
+ * not reachable (it resolves to the component it stands for). */
+#define PATH_ALIAS_EMPTY  ".s3cfs-empty"
+#define PATH_ALIAS_DOT    ".s3cfs-dot"
+#define PATH_ALIAS_DOTDOT ".s3cfs-dotdot"
+
+/* The name shown for the key component comp[0..n): its alias, or NULL when
+ * it is a name of its own. */
+const char *path_alias(const char *comp, size_t n);
+
+/* Map a FUSE path ("/...") to bucket and key (aliases resolved). -ENAMETOOLONG when a
  * component exceeds 255 bytes or the key 1024; -ENOENT for a top-level name
  * that cannot be a bucket in an all-buckets mount; -EINVAL for a path with
- * an empty component or one that does not start with '/'. */
+ * an empty, "." or ".." component or one that does not start with '/'. */
 int path_resolve(const struct path_map *m, const char *path, struct fs_loc *out);
 
 /* The key prefix under which a directory's children live: "" for the top of
@@ -51,8 +65,8 @@ int path_dir_prefix(const struct fs_loc *l, char *out, size_t size);
 bool path_bucket_name_ok(const char *name);
 
 /* The mount path of bucket/key (the inverse of path_resolve; a trailing
- * '/' of a directory marker is dropped). -ENOENT when the key is outside
- * the mounted prefix. */
+ * '/' of a directory marker is dropped, components shown as aliases). -ENOENT when the key is
+ * outside the mounted prefix. */
 int path_from_key(const struct path_map *m, const char *bucket, const char *key, char *out,
                   size_t size);
 

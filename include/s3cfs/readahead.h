@@ -13,12 +13,16 @@
  * ETag after a write), the windows of the old version are dropped.
  *
  * Memory: at most RA_SLOTS windows of max_window bytes per handle, owned by
- * the readahead and freed by ra_free. Thread-safe: ra.lock protects every
+ * the readahead and freed by ra_free; and, with a budget shared by every
+ * handle, at most budget.max bytes of windows in all: a window the budget
+ * cannot pay for is not made, the read fetches exactly its bytes into the
+ * caller's buffer instead (no read-ahead, never an error). Thread-safe: ra.lock protects every
  * field; it is never held across a fetch.
  */
 #ifndef S3CFS_READAHEAD_H
 #define S3CFS_READAHEAD_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,12 +37,20 @@ typedef int (*ra_fetch_fn)(void *ctx, const void *src, uint64_t off, size_t len,
  * window is then fetched when a reader reaches it). May be NULL. */
 typedef int (*ra_spawn_fn)(void *ctx, int (*fn)(void *), void *arg);
 
+/* The window bytes of many handles: used is changed atomically (no lock),
+ * max is constant once the first handle uses it. */
+struct ra_budget {
+    _Atomic size_t used;
+    size_t max;
+};
+
 struct ra_config {
     ra_fetch_fn fetch; /* required */
     ra_spawn_fn spawn; /* NULL: no background fetch */
     void *ctx;
-    size_t min_window; /* [256 KiB] */
-    size_t max_window; /* [8 MiB] */
+    size_t min_window;        /* [256 KiB] */
+    size_t max_window;        /* [8 MiB] */
+    struct ra_budget *budget; /* NULL: unbounded; must outlive the handle */
 };
 
 struct ra_stats {

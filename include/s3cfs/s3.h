@@ -170,13 +170,15 @@ int s3_list_walk(s3_list_fetch_fn fetch, void *src, s3_list_cb cb, void *arg, st
 /* ---- objects ---- */
 int s3_head_object(struct s3_client *c, const char *bucket, const char *key, struct s3_head *out,
                    struct s3_error *err);
-/* GET bytes [offset, offset+len) into dst (len 0: the whole object; dst must
- * be large enough). *got receives the count. if_match: NULL or an ETag the
- * object must still have (-ESTALE otherwise). Reading past the end gives
- * fewer bytes, at the end exactly 0 (not an error). */
+/* GET bytes [offset, offset+len) into dst (dst holds len bytes; len 0 is
+ * -EINVAL: the server never chooses how much is read into memory, and a body
+ * larger than len is -ENOSPC, code "BadResponse"). *got receives the count. if_match: NULL or an
+ * ETag the object must still have (-ESTALE otherwise). Reading past the end gives fewer bytes, at
+ * the end exactly 0 (not an error). */
 int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
                   size_t len, const char *if_match, char *dst, size_t *got, struct s3_error *err);
-/* GET into a growing buffer (for small objects: symlink targets, tests). */
+/* GET into a growing buffer of at most max bytes (for small objects: symlink
+ * targets, tests); max 0 is -EINVAL, a larger object -ENOSPC. */
 int s3_get_object_buf(struct s3_client *c, const char *bucket, const char *key, struct sbuf *out,
                       size_t max, struct s3_error *err);
 /* PUT body (memory or file range). etag_out may be NULL. */

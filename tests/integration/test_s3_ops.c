@@ -121,6 +121,15 @@ static void test_put_get_head(void **state)
     assert_int_equal(s3_get_object(cli, b, "dir/file.bin", sizeof data, 100, NULL, buf, &got, &err),
                      0);
     assert_int_equal(got, 0);
+    /* the server never chooses how much is read into memory */
+    got = 7;
+    assert_int_equal(s3_get_object(cli, b, "dir/file.bin", 0, 0, NULL, buf, &got, &err), -EINVAL);
+    assert_int_equal(got, 0);
+    struct sbuf whole = SBUF_INIT;
+    assert_int_equal(s3_get_object_buf(cli, b, "dir/file.bin", &whole, 0, &err), -EINVAL);
+    assert_int_equal(s3_get_object_buf(cli, b, "dir/file.bin", &whole, 100, &err), -ENOSPC);
+    assert_string_equal(err.code, "BadResponse");
+    sbuf_free(&whole);
     /* a condition on a stale ETag */
     assert_int_equal(s3_get_object(cli, b, "dir/file.bin", 0, 10, etag, buf, &got, &err), 0);
     assert_int_equal(s3_get_object(cli, b, "dir/file.bin", 0, 10,

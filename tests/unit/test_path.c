@@ -88,6 +88,63 @@ static void test_limits(void **state)
     assert_string_equal(l.key, "é/日本");
 }
 
+/* Key components no name can be (empty, ".", "..") go both ways through
+ * their aliases; the empty one names the prefix of its children. */
+static void test_aliases(void **state)
+{
+    (void)state;
+    static const char *const pairs[][2] = {
+        {"d//x", "/d/.s3cfs-empty/x"},
+        {"d/./x", "/d/.s3cfs-dot/x"},
+        {"d/../x", "/d/.s3cfs-dotdot/x"},
+        {"d/.", "/d/.s3cfs-dot"},
+        {"d/..", "/d/.s3cfs-dotdot"},
+        {"/x", "/.s3cfs-empty/x"},
+        {"d///x", "/d/.s3cfs-empty/.s3cfs-empty/x"},
+        {"a.b/..c", "/a.b/..c"},
+    };
+    struct path_map m;
+    struct fs_loc l;
+    char path[4096];
+    assert_int_equal(path_map_init(&m, "data"), 0);
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        assert_int_equal(path_from_key(&m, "data", pairs[i][0], path, sizeof path), 0);
+        assert_string_equal(path, pairs[i][1]);
+        assert_int_equal(path_resolve(&m, pairs[i][1], &l), 0);
+        assert_string_equal(l.key, pairs[i][0]);
+    }
+    /* the marker "d//" of the empty-named directory, and that directory */
+    assert_int_equal(path_from_key(&m, "data", "d//", path, sizeof path), 0);
+    assert_string_equal(path, "/d/.s3cfs-empty");
+    assert_int_equal(path_resolve(&m, "/d/.s3cfs-empty", &l), 0);
+    assert_string_equal(l.key, "d//");
+    char dir[S3CFS_KEY_MAX + 2];
+    assert_int_equal(path_dir_prefix(&l, dir, sizeof dir), 0);
+    assert_string_equal(dir, "d//");
+    assert_null(path_alias("x", 1));
+    /* "." and ".." never come from the kernel: not a path to a key */
+    assert_int_equal(path_resolve(&m, "/d/./x", &l), -EINVAL);
+    assert_int_equal(path_resolve(&m, "/d/..", &l), -EINVAL);
+    /* 600 empty components: the path grows 13-fold and still goes both ways */
+    static char many[600 * 13 + 2];
+    char back[sizeof many + 16];
+    many[0] = '\0';
+    for (int i = 0; i < 600; i++)
+        strcat(many, "/" PATH_ALIAS_EMPTY);
+    assert_int_equal(path_resolve(&m, many, &l), 0);
+    assert_int_equal(strlen(l.key), 600);
+    assert_int_equal(path_from_key(&m, "data", l.key, back, sizeof back), 0);
+    assert_string_equal(back, many);
+    assert_int_equal(path_from_key(&m, "data", l.key, back, 100), -ENAMETOOLONG);
+    assert_string_equal(path_alias("..", 2), PATH_ALIAS_DOTDOT);
+    /* all buckets: the key starts after the bucket */
+    assert_int_equal(path_map_init(&m, NULL), 0);
+    assert_int_equal(path_from_key(&m, "data", "d/./x", path, sizeof path), 0);
+    assert_string_equal(path, "/data/d/.s3cfs-dot/x");
+    assert_int_equal(path_resolve(&m, "/data/.s3cfs-empty/x", &l), 0);
+    assert_string_equal(l.key, "/x");
+}
+
 static void test_parent_basename(void **state)
 {
     (void)state;
@@ -105,10 +162,9 @@ static void test_parent_basename(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all_buckets),
-        cmocka_unit_test(test_bucket_prefix),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_parent_basename),
+        cmocka_unit_test(test_all_buckets), cmocka_unit_test(test_bucket_prefix),
+        cmocka_unit_test(test_limits),      cmocka_unit_test(test_parent_basename),
+        cmocka_unit_test(test_aliases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -238,6 +238,39 @@ static void test_bad_arguments(void **state)
     ra_free(NULL);
 }
 
+/* One budget for several handles: their windows never hold more than it
+ * allows, reads past it still get every byte right (fetched directly),
+ * and closing a handle gives its share back. */
+static void test_budget_bounds_all_handles(void **state)
+{
+    (void)state;
+    atomic_store(&fetched, 0);
+    atomic_store(&fail_at_version, -1);
+    atomic_store(&delay_us, 0);
+    struct ra_budget budget = {.max = 12u << 20};
+    struct ra_config cfg = {.fetch = fake_fetch, .spawn = pool_spawn, .budget = &budget};
+    struct readahead *ra[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(ra_new(&cfg, &ra[i]), 0);
+    static char buf[128 << 10];
+    struct src s = {.version = 3};
+    size_t most = 0;
+    for (uint64_t off = 0; off < (24u << 20); off += sizeof buf) {
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(ra_read(ra[i], &s, sizeof s, OBJ, buf, sizeof buf, off),
+                             (int)sizeof buf);
+            check_bytes(s.version, buf, off, sizeof buf);
+            size_t used = atomic_load(&budget.used);
+            most = used > most ? used : most;
+        }
+    }
+    assert_true(most <= budget.max);
+    assert_true(most >= (8u << 20)); /* the budget was used, not ignored */
+    for (int i = 0; i < 4; i++)
+        ra_free(ra[i]);
+    assert_int_equal(atomic_load(&budget.used), 0);
+}
+
 int main(void)
 {
     if (pool_new(8, 64, &bg_pool) != 0)
@@ -251,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_new_version_drops_windows),
         cmocka_unit_test(test_fetch_error_reaches_reader),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_budget_bounds_all_handles),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     pool_free(bg_pool);

@@ -159,6 +159,32 @@ static void test_list_url_aws(void **state)
     s3_list_page_free(&p);
 }
 
+/* radosgw 16.2 echoes a prefix holding a control byte as "&#x1b;" (which
+ * XML 1.0 forbids) even with EncodingType=url: the page still parses, and
+ * the same reference in a URL-encoded field decodes to the byte. */
+static void test_list_rgw_control_prefix(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult "
+        "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><EncodingType>url</EncodingType>"
+        "<Name>b</Name><Prefix>a&#x1b;b&#27;/</Prefix><MaxKeys>1000</MaxKeys>"
+        "<IsTruncated>false</IsTruncated><Contents><Key>a&#x1b;b%1B/k%0A&amp;#x1b;</Key>"
+        "<LastModified>2026-12-03T13:50:49.342Z</LastModified><ETag>&quot;x&quot;</ETag>"
+        "<Size>2</Size></Contents><KeyCount>1</KeyCount></ListBucketResult>";
+    struct s3_list_page p;
+    assert_int_equal(xml_parse_list_objects(body, sizeof body - 1, &p), 0);
+    assert_int_equal(p.nobjects, 1);
+    assert_string_equal(p.objects[0].key, "a\x1b"
+                                          "b\x1b/k\n&#x1b;");
+    s3_list_page_free(&p);
+    /* NUL stays refused, and so does a broken reference */
+    static const char nul[] = "<ListBucketResult><Prefix>&#0;</Prefix></ListBucketResult>";
+    assert_int_equal(xml_parse_list_objects(nul, sizeof nul - 1, &p), -EPROTO);
+    static const char open_ref[] = "<ListBucketResult><Prefix>&#x1b</Prefix></ListBucketResult>";
+    assert_int_equal(xml_parse_list_objects(open_ref, sizeof open_ref - 1, &p), -EPROTO);
+}
+
 static void test_list_url_bad_escape(void **state)
 {
     (void)state;
@@ -778,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_list_rgw_delimiter),
         cmocka_unit_test(test_list_url_rgw),
         cmocka_unit_test(test_list_url_aws),
+        cmocka_unit_test(test_list_rgw_control_prefix),
         cmocka_unit_test(test_list_url_bad_escape),
         cmocka_unit_test(test_list_1000),
         cmocka_unit_test(test_list_empty),

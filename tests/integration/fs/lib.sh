@@ -189,3 +189,15 @@ start_proxy() {
 proxy_count() { curl -s "$PROXY/__proxy/stats" | awk -v k="$1" 'BEGIN{n=0} $1==k{n=$2} END{print n}'; }
 proxy_reset() { curl -s -X POST "$PROXY/__proxy/reset" >/dev/null; }
 proxy_config() { curl -s -X POST "$PROXY/__proxy/config?$1" >/dev/null; }
+
+# proxied_setup [ARGS...]: the proxy, a fresh bucket mounted through it on
+# $MNT with its own journal, and CTL (s3cfs-ctl next to the s3cfs binary)
+proxied_setup() {
+    CTL=${S3CFS_CTL:-$(dirname "$S3CFS_BIN")/s3cfs-ctl}
+    [ -x "$CTL" ] || { echo "no s3cfs-ctl next to $S3CFS_BIN" >&2; exit 2; }
+    trap fs_cleanup EXIT
+    BUCKET=$(new_bucket)
+    start_proxy
+    MNT=$WORK/mnt
+    mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" "$@" || exit 2
+}

@@ -6,13 +6,7 @@
 # kept source. Then six concurrent mv of directories of 1000 files each, whose
 # held deletes would fill the engine's max_pending (4096), all finish.
 . "$(dirname "$0")/lib.sh"
-CTL=${S3CFS_CTL:-$(dirname "$S3CFS_BIN")/s3cfs-ctl}
-[ -x "$CTL" ] || { echo "no s3cfs-ctl next to $S3CFS_BIN" >&2; exit 2; }
-trap fs_cleanup EXIT
-BUCKET=$(new_bucket)
-start_proxy
-MNT=$WORK/mnt
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" || exit 2
+proxied_setup
 
 in_s3() { aws_ s3api head-object --bucket "$BUCKET" --key "$1"; }
 count_s3() {

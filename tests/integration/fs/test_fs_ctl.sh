@@ -5,13 +5,7 @@
 # listed by wait (exit 1) and errors, a client killed mid-wait, other users
 # refused, a directory that is no mount, and the final drain after SIGTERM.
 . "$(dirname "$0")/lib.sh"
-CTL=${S3CFS_CTL:-$(dirname "$S3CFS_BIN")/s3cfs-ctl}
-[ -x "$CTL" ] || { echo "no s3cfs-ctl next to $S3CFS_BIN" >&2; exit 2; }
-trap fs_cleanup EXIT
-BUCKET=$(new_bucket)
-start_proxy
-MNT=$WORK/mnt
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" || exit 2
+proxied_setup
 N=300
 
 # a field of "s3cfs-ctl status --raw PATH"

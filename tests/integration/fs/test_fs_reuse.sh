@@ -156,24 +156,25 @@ landed .
 s3_lacks "rm -rf d then removes d/sub/" d/sub/
 s3_lacks "and d/" d/
 
-# Keys with an empty or dot component have no name in a directory listing:
-# readdir leaves them out, and rmdir refuses to remove the directory above
-# them (ENOTEMPTY) rather than leave them behind.
-for k in d//x d/./x d/../x; do
+# Keys with an empty or dot component show under a reserved name: readdir
+# lists it, rmdir refuses to remove the directory above them (ENOTEMPTY)
+# rather than leave them behind, and rm -rf removes them with it.
+for k in d//x:.s3cfs-empty d/./x:.s3cfs-dot d/../x:.s3cfs-dotdot; do
+    alias=${k#*:}
+    k=${k%%:*}
     mkdir d
     echo odd | aws_ s3 cp - "s3://$BUCKET/$k" >/dev/null
     sleep 1.1 # d's listing (dir_ttl=1) was cached empty by mkdir
-    check_eq "$k: readdir of d shows nothing" "" "$(ls -A d 2>&1)"
+    check_eq "$k: readdir of d shows $alias" "$alias" "$(ls -A d 2>&1)"
+    check_eq "$k: read through it" odd "$(cat "d/$alias/x")"
     check_err "$k: rmdir d fails" "not empty" rmdir d
-    check_err "$k: rm -rf d fails too" "not empty" rm -rf d
     landed .
     s3_has "$k: stays" "$k"
     s3_has "$k: the marker d/ stays" d/
-    check "$k: d is still a directory" test -d d
-    aws_ s3 rm --quiet "s3://$BUCKET/$k"
-    sleep 1.1
-    check "$k: once it is gone, rmdir d works" rmdir d
+    check "$k: rm -rf d removes it" rm -rf d
     landed .
+    s3_lacks "$k: gone from S3" "$k"
+    s3_lacks "$k: and the marker d/" d/
 done
 
 fs_done

@@ -24,7 +24,7 @@ struct request {
     int keepalive, expect100, copy_source, head_method;
     enum body body;
     uint64_t clen;
-    int kind, fault, status;
+    int kind, fault, mangle, status;
     uint64_t req_bytes, resp_bytes;
 };
 
@@ -336,7 +336,9 @@ static int forward(struct conn *c, struct request *q, int reset)
         reset_client(c, q, b, len);
         return -1;
     }
-    if (io_write_all(c->cfd, c->resp.raw, c->resp.len) < 0) {
+    int wrc = q->mangle == M_NONE ? io_write_all(c->cfd, c->resp.raw, c->resp.len)
+                                  : mangle_write_head(c->cfd, &c->resp, q->mangle, no_body);
+    if (wrc < 0) {
         upstream_close(c);
         return -1;
     }
@@ -358,6 +360,7 @@ static int proxy(struct conn *c, struct request *q)
     q->kind = classify(q->method, q->target, q->host, q->copy_source);
     state_begin(q->kind, &d);
     q->fault = d.fault;
+    q->mangle = d.mangle;
     if (d.fault == F_STALL) {
         log_request(q);
         stall(c, d.stall_ms);

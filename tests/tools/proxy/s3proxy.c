@@ -30,13 +30,16 @@ static long max_seconds;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: s3proxy --upstream HOST:PORT [--listen 127.0.0.1:0] [--port-file FILE]\n"
-               "               [--delay-ms N] [--jitter-ms N] [--delay KIND=MS]...\n"
-               "               [--fault-rate R] [--faults 503,500,reset,stall]\n"
-               "               [--fault-kinds KIND,KIND] [--stall-ms N] [--seed N]\n"
-               "               [--max-seconds N] [--quiet]\n"
-               "Addresses must be loopback. Control API on the listening port:\n"
-               "  GET /__proxy/stats, POST /__proxy/reset, POST /__proxy/config?name=value&...\n");
+    fprintf(
+        f, "usage: s3proxy --upstream HOST:PORT [--listen 127.0.0.1:0] [--port-file FILE]\n"
+           "               [--delay-ms N] [--jitter-ms N] [--delay KIND=MS]...\n"
+           "               [--fault-rate R] [--faults 503,500,reset,stall]\n"
+           "               [--fault-kinds KIND,KIND] [--stall-ms N] [--seed N]\n"
+           "               [--max-seconds N] [--quiet]\n"
+           "Addresses must be loopback. Control API on the listening port:\n"
+           "  GET /__proxy/stats, POST /__proxy/reset, POST /__proxy/config?name=value&...\n"
+           "  (config also takes mangle=etag_long|clen_missing|clen_invalid|meta_flood|none\n"
+           "  and mangle_kinds=KIND,KIND: answers rewritten as a broken server's, see mangle.c)\n");
 }
 
 static int is_loopback(const struct sockaddr *sa)

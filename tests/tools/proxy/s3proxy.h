@@ -4,6 +4,7 @@
  * conn.c:    one thread per client connection: delay, faults, forwarding.
  * http.c:    HTTP/1.1 plumbing: buffered reads, header lookup, body relaying.
  * state.c:   request kinds, run-time configuration, counters (one mutex).
+ * mangle.c:  rewritten answer headers (over-long ETag, bad Content-Length, floods).
  */
 #ifndef S3PROXY_H
 #define S3PROXY_H
@@ -41,11 +42,22 @@ enum kind {
 
 enum fault { F_NONE = -1, F_503, F_500, F_RESET, F_STALL, FAULT_COUNT };
 
+/* How an upstream answer's headers are rewritten (mangle.c). */
+enum mangle {
+    M_NONE = -1,
+    M_ETAG_LONG,
+    M_CLEN_MISSING,
+    M_CLEN_INVALID,
+    M_META_FLOOD,
+    MANGLE_COUNT
+};
+
 /* What to do with one S3 request, drawn once under the state mutex. */
 struct decision {
     int fault; /* enum fault */
     long delay_ms;
     long stall_ms;
+    int mangle; /* enum mangle */
 };
 
 /* state.c */
@@ -99,6 +111,12 @@ int relay_body(struct relay *x, enum body b, uint64_t len);
 int relay_prefix_half(struct relay *x);
 int http_reply(int fd, int status, const char *reason, const char *ctype, const char *body,
                size_t n, int head_only, int close_after, const char *extra);
+
+/* mangle.c */
+const char *mangle_name(int m);
+int mangle_parse(const char *s, size_t n);
+/* Writes h to fd rewritten as m says; no_body: the answer has no body. */
+int mangle_write_head(int fd, const struct head *h, int m, int no_body);
 
 /* conn.c */
 int conn_start(int fd);

@@ -52,8 +52,10 @@ struct config {
     long delay_ms, jitter_ms, stall_ms;
     long kind_delay[KIND_COUNT]; /* -1: use delay_ms */
     double fault_rate;
-    unsigned faults;      /* bit per enum fault */
-    unsigned fault_kinds; /* bit per enum kind; 0 means every kind */
+    unsigned faults;       /* bit per enum fault */
+    unsigned fault_kinds;  /* bit per enum kind; 0 means every kind */
+    int mangle;            /* enum mangle, applied to every answer of mangle_kinds */
+    unsigned mangle_kinds; /* bit per enum kind; 0 means every kind */
 };
 
 struct counters {
@@ -116,6 +118,7 @@ static double rng_unit(void)
 void state_init(void)
 {
     cfg.stall_ms = 10000;
+    cfg.mangle = M_NONE;
     /* Stalls cost stall_ms each, so they are opt-in: --faults must name them. */
     cfg.faults = (1u << F_503) | (1u << F_500) | (1u << F_RESET);
     for (int k = 0; k < KIND_COUNT; k++)
@@ -333,6 +336,16 @@ static int config_apply(struct config *c, const char *name, const char *v)
     if (strcmp(name, "fault_kinds") == 0)
         return strcmp(v, "all") == 0 ? (c->fault_kinds = 0, 0)
                                      : parse_list(v, kind_parse, &c->fault_kinds);
+    if (strcmp(name, "mangle") == 0) {
+        int m = strcmp(v, "none") == 0 ? M_NONE : mangle_parse(v, strlen(v));
+        if (m < 0 && strcmp(v, "none") != 0)
+            return -EINVAL;
+        c->mangle = m;
+        return 0;
+    }
+    if (strcmp(name, "mangle_kinds") == 0)
+        return strcmp(v, "all") == 0 ? (c->mangle_kinds = 0, 0)
+                                     : parse_list(v, kind_parse, &c->mangle_kinds);
     if (strncmp(name, "delay.", 6) == 0) {
         int k = kind_parse(name + 6, strlen(name + 6));
         if (k < 0)
@@ -428,7 +441,9 @@ static size_t config_text(const struct config *c, char *out, size_t cap)
     append_list(out, cap, &n, c->faults, fault_names, FAULT_COUNT, "none");
     appendf(out, cap, &n, "fault_kinds ");
     append_list(out, cap, &n, c->fault_kinds, kind_names, KIND_COUNT, "all");
-    appendf(out, cap, &n, "stall_ms %ld\n", c->stall_ms);
+    appendf(out, cap, &n, "stall_ms %ld\nmangle %s\nmangle_kinds ", c->stall_ms,
+            mangle_name(c->mangle));
+    append_list(out, cap, &n, c->mangle_kinds, kind_names, KIND_COUNT, "all");
     for (int k = 0; k < KIND_COUNT; k++)
         if (c->kind_delay[k] >= 0)
             appendf(out, cap, &n, "delay.%s %ld\n", kind_names[k], c->kind_delay[k]);
@@ -548,6 +563,7 @@ void state_begin(int kind, struct decision *d)
     if (cfg.jitter_ms > 0)
         d->delay_ms += (long)(rng_next() % (uint64_t)(cfg.jitter_ms + 1));
     d->stall_ms = cfg.stall_ms;
+    d->mangle = (cfg.mangle_kinds == 0 || (cfg.mangle_kinds & (1u << kind))) ? cfg.mangle : M_NONE;
     pthread_mutex_unlock(&lock);
 }
 

@@ -3,8 +3,9 @@
 #
 # Checks s3proxy against a running S3 server (radosgw), driving it with awscli:
 # request counting per S3 operation kind (exact counts), the control API, the 503/500,
-# reset and stall faults, and the added latency. Starts and stops its own proxy, uses a
-# fresh bucket, and prints "N passed, M failed"; exits non-zero on any failure.
+# reset and stall faults, the added latency, the mangled answers. Starts and stops its
+# own proxy, uses a fresh bucket, and prints "N passed, M failed"; exits non-zero on
+# any failure.
 set -u
 
 if [ $# -ne 4 ]; then
@@ -243,6 +244,28 @@ before=$(field total 2)
 stats >/dev/null
 control "config?delay_ms=0" >/dev/null
 check "control requests are not counted" [ "$(field total 2)" = "$before" ]
+
+# ---- 4b. mangled answers (mangle.c): headers of a broken server ----
+run "put-object for the mangled answers" s3api put-object --bucket "$BUCKET" --key mangled --body "$TMP/small"
+control "config?mangle=etag_long&mangle_kinds=HeadObject" >"$TMP/cfg"
+check "config echoes mangle" grep -qx 'mangle etag_long' "$TMP/cfg"
+check "config echoes mangle_kinds" grep -qx 'mangle_kinds HeadObject' "$TMP/cfg"
+run "etag_long: head-object" s3api head-object --bucket "$BUCKET" --key mangled
+check "etag_long: a 200-character ETag" grep -q '[0-9a-f]\{150\}' "$TMP/out"
+run "etag_long: get-object is spared" s3api get-object --bucket "$BUCKET" --key mangled "$TMP/got"
+check "etag_long: the body is intact" cmp -s "$TMP/small" "$TMP/got"
+heads() { curl -sI --max-time 10 "$PROXY/$BUCKET/mangled" | tr -d '\r'; } # anonymous: a 403
+head_has() { heads | grep -qix "$1"; }
+control "config?mangle=clen_missing" >/dev/null
+check "clen_missing: HEAD without Content-Length" bash -c "! curl -sI '$PROXY/$BUCKET/mangled' | grep -qi '^content-length:'"
+control "config?mangle=clen_invalid" >/dev/null
+check "clen_invalid: Content-Length 12abc" head_has 'content-length: 12abc'
+control "config?mangle=meta_flood" >/dev/null
+check "meta_flood: thousands of x-amz-meta headers (curl reads 300 KiB of them)" [ "$(heads | grep -ci '^x-amz-meta-flood')" -gt 4000 ]
+control "config?mangle=none&mangle_kinds=all" >/dev/null
+check "mangle=none: the answer as it came" head_has 'content-length: [0-9]*'
+control "config?mangle=bogus" >/dev/null
+check "an unknown mangle gives 400" grep -qx 400 "$TMP/code"
 
 # ---- 5. stop ----
 run "delete-bucket" s3 rb --force "s3://$BUCKET"
