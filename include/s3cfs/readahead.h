@@ -6,7 +6,10 @@
  * own read-ahead sends several reads at once from several threads; a read
  * that falls in a window being fetched waits for it instead of fetching the
  * same bytes again, so every byte of a sequential read crosses the network
- * once. A reader that jumps around fetches exactly what it asked for.
+ * once, except when one of those threads is descheduled for so long that
+ * the others reuse all RA_SLOTS windows meanwhile: its own read then
+ * fetches its bytes again. A reader that jumps around fetches exactly what
+ * it asked for.
  *
  * The object is described by an opaque source (the caller's struct, copied
  * in at each read and handed back to fetch): when its bytes change (another
