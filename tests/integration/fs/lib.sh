@@ -67,7 +67,8 @@ unmount_fs() {
     fusermount3 -u "$dir" 2>/dev/null || umount -l "$dir" 2>/dev/null
     for i in "${!MOUNTS[@]}"; do
         if [ "${MOUNTS[$i]}" == "$dir" ]; then
-            for _ in $(seq 1 150); do kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
+            # up to 60 s: an ASan daemon draining on a loaded machine took over 15
+            for _ in $(seq 1 600); do kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
             kill -9 "${PIDS[$i]}" 2>/dev/null
             wait "${PIDS[$i]}" 2>/dev/null
             st=$?
