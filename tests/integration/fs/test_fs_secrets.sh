@@ -145,7 +145,8 @@ mkdir -p "$N/mnt" "$N/mnt2" "$N/journal"
 chown -R nobody: "$N"
 chmod 711 "$WORK" "$CWD"
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$N" "$@"; }
-as_nobody "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,journal_dir=$N/journal,tmpdir=$N" \
+# no journal_dir: a user other than root gets ~/.local/state/s3cfs
+as_nobody "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,tmpdir=$N" \
     "$BUCKET" "$N/mnt" >"$WORK/nobody.out" 2>&1
 rc=$?
 check_eq "s3cfs as nobody: exit 0 ($(head -c 300 "$WORK/nobody.out"))" 0 $rc
@@ -155,13 +156,21 @@ check_eq "the daemon runs as nobody" nobody "$(ps -o user= -p "$NPID" 2>/dev/nul
 check_eq "not dumpable: /proc/PID/status of nobody's daemon is root's" root "$(stat -c %U "/proc/$NPID/status")"
 check_eq "a file written through nobody's mount" "as nobody" \
     "$(echo "as nobody" | as_nobody tee "$N/mnt/nobody" >/dev/null; s3c get "$BUCKET" nobody -)"
-as_nobody "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,journal_dir=$N/journal,tmpdir=$N,dumpable" \
+# and $XDG_STATE_HOME/s3cfs when that is set
+as_nobody env XDG_STATE_HOME="$N/xdg" "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,tmpdir=$N,dumpable" \
     "$BUCKET" "$N/mnt2" >"$WORK/nobody2.out" 2>&1
 rc=$?
 check_eq "s3cfs -o dumpable as nobody: exit 0 ($(head -c 300 "$WORK/nobody2.out"))" 0 $rc
 NPID2=$(pid_of "$BUCKET $N/mnt2")
 DAEMONS+=("$NPID2")
 check_eq "-o dumpable: /proc/PID/status is nobody's" nobody "$(stat -c %U "/proc/$NPID2/status")"
+owner_mode() { stat -c '%U %a' "$@" 2>&1 | tr '\n' ' ' | sed 's/ $//'; }
+check_eq "nobody's default journal directory: ~/.local/state/s3cfs, nobody's, 0700" \
+    "nobody 700 nobody 700" "$(owner_mode "$N/.local/state" "$N/.local/state/s3cfs")"
+check "nobody's journal is in it" compgen -G "$N/.local/state/s3cfs/journal-*.log"
+check_eq "with XDG_STATE_HOME: \$XDG_STATE_HOME/s3cfs, nobody's, 0700" "nobody 700" \
+    "$(owner_mode "$N/xdg/s3cfs")"
+check "that journal is in it" compgen -G "$N/xdg/s3cfs/journal-*.log"
 unmount "$N/mnt" "$NPID"
 unmount "$N/mnt2" "$NPID2"
 check_not "nobody's daemon exited" kill -0 "$NPID"

@@ -364,11 +364,11 @@ static int proxy(struct conn *c, struct request *q)
     if (d.fault == F_STALL) {
         log_request(q);
         stall(c, d.stall_ms);
-        state_end();
+        state_end(q->kind);
         return -1;
     }
     if (q->expect100 && io_write_all(c->cfd, CONTINUE_LINE, strlen(CONTINUE_LINE)) < 0) {
-        state_end();
+        state_end(q->kind);
         return -1;
     }
     sleep_ms(d.delay_ms);
@@ -377,7 +377,7 @@ static int proxy(struct conn *c, struct request *q)
     else
         rc = forward(c, q, d.fault == F_RESET);
     state_bytes(q->kind, q->req_bytes, q->resp_bytes);
-    state_end();
+    state_end(q->kind);
     log_request(q);
     return rc;
 }

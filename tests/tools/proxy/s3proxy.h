@@ -73,8 +73,9 @@ size_t state_stats(char *out, size_t cap);
 void state_reset(void);
 void state_begin(int kind, struct decision *d);
 void state_bytes(int kind, uint64_t req_bytes, uint64_t resp_bytes);
-/* A request counted by state_begin is over (for the in-flight figures). */
-void state_end(void);
+/* A request of that kind counted by state_begin is over (for the in-flight
+ * figures, in all and per kind). */
+void state_end(int kind);
 unsigned long state_next_id(void);
 
 /* http.c */

@@ -60,6 +60,7 @@ struct config {
 
 struct counters {
     uint64_t requests, req_bytes, resp_bytes;
+    uint64_t inflight, inflight_max; /* of this kind: being served, and the most since reset */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -519,6 +520,10 @@ size_t state_stats(char *out, size_t cap)
         appendf(out, cap, &n, "fault.%s %" PRIu64 "\n", fault_names[f], faults_done[f]);
     appendf(out, cap, &n, "inflight %" PRIu64 "\ninflight_max %" PRIu64 "\n", inflight,
             inflight_max);
+    for (int k = 0; k < KIND_COUNT; k++)
+        if (per_kind[k].inflight_max)
+            appendf(out, cap, &n, "inflight_max.%s %" PRIu64 "\n", kind_names[k],
+                    per_kind[k].inflight_max);
     pthread_mutex_unlock(&lock);
     return n;
 }
@@ -526,7 +531,9 @@ size_t state_stats(char *out, size_t cap)
 void state_reset(void)
 {
     pthread_mutex_lock(&lock);
-    memset(per_kind, 0, sizeof(per_kind));
+    for (int k = 0; k < KIND_COUNT; k++) /* requests being served stay counted */
+        per_kind[k] = (struct counters){.inflight = per_kind[k].inflight,
+                                        .inflight_max = per_kind[k].inflight};
     memset(faults_done, 0, sizeof(faults_done));
     inflight_max = inflight;
     pthread_mutex_unlock(&lock);
@@ -553,9 +560,12 @@ static int pick_fault(int kind)
 void state_begin(int kind, struct decision *d)
 {
     pthread_mutex_lock(&lock);
-    per_kind[kind].requests++;
+    struct counters *k = &per_kind[kind];
+    k->requests++;
     if (++inflight > inflight_max)
         inflight_max = inflight;
+    if (++k->inflight > k->inflight_max)
+        k->inflight_max = k->inflight;
     d->fault = pick_fault(kind);
     if (d->fault != F_NONE)
         faults_done[d->fault]++;
@@ -567,10 +577,11 @@ void state_begin(int kind, struct decision *d)
     pthread_mutex_unlock(&lock);
 }
 
-void state_end(void)
+void state_end(int kind)
 {
     pthread_mutex_lock(&lock);
     inflight--;
+    per_kind[kind].inflight--;
     pthread_mutex_unlock(&lock);
 }
 
