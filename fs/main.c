@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 
+#include "s3cfs/cond.h"
 #include "s3cfs/control.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/fsops.h"
@@ -325,6 +326,8 @@ static int start_engine(struct fs_ctx *c)
         rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->pool);
     if (rc == 0)
         rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->jobs_pool);
+    if (rc == 0) /* before the journal's replay, whose deletes may be conditional */
+        cond_probe_mount(c);
     if (rc == 0)
         rc = engine_start(c);
     return rc;

@@ -197,14 +197,16 @@ int obj_unlink(struct fs_ctx *c, const char *path)
 }
 
 static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl, const struct stat *st, const char *etag)
+                       const struct fs_loc *tl, const struct stat *st, const char *etag,
+                       unsigned flags)
 {
     int rc = node_detach(c, to, NULL); /* an open target keeps its old content */
     if (rc)
         return rc;
     nscache_invalidate(c->cache, to);
     nscache_invalidate(c->cache, from);
-    rc = engine_move(c, fl, etag, (uint64_t)st->st_size, tl, from, to, st);
+    rc =
+        engine_move(c, fl, etag, (uint64_t)st->st_size, tl, from, to, st, flags & RENAME_NOREPLACE);
     if (rc == 0)
         node_rename(c->nodes, from, to, tl);
     return rc;
@@ -218,6 +220,7 @@ struct tree_move {
     const struct fs_loc *fl, *tl;
     const char *from_prefix, *to_prefix;
     size_t fplen;
+    bool noreplace; /* RENAME_NOREPLACE: each copy only onto a free key */
 };
 
 /* One listing page of a tree move: each object's copy and its source's
@@ -239,7 +242,7 @@ static int move_page(const struct s3_list_page *p, void *arg)
             S3CFS_KEY_MAX)
             rc = -ENAMETOOLONG;
         else
-            rc = engine_move_held(m->c, &from, o->etag, o->size, &to, group);
+            rc = engine_move_held(m->c, &from, o->etag, o->size, &to, group, m->noreplace);
     }
     for (size_t i = 0; i < n; i++) {
         snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, p->objects[i].key + m->fplen);
@@ -251,7 +254,7 @@ static int move_page(const struct s3_list_page *p, void *arg)
 }
 
 static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl)
+                       const struct fs_loc *tl, unsigned flags)
 {
     char fp[S3CFS_KEY_MAX + 2], tp[S3CFS_KEY_MAX + 2];
     int rc = path_dir_prefix(fl, fp, sizeof fp);
@@ -262,7 +265,7 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
     if (fl->bucket[0] == tl->bucket[0] && strcmp(fl->bucket, tl->bucket) == 0 &&
         strncmp(tp, fp, strlen(fp)) == 0)
         return -EINVAL; /* into itself */
-    struct tree_move m = {c, fl, tl, fp, tp, strlen(fp)};
+    struct tree_move m = {c, fl, tl, fp, tp, strlen(fp), flags & RENAME_NOREPLACE};
     struct s3_error err;
     s3_error_clear(&err);
     rc = node_flush_tree(c, from); /* open files' data goes with the tree */
@@ -328,8 +331,8 @@ int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flag
     if (rc)
         return rc;
     if (!S_ISDIR(st.st_mode))
-        return rename_file(c, from, &fl, to, &tl, &st, etag);
-    return rename_tree(c, from, &fl, to, &tl);
+        return rename_file(c, from, &fl, to, &tl, &st, etag, flags);
+    return rename_tree(c, from, &fl, to, &tl, flags);
 }
 
 int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t uid, gid_t gid)

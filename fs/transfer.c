@@ -69,6 +69,7 @@ struct mpu {
     struct s3_part *parts;
     struct stage *stage;               /* upload from here, or */
     const struct transfer_source *src; /* copy from here */
+    bool create_only;                  /* complete with If-None-Match: * */
 };
 
 struct mpu_part {
@@ -116,7 +117,7 @@ static int mpu_parts(struct mpu *m, size_t n, char etag_out[80])
     rc = rc ? rc : wrc;
     struct s3_error err;
     if (rc == 0 && (rc = s3_mpu_complete(m->c->s3, m->dst->bucket, m->dst->key, m->id, m->parts, n,
-                                         etag_out, &err)))
+                                         m->create_only, etag_out, &err)))
         fs_fail("complete multipart", m->dst->key, rc, &err);
     if (rc && s3_mpu_abort(m->c->s3, m->dst->bucket, m->dst->key, m->id, &err))
         fs_fail("abort multipart", m->dst->key, rc, &err);
@@ -151,13 +152,16 @@ static int upload_with(struct fs_ctx *c, struct transfer_upload *up, const struc
     up->etag[0] = '\0';
     if (size > c->opt.multipart_threshold) {
         struct mpu m = {.c = c, .dst = &up->loc, .size = size, .stage = up->stage};
+        m.create_only = up->create_only && cond_on(&c->conds, COND_COMPLETE_CREATE);
         return mpu_run(&m, wo, c->opt.part_size, up->etag);
     }
     struct http_body body = {.fd = -1};
     if (up->stage)
         stage_body(up->stage, 0, size, &body);
     struct s3_error err;
-    int rc = s3_put_object(c->s3, up->loc.bucket, up->loc.key, &body, wo, up->etag, &err);
+    bool create_only = up->create_only && cond_on(&c->conds, COND_PUT_CREATE);
+    int rc = s3_put_object_cond(c->s3, up->loc.bucket, up->loc.key, &body, wo, create_only,
+                                up->etag, &err);
     return rc ? fs_fail("put", up->loc.key, rc, &err) : 0;
 }
 
@@ -234,13 +238,14 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
     if (rc)
         return rc;
     struct mpu m = {.c = c, .dst = dst, .size = pinned.size, .src = &pinned};
+    m.create_only = src->dst_create_only && cond_on(&c->conds, COND_COMPLETE_CREATE);
     rc = wo ? mpu_run(&m, wo, c->opt.copy_part_size, etag_out)
             : copy_multipart_keep_meta(c, &m, &h, etag_out);
     s3_head_free(&h);
     if (rc == 0 && (rc = source_unchanged(c, &pinned)) == -ESTALE) {
         struct s3_error err;
         LOGW("copy of %s: the source changed during the copy; copy removed", src->loc.key);
-        s3_delete_object(c->s3, dst->bucket, dst->key, &err);
+        s3_delete_object(c->s3, dst->bucket, dst->key, NULL, &err);
     }
     return rc;
 }
@@ -252,6 +257,7 @@ int transfer_copy(struct fs_ctx *c, const struct transfer_source *src, const str
     if (src->size > c->opt.copy_threshold && src->size > 0)
         return copy_multipart(c, src, dst, wo, etag_out); /* parts: errors logged */
     struct s3_copy_opts co = {.if_match = src->etag, .replace = wo};
+    co.if_none_match = src->dst_create_only && cond_on(&c->conds, COND_COPY_CREATE);
     int rc = s3_copy_object(c->s3, src->loc.bucket, src->loc.key, dst->bucket, dst->key, &co,
                             etag_out, err);
     return rc ? fs_fail("copy", dst->key, rc, err) : 0;

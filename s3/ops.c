@@ -388,9 +388,18 @@ int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
                   const struct http_body *body, const struct s3_write_opts *opts, char etag_out[80],
                   struct s3_error *err)
 {
+    return s3_put_object_cond(c, bucket, key, body, opts, false, etag_out, err);
+}
+
+int s3_put_object_cond(struct s3_client *c, const char *bucket, const char *key,
+                       const struct http_body *body, const struct s3_write_opts *opts,
+                       bool if_none_match, char etag_out[80], struct s3_error *err)
+{
     static const struct http_body empty = {.fd = -1};
+    static const struct http_header create_only = {"If-None-Match", "*"};
     struct s3_req r = {.method = "PUT", .bucket = bucket, .key = key, .body = body ? body : &empty};
-    return send_write(c, &r, NULL, 0, opts, "binary/octet-stream", etag_out, err);
+    return send_write(c, &r, &create_only, if_none_match ? 1 : 0, opts, "binary/octet-stream",
+                      etag_out, err);
 }
 
 /* x-amz-copy-source: "/bucket/key", key URI-encoded (slashes kept). */
@@ -406,14 +415,16 @@ static int copy_source(struct sbuf *out, const char *bucket, const char *key)
 /* Source headers shared by CopyObject and UploadPartCopy: copy source and
  * the ETag condition (both spellings: radosgw only honours the legacy one). */
 static size_t copy_headers(struct s3_client *c, struct http_header *h, const char *src,
-                           const char *if_match, char quoted[96])
+                           const char *if_match, enum s3_copy_if spelling, char quoted[96])
 {
     size_t n = 0;
     h[n++] = (struct http_header){"x-amz-copy-source", src};
     if (if_match && *if_match) {
         snprintf(quoted, 96, "\"%s\"", if_match);
-        h[n++] = (struct http_header){"x-amz-copy-source-if-match", quoted};
-        if (s3_client_legacy_copy_if(c))
+        if (spelling != S3_COPY_IF_LEGACY)
+            h[n++] = (struct http_header){"x-amz-copy-source-if-match", quoted};
+        if (spelling == S3_COPY_IF_LEGACY ||
+            (spelling == S3_COPY_IF_BOTH && s3_client_legacy_copy_if(c)))
             h[n++] = (struct http_header){"x-amz-copy-if-match", quoted};
     }
     return n;
@@ -453,14 +464,17 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
 {
     struct sbuf src = SBUF_INIT;
     char quoted[96];
-    struct http_header fixed[4];
+    struct http_header fixed[5];
     if (copy_source(&src, src_bucket, src_key)) {
         s3_error_set(err, "NoMemory", "out of memory");
         return -ENOMEM;
     }
-    size_t n = copy_headers(c, fixed, sbuf_str(&src), opts ? opts->if_match : NULL, quoted);
+    size_t n = copy_headers(c, fixed, sbuf_str(&src), opts ? opts->if_match : NULL,
+                            opts ? opts->copy_if : S3_COPY_IF_BOTH, quoted);
     const struct s3_write_opts *rep = opts ? opts->replace : NULL;
     fixed[n++] = (struct http_header){"x-amz-metadata-directive", rep ? "REPLACE" : "COPY"};
+    if (opts && opts->if_none_match)
+        fixed[n++] = (struct http_header){"If-None-Match", "*"};
     struct s3_req r = {.method = "PUT", .bucket = dst_bucket, .key = dst_key};
     int rc;
     if (rep) {
@@ -484,9 +498,17 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
     return rc;
 }
 
-int s3_delete_object(struct s3_client *c, const char *bucket, const char *key, struct s3_error *err)
+int s3_delete_object(struct s3_client *c, const char *bucket, const char *key, const char *if_match,
+                     struct s3_error *err)
 {
+    char quoted[96];
+    struct http_header h = {"If-Match", quoted};
     struct s3_req r = {.method = "DELETE", .bucket = bucket, .key = key};
+    if (if_match && *if_match) {
+        snprintf(quoted, sizeof quoted, "\"%s\"", if_match);
+        r.headers = &h;
+        r.nheaders = 1;
+    }
     return send_plain(c, &r, NULL, err);
 }
 
@@ -499,13 +521,13 @@ static void md5_base64(const void *data, size_t len, char out[32])
 }
 
 int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys,
-                      size_t nkeys, struct s3_delete_error **errors, size_t *nerrors,
-                      struct s3_error *err)
+                      const char *const *etags, size_t nkeys, struct s3_delete_error **errors,
+                      size_t *nerrors, struct s3_error *err)
 {
     struct sbuf body = SBUF_INIT, buf = SBUF_INIT;
     *errors = NULL;
     *nerrors = 0;
-    int rc = xml_build_delete(&body, keys, nkeys, true);
+    int rc = xml_build_delete_etags(&body, keys, etags, nkeys, true);
     if (rc) {
         s3_error_set(err, "InvalidKey", "a key cannot be sent in a DeleteObjects request");
         sbuf_free(&body);
@@ -599,7 +621,7 @@ int s3_mpu_copy_part(struct s3_client *c, const char *bucket, const char *key,
         return -ENOMEM;
     }
     struct http_header h[4];
-    size_t n = copy_headers(c, h, sbuf_str(&src), if_match, quoted);
+    size_t n = copy_headers(c, h, sbuf_str(&src), if_match, S3_COPY_IF_BOTH, quoted);
     snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, first, last);
     h[n++] = (struct http_header){"x-amz-copy-source-range", range};
     struct s3_req r = {.method = "PUT",
@@ -651,8 +673,8 @@ static int complete_landed(struct s3_client *c, const char *bucket, const char *
 }
 
 int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
-                    const struct s3_part *parts, size_t nparts, char etag_out[80],
-                    struct s3_error *err)
+                    const struct s3_part *parts, size_t nparts, bool if_none_match,
+                    char etag_out[80], struct s3_error *err)
 {
     struct sbuf body = SBUF_INIT, buf = SBUF_INIT;
     int rc = xml_build_complete_multipart(&body, parts, nparts);
@@ -662,15 +684,15 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
         return rc;
     }
     struct query_param q = {"uploadId", upload_id};
-    struct http_header h = {"Content-Type", "application/xml"};
+    struct http_header h[2] = {{"Content-Type", "application/xml"}, {"If-None-Match", "*"}};
     struct http_body b = {.data = body.data, .fd = -1, .len = body.len};
     struct s3_req r = {.method = "POST",
                        .bucket = bucket,
                        .key = key,
                        .query = &q,
                        .nquery = 1,
-                       .headers = &h,
-                       .nheaders = 1,
+                       .headers = h,
+                       .nheaders = if_none_match ? 2 : 1,
                        .body = &b,
                        .error_in_200 = true};
     struct http_response resp;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "s3cfs/cond.h"
 #include "s3cfs/meta.h"
 #include "s3cfs/path.h"
 #include "s3cfs/s3.h"
@@ -69,6 +70,7 @@ struct fs_ctx {
     struct meta_defaults defaults;
     struct control *control; /* the control socket (control.h); NULL: none */
     struct trim *trim;       /* set before the FUSE loop starts; NULL: none */
+    struct cond_caps conds;  /* what the server honours (cond.h), set before FUSE starts */
 };
 
 struct fs_ctx *fs_get(void);

@@ -54,7 +54,12 @@ struct fs_node {
         char etag[80];
     } copy_src;
     uint64_t copy_done; /* bytes of copy_src covered by the ranges so far */
-    int error;          /* a failed upload, reported by the next flush/fsync */
+    /* created with O_EXCL and not uploaded yet: the first upload creates
+     * the object only if the key is still free (If-None-Match: *, where
+     * the server honours it); another client's object there makes every
+     * flush fail with EEXIST and stays as it is */
+    bool create_only;
+    int error; /* a failed upload, reported by the next flush/fsync */
 };
 
 struct readahead;
