@@ -458,8 +458,13 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
     if (rc == -ESTALE && up.create_only)
         rc = excl_lost(&up.loc);
     pthread_mutex_lock(&n->lock);
-    if (rc == -EEXIST)
+    if (rc == -EEXIST) {
+        /* the create failed: its data goes, as with a failed open(O_EXCL);
+         * the next flush (close after fsync) reports it again */
+        n->dirty = false;
+        n->error = -EEXIST;
         nscache_invalidate(c->cache, n->path); /* show the other client's object */
+    }
     if (rc == 0) {
         n->dirty = false;
         n->exists = true;

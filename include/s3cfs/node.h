@@ -56,8 +56,9 @@ struct fs_node {
     uint64_t copy_done; /* bytes of copy_src covered by the ranges so far */
     /* created with O_EXCL and not uploaded yet: the first upload creates
      * the object only if the key is still free (If-None-Match: *, where
-     * the server honours it); another client's object there makes every
-     * flush fail with EEXIST and stays as it is */
+     * the server honours it); another client's object there fails that
+     * flush and the next one with EEXIST, drops what was written (a later
+     * write tries the create again) and stays as it is */
     bool create_only;
     int error; /* a failed upload, reported by the next flush/fsync */
 };
