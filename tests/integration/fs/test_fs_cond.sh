@@ -205,6 +205,7 @@ check_eq "probe through the proxy: copy-source-if-match as the server does it" \
 # arm one 412 for KIND on keys containing KEY, carrying HEADER
 arm() { proxy_config "fail412_kinds=$1&fail412_keys=$2&fail412_header=$3&fail412_count=1"; }
 left() { curl -s "$PROXY/__proxy/config" | awk '$1=="fail412_count"{print $2}'; }
+field_of() { curl -s "$PROXY/__proxy/stats" | awk -v k="$1" '$1==k{print $2}'; }
 
 arm PutObject px1 if-none-match
 check_eq "proxied O_EXCL create, PutObject 412: close fails with EEXIST" "close EEXIST" \
@@ -280,6 +281,20 @@ check_eq "... the destination landed" moved "$(body_of dst5)"
 check_eq "... the source stays in S3" moved "$(body_of px5)"
 check "... s3cfs-ctl errors lists it as kept" \
     bash -c "'$CTL' errors '$PM2' | grep px5 | grep -q kept"
+# an O_EXCL create whose PutObject landed but whose answer was lost (the
+# proxy resets the connection after the server answered): the retry meets
+# the object, 412, and must recognise it as its own
+proxy_config "fail412_count=0&faults=reset&fault_kinds=PutObject&fault_rate=0.5"
+proxy_reset
+lost=0
+for i in 1 2 3 4 5 6; do
+    r=$(excl_race "$PM2/rs$i" rs$i none "retried $i")
+    [ "$r" = "close ok" ] && [ "$(body_of rs$i)" = "retried $i" ] || lost=$((lost + 1))
+done
+proxy_config "fault_rate=0"
+check "answers were lost (the proxy reset PutObjects)" [ "$(field_of fault.reset)" -gt 0 ]
+check_eq "O_EXCL creates whose answer was lost: every close succeeds, content in S3" 0 "$lost"
+
 # without an injected failure the conditional delete removes the source
 echo "moved" >"$PM2/px6"
 landed "$PM2"
