@@ -387,9 +387,12 @@ static int send_write(struct s3_client *c, struct s3_req *r, const struct http_h
 static int etag_of(struct s3_client *c, const char *bucket, const char *key, char etag_out[80],
                    struct s3_error *err);
 
-/* A create-only PUT sent again (the answer to an earlier attempt was lost)
- * that met 412 may have met itself: the object is ours when its ETag is
- * the MD5 of the body (a single PUT's ETag, unencrypted). */
+/* A create-only PUT that met 412 may have met itself: an earlier sending
+ * landed and its answer was lost (our retry, or libcurl's own silent resend
+ * on a kept-alive connection found dead, which attempts does not count).
+ * The object is ours when its ETag is the MD5 of the body (a single PUT's
+ * ETag, unencrypted); an identical body from another client passes too,
+ * which leaves the same bytes. */
 static bool put_landed(struct s3_client *c, const char *bucket, const char *key,
                        const struct http_body *body, int attempts)
 {
@@ -398,8 +401,10 @@ static bool put_landed(struct s3_client *c, const char *bucket, const char *key,
     if (s3_body_digest(body, EVP_md5(), md5) || etag_of(c, bucket, key, etag, &e))
         return false;
     bool ours = strcmp(etag, md5) == 0;
-    LOGW("PutObject of %s/%s (If-None-Match) met 412 on attempt %d: the object %s", bucket, key,
-         attempts, ours ? "is the one an earlier attempt sent: done" : "is another client's");
+    if (ours)
+        LOGW("PutObject of %s/%s (If-None-Match) met 412 on attempt %d: the object is the one an "
+             "earlier sending stored: done",
+             bucket, key, attempts);
     return ours;
 }
 
@@ -419,8 +424,7 @@ int s3_put_object_cond(struct s3_client *c, const char *bucket, const char *key,
     struct s3_req r = {.method = "PUT", .bucket = bucket, .key = key, .body = body ? body : &empty};
     int rc = send_write(c, &r, &create_only, if_none_match ? 1 : 0, opts, "binary/octet-stream",
                         etag_out, err);
-    if (rc == -ESTALE && if_none_match && err->attempts > 1 &&
-        put_landed(c, bucket, key, r.body, err->attempts)) {
+    if (rc == -ESTALE && if_none_match && put_landed(c, bucket, key, r.body, err->attempts)) {
         s3_error_clear(err);
         rc = etag_out ? etag_of(c, bucket, key, etag_out, err) : 0;
     }

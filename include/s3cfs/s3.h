@@ -177,9 +177,9 @@ int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
                   const struct http_body *body, const struct s3_write_opts *opts, char etag_out[80],
                   struct s3_error *err);
 /* The same; if_none_match sends If-None-Match: * (create only if no object
- * has the key). A server may ignore it: see cond.h. A 412 met by a retry
- * (an earlier attempt's answer was lost) is a success when the object's
- * ETag is the MD5 of body: that attempt landed. */
+ * has the key). A server may ignore it: see cond.h. A 412 is a success when
+ * the object's ETag is the MD5 of body: an earlier sending (a retry, or
+ * libcurl's own resend) landed and its answer was lost (one HEAD). */
 int s3_put_object_cond(struct s3_client *c, const char *bucket, const char *key,
                        const struct http_body *body, const struct s3_write_opts *opts,
                        bool if_none_match, char etag_out[80], struct s3_error *err);
