@@ -687,9 +687,9 @@ static void tell_over(struct jobs *e, const struct keystate *dst, int rc)
     e->cfg.over(e->cfg.ctx, dst->name, ks_key(dst), rc, last); /* name: bucket, NUL, key */
 }
 
-/* Lock held: jb is over (rc 0: it landed). Release its keys. */
 static void job_end(struct jobs *e, struct job *jb, int rc);
 
+/* Lock held: jb is over (rc 0: it landed). Release its keys. */
 static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
 {
     if (rc) {
