@@ -10,12 +10,11 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "s3cfs/htab.h"
+
 uint32_t ctl_hash(const char *mountpoint)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = mountpoint; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return h;
+    return hash_fnv1a32(mountpoint, strlen(mountpoint));
 }
 
 static int fits(int n, size_t size)

@@ -392,7 +392,8 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
     fs_new_stat(c, S_IFDIR | (mode & 07777), uid, gid, 0, &st);
     struct meta_set ms;
     meta_from_stat(&st, &ms);
-    struct s3_write_opts wo = {"application/x-directory", ms.meta, ms.nmeta};
+    struct s3_write_opts wo = {
+        .content_type = "application/x-directory", .meta = ms.meta, .nmeta = ms.nmeta};
     struct s3_error err;
     char etag[80];
     if ((rc = fs_settle_name(c, path))) /* rm n; mkdir n, rm -r d; mkdir d */

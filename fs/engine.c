@@ -49,7 +49,8 @@ static int exec_copy(void *ctx, uint64_t id, const struct job_spec *spec, struct
     snprintf(src.etag, sizeof src.etag, "%s", spec->src_etag ? spec->src_etag : "");
     src.dst_create_only = spec->dst_create_only;
     loc_of(&dst, spec->bucket, spec->key);
-    struct s3_write_opts wo = {spec->content_type, spec->meta, spec->nmeta};
+    struct s3_write_opts wo = {
+        .content_type = spec->content_type, .meta = spec->meta, .nmeta = spec->nmeta};
     char etag[80];
     int rc = transfer_copy(c, &src, &dst, spec->meta ? &wo : NULL, etag, err);
     if (rc && !err->code[0])
@@ -177,6 +178,7 @@ int engine_start(struct fs_ctx *c)
         .ctx = c,
         .journal = c->journal,
         .batch_delay_ms = 2000, /* deletes: a full page, or 200 ms of quiet */
+        .max_pending = c->opt.max_pending,
     };
     rc = jobs_new(&cfg, &c->jobs);
     size_t n = 0;

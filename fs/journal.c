@@ -347,7 +347,10 @@ static int line_head(const char *line, size_t len, char *type, uint64_t *id, siz
     *type = line[0];
     *body_end = end;
     *fields = id_end;
-    return parse_u64(line + 2, id_end - 2, id);
+    /* no job has id 0: it marks the live map's empty slots (a record with
+     * it was replayed as a job, and "M 0" read a freed one) */
+    int rc = parse_u64(line + 2, id_end - 2, id);
+    return rc == 0 && *id == 0 ? -EINVAL : rc;
 }
 
 static int parsed_add(struct parsed *p, const char *s, size_t n)
@@ -590,16 +593,27 @@ static int journal_load(struct journal *j)
     return rc;
 }
 
-int journal_open(const char *path, struct journal **out)
+/* A journal with no file yet: NULL on ENOMEM. */
+static struct journal *journal_new(const char *path)
 {
     struct journal *j = calloc(1, sizeof *j);
     if (!j)
-        return -ENOMEM;
+        return NULL;
     j->fd = -1;
     j->max_size = j->limit = DEFAULT_MAX_SIZE;
     pthread_mutex_init(&j->lock, NULL);
     j->path = strdup(path);
-    int rc = j->path ? journal_load(j) : -ENOMEM;
+    if (!j->path) {
+        journal_destroy(j);
+        return NULL;
+    }
+    return j;
+}
+
+int journal_open(const char *path, struct journal **out)
+{
+    struct journal *j = journal_new(path);
+    int rc = j ? journal_load(j) : -ENOMEM;
     if (rc) {
         LOGE("journal %s: %s", path, strerror(-rc));
         journal_destroy(j);
@@ -607,6 +621,23 @@ int journal_open(const char *path, struct journal **out)
     }
     if (j->live.n > 0)
         LOGI("journal %s: %zu unfinished jobs from a previous run", path, j->live.n);
+    *out = j;
+    return 0;
+}
+
+int journal_open_memory(const char *data, size_t len, struct journal **out)
+{
+    struct journal *j = journal_new("(memory)");
+    /* fmemopen: the very reader of journal_open, with no file behind it */
+    FILE *f = j ? fmemopen(len ? (void *)data : "", len, "r") : NULL;
+    int rc = !j ? -ENOMEM : !f ? -errno : load(j, f, &j->size);
+    if (f)
+        fclose(f);
+    if (rc) {
+        if (j)
+            journal_destroy(j);
+        return rc;
+    }
     *out = j;
     return 0;
 }

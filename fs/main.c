@@ -6,6 +6,7 @@
  * Before it goes to the background it checks the endpoint, the credentials
  * and the bucket, and exits with a one-line reason when any is wrong. */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +40,8 @@ struct cli {
     char *nonopt[3];
     int nnonopt;
     int help, version;
+    int dumpable; /* debugging: allow core dumps and ptrace (protect_secrets) */
+    int coherent; /* every cache lifetime 0: other clients' changes seen at once */
 };
 
 #define OPT(t, p)                                                                                  \
@@ -81,6 +86,8 @@ static const struct fuse_opt opt_spec[] = {
     OPT("listing_attrs_only", o.listing_attrs_only),
     OPT("journal_dir=%s", o.journal_dir),
     OPT("sync_jobs", o.sync),
+    OPT("dumpable", dumpable),
+    OPT("coherent", coherent),
     OPT("-f", o.foreground),
     OPT("--foreground", o.foreground),
     OPT("-h", help),
@@ -121,10 +128,15 @@ static void usage(const char *prog)
            "  journal_dir=PATH      intent journal of queued copies and deletes\n"
            "                        (default /var/lib/s3cfs)\n"
            "  sync_jobs             copies and deletes return when they landed\n"
+           "  dumpable              debugging: allow core dumps and ptrace (they would\n"
+           "                        hold the keys; off by default)\n"
+           "  coherent              cache nothing from S3 (all lifetimes 0): another\n"
+           "                        client's changes are seen at once, at a request cost\n"
            "  log_level=LEVEL       error, warn, info, debug (default warn)\n"
            "  -f, --foreground      stay in the foreground, log to stderr\n"
            "  allow_other, ro, ...  the usual FUSE mount options\n"
-           "  -h, --help   -V, --version\n\n"
+           "  -h, --help   -V, --version\n"
+           "relative paths are taken from the current directory at mount time.\n\n"
            "credentials: options, passwd_file, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,\n"
            "the profile, ~/.passwd-s3fs, /etc/passwd-s3fs, EC2 instance metadata.\n",
            prog);
@@ -161,6 +173,69 @@ static void defaults(struct cli *cli)
     cli->mb_stage = 1;
 }
 
+/* A relative path in an option is taken from the directory s3cfs was
+ * started in: the daemon changes to / when it detaches, and the journal,
+ * the spill files, the CA file and a SIGHUP reload of the keys open their
+ * paths long after. The current directory is put in front as it is, with
+ * no symbolic link resolved (a passwd file that is a link must still be
+ * seen as one, and refused). */
+static int make_absolute(char **path, const char *what)
+{
+    if (!*path || (*path)[0] == '/')
+        return 0;
+    if (!(*path)[0]) {
+        fprintf(stderr, "s3cfs: %s is empty\n", what);
+        return -EINVAL;
+    }
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+        fprintf(stderr, "s3cfs: %s=%s is relative, and the current directory has no name: %s\n",
+                what, *path, strerror(errno));
+        return -EINVAL;
+    }
+    const char *rel = *path;
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2 + strspn(rel + 2, "/");
+    char *abs;
+    if (asprintf(&abs, "%s%s%s", cwd, strcmp(cwd, "/") != 0 ? "/" : "", rel) < 0)
+        return -ENOMEM;
+    free(*path);
+    *path = abs;
+    return 0;
+}
+
+/* The AWS files named by the environment are read again on SIGHUP, after
+ * the change to /: a relative name becomes absolute here, while s3cfs is
+ * still one thread ("~/" is left to the credentials module). */
+static int absolute_env(const char *var)
+{
+    const char *v = getenv(var);
+    if (!v || !*v || v[0] == '/' || strncmp(v, "~/", 2) == 0)
+        return 0;
+    char *path = strdup(v);
+    int rc = path ? make_absolute(&path, var) : -ENOMEM;
+    if (rc == 0 && setenv(var, path, 1) != 0)
+        rc = -errno;
+    free(path);
+    return rc;
+}
+
+static int absolute_paths(struct fs_options *o)
+{
+    int rc = make_absolute(&o->journal_dir, "journal_dir");
+    if (rc == 0)
+        rc = make_absolute(&o->tmpdir, "tmpdir");
+    if (rc == 0)
+        rc = make_absolute(&o->ca_file, "ca_file");
+    if (rc == 0)
+        rc = make_absolute(&o->passwd_file, "passwd_file");
+    if (rc == 0)
+        rc = absolute_env("AWS_SHARED_CREDENTIALS_FILE");
+    if (rc == 0)
+        rc = absolute_env("AWS_CONFIG_FILE");
+    return rc;
+}
+
 static int finish_options(struct cli *cli)
 {
     struct fs_options *o = &cli->o;
@@ -176,8 +251,24 @@ static int finish_options(struct cli *cli)
     o->copy_threshold = (size_t)cli->mb_copy * MIB;
     o->copy_part_size = (size_t)cli->mb_copy_part * MIB;
     o->stage_mem = (size_t)cli->mb_stage * MIB;
+    /* a directory's own attributes live as long as a file's, except under
+     * coherent: there, files, listings and negative answers are never
+     * cached, whatever lifetimes were given too (the option is a promise),
+     * but a directory's existence is kept for 1 s, because every system
+     * call revalidates each component of its path (3 requests each) */
+    o->dir_attr_ttl = o->attr_ttl;
+    if (cli->coherent) {
+        o->attr_ttl = o->dir_ttl = o->negative_ttl = 0;
+        o->dir_attr_ttl = 1;
+    }
+    if (o->attr_ttl < 0 || o->dir_ttl < 0 || o->negative_ttl < 0) {
+        fprintf(stderr, "s3cfs: cache lifetimes cannot be negative\n");
+        return -EINVAL;
+    }
     if (!o->tmpdir)
         o->tmpdir = strdup("/tmp");
+    if (absolute_paths(o))
+        return -EINVAL;
     if (o->log_level) {
         int lvl = log_parse_level(o->log_level);
         if (lvl < 0) {
@@ -201,6 +292,33 @@ static void set_defaults(struct fs_ctx *c)
         .dir_mode = o->dir_mode >= 0 ? (mode_t)o->dir_mode : 0777,
     };
     clock_gettime(CLOCK_REALTIME, &c->defaults.time);
+}
+
+/* Keys, the session token and derived signing keys live in this process:
+ * a core dump, or a ptrace by any process of the same user, would hand
+ * them out. A non-dumpable process writes no core, cannot be attached to
+ * but by root (CAP_SYS_PTRACE), and its /proc/PID files are root's. The
+ * flag survives fuse_daemonize()'s fork. -o dumpable keeps the default,
+ * to debug with gdb or a core file. */
+static void protect_secrets(const struct cli *cli)
+{
+    if (!cli->dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        fprintf(stderr, "s3cfs: warning: cannot turn core dumps off: %s\n", strerror(errno));
+}
+
+/* Requests to an http:// endpoint cross the network in clear: SigV4 never
+ * sends the secret key, but the access key id, a session token (a bearer
+ * credential) and every byte of data do. Fills MSG and returns true then. */
+static bool plain_http_warning(const struct fs_ctx *c, char *msg, size_t size)
+{
+    const char *ep = s3_client_endpoint(c->s3);
+    if (strncasecmp(ep, "http://", 7) != 0)
+        return false;
+    snprintf(msg, size,
+             "warning: endpoint %s is plain HTTP: the access key id, any session token and "
+             "all data travel unencrypted (the secret key is never sent); use https://",
+             ep);
+    return true;
 }
 
 /* Endpoint, credentials and bucket, before anything is mounted. */
@@ -306,52 +424,6 @@ static void start_sighup(struct fs_ctx *c)
         LOGW("no SIGHUP thread: credentials are read again only when they expire");
 }
 
-/* The parts that start threads: after fuse_daemonize() forked. */
-static int start_engine(struct fs_ctx *c)
-{
-    struct nscache_config nc = {
-        .attr_ttl_ms = (unsigned)(c->opt.attr_ttl * 1000),
-        .negative_ttl_ms = (unsigned)(c->opt.negative_ttl * 1000),
-        .dir_ttl_ms = (unsigned)(c->opt.dir_ttl * 1000),
-        .max_entries = (size_t)c->opt.cache_entries,
-        .max_names = (size_t)c->opt.cache_entries * 2,
-    };
-    int rc = nscache_new(&nc, &c->cache);
-    if (rc == 0)
-        rc = node_table_new(&c->nodes);
-    /* two pools: a listing or a read must not queue behind thousands of
-     * background copies (cp -r would wait for its own backlog at every
-     * directory); the engine's pool is the one throttling adapts */
-    if (rc == 0)
-        rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->pool);
-    if (rc == 0)
-        rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->jobs_pool);
-    if (rc == 0) /* before the journal's replay, whose deletes may be conditional */
-        cond_probe_mount(c);
-    if (rc == 0)
-        rc = engine_start(c);
-    return rc;
-}
-
-static void ctx_free(struct fs_ctx *c)
-{
-    /* unmount and SIGTERM: every queued copy and delete lands first */
-    int rc = engine_stop(c);
-    if (rc)
-        LOGE("queued operations failed before exit: %s", strerror(-rc));
-    else
-        LOGI("exiting: every queued copy and delete landed");
-    if (c->jobs_pool) /* first: its copies use the other pool for parts */
-        pool_free(c->jobs_pool);
-    if (c->pool)
-        pool_free(c->pool);
-    node_table_free(c->nodes);
-    if (c->cache)
-        nscache_free(c->cache);
-    s3_client_free(c->s3);
-    creds_provider_free(c->creds);
-}
-
 static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
 {
     struct fuse *fuse = fuse_new(args, fsops_table(), sizeof(struct fuse_operations), c);
@@ -360,10 +432,15 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
     int rc = 1;
     if (fuse_mount(fuse, mountpoint) == 0) {
         if (fuse_daemonize(c->opt.foreground) == 0) {
-            if (!c->opt.foreground)
+            char warn[PATH_MAX];
+            if (!c->opt.foreground) {
                 log_use_syslog(true);
-            start_sighup(c); /* first: the threads started after inherit the mask */
-            if (start_engine(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
+                if (plain_http_warning(c, warn, sizeof warn)) /* the terminal had it */
+                    LOGW("%s", warn);
+            }
+            start_sighup(c);     /* first: the threads started after inherit the mask */
+            cond_probe_mount(c); /* before the journal's replay: its deletes may be conditional */
+            if (fs_ctx_start(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
                 control_start(c); /* s3cfs-ctl; the mount works without it (logged) */
                 if (!c->opt.mountpoint || trim_new(fuse_get_session(fuse), c->opt.mountpoint,
                                                    (size_t)c->opt.kept_files, &c->trim))
@@ -384,7 +461,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                 fuse_loop_cfg_destroy(lc);
                 trim_stop(c->trim);
                 fuse_remove_signal_handlers(fuse_get_session(fuse));
-                /* the drain in ctx_free must not be cut short by a second
+                /* the drain in fs_ctx_free must not be cut short by a second
                  * SIGTERM (SIGKILL still stops it; the journal covers it) */
                 signal(SIGTERM, SIG_IGN);
                 signal(SIGINT, SIG_IGN);
@@ -394,7 +471,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
         LOGI("unmounted %s; queued copies and deletes land before exit", mountpoint);
         trim_free(c->trim);
         c->trim = NULL;
-        /* after the unmount (nothing waits on the mount), before ctx_free:
+        /* after the unmount (nothing waits on the mount), before fs_ctx_free:
          * s3cfs-ctl can watch the final drain */
         control_stop(c);
     }
@@ -449,12 +526,16 @@ static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *
     fsname[fl] = '\0';
     fuse_opt_insert_arg(args, 1, fsname);
     fuse_opt_add_arg(args, "-osubtype=s3cfs");
+    protect_secrets(cli); /* before any key is read */
     int rc = make_client(&ctx, ctx.map.all_buckets ? NULL : ctx.map.bucket);
+    char warn[PATH_MAX];
+    if (rc == 0 && plain_http_warning(&ctx, warn, sizeof warn))
+        fprintf(stderr, "s3cfs: %s\n", warn);
     if (rc == 0)
         rc = check_store(&ctx) || engine_open_journal(&ctx) ? 1 : run(&ctx, args, mountpoint);
     else
         rc = 1;
-    ctx_free(&ctx);
+    fs_ctx_free(&ctx);
     return rc;
 }
 

@@ -411,8 +411,7 @@ static int upload_keeping(struct fs_ctx *c, struct transfer_upload *up, bool rep
     if (replaces) {
         snprintf(up->content_type, sizeof up->content_type, "%s", kept.content_type);
         up->xattr = meta_find(kept.meta, kept.nmeta, "xattr");
-        up->keep = kept.meta;
-        up->nkeep = kept.nmeta;
+        up->kept = &kept;
     }
     rc = transfer_upload(c, up);
     if (replaces)

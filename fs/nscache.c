@@ -6,7 +6,7 @@
  * can overlay the pinned children of that one directory without scanning
  * every pinned entry (a `cp -r` of 100k files pins 100k destinations).
  *
- * Every node starts with its struct hnode and ends with its key, so one
+ * Every node starts with its struct htab_node and ends with its key, so one
  * allocation holds both and the table finds the key at a fixed offset.
  * Unpinned attribute entries sit on an LRU list; pinned ones reuse the
  * same links on their pdir's list instead, since they are never evicted.
@@ -16,6 +16,8 @@
  * updated when one path changes instead of the whole listing being lost.
  */
 #include "s3cfs/nscache.h"
+
+#include "s3cfs/htab.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -70,13 +72,9 @@ struct key {
     uint32_t hash;
 };
 
-/* FNV-1a: paths are short and the table only needs a good spread. */
 static void key_init(struct key *k, const char *s, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    *k = (struct key){s, len, h};
+    *k = (struct key){s, len, hash_fnv1a32(s, len)};
 }
 
 /* A mount path as the header defines it. */
@@ -118,106 +116,31 @@ static int parent_key(struct key *pk, const struct key *k)
     return 0;
 }
 
-/* ---- generic chained hash table ---- */
+/* ---- the three tables (htab.h); a node's h.user is its key's length ---- */
 
-struct hnode {
-    struct hnode *next; /* chain */
-    uint32_t hash;
-    uint16_t keylen;
-};
-
-struct htable {
-    struct hnode **b;
-    size_t nb;      /* buckets, a power of two */
-    size_t n;       /* nodes */
-    size_t key_off; /* where a node's key starts, from the node */
-};
-
-static const char *ht_key(const struct htable *t, const struct hnode *n)
+static bool key_at(const struct htab_node *n, size_t off, const void *key, size_t len)
 {
-    return (const char *)n + t->key_off;
+    return n->user == len && memcmp((const char *)n + off, key, len) == 0;
 }
 
-static int ht_init(struct htable *t, size_t key_off)
+static struct htab_node *ht_find(const struct htab *t, const struct key *k)
 {
-    *t = (struct htable){.nb = FIRST_BUCKETS, .key_off = key_off};
-    t->b = calloc(t->nb, sizeof *t->b);
-    return t->b ? 0 : -ENOMEM;
+    return htab_find(t, k->hash, k->s, k->len);
 }
 
-static struct hnode *ht_find(const struct htable *t, const struct key *k)
+static void ht_insert(struct htab *t, struct htab_node *n)
 {
-    struct hnode *n = t->b[k->hash & (t->nb - 1)];
-    for (; n; n = n->next)
-        if (n->hash == k->hash && n->keylen == k->len && memcmp(ht_key(t, n), k->s, k->len) == 0)
-            return n;
-    return NULL;
-}
-
-/* Double the buckets. Failing leaves longer chains, which are only slower. */
-static void ht_grow(struct htable *t)
-{
-    size_t nb = t->nb * 2;
-    struct hnode **b = calloc(nb, sizeof *b);
-    if (!b)
-        return;
-    for (size_t i = 0; i < t->nb; i++) {
-        for (struct hnode *n = t->b[i], *next; n; n = next) {
-            next = n->next;
-            n->next = b[n->hash & (nb - 1)];
-            b[n->hash & (nb - 1)] = n;
-        }
-    }
-    free(t->b);
-    t->b = b;
-    t->nb = nb;
-}
-
-static void ht_insert(struct htable *t, struct hnode *n)
-{
-    if (t->n >= t->nb)
-        ht_grow(t);
-    struct hnode **slot = &t->b[n->hash & (t->nb - 1)];
-    n->next = *slot;
-    *slot = n;
-    t->n++;
-}
-
-static void ht_remove(struct htable *t, struct hnode *n)
-{
-    struct hnode **pp = &t->b[n->hash & (t->nb - 1)];
-    while (*pp != n)
-        pp = &(*pp)->next;
-    *pp = n->next;
-    t->n--;
-}
-
-/* One pass over every node: take() returns true for the nodes that leave
- * the table (it may free them: the chain is relinked without touching them). */
-static void ht_filter(struct htable *t, bool (*take)(struct hnode *, void *), void *arg)
-{
-    for (size_t i = 0; i < t->nb; i++) {
-        struct hnode **pp = &t->b[i];
-        while (*pp) {
-            struct hnode *n = *pp, *next = n->next;
-            if (take(n, arg)) {
-                *pp = next;
-                t->n--;
-            } else {
-                pp = &n->next;
-            }
-        }
-    }
+    htab_insert(t, n, n->hash);
 }
 
 /* A zeroed node of head bytes followed by the key, its NUL and extra bytes. */
 static void *node_new(size_t head, const struct key *k, size_t extra)
 {
-    struct hnode *n = calloc(1, head + k->len + 1 + extra);
+    struct htab_node *n = calloc(1, head + k->len + 1 + extra);
     if (!n)
         return NULL;
     n->hash = k->hash;
-    n->keylen = (uint16_t)k->len;
+    n->user = (uint32_t)k->len;
     memcpy((char *)n + head, k->s, k->len);
     return n;
 }
@@ -226,7 +149,7 @@ static void *node_new(size_t head, const struct key *k, size_t extra)
 
 /* An attribute entry. All fields: guarded by nscache.lock. */
 struct attr {
-    struct hnode h;
+    struct htab_node h;
     struct link link; /* unpinned: on c->attr_lru; pinned: on its pdir's children */
     int64_t expires;  /* CLOCK_MONOTONIC ns; ignored while pinned */
     struct stat st;   /* unused when negative */
@@ -244,7 +167,7 @@ struct row {
 
 /* A cached listing. Guarded by nscache.lock once stored. */
 struct listing {
-    struct hnode h;
+    struct htab_node h;
     struct link lru; /* on c->dir_lru */
     int64_t expires;
     struct row **rows; /* sorted by strcmp of name, one per name */
@@ -254,7 +177,7 @@ struct listing {
 
 /* The pinned children of one directory. Guarded by nscache.lock. */
 struct pdir {
-    struct hnode h;
+    struct htab_node h;
     struct link children; /* struct attr.link of each pinned child */
     size_t n;
     char key[];
@@ -262,17 +185,32 @@ struct pdir {
 
 _Static_assert(offsetof(struct attr, h) == 0 && offsetof(struct listing, h) == 0 &&
                    offsetof(struct pdir, h) == 0,
-               "a node is its hnode: tables free and cast nodes through it");
+               "a node is its htab_node: tables free and cast nodes through it");
+
+static bool attr_eq(const struct htab_node *n, const void *key, size_t len)
+{
+    return key_at(n, offsetof(struct attr, key), key, len);
+}
+
+static bool listing_eq(const struct htab_node *n, const void *key, size_t len)
+{
+    return key_at(n, offsetof(struct listing, key), key, len);
+}
+
+static bool pdir_eq(const struct htab_node *n, const void *key, size_t len)
+{
+    return key_at(n, offsetof(struct pdir, key), key, len);
+}
 
 struct nscache {
     /* set by nscache_new, read-only afterwards: no lock */
-    int64_t attr_ttl, neg_ttl, dir_ttl; /* ns */
+    int64_t attr_ttl, neg_ttl, dir_ttl, dirattr_ttl; /* ns */
     size_t max_entries, max_names;
 
     pthread_mutex_t lock; /* guards everything below */
-    struct htable attrs;  /* struct attr by path */
-    struct htable dirs;   /* struct listing by directory path */
-    struct htable pdirs;  /* struct pdir by directory path */
+    struct htab attrs;    /* struct attr by path */
+    struct htab dirs;     /* struct listing by directory path */
+    struct htab pdirs;    /* struct pdir by directory path */
     struct link attr_lru; /* unpinned attrs, most recently used first */
     struct link dir_lru;  /* listings, most recently used first */
     size_t nunpinned, npinned, nnegative, nnames;
@@ -318,12 +256,11 @@ static struct pdir *pdir_get(struct nscache *c, const struct key *child)
 static void pdir_del_child(struct nscache *c, struct attr *a)
 {
     struct key k, pk;
-    key_init(&k, a->key, a->h.keylen);
-    parent_key(&pk, &k);
-    struct pdir *pd = pdir_find(c, &pk);
+    key_init(&k, a->key, a->h.user);
     link_del(&a->link);
-    if (--pd->n == 0) {
-        ht_remove(&c->pdirs, &pd->h);
+    struct pdir *pd = parent_key(&pk, &k) == 0 ? pdir_find(c, &pk) : NULL;
+    if (pd && --pd->n == 0) { /* NULL only for the root, which has no parent */
+        htab_remove(&c->pdirs, &pd->h);
         free(pd);
     }
 }
@@ -338,7 +275,7 @@ static size_t etag_len(const char *etag)
 
 static const char *attr_etag(const struct attr *a)
 {
-    return a->key + a->h.keylen + 1;
+    return a->key + a->h.user + 1;
 }
 
 static struct attr *attr_new(const struct key *k, const struct stat *st, const char *etag, bool pin)
@@ -395,7 +332,7 @@ static void attr_detach(struct nscache *c, struct attr *a)
 
 static void attr_drop(struct nscache *c, struct attr *a)
 {
-    ht_remove(&c->attrs, &a->h);
+    htab_remove(&c->attrs, &a->h);
     attr_detach(c, a);
     free(a);
 }
@@ -420,10 +357,18 @@ static void attr_trim(struct nscache *c)
  * before old is dropped so that a pinned path's pdir never empties in
  * between. On -ENOMEM a fill still drops old (stale beats nothing is
  * wrong); a pin keeps it (the caller learns the pin failed). */
+/* How long an unpinned entry lives: negative (st NULL), a directory, a file. */
+static int64_t ttl_of(const struct nscache *c, const struct stat *st)
+{
+    if (!st)
+        return c->neg_ttl;
+    return S_ISDIR(st->st_mode) ? c->dirattr_ttl : c->attr_ttl;
+}
+
 static int attr_replace(struct nscache *c, struct attr *old, const struct key *k,
                         const struct stat *st, const char *etag, bool pin, int64_t now)
 {
-    int64_t ttl = st ? c->attr_ttl : c->neg_ttl;
+    int64_t ttl = ttl_of(c, st);
     if (!pin && ttl == 0) {
         if (old)
             attr_drop(c, old);
@@ -525,7 +470,7 @@ static void listing_detach(struct nscache *c, struct listing *l)
 
 static void listing_drop(struct nscache *c, struct listing *l)
 {
-    ht_remove(&c->dirs, &l->h);
+    htab_remove(&c->dirs, &l->h);
     listing_detach(c, l);
     listing_free(l);
 }
@@ -689,17 +634,16 @@ static struct listing *listing_new(const struct key *dk, const struct nscache_di
         return NULL;
     l->cap = m ? m : 1;
     l->rows = malloc(l->cap * sizeof *l->rows);
-    if (!l->rows)
-        goto fail;
-    for (; l->n < m; l->n++) {
+    bool ok = l->rows != NULL;
+    for (; ok && l->n < m; l->n++) {
         const char *name = v[l->n]->name;
-        if (!(l->rows[l->n] = row_new(name, strlen(name), &v[l->n]->st)))
-            goto fail;
+        ok = (l->rows[l->n] = row_new(name, strlen(name), &v[l->n]->st)) != NULL;
+    }
+    if (!ok) {
+        listing_free(l); /* frees the rows made so far */
+        return NULL;
     }
     return l;
-fail:
-    listing_free(l);
-    return NULL;
 }
 
 /* Store each listed child's attributes: never over a pinned entry, and an
@@ -785,7 +729,7 @@ static int extra_merge(struct listing *l, struct row **extra, size_t k, int rc)
 static int overlay_one(struct listing *l, const struct attr *a, struct row **extra, size_t *k)
 {
     size_t nlen;
-    const char *name = key_name(a->key, a->h.keylen, &nlen);
+    const char *name = key_name(a->key, a->h.user, &nlen);
     bool found;
     size_t i = row_pos(l, name, nlen, &found);
     if (found && a->negative)
@@ -804,7 +748,7 @@ static int overlay_one(struct listing *l, const struct attr *a, struct row **ext
  * as they are pinned, whatever S3 said. */
 static int listing_overlay(struct nscache *c, struct listing *l)
 {
-    struct key dk = {l->key, l->h.keylen, l->h.hash};
+    struct key dk = {l->key, l->h.user, l->h.hash};
     struct pdir *pd = pdir_find(c, &dk);
     if (!pd)
         return 0;
@@ -870,7 +814,7 @@ static int listing_overlay_recent(struct nscache *c, struct listing *l, const ch
     size_t k = 0;
     int rc = 0;
     char path[NSCACHE_PATH_MAX];
-    size_t plen = l->h.keylen > 1 ? l->h.keylen : 0;
+    size_t plen = l->h.user > 1 ? l->h.user : 0;
     memcpy(path, l->key, plen);
     path[plen] = '/';
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -912,16 +856,17 @@ int nscache_new(const struct nscache_config *cfg, struct nscache **out)
     c->attr_ttl = cfg->attr_ttl_ms * NS_PER_MS;
     c->neg_ttl = cfg->negative_ttl_ms * NS_PER_MS;
     c->dir_ttl = cfg->dir_ttl_ms * NS_PER_MS;
+    c->dirattr_ttl = cfg->dir_attr_ttl_ms * NS_PER_MS;
     c->max_entries = cfg->max_entries;
     c->max_names = cfg->max_names;
     link_init(&c->attr_lru);
     link_init(&c->dir_lru);
-    if (ht_init(&c->attrs, offsetof(struct attr, key)) ||
-        ht_init(&c->dirs, offsetof(struct listing, key)) ||
-        ht_init(&c->pdirs, offsetof(struct pdir, key)) || pthread_mutex_init(&c->lock, NULL)) {
-        free(c->attrs.b);
-        free(c->dirs.b);
-        free(c->pdirs.b);
+    if (htab_init(&c->attrs, FIRST_BUCKETS, attr_eq) ||
+        htab_init(&c->dirs, FIRST_BUCKETS, listing_eq) ||
+        htab_init(&c->pdirs, FIRST_BUCKETS, pdir_eq) || pthread_mutex_init(&c->lock, NULL)) {
+        htab_free(&c->attrs);
+        htab_free(&c->dirs);
+        htab_free(&c->pdirs);
         free(c);
         return -ENOMEM;
     }
@@ -929,14 +874,14 @@ int nscache_new(const struct nscache_config *cfg, struct nscache **out)
     return 0;
 }
 
-static bool free_node(struct hnode *n, void *arg)
+static bool free_node(struct htab_node *n, void *arg)
 {
     (void)arg;
     free(n);
     return true;
 }
 
-static bool free_listing(struct hnode *n, void *arg)
+static bool free_listing(struct htab_node *n, void *arg)
 {
     (void)arg;
     listing_free((struct listing *)n);
@@ -947,14 +892,14 @@ void nscache_free(struct nscache *c)
 {
     if (!c)
         return;
-    ht_filter(&c->attrs, free_node, NULL);
-    ht_filter(&c->dirs, free_listing, NULL);
-    ht_filter(&c->pdirs, free_node, NULL);
+    htab_filter(&c->attrs, free_node, NULL);
+    htab_filter(&c->dirs, free_listing, NULL);
+    htab_filter(&c->pdirs, free_node, NULL);
     for (size_t i = 0; i < RECENT; i++)
         free(c->recent[i]);
-    free(c->attrs.b);
-    free(c->dirs.b);
-    free(c->pdirs.b);
+    htab_free(&c->attrs);
+    htab_free(&c->dirs);
+    htab_free(&c->pdirs);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -1085,7 +1030,7 @@ bool nscache_unpin(struct nscache *c, const char *path)
     bool was = a && a->pinned;
     if (was) {
         recent_add(c, path);
-        int64_t ttl = a->negative ? c->neg_ttl : c->attr_ttl;
+        int64_t ttl = ttl_of(c, a->negative ? NULL : &a->st);
         attr_detach(c, a);
         a->pinned = false;
         a->expires = now + ttl;
@@ -1128,22 +1073,22 @@ static bool in_subtree(const struct key *top, const char *s, size_t len)
            (len == top->len || s[top->len] == '/');
 }
 
-static bool take_attr_below(struct hnode *n, void *arg)
+static bool take_attr_below(struct htab_node *n, void *arg)
 {
     struct subtree *t = arg;
     struct attr *a = (struct attr *)n;
-    if (a->pinned || !in_subtree(t->top, a->key, n->keylen))
+    if (a->pinned || !in_subtree(t->top, a->key, n->user))
         return false;
     attr_detach(t->c, a);
     free(a);
     return true;
 }
 
-static bool take_listing_below(struct hnode *n, void *arg)
+static bool take_listing_below(struct htab_node *n, void *arg)
 {
     struct subtree *t = arg;
     struct listing *l = (struct listing *)n;
-    if (!in_subtree(t->top, l->key, n->keylen))
+    if (!in_subtree(t->top, l->key, n->user))
         return false;
     listing_detach(t->c, l);
     listing_free(l);
@@ -1157,8 +1102,8 @@ void nscache_invalidate_tree(struct nscache *c, const char *dirpath)
         return;
     struct subtree t = {c, &k};
     pthread_mutex_lock(&c->lock);
-    ht_filter(&c->attrs, take_attr_below, &t);
-    ht_filter(&c->dirs, take_listing_below, &t);
+    htab_filter(&c->attrs, take_attr_below, &t);
+    htab_filter(&c->dirs, take_listing_below, &t);
     if (parent_key(&pk, &k) == 0)
         listing_drop_key(c, &pk);
     pthread_mutex_unlock(&c->lock);

@@ -57,19 +57,20 @@ static int rewrite_meta(struct fs_ctx *c, const char *path, struct current *cur,
     const char *type = cur->head.content_type[0] ? cur->head.content_type
                        : dir                     ? "application/x-directory"
                                                  : NULL;
-    struct s3_write_opts wo = {type, ms.meta, ms.nmeta};
+    struct s3_write_opts wo = {.content_type = type, .meta = ms.meta, .nmeta = ms.nmeta};
     struct s3_error err;
     char etag[80] = "";
     int rc;
     if (dir && !cur->head.etag[0]) {
         rc = s3_put_object(c->s3, cur->loc.bucket, cur->key, NULL, &wo, etag, &err);
-    } else {
-        struct s3_copy_opts co = {.if_match = cur->head.etag, .replace = &wo};
-        rc = s3_copy_object(c->s3, cur->loc.bucket, cur->key, cur->loc.bucket, cur->key, &co, etag,
-                            &err);
+        if (rc)
+            return fs_fail("set attributes", path, rc, &err);
+    } else { /* keeps all the object carries but s3fs's fields (transfer.h) */
+        struct fs_loc at = cur->loc;
+        snprintf(at.key, sizeof at.key, "%s", cur->key);
+        if ((rc = transfer_rewrite(c, &at, &cur->head, &wo, etag, &err)))
+            return rc; /* logged */
     }
-    if (rc)
-        return fs_fail("set attributes", path, rc, &err);
     nscache_put(c->cache, path, &cur->st, etag);
     struct fs_node *n = node_find(c->nodes, path);
     if (n) { /* reads through open handles must accept the new ETag */
@@ -350,7 +351,7 @@ int obj_symlink(struct fs_ctx *c, const char *target, const char *path, uid_t ui
     fs_new_stat(c, S_IFLNK | 0777, uid, gid, len, &st);
     struct meta_set ms;
     meta_from_stat(&st, &ms);
-    struct s3_write_opts wo = {NULL, ms.meta, ms.nmeta};
+    struct s3_write_opts wo = {.meta = ms.meta, .nmeta = ms.nmeta};
     struct http_body body = {.data = target, .fd = -1, .len = len};
     struct s3_error err;
     char etag[80];

@@ -25,7 +25,9 @@ int fs_fail(const char *op, const char *path, int rc, const struct s3_error *err
 
 /* ---------- uploads ---------- */
 
-/* s3fs's own metadata fields, which an upload writes from the stat */
+/* ---------- what a write carries over from the object it replaces ---------- */
+
+/* s3fs's own metadata fields, which a rewrite writes from the stat */
 static bool s3fs_field(const char *name)
 {
     static const char *const own[] = {"mode", "uid", "gid", "mtime", "ctime", "atime", "xattr"};
@@ -35,28 +37,101 @@ static bool s3fs_field(const char *name)
     return false;
 }
 
-/* The metadata of an upload: s3fs's fields from st and xattr, then every
- * other field of the object it replaces. *out (free it) is what wo points
- * to; ms must stay in place while wo is used. */
+/* Content headers describe the bytes: a COPY directive copies them, a
+ * REPLACE drops them. The storage class and the encryption are reset by
+ * every write that does not name them. The tag count is not sent: tags go
+ * back with PutObjectTagging (tags_restore). */
+static bool content_header(const char *name)
+{
+    return strncmp(name, "x-amz-", 6) != 0 || strcmp(name, "x-amz-website-redirect-location") == 0;
+}
+
+/* The write options of a write replacing an object, and what they own. */
+struct transfer_carry {
+    struct s3_write_opts wo;
+    struct s3_meta *meta;
+    struct http_header *hdrs;
+};
+
+static void transfer_carry_free(struct transfer_carry *cw)
+{
+    free(cw->meta);
+    free(cw->hdrs);
+    memset(cw, 0, sizeof *cw);
+}
+
+/* cw->wo for a write replacing `from` (NULL: nothing to keep): own's
+ * metadata and content type (own NULL: keep all of from's metadata), then
+ * from's other metadata, its content type if own has none, and its object
+ * headers (the content headers only if content). cw->wo borrows from own
+ * and from; free cw with transfer_carry_free. */
+static int transfer_carry_build(struct transfer_carry *cw, const struct s3_write_opts *own,
+                                const struct s3_head *from, bool content)
+{
+    memset(cw, 0, sizeof *cw);
+    size_t nown = own ? own->nmeta : 0, nfrom = from ? from->nmeta : 0;
+    size_t nh = from ? from->nheaders : 0;
+    cw->meta = calloc(nown + nfrom + 1, sizeof *cw->meta);
+    cw->hdrs = calloc(nh + 1, sizeof *cw->hdrs);
+    if (!cw->meta || !cw->hdrs) {
+        transfer_carry_free(cw);
+        return -ENOMEM;
+    }
+    size_t n = nown;
+    if (nown)
+        memcpy(cw->meta, own->meta, nown * sizeof *cw->meta);
+    /* with metadata of its own the write replaces s3fs's fields only */
+    for (size_t i = 0; i < nfrom; i++)
+        if (!own || !s3fs_field(from->meta[i].name))
+            cw->meta[n++] = (struct s3_meta){from->meta[i].name, from->meta[i].value};
+    size_t k = 0;
+    for (size_t i = 0; i < nh; i++) {
+        const char *name = from->headers[i].name;
+        if (strcmp(name, "x-amz-tagging-count") != 0 && (content || !content_header(name)))
+            cw->hdrs[k++] = (struct http_header){name, from->headers[i].value};
+    }
+    const char *type = own ? own->content_type : NULL;
+    if (!type && from && from->content_type[0])
+        type = from->content_type;
+    cw->wo = (struct s3_write_opts){type, cw->meta, n, cw->hdrs, k};
+    return 0;
+}
+
+/* The tags of the object h describes (at loc), read before a write that
+ * loses them: radosgw drops them on every REPLACE copy whatever the
+ * tagging directive says, and a PUT or a multipart upload starts without.
+ * xml stays empty for an object without tags (no request). */
+static int tags_read(struct fs_ctx *c, const struct fs_loc *loc, const struct s3_head *h,
+                     struct sbuf *xml)
+{
+    struct s3_error err;
+    if (!h || h->tag_count == 0)
+        return 0;
+    int rc = s3_get_object_tagging(c->s3, loc->bucket, loc->key, xml, &err);
+    return rc ? fs_fail("get tagging (to keep)", loc->key, rc, &err) : 0;
+}
+
+static int tags_restore(struct fs_ctx *c, const struct fs_loc *loc, const struct sbuf *xml)
+{
+    struct s3_error err;
+    if (xml->len == 0)
+        return 0;
+    int rc = s3_put_object_tagging(c->s3, loc->bucket, loc->key, xml, &err);
+    return rc ? fs_fail("put tagging (kept)", loc->key, rc, &err) : 0;
+}
+
+/* The metadata of an upload: s3fs's fields from st and xattr, then
+ * everything else of the object it replaces. */
 static int write_opts(const struct transfer_upload *up, struct meta_set *ms,
-                      struct s3_write_opts *wo, struct s3_meta **out)
+                      struct transfer_carry *cw)
 {
     meta_from_stat(&up->st, ms);
     if (up->xattr)
         meta_set_xattr(ms, up->xattr);
-    struct s3_meta *m = calloc(ms->nmeta + up->nkeep, sizeof *m);
-    if (!m)
-        return -ENOMEM;
-    size_t n = ms->nmeta;
-    memcpy(m, ms->meta, n * sizeof *m);
-    for (size_t i = 0; i < up->nkeep; i++)
-        if (!s3fs_field(up->keep[i].name))
-            m[n++] = (struct s3_meta){up->keep[i].name, up->keep[i].value};
-    wo->content_type = up->content_type[0] ? up->content_type : NULL;
-    wo->meta = m;
-    wo->nmeta = n;
-    *out = m;
-    return 0;
+    struct s3_write_opts own = {.content_type = up->content_type[0] ? up->content_type : NULL,
+                                .meta = ms->meta,
+                                .nmeta = ms->nmeta};
+    return transfer_carry_build(cw, &own, up->kept, true);
 }
 
 /* One multipart transfer: parts uploaded from a stage, or copied from an
@@ -70,7 +145,10 @@ struct mpu {
     struct stage *stage;               /* upload from here, or */
     const struct transfer_source *src; /* copy from here */
     bool create_only;                  /* complete with If-None-Match: * */
+    bool self;                         /* src is dst: check src before completing */
 };
+
+static int source_unchanged(struct fs_ctx *c, const struct transfer_source *src);
 
 struct mpu_part {
     struct mpu *m;
@@ -116,6 +194,9 @@ static int mpu_parts(struct mpu *m, size_t n, char etag_out[80])
     free(tasks);
     rc = rc ? rc : wrc;
     struct s3_error err;
+    /* a rewrite in place cannot check afterwards: it changed the source */
+    if (rc == 0 && m->self && (rc = source_unchanged(m->c, m->src)) == -ESTALE)
+        LOGW("rewrite of %s: the object changed during the copy; left as it was", m->dst->key);
     if (rc == 0 && (rc = s3_mpu_complete(m->c->s3, m->dst->bucket, m->dst->key, m->id, m->parts, n,
                                          m->create_only, etag_out, &err)))
         fs_fail("complete multipart", m->dst->key, rc, &err);
@@ -168,12 +249,16 @@ static int upload_with(struct fs_ctx *c, struct transfer_upload *up, const struc
 int transfer_upload(struct fs_ctx *c, struct transfer_upload *up)
 {
     struct meta_set ms;
-    struct s3_write_opts wo;
-    struct s3_meta *m = NULL;
-    int rc = write_opts(up, &ms, &wo, &m);
+    struct transfer_carry cw;
+    struct sbuf tags = SBUF_INIT;
+    int rc = tags_read(c, &up->loc, up->kept, &tags);
+    if (rc == 0 && (rc = write_opts(up, &ms, &cw)) == 0) {
+        rc = upload_with(c, up, &cw.wo);
+        transfer_carry_free(&cw);
+    }
     if (rc == 0)
-        rc = upload_with(c, up, &wo);
-    free(m);
+        rc = tags_restore(c, &up->loc, &tags);
+    sbuf_free(&tags);
     return rc;
 }
 
@@ -193,19 +278,19 @@ static int source_unchanged(struct fs_ctx *c, const struct transfer_source *src)
 }
 
 /* The source as it is now, pinned to its ETag for the parts and the final
- * check. A source queued as the destination of an earlier copy or move is
- * known only by name (its ETag is learnt when that copy lands, and a
- * multipart copy's differs from its own source's): the HEAD names it. */
+ * check; h gets what it carries besides its bytes. A source queued as the
+ * destination of an earlier copy or move is known only by name (its ETag
+ * is learnt when that copy lands, and a multipart copy's differs from its
+ * own source's): the HEAD names it. */
 static int pin_source(struct fs_ctx *c, const struct transfer_source *src, struct s3_head *h,
-                      struct transfer_source *pinned)
+                      struct transfer_source *pinned, struct s3_error *err)
 {
-    struct s3_error err;
-    int rc = s3_head_object(c->s3, src->loc.bucket, src->loc.key, h, &err);
+    int rc = s3_head_object(c->s3, src->loc.bucket, src->loc.key, h, err);
     if (rc)
-        return fs_fail("copy (source)", src->loc.key, rc, &err);
+        return fs_fail("copy (source)", src->loc.key, rc, err);
     if (src->etag[0] && strcmp(h->etag, src->etag) != 0) {
         LOGW("copy of %s: the source changed before the copy", src->loc.key);
-        s3_head_free(h);
+        s3_error_set(err, "PreconditionFailed", "the source changed before the copy");
         return -ESTALE;
     }
     *pinned = *src;
@@ -214,35 +299,14 @@ static int pin_source(struct fs_ctx *c, const struct transfer_source *src, struc
     return 0;
 }
 
-/* A multipart upload cannot copy metadata: keep the source's by sending
- * it again (what CopyObject's COPY directive does by itself). */
-static int copy_multipart_keep_meta(struct fs_ctx *c, struct mpu *m, const struct s3_head *h,
-                                    char etag_out[80])
-{
-    struct s3_meta *meta = calloc(h->nmeta + 1, sizeof *meta);
-    for (size_t i = 0; meta && i < h->nmeta; i++)
-        meta[i] = (struct s3_meta){h->meta[i].name, h->meta[i].value};
-    struct s3_write_opts wo = {h->content_type[0] ? h->content_type : NULL, meta, h->nmeta};
-    int rc = meta ? mpu_run(m, &wo, c->opt.copy_part_size, etag_out) : -ENOMEM;
-    free(meta);
-    return rc;
-}
-
 static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
-                          const struct fs_loc *dst, const struct s3_write_opts *wo,
+                          const struct fs_loc *dst, const struct s3_write_opts *wo, bool self,
                           char etag_out[80])
 {
-    struct s3_head h;
-    struct transfer_source pinned;
-    int rc = pin_source(c, src, &h, &pinned);
-    if (rc)
-        return rc;
-    struct mpu m = {.c = c, .dst = dst, .size = pinned.size, .src = &pinned};
+    struct mpu m = {.c = c, .dst = dst, .size = src->size, .src = src, .self = self};
     m.create_only = src->dst_create_only && cond_on(&c->conds, COND_COMPLETE_CREATE);
-    rc = wo ? mpu_run(&m, wo, c->opt.copy_part_size, etag_out)
-            : copy_multipart_keep_meta(c, &m, &h, etag_out);
-    s3_head_free(&h);
-    if (rc == 0 && (rc = source_unchanged(c, &pinned)) == -ESTALE) {
+    int rc = mpu_run(&m, wo, c->opt.copy_part_size, etag_out);
+    if (rc == 0 && !self && (rc = source_unchanged(c, src)) == -ESTALE) {
         struct s3_error err;
         LOGW("copy of %s: the source changed during the copy; copy removed", src->loc.key);
         s3_delete_object(c->s3, dst->bucket, dst->key, NULL, &err);
@@ -250,17 +314,62 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
     return rc;
 }
 
+/* Copy the pinned source h describes. With wo (REPLACE) the copy has wo's
+ * metadata and keeps the rest of the source's (other clients' fields,
+ * content headers); without, it keeps all of it. Either way the storage
+ * class, the encryption and the tags are sent again, which S3 would reset.
+ * A multipart copy copies nothing by itself: everything is sent. */
+static int copy_pinned(struct fs_ctx *c, const struct transfer_source *src, const struct s3_head *h,
+                       const struct fs_loc *dst, const struct s3_write_opts *wo, bool self,
+                       char etag_out[80], struct s3_error *err)
+{
+    bool multi = src->size > c->opt.copy_threshold && src->size > 0;
+    struct transfer_carry cw;
+    struct sbuf tags = SBUF_INIT;
+    int rc = tags_read(c, &src->loc, h, &tags);
+    if (rc == 0 && (rc = transfer_carry_build(&cw, wo, h, wo || multi)) == 0) {
+        if (multi) {
+            rc = copy_multipart(c, src, dst, &cw.wo, self, etag_out); /* errors logged */
+        } else {
+            struct s3_copy_opts co = {.if_match = src->etag, .replace = wo ? &cw.wo : NULL};
+            co.if_none_match = src->dst_create_only && cond_on(&c->conds, COND_COPY_CREATE);
+            if (!wo) {
+                co.headers = cw.wo.headers;
+                co.nheaders = cw.wo.nheaders;
+            }
+            rc = s3_copy_object(c->s3, src->loc.bucket, src->loc.key, dst->bucket, dst->key, &co,
+                                etag_out, err);
+            if (rc)
+                fs_fail(self ? "rewrite metadata" : "copy", dst->key, rc, err);
+        }
+        transfer_carry_free(&cw);
+    }
+    if (rc == 0)
+        rc = tags_restore(c, dst, &tags);
+    sbuf_free(&tags);
+    return rc;
+}
+
 int transfer_copy(struct fs_ctx *c, const struct transfer_source *src, const struct fs_loc *dst,
                   const struct s3_write_opts *wo, char etag_out[80], struct s3_error *err)
 {
     s3_error_clear(err);
-    if (src->size > c->opt.copy_threshold && src->size > 0)
-        return copy_multipart(c, src, dst, wo, etag_out); /* parts: errors logged */
-    struct s3_copy_opts co = {.if_match = src->etag, .replace = wo};
-    co.if_none_match = src->dst_create_only && cond_on(&c->conds, COND_COPY_CREATE);
-    int rc = s3_copy_object(c->s3, src->loc.bucket, src->loc.key, dst->bucket, dst->key, &co,
-                            etag_out, err);
-    return rc ? fs_fail("copy", dst->key, rc, err) : 0;
+    struct s3_head h;
+    struct transfer_source pinned;
+    int rc = pin_source(c, src, &h, &pinned, err);
+    if (rc == 0)
+        rc = copy_pinned(c, &pinned, &h, dst, wo, false, etag_out, err);
+    s3_head_free(&h);
+    return rc;
+}
+
+int transfer_rewrite(struct fs_ctx *c, const struct fs_loc *loc, const struct s3_head *h,
+                     const struct s3_write_opts *wo, char etag_out[80], struct s3_error *err)
+{
+    s3_error_clear(err);
+    struct transfer_source src = {.loc = *loc, .size = h->size};
+    snprintf(src.etag, sizeof src.etag, "%s", h->etag);
+    return copy_pinned(c, &src, h, loc, wo, true, etag_out, err);
 }
 
 /* ---------- downloads ---------- */

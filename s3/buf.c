@@ -5,17 +5,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+void (*wipe_free_hook)(const void *p, size_t n);
+
+void wipe_free(void *p, size_t n)
+{
+    if (!p)
+        return;
+    explicit_bzero(p, n);
+    if (wipe_free_hook)
+        wipe_free_hook(p, n);
+    free(p);
+}
+
 void sbuf_init(struct sbuf *b)
 {
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
+    *b = (struct sbuf)SBUF_INIT;
+}
+
+void sbuf_init_secret(struct sbuf *b)
+{
+    *b = (struct sbuf)SBUF_SECRET_INIT;
 }
 
 void sbuf_free(struct sbuf *b)
 {
-    free(b->data);
-    sbuf_init(b);
+    bool secret = b->secret;
+    if (secret)
+        wipe_free(b->data, b->cap);
+    else
+        free(b->data);
+    *b = (struct sbuf){.secret = secret};
+}
+
+/* realloc() may move the block and free the old one as it is: a secret
+ * buffer moves by hand and wipes what it leaves. */
+static char *grow(struct sbuf *b, size_t cap)
+{
+    if (!b->secret)
+        return realloc(b->data, cap);
+    char *p = malloc(cap);
+    if (p && b->data) {
+        memcpy(p, b->data, b->len + 1);
+        wipe_free(b->data, b->cap);
+    }
+    return p;
 }
 
 void sbuf_reset(struct sbuf *b)
@@ -33,7 +66,7 @@ int sbuf_reserve(struct sbuf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
-    char *p = realloc(b->data, cap);
+    char *p = grow(b, cap);
     if (!p)
         return -ENOMEM;
     b->data = p;
@@ -94,6 +127,7 @@ const char *sbuf_str(const struct sbuf *b)
 char *sbuf_detach(struct sbuf *b)
 {
     char *p = b->data ? b->data : strdup("");
-    sbuf_init(b);
+    bool secret = b->secret;
+    *b = (struct sbuf){.secret = secret};
     return p;
 }

@@ -34,6 +34,7 @@
 #define IMDS_ROLES_PATH "/latest/meta-data/iam/security-credentials/"
 #define IMDS_MAX_BODY   65536
 #define ETC_PASSWD_FILE "/etc/passwd-s3fs"
+#define CREDS_FILE_MAX  (1 << 20) /* bytes; a credentials file is a few lines */
 #define NO_CREDS_MESSAGE                                                                           \
     "no credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or passwd_file"
 
@@ -194,67 +195,113 @@ static int put_keys_or_fail(struct found *f, const char *access, const char *sec
 
 typedef int (*line_fn)(char *line, unsigned lineno, void *ctx);
 
-/* Calls fn for each line that is neither blank nor a comment, with trailing
- * blanks stripped but leading ones kept (the ini reader needs them). */
-static int for_each_line(FILE *fp, const char *path, line_fn fn, void *ctx, struct s3_error *err)
+/* Calls fn for each line of DATA that is neither blank nor a comment, with
+ * trailing blanks stripped but leading ones kept (the ini reader needs
+ * them). Each line is copied into a stack buffer, so fn may cut it up, and
+ * the copy is wiped at the end: it held keys. */
+static int for_each_line(const char *data, size_t len, const char *name, line_fn fn, void *ctx,
+                         struct s3_error *err)
 {
-    char *line = NULL;
-    size_t cap = 0;
+    char line[CREDS_LINE_MAX + 1];
     unsigned lineno = 0;
     int rc = 0;
-    while (rc == 0 && getline(&line, &cap, fp) >= 0) {
+    for (size_t at = 0; rc == 0 && at < len;) {
+        const char *nl = memchr(data + at, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - (data + at)) : len - at;
         lineno++;
+        if (n > CREDS_LINE_MAX)
+            rc = fail(err, -EINVAL, "%s line %u: longer than %d bytes", name, lineno,
+                      CREDS_LINE_MAX);
+        else if (memchr(data + at, '\0', n))
+            rc = fail(err, -EINVAL, "%s line %u: a NUL byte (not a text file?)", name, lineno);
+        if (rc)
+            break;
+        memcpy(line, data + at, n);
+        line[n] = '\0';
+        at += n + 1;
         char *body = trim(line);
-        if (*body == '\0' || *body == '#' || *body == ';')
-            continue;
-        rc = fn(line, lineno, ctx);
+        if (*body != '\0' && *body != '#' && *body != ';')
+            rc = fn(line, lineno, ctx);
     }
-    if (rc == 0 && ferror(fp))
-        rc = fail_errno(err, errno ? errno : EIO, "cannot read", path);
-    if (line)
-        explicit_bzero(line, cap); /* it held keys */
-    free(line);
+    explicit_bzero(line, sizeof line);
     return rc;
 }
 
-/* ---- s3fs passwd files ---- */
+/* ---- reading a credentials file ---- */
 
-/* Opens a passwd file, refusing one that others may read: like s3fs, a key
- * file open to the machine is a mistake to fix, not to use. fstat() on the
- * open descriptor, so the file checked is the file read. */
-static int open_private(const char *path, bool required, mode_t forbidden, FILE **out,
-                        struct s3_error *err)
+/* The rules every file that may hold keys is opened under (the option's
+ * passwd file, ~/.passwd-s3fs, /etc/passwd-s3fs, the AWS credentials and
+ * config files):
+ *  - O_NOFOLLOW: a symbolic link is refused, so a link planted where the
+ *    file should be cannot point us at a file of the attacker's choosing;
+ *  - owned by the user s3cfs runs as, or by root: a file someone else owns
+ *    can be rewritten by them (s3cfs often runs as root and reads anything);
+ *  - a regular file, at most CREDS_FILE_MAX bytes, lines of at most
+ *    CREDS_LINE_MAX bytes: a device, a FIFO (O_NONBLOCK: never a hang) or a
+ *    huge file is a mistake, not something to read for ever;
+ *  - none of the FORBIDDEN mode bits (the s3fs rule for passwd files).
+ * fstat() on the open descriptor, so the file checked is the file read. */
+static int check_file(int fd, const char *what, const char *path, mode_t forbidden,
+                      struct s3_error *err)
 {
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT && !required)
-            return 0;
-        return fail_errno(err, errno, "passwd file", path);
-    }
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return fail_errno(err, e, "passwd file", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(err, -EINVAL, "passwd file %s is not a regular file", path);
-    }
-    if (st.st_mode & forbidden) {
-        close(fd);
-        return fail(err, -EPERM, "passwd file %s is %s by others (mode %04o); chmod 600 it", path,
+    if (fstat(fd, &st) < 0)
+        return fail_errno(err, errno, what, path);
+    if (!S_ISREG(st.st_mode))
+        return fail(err, -EINVAL, "%s %s is not a regular file", what, path);
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return fail(err, -EPERM,
+                    "%s %s is owned by uid %u: s3cfs (uid %u) reads only its own or root's "
+                    "files; chown it",
+                    what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if (st.st_mode & forbidden)
+        return fail(err, -EPERM, "%s %s is %s by others (mode %04o); chmod 600 it", what, path,
                     (st.st_mode & (S_IRGRP | S_IROTH)) ? "readable" : "accessible",
                     (unsigned)(st.st_mode & 07777));
-    }
-    *out = fdopen(fd, "r");
-    if (!*out) {
-        int e = errno;
-        close(fd);
-        return fail_errno(err, e, "passwd file", path);
-    }
+    if (st.st_size > CREDS_FILE_MAX)
+        return fail(err, -EINVAL, "%s %s is larger than %d bytes", what, path, CREDS_FILE_MAX);
     return 0;
+}
+
+static int read_all(int fd, const char *what, const char *path, struct sbuf *out,
+                    struct s3_error *err)
+{
+    for (;;) {
+        if (sbuf_reserve(out, 4096) < 0)
+            return fail(err, -ENOMEM, "%s %s: out of memory", what, path);
+        ssize_t n = read(fd, out->data + out->len, out->cap - out->len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fail_errno(err, errno, what, path);
+        if (n == 0)
+            break;
+        out->len += (size_t)n;
+        if (out->len > CREDS_FILE_MAX) /* it grew after the fstat() */
+            return fail(err, -EINVAL, "%s %s is larger than %d bytes", what, path, CREDS_FILE_MAX);
+    }
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+/* Returns 0 with the whole text in *out (a secret buffer), 1 when the file
+ * does not exist and is not REQUIRED, or a negative errno with err set. */
+static int read_cred_file(const char *what, const char *path, bool required, mode_t forbidden,
+                          struct sbuf *out, struct s3_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ENOENT && !required)
+            return 1;
+        if (errno == ELOOP)
+            return fail(err, -EPERM, "%s %s is a symbolic link: name the file itself", what, path);
+        return fail_errno(err, errno, what, path);
+    }
+    int rc = check_file(fd, what, path, forbidden, err);
+    if (rc == 0)
+        rc = read_all(fd, what, path, out, err);
+    close(fd);
+    return rc;
 }
 
 /* Splits "ACCESS:SECRET" or "BUCKET:ACCESS:SECRET" in place; returns the
@@ -310,26 +357,43 @@ static int passwd_line(char *line, unsigned lineno, void *ctx)
     return 0;
 }
 
+/* The passwd lines of DATA into *out (empty when none fits); NAME names the
+ * file in messages. */
+static int passwd_parse(const char *data, size_t len, const char *name, const char *bucket,
+                        struct s3_creds *out, struct s3_error *err)
+{
+    struct passwd_scan ps = {.path = name, .bucket = nonempty(bucket), .err = err};
+    memset(out, 0, sizeof *out);
+    int rc = for_each_line(data, len, name, passwd_line, &ps, err);
+    if (rc == 0 && (ps.have_mine || ps.have_dflt))
+        *out = ps.have_mine ? ps.mine : ps.dflt;
+    explicit_bzero(&ps, sizeof ps);
+    return rc;
+}
+
+/* The passwd file NAME has no line for BUCKET and no ACCESS:SECRET line. */
+static int no_passwd_line(const char *name, const char *bucket, struct s3_error *err)
+{
+    return fail(err, -ENOENT, "passwd file %s has no ACCESS:SECRET line%s%s", name,
+                nonempty(bucket) ? " and none for bucket " : "", nonempty(bucket) ? bucket : "");
+}
+
 /* The bucket's own line wins over the default one. A file given explicitly
  * (required) must yield keys; a default location may be absent. */
 static int passwd_read(const char *path, const char *bucket, bool required, mode_t forbidden,
                        struct found *f, struct s3_error *err)
 {
-    FILE *fp;
-    int rc = open_private(path, required, forbidden, &fp, err);
-    if (rc < 0 || !fp)
-        return rc;
-    struct passwd_scan ps = {.path = path, .bucket = nonempty(bucket), .err = err};
-    rc = for_each_line(fp, path, passwd_line, &ps, err);
-    fclose(fp);
-    if (rc == 0 && (ps.have_mine || ps.have_dflt)) {
-        f->creds = ps.have_mine ? ps.mine : ps.dflt;
+    struct sbuf text = SBUF_SECRET_INIT;
+    int rc = read_cred_file("passwd file", path, required, forbidden, &text, err);
+    if (rc == 0)
+        rc = passwd_parse(sbuf_str(&text), text.len, path, bucket, &f->creds, err);
+    sbuf_free(&text);
+    if (rc == 1)
+        return 0;
+    if (rc == 0 && f->creds.access_key[0])
         snprintf(f->source, sizeof f->source, "passwd file %s", path);
-    } else if (rc == 0 && required) {
-        rc = fail(err, -ENOENT, "passwd file %s has no ACCESS:SECRET line%s%s", path,
-                  ps.bucket ? " and none for bucket " : "", ps.bucket ? ps.bucket : "");
-    }
-    explicit_bzero(&ps, sizeof ps);
+    else if (rc == 0 && required)
+        rc = no_passwd_line(path, bucket, err);
     return rc;
 }
 
@@ -412,6 +476,15 @@ static int ini_line(char *line, unsigned lineno, void *ctx)
     return ini_store(is, trim(line), trim(line + k + 1), lineno);
 }
 
+/* The lines of a credentials or config file into d; NAME names it. */
+static int ini_parse(const char *data, size_t len, const char *name, const char *profile,
+                     bool config, struct profile_data *d, struct s3_error *err)
+{
+    struct ini_scan is = {
+        .path = name, .profile = profile, .config = config, .key_indent = -1, .d = d, .err = err};
+    return for_each_line(data, len, name, ini_line, &is, err);
+}
+
 /* Reads the profile's keys and region from one file; a missing file is an
  * empty one. */
 static int ini_read(const char *path, const char *profile, bool config, struct profile_data *d,
@@ -419,14 +492,13 @@ static int ini_read(const char *path, const char *profile, bool config, struct p
 {
     if (!path[0])
         return 0;
-    FILE *fp = fopen(path, "re");
-    if (!fp)
-        return errno == ENOENT ? 0 : fail_errno(err, errno, "cannot open", path);
-    struct ini_scan is = {
-        .path = path, .profile = profile, .config = config, .key_indent = -1, .d = d, .err = err};
-    int rc = for_each_line(fp, path, ini_line, &is, err);
-    fclose(fp);
-    return rc;
+    struct sbuf text = SBUF_SECRET_INIT;
+    int rc = read_cred_file(config ? "AWS config file" : "AWS credentials file", path, false, 0,
+                            &text, err);
+    if (rc == 0)
+        rc = ini_parse(sbuf_str(&text), text.len, path, profile, config, d, err);
+    sbuf_free(&text);
+    return rc == 1 ? 0 : rc;
 }
 
 /* Keys from the credentials file, else from the config file; the same
@@ -510,6 +582,7 @@ static int imds_call(bool put, const char *endpoint, const char *path, const cha
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    explicit_bzero(hdrs->data, strlen(hdrs->data)); /* the IMDS session token */
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
 
@@ -617,7 +690,7 @@ static int imds_parse_keys(const char *json, const char *role, struct s3_creds *
 
 static int imds_token_header(const char *endpoint, struct sbuf *hdr, struct s3_error *err)
 {
-    struct sbuf body = SBUF_INIT;
+    struct sbuf body = SBUF_SECRET_INIT; /* the IMDS session token */
     int rc = imds_call(true, endpoint, IMDS_TOKEN_PATH,
                        "X-aws-ec2-metadata-token-ttl-seconds: 21600", &body, err);
     if (rc == 0 && body.len == 0)
@@ -654,7 +727,7 @@ static int imds_keys(const char *endpoint, const char *hdr, const char *role, st
                      struct s3_error *err)
 {
     char path[256];
-    struct sbuf body = SBUF_INIT;
+    struct sbuf body = SBUF_SECRET_INIT; /* the role's keys */
     snprintf(path, sizeof path, "%s%s", IMDS_ROLES_PATH, role);
     int rc = imds_call(false, endpoint, path, hdr, &body, err);
     if (rc == -ENOENT)
@@ -662,8 +735,6 @@ static int imds_keys(const char *endpoint, const char *hdr, const char *role, st
                   endpoint, role);
     if (rc == 0)
         rc = imds_parse_keys(sbuf_str(&body), role, c, err);
-    if (body.data)
-        explicit_bzero(body.data, body.len);
     sbuf_free(&body);
     return rc;
 }
@@ -681,7 +752,7 @@ static void imds_endpoint(char *out, size_t size)
 static int imds_fetch(struct s3_creds *c, struct s3_error *err)
 {
     char endpoint[512], role[128];
-    struct sbuf hdr = SBUF_INIT;
+    struct sbuf hdr = SBUF_SECRET_INIT; /* carries the IMDS session token */
     imds_endpoint(endpoint, sizeof endpoint);
     memset(c, 0, sizeof *c);
     int rc = imds_token_header(endpoint, &hdr, err);
@@ -865,8 +936,7 @@ static int copy_options(struct creds_provider *p, const struct creds_options *o)
 static void free_secret(char *s)
 {
     if (s)
-        explicit_bzero(s, strlen(s));
-    free(s);
+        wipe_free(s, strlen(s));
 }
 
 void creds_provider_free(struct creds_provider *p)
@@ -1032,4 +1102,31 @@ int creds_profile_region(const char *profile, char *out, size_t size)
     if (rc < 0 || !d.region[0])
         return -ENOENT;
     return copy_str(out, size, d.region) ? 0 : -ENAMETOOLONG;
+}
+
+/* ---- the file parsers on text in memory (tests, fuzzing) ---- */
+
+int creds_parse_passwd(const char *text, size_t len, const char *bucket, struct s3_creds *out,
+                       struct s3_error *err)
+{
+    int rc = passwd_parse(text, len, "(text)", bucket, out, err);
+    if (rc == 0 && !out->access_key[0])
+        rc = no_passwd_line("(text)", bucket, err);
+    return rc;
+}
+
+int creds_parse_profile(const char *text, size_t len, const char *profile, bool config,
+                        struct s3_creds *out, char *region, size_t region_size,
+                        struct s3_error *err)
+{
+    struct profile_data d;
+    memset(&d, 0, sizeof d);
+    int rc = ini_parse(text, len, "(text)", profile, config, &d, err);
+    if (rc == 0 && !d.found)
+        rc = fail(err, -ENOENT, "no profile %s", profile);
+    if (rc == 0 && !copy_str(region, region_size, d.region))
+        rc = fail(err, -ENAMETOOLONG, "the region of profile %s is too long", profile);
+    *out = d.c;
+    explicit_bzero(&d, sizeof d);
+    return rc;
 }

@@ -118,15 +118,21 @@ void http_response_init(struct http_response *r)
     sbuf_init(&r->err_body);
 }
 
+static void fields_free(struct http_meta **v, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        free((*v)[i].name);
+        free((*v)[i].value);
+    }
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
 static void meta_free(struct http_response *r)
 {
-    for (size_t i = 0; i < r->nmeta; i++) {
-        free(r->meta[i].name);
-        free(r->meta[i].value);
-    }
-    free(r->meta);
-    r->meta = NULL;
-    r->nmeta = 0;
+    fields_free(&r->meta, &r->nmeta);
+    fields_free(&r->object_headers, &r->nobject_headers);
 }
 
 void http_response_free(struct http_response *r)
@@ -161,24 +167,36 @@ static void copy_field(char *dst, size_t size, const char *v, size_t n)
     dst[n] = '\0';
 }
 
-static int add_meta(struct http_response *r, const char *name, size_t nlen, const char *v,
-                    size_t vlen)
+/* Append name (lower-cased) and value to the array *v of *n fields. */
+static int add_field(struct http_meta **v, size_t *n, const char *name, size_t nlen,
+                     const char *val, size_t vlen)
 {
-    struct http_meta *m = realloc(r->meta, (r->nmeta + 1) * sizeof *m);
+    struct http_meta *m = realloc(*v, (*n + 1) * sizeof *m);
     if (!m)
         return -ENOMEM;
-    r->meta = m;
-    m[r->nmeta].name = strndup(name, nlen);
-    m[r->nmeta].value = strndup(v, vlen);
-    if (!m[r->nmeta].name || !m[r->nmeta].value) {
-        free(m[r->nmeta].name);
-        free(m[r->nmeta].value);
+    *v = m;
+    m[*n].name = strndup(name, nlen);
+    m[*n].value = strndup(val, vlen);
+    if (!m[*n].name || !m[*n].value) {
+        free(m[*n].name);
+        free(m[*n].value);
         return -ENOMEM;
     }
     for (size_t i = 0; i < nlen; i++)
-        m[r->nmeta].name[i] = (char)tolower((unsigned char)m[r->nmeta].name[i]);
-    r->nmeta++;
+        m[*n].name[i] = (char)tolower((unsigned char)m[*n].name[i]);
+    (*n)++;
     return 0;
+}
+
+/* The headers describing an object that http_response.object_headers
+ * keeps (see http.h). */
+static bool object_header(const char *name, size_t nlen)
+{
+    static const char *const names[] = {HTTP_OBJECT_HEADERS};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == nlen && strncasecmp(name, names[i], nlen) == 0)
+            return true;
+    return false;
 }
 
 static void header_field(struct http_response *r, const char *name, size_t nlen, const char *v,
@@ -200,7 +218,9 @@ static void header_field(struct http_response *r, const char *name, size_t nlen,
     } else if (IS("content-range")) {
         copy_field(r->content_range, sizeof r->content_range, v, vlen);
     } else if (nlen > 11 && strncasecmp(name, "x-amz-meta-", 11) == 0) {
-        add_meta(r, name + 11, nlen - 11, v, vlen);
+        add_field(&r->meta, &r->nmeta, name + 11, nlen - 11, v, vlen);
+    } else if (object_header(name, nlen)) {
+        add_field(&r->object_headers, &r->nobject_headers, name, nlen, v, vlen);
     }
 #undef IS
 }
@@ -290,10 +310,19 @@ static int on_seek(void *arg, curl_off_t off, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* The header lines carry the session token (a bearer credential): each is
+ * wiped before curl frees the list. */
+static void free_headers(struct curl_slist *list)
+{
+    for (struct curl_slist *l = list; l; l = l->next)
+        explicit_bzero(l->data, strlen(l->data));
+    curl_slist_free_all(list);
+}
+
 static struct curl_slist *build_headers(const struct http_request *req)
 {
     struct curl_slist *list = NULL, *tmp;
-    struct sbuf line = SBUF_INIT;
+    struct sbuf line = SBUF_SECRET_INIT;
     for (size_t i = 0; i < req->nheaders; i++) {
         sbuf_reset(&line);
         const char *v = req->headers[i].value;
@@ -311,7 +340,7 @@ static struct curl_slist *build_headers(const struct http_request *req)
     return list;
 fail:
     sbuf_free(&line);
-    curl_slist_free_all(list);
+    free_headers(list);
     return NULL;
 }
 
@@ -399,7 +428,7 @@ int http_perform(struct http_pool *p, const struct http_request *req, struct htt
     struct curl_slist *hdrs = build_headers(req);
     CURL *h = hdrs ? pool_take(p) : NULL;
     if (!h) {
-        curl_slist_free_all(hdrs);
+        free_headers(hdrs);
         s3_error_set(err, "NoMemory", "out of memory building the request");
         return -ENOMEM;
     }
@@ -411,7 +440,7 @@ int http_perform(struct http_pool *p, const struct http_request *req, struct htt
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(h, CURLOPT_SHARE, NULL);
     pool_give(p, h);
-    curl_slist_free_all(hdrs);
+    free_headers(hdrs);
     if (t.overflow) {
         s3_error_set(err, "BadResponse", "response body larger than expected");
         return -ENOSPC;

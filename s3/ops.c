@@ -79,30 +79,6 @@ int s3_delete_bucket(struct s3_client *c, const char *bucket, struct s3_error *e
 
 /* ---- listing ---- */
 
-int s3_list_page_check(const struct s3_list_page *p, const char *prefix, struct s3_error *err)
-{
-    const char *pre = prefix ? prefix : "";
-    size_t plen = strlen(pre);
-    const char *bad = NULL;
-    for (size_t i = 0; !bad && i < p->nobjects + p->nprefixes; i++) {
-        const char *k = i < p->nobjects ? p->objects[i].key : p->prefixes[i - p->nobjects];
-        if (strnlen(k, S3_KEY_MAX + 1) > S3_KEY_MAX || strncmp(k, pre, plen) != 0)
-            bad = k;
-    }
-    if (!bad)
-        return 0;
-    /* The server answered something other than what was asked: nothing in
-     * this page can be trusted (a tree rename would copy and delete it). */
-    bool long_key = strnlen(bad, S3_KEY_MAX + 1) > S3_KEY_MAX;
-    LOGW("listing of prefix '%s' refused: entry '%.*s%s' %s", pre, 200, bad,
-         strlen(bad) > 200 ? "..." : "",
-         long_key ? "is longer than 1024 bytes" : "does not start with the prefix");
-    s3_error_set(err, "BadResponse",
-                 long_key ? "listing entry longer than 1024 bytes"
-                          : "listing entry outside the requested prefix");
-    return -EIO;
-}
-
 int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
                     const char *delimiter, const char *token, int max_keys,
                     struct s3_list_page *out, struct s3_error *err)
@@ -136,119 +112,7 @@ int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
     return rc;
 }
 
-/* The continuation tokens a listing was given so far, as 64-bit hashes:
- * a token seen before means the server would send us round in a circle. */
-struct token_set {
-    uint64_t *v;
-    size_t n, cap;
-};
-
-static uint64_t token_hash(const char *s)
-{
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-/* 0 for a new token (now remembered), -EIO for a repeated one, -ENOMEM. */
-static int token_add(struct token_set *t, const char *token, struct s3_error *err)
-{
-    uint64_t h = token_hash(token);
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->v[i] == h) {
-            LOGW("listing stopped: the server repeated the continuation token '%.100s'", token);
-            s3_error_set(err, "BadResponse", "listing repeated a continuation token");
-            return -EIO;
-        }
-    }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        uint64_t *v = realloc(t->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        t->v = v;
-        t->cap = cap;
-    }
-    t->v[t->n++] = h;
-    return 0;
-}
-
-int s3_list_walk(s3_list_fetch_fn fetch, void *src, s3_list_cb cb, void *arg, struct s3_error *err)
-{
-    struct token_set seen = {0};
-    char *token = NULL;
-    int rc;
-    for (;;) {
-        struct s3_list_page page = {0};
-        rc = fetch(src, token, &page, err);
-        free(token);
-        token = NULL;
-        if (rc)
-            break;
-        rc = cb(&page, arg);
-        bool more = page.truncated && page.next_token && *page.next_token;
-        if (rc == 0 && page.truncated && !more) {
-            /* a truncated page without a token would loop or drop keys */
-            rc = bad_xml(err, "truncated listing without a continuation token");
-        }
-        if (rc == 0 && more && (rc = token_add(&seen, page.next_token, err)) == 0)
-            token = page.next_token, page.next_token = NULL;
-        s3_list_page_free(&page);
-        if (rc || !more)
-            break;
-    }
-    free(token);
-    free(seen.v);
-    return rc;
-}
-
-struct list_src {
-    struct s3_client *c;
-    const char *bucket, *prefix, *delimiter;
-    int max_keys;
-};
-
-static int fetch_page(void *arg, const char *token, struct s3_list_page *out, struct s3_error *err)
-{
-    struct list_src *s = arg;
-    return s3_list_objects(s->c, s->bucket, s->prefix, s->delimiter, token, s->max_keys, out, err);
-}
-
-int s3_list_all_n(struct s3_client *c, const char *bucket, const char *prefix,
-                  const char *delimiter, int max_keys, s3_list_cb cb, void *arg,
-                  struct s3_error *err)
-{
-    struct list_src s = {c, bucket, prefix, delimiter, max_keys};
-    return s3_list_walk(fetch_page, &s, cb, arg, err);
-}
-
-int s3_list_all(struct s3_client *c, const char *bucket, const char *prefix, const char *delimiter,
-                s3_list_cb cb, void *arg, struct s3_error *err)
-{
-    return s3_list_all_n(c, bucket, prefix, delimiter, 0, cb, arg, err);
-}
-
 /* ---- objects ---- */
-
-void s3_head_free(struct s3_head *h)
-{
-    for (size_t i = 0; i < h->nmeta; i++) {
-        free(h->meta[i].name);
-        free(h->meta[i].value);
-    }
-    free(h->meta);
-    h->meta = NULL;
-    h->nmeta = 0;
-}
-
-const char *s3_head_meta(const struct s3_head *h, const char *name)
-{
-    for (size_t i = 0; i < h->nmeta; i++)
-        if (strcmp(h->meta[i].name, name) == 0)
-            return h->meta[i].value;
-    return NULL;
-}
 
 /* "Wed, 12 Oct 2009 17:50:00 GMT" */
 static void parse_http_date(const char *s, struct timespec *ts)
@@ -275,8 +139,14 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key, str
         parse_http_date(resp.last_modified, &out->mtime);
         out->meta = resp.meta; /* hand the metadata over */
         out->nmeta = resp.nmeta;
+        out->headers = resp.object_headers;
+        out->nheaders = resp.nobject_headers;
         resp.meta = NULL;
         resp.nmeta = 0;
+        resp.object_headers = NULL;
+        resp.nobject_headers = 0;
+        const char *tags = s3_head_header(out, "x-amz-tagging-count");
+        out->tag_count = tags ? strtoul(tags, NULL, 10) : 0;
     } else if (rc == -ENOENT && err->code[0] == 'N' && strcmp(err->code, "NotFound") == 0) {
         s3_error_set(err, "NoSuchKey", "The specified key does not exist.");
     }
@@ -337,6 +207,8 @@ static int write_headers(const struct s3_write_opts *o, const char *dflt_type,
         }
         h[(*nh)++] = (struct http_header){names[i], o->meta[i].value};
     }
+    for (size_t i = 0; o && i < o->nheaders; i++)
+        h[(*nh)++] = o->headers[i];
     return 0;
 }
 
@@ -354,7 +226,7 @@ static int write_header_set(const struct http_header *fixed, size_t nfixed,
                             struct http_header **hdrs, size_t *nh, char ***names)
 {
     size_t nmeta = o ? o->nmeta : 0;
-    *hdrs = calloc(nfixed + nmeta + 1, sizeof **hdrs);
+    *hdrs = calloc(nfixed + nmeta + (o ? o->nheaders : 0) + 1, sizeof **hdrs);
     *names = calloc(nmeta + 1, sizeof **names);
     if (!*hdrs || !*names)
         return -ENOMEM;
@@ -493,8 +365,10 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
 {
     struct sbuf src = SBUF_INIT;
     char quoted[96];
-    struct http_header fixed[5];
-    if (copy_source(&src, src_bucket, src_key)) {
+    size_t nextra = opts ? opts->nheaders : 0;
+    struct http_header *fixed = calloc(6 + nextra, sizeof *fixed);
+    if (!fixed || copy_source(&src, src_bucket, src_key)) {
+        free(fixed);
         s3_error_set(err, "NoMemory", "out of memory");
         return -ENOMEM;
     }
@@ -504,25 +378,25 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
     fixed[n++] = (struct http_header){"x-amz-metadata-directive", rep ? "REPLACE" : "COPY"};
     if (opts && opts->if_none_match)
         fixed[n++] = (struct http_header){"If-None-Match", "*"};
+    if (rep) /* S3's default, but said: the tags are not metadata */
+        fixed[n++] = (struct http_header){"x-amz-tagging-directive", "COPY"};
+    for (size_t i = 0; i < nextra; i++)
+        fixed[n++] = opts->headers[i];
     struct s3_req r = {.method = "PUT", .bucket = dst_bucket, .key = dst_key};
-    int rc;
-    if (rep) {
-        /* send_write adds the replacement headers; the result is XML */
-        struct http_header *hdrs = NULL;
-        char **names = NULL;
-        size_t nh = 0;
-        rc = write_header_set(fixed, n, rep, NULL, &hdrs, &nh, &names);
-        r.headers = hdrs;
-        r.nheaders = nh;
-        if (rc == 0)
-            rc = send_copy(c, &r, etag_out, err);
-        free(hdrs);
-        free_names(names, rep->nmeta);
-    } else {
-        r.headers = fixed;
-        r.nheaders = n;
+    struct http_header *hdrs = NULL;
+    char **names = NULL;
+    size_t nh = 0;
+    /* the replacement's headers (none for COPY) after the fixed ones */
+    int rc = write_header_set(fixed, n, rep, NULL, &hdrs, &nh, &names);
+    r.headers = hdrs;
+    r.nheaders = nh;
+    if (rc == 0)
         rc = send_copy(c, &r, etag_out, err);
-    }
+    else
+        s3_error_set(err, "NoMemory", "out of memory");
+    free(hdrs);
+    free_names(names, rep ? rep->nmeta : 0);
+    free(fixed);
     sbuf_free(&src);
     return rc;
 }
@@ -549,6 +423,60 @@ static void md5_base64(const void *data, size_t len, char out[32])
     EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
+/* An XML request body with the Content-MD5 that DeleteObjects and
+ * PutObjectTagging require: x->h[] and x->body point into x and xml. */
+struct xml_upload {
+    char md5[32];
+    struct http_header h[2];
+    struct http_body body;
+};
+
+static void xml_upload_init(struct xml_upload *x, const struct sbuf *xml, const char *method,
+                            const char *bucket, const char *key, const struct query_param *q,
+                            struct s3_req *r)
+{
+    md5_base64(xml->data, xml->len, x->md5);
+    x->h[0] = (struct http_header){"Content-MD5", x->md5};
+    x->h[1] = (struct http_header){"Content-Type", "application/xml"};
+    x->body = (struct http_body){.data = xml->data, .fd = -1, .len = xml->len};
+    *r = (struct s3_req){.method = method,
+                         .bucket = bucket,
+                         .key = key,
+                         .query = q,
+                         .nquery = 1,
+                         .headers = x->h,
+                         .nheaders = 2,
+                         .body = &x->body};
+}
+
+#define TAGGING_MAX (64 * 1024) /* 10 tags of 128 + 256 characters fit many times */
+
+int s3_get_object_tagging(struct s3_client *c, const char *bucket, const char *key,
+                          struct sbuf *xml, struct s3_error *err)
+{
+    struct query_param q = {"tagging", NULL};
+    struct s3_req r = {.method = "GET", .bucket = bucket, .key = key, .query = &q, .nquery = 1};
+    struct http_response resp;
+    http_response_init(&resp);
+    sbuf_reset(xml);
+    r.sink = (struct http_sink){.buf = xml, .max = TAGGING_MAX};
+    int rc = s3_send(c, &r, &resp, err);
+    if (rc == 0 && (xml->len == 0 || !strstr(sbuf_str(xml), "<Tagging")))
+        rc = bad_xml(err, "unreadable Tagging document");
+    http_response_free(&resp);
+    return rc;
+}
+
+int s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *key,
+                          const struct sbuf *xml, struct s3_error *err)
+{
+    struct query_param q = {"tagging", NULL};
+    struct xml_upload x;
+    struct s3_req r;
+    xml_upload_init(&x, xml, "PUT", bucket, key, &q, &r);
+    return send_plain(c, &r, NULL, err);
+}
+
 int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys,
                       const char *const *etags, size_t nkeys, struct s3_delete_error **errors,
                       size_t *nerrors, struct s3_error *err)
@@ -562,18 +490,10 @@ int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const
         sbuf_free(&body);
         return rc;
     }
-    char md5[32];
-    md5_base64(body.data, body.len, md5);
-    struct http_header h[2] = {{"Content-MD5", md5}, {"Content-Type", "application/xml"}};
     struct query_param q = {"delete", NULL};
-    struct http_body b = {.data = body.data, .fd = -1, .len = body.len};
-    struct s3_req r = {.method = "POST",
-                       .bucket = bucket,
-                       .query = &q,
-                       .nquery = 1,
-                       .headers = h,
-                       .nheaders = 2,
-                       .body = &b};
+    struct xml_upload x;
+    struct s3_req r;
+    xml_upload_init(&x, &body, "POST", bucket, NULL, &q, &r);
     struct http_response resp;
     http_response_init(&resp);
     rc = send_xml(c, &r, &buf, &resp, err);

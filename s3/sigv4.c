@@ -82,7 +82,7 @@ static int hmac_str(const unsigned char key[SHA256_LEN], const char *s,
 static int derive_key(const char *secret, const char *date, const char *region, const char *service,
                       unsigned char out[SHA256_LEN])
 {
-    struct sbuf k0 = SBUF_INIT;
+    struct sbuf k0 = SBUF_SECRET_INIT;
     unsigned char k[SHA256_LEN];
     int rc = sbuf_appendf(&k0, "AWS4%s", secret);
     if (rc == 0)
@@ -94,8 +94,6 @@ static int derive_key(const char *secret, const char *date, const char *region, 
     if (rc == 0)
         rc = hmac_str(k, "aws4_request", out);
     /* the intermediates are as good as the secret for a day: wipe them */
-    if (k0.data)
-        OPENSSL_cleanse(k0.data, k0.len);
     OPENSSL_cleanse(k, sizeof k);
     sbuf_free(&k0);
     return rc;
@@ -334,7 +332,7 @@ static int canonical_headers(const struct sigv4_request *req, const struct sigv4
     struct canon_hdr *h = calloc(req->nheaders + 2, sizeof *h);
     if (!h)
         return -ENOMEM;
-    struct sbuf scratch = SBUF_INIT;
+    struct sbuf scratch = SBUF_SECRET_INIT; /* may hold the session token */
     size_t n = 0;
     int rc = collect_headers(&scratch, h, &n, req, cred, amz_date);
     if (rc == 0)
@@ -349,7 +347,7 @@ static int canonical_headers(const struct sigv4_request *req, const struct sigv4
 static int canonical_request(const struct sigv4_request *req, const struct sigv4_credentials *cred,
                              const char *amz_date, struct sbuf *out, struct sbuf *names)
 {
-    struct sbuf headers = SBUF_INIT;
+    struct sbuf headers = SBUF_SECRET_INIT; /* may hold the session token */
     int rc = canonical_headers(req, cred, amz_date, &headers, names);
     if (rc == 0)
         rc = sbuf_appendf(out, "%s\n%s\n%s\n%s\n%s\n%s", req->method, req->canonical_uri,
@@ -432,7 +430,7 @@ static int format_authorization(struct sigv4_result *res, const struct sigv4_req
 static int sign_with(const struct sigv4_request *req, const struct sigv4_credentials *cred,
                      const char *date, struct sigv4_result *res)
 {
-    struct sbuf canon = SBUF_INIT, names = SBUF_INIT, to_sign = SBUF_INIT;
+    struct sbuf canon = SBUF_SECRET_INIT, names = SBUF_INIT, to_sign = SBUF_INIT;
     int rc = canonical_request(req, cred, res->amz_date, &canon, &names);
     if (rc == 0)
         rc = sigv4_string_to_sign(req, sbuf_str(&canon), &to_sign);

@@ -18,6 +18,15 @@
  *      tried only when nothing else matched and not disabled by
  *      AWS_EC2_METADATA_DISABLED=true or the option.
  *
+ * Every file that may hold keys (passwd files, the AWS credentials and
+ * config files) is refused with -EPERM when it is a symbolic link (opened
+ * with O_NOFOLLOW) or owned by anyone but the effective user or root, and
+ * with -EINVAL when it is not a regular file, is larger than 1 MiB or has a
+ * line longer than CREDS_LINE_MAX bytes. A file is read whole into memory
+ * and parsed there by the code behind creds_parse_passwd() and
+ * creds_parse_profile(); every buffer that held its text is wiped before it
+ * is freed (wipe_free() in buf.h).
+ *
  * Thread-safety: creds_get() may be called from any thread; the provider
  * keeps its current credentials under an internal mutex which is never held
  * across the IMDS HTTP request (a refresh is done by one thread while the
@@ -39,6 +48,8 @@ struct s3_creds {
     time_t expires;           /* 0 = never */
 };
 
+#define CREDS_LINE_MAX 8192 /* bytes in one line of a credentials file */
+
 struct creds_options {
     const char *access_key; /* explicit, with secret_key */
     const char *secret_key;
@@ -51,8 +62,9 @@ struct creds_options {
 
 struct creds_provider;
 
-/* Resolve the chain. Returns 0, -EPERM (passwd file readable by others; the
- * message says which file), -ENOENT (nothing found anywhere), -EINVAL
+/* Resolve the chain. Returns 0, -EPERM (passwd file readable by others, a
+ * key file that is a symbolic link or owned by another user; the message
+ * says which file), -ENOENT (nothing found anywhere), -EINVAL
  * (malformed file), with a human-readable reason in err->message. */
 int creds_provider_new(const struct creds_options *opt, struct creds_provider **out,
                        struct s3_error *err);
@@ -72,5 +84,22 @@ const char *creds_source(struct creds_provider *p);
 /* The region named for the profile in the config file, if any: 0 and
  * out filled, or -ENOENT. */
 int creds_profile_region(const char *profile, char *out, size_t size);
+
+/* The parsers of the chain's files on text[0..len) in memory, for tests and
+ * fuzzing (tests/fuzz/fuzz_credentials.c); the chain parses the files it
+ * reads with the same code, line cap included. NUL bytes in the text are
+ * refused (-EINVAL); messages name the text "(text)" and never a secret.
+ * creds_parse_passwd: an s3fs passwd file, the bucket's line winning over
+ * the ACCESS:SECRET one (bucket may be NULL): 0, -ENOENT (no usable line),
+ * -EINVAL (malformed). creds_parse_profile: an AWS shared credentials file
+ * (config false) or config file ("[profile NAME]" sections), the keys (maybe
+ * none) and region (maybe "") of profile: 0, -ENOENT (no such section),
+ * -EINVAL (malformed), -ENAMETOOLONG (region does not fit). *out is always
+ * written; err says why on failure. */
+int creds_parse_passwd(const char *text, size_t len, const char *bucket, struct s3_creds *out,
+                       struct s3_error *err);
+int creds_parse_profile(const char *text, size_t len, const char *profile, bool config,
+                        struct s3_creds *out, char *region, size_t region_size,
+                        struct s3_error *err);
 
 #endif

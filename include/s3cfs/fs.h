@@ -32,6 +32,7 @@ struct fs_options {
     int file_mode;                          /* -1: 0644 */
     int dir_mode;                           /* -1: 0755 */
     double attr_ttl, dir_ttl, negative_ttl; /* seconds */
+    double dir_attr_ttl; /* a directory's own entry (seconds): attr_ttl, 1 under coherent */
     int cache_entries;
     int kept_files; /* closed files whose kernel entries stay cached (trim.h) */
     int max_inflight;
@@ -46,6 +47,9 @@ struct fs_options {
     char *journal_dir;      /* intent journal; default /var/lib/s3cfs */
     int sync;               /* every copy and delete waits until it landed */
     char *mountpoint;       /* names the journal */
+    /* not a mount option: the job engine's bound on pending jobs (jobs.h
+     * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
+    int max_pending;
 };
 
 struct nscache;
@@ -72,6 +76,15 @@ struct fs_ctx {
     struct trim *trim;       /* set before the FUSE loop starts; NULL: none */
     struct cond_caps conds;  /* what the server honours (cond.h), set before FUSE starts */
 };
+
+/* The parts of a mount that start threads (main.c: after fuse_daemonize
+ * forked): the namespace cache, the node table, both pools, the engine
+ * (journal opened if not yet). opt and s3 must be set. */
+int fs_ctx_start(struct fs_ctx *c);
+/* Unmount and SIGTERM: drain the engine (every queued copy and delete
+ * lands first), then free what the context owns, whatever was started;
+ * returns the drain's result (also logged). */
+int fs_ctx_free(struct fs_ctx *c);
 
 struct fs_ctx *fs_get(void);
 void fs_set(struct fs_ctx *ctx);

@@ -75,6 +75,18 @@ struct http_meta {
     char *value;
 };
 
+/* The headers of an answer, besides Content-Type and x-amz-meta-*, that
+ * describe the object itself and that a rewrite of it must send again:
+ * S3 drops the content headers on a CopyObject with REPLACE, and every
+ * copy or upload resets the storage class and the encryption to the
+ * bucket's defaults unless they are sent. x-amz-tagging-count says
+ * whether the object has tags (read with GetObjectTagging). */
+#define HTTP_OBJECT_HEADERS                                                                        \
+    "cache-control", "content-disposition", "content-encoding", "content-language", "expires",     \
+        "x-amz-website-redirect-location", "x-amz-storage-class", "x-amz-server-side-encryption",  \
+        "x-amz-server-side-encryption-aws-kms-key-id",                                             \
+        "x-amz-server-side-encryption-bucket-key-enabled", "x-amz-tagging-count"
+
 struct http_response {
     int status;
     int64_t content_length; /* -1 if absent */
@@ -86,6 +98,8 @@ struct http_response {
     char content_range[96];
     struct http_meta *meta;
     size_t nmeta;
+    struct http_meta *object_headers; /* HTTP_OBJECT_HEADERS, names lower case */
+    size_t nobject_headers;
     struct sbuf err_body; /* body of a >= 300 answer, at most 64 KiB */
 };
 

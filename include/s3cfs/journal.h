@@ -53,6 +53,10 @@ struct journal;
 /* Open (creating it, mode 0600) and read the journal at path: the live
  * jobs are kept for journal_replay. -errno of open/read, or -ENOMEM. */
 int journal_open(const char *path, struct journal **out);
+/* The same reading on the len bytes at data instead of a file (tests and
+ * fuzzing: tests/fuzz/fuzz_journal.c). Nothing is behind the journal: use
+ * only journal_info, journal_replay and journal_close on it. */
+int journal_open_memory(const char *data, size_t len, struct journal **out);
 /* Close the file; records stay on disk. NULL is ignored. */
 void journal_close(struct journal *j);
 

@@ -62,6 +62,7 @@ struct nscache_config {
     unsigned attr_ttl_ms;     /* positive attribute entries; 0: not cached */
     unsigned negative_ttl_ms; /* negative entries; 0: not cached */
     unsigned dir_ttl_ms;      /* listings; 0: not cached */
+    unsigned dir_attr_ttl_ms; /* positive entries of directories; 0: not cached */
     size_t max_entries;       /* unpinned attribute entries kept, least recently used go */
     size_t max_names;         /* names summed over all listings, idem */
 };

@@ -92,7 +92,7 @@ struct s3_meta {
     const char *value;
 };
 
-/* What HeadObject says. meta/nmeta are owned: s3_head_free(). */
+/* What HeadObject says. meta and headers are owned: s3_head_free(). */
 struct s3_head {
     uint64_t size;
     char etag[80]; /* unquoted */
@@ -100,10 +100,17 @@ struct s3_head {
     char content_type[128];
     struct http_meta *meta;
     size_t nmeta;
+    /* the answer's HTTP_OBJECT_HEADERS (http.h), names lower case */
+    struct http_meta *headers;
+    size_t nheaders;
+    unsigned long tag_count; /* x-amz-tagging-count; 0 when absent */
 };
 void s3_head_free(struct s3_head *h);
 /* The value of user metadata `name` (lower case) or NULL. */
 const char *s3_head_meta(const struct s3_head *h, const char *name);
+/* The value of object header `name` (lower case, one of
+ * HTTP_OBJECT_HEADERS) or NULL. */
+const char *s3_head_header(const struct s3_head *h, const char *name);
 
 /* Options for writes that create an object (PutObject, CopyObject with
  * REPLACE, CreateMultipartUpload). */
@@ -111,6 +118,10 @@ struct s3_write_opts {
     const char *content_type; /* NULL: not sent (copy) / binary/octet-stream (put) */
     const struct s3_meta *meta;
     size_t nmeta;
+    /* further headers sent as they are (Cache-Control, storage class,
+     * encryption: what a rewrite carries over); may be NULL */
+    const struct http_header *headers;
+    size_t nheaders;
 };
 
 /* Conditional requests (If-None-Match: *, If-Match, per-key ETags) fail
@@ -193,9 +204,15 @@ enum s3_copy_if {
 };
 
 struct s3_copy_opts {
-    const char *if_match;                /* source must still have this ETag */
-    const struct s3_write_opts *replace; /* non-NULL: metadata directive REPLACE */
-    bool if_none_match;                  /* destination: If-None-Match: * */
+    const char *if_match; /* source must still have this ETag */
+    /* non-NULL: metadata directive REPLACE (and tagging directive COPY, as
+     * S3's default, sent explicitly); its headers are sent too */
+    const struct s3_write_opts *replace;
+    /* with the COPY directive: further headers (storage class, encryption,
+     * which S3 does not copy) */
+    const struct http_header *headers;
+    size_t nheaders;
+    bool if_none_match; /* destination: If-None-Match: * */
     enum s3_copy_if copy_if;
 };
 /* CopyObject src -> dst (single request; up to 5 GiB). */
@@ -206,6 +223,13 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
  * (If-Match). */
 int s3_delete_object(struct s3_client *c, const char *bucket, const char *key, const char *if_match,
                      struct s3_error *err);
+/* GetObjectTagging: the <Tagging> document as S3 sent it into xml
+ * (emptied first; at most 64 KiB). PutObjectTagging takes the same
+ * document back (Content-MD5 sent), so tags travel without being parsed. */
+int s3_get_object_tagging(struct s3_client *c, const char *bucket, const char *key,
+                          struct sbuf *xml, struct s3_error *err);
+int s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *key,
+                          const struct sbuf *xml, struct s3_error *err);
 /* DeleteObjects of up to 1000 keys (quiet mode, Content-MD5 sent). etags:
  * NULL, or per key NULL/"" or the ETag the object must still have (code
  * PreconditionFailed in *errors otherwise). Returns 0 when the request

@@ -53,7 +53,9 @@ struct sigv4_request {
  * struct; the array is NUL-free plain data, no heap. */
 struct sigv4_result {
     char amz_date[17]; /* "20150830T123600Z" */
-    char authorization[512];
+    /* SignedHeaders names every x-amz-meta-* header: S3's 2 KiB of user
+     * metadata and the object headers a rewrite carries must fit */
+    char authorization[4096];
     char signature[65];
 };
 

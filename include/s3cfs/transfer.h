@@ -27,11 +27,12 @@ struct transfer_upload {
     struct stat st;      /* size and the attributes written as metadata */
     char content_type[128];
     const char *xattr; /* encoded x-amz-meta-xattr, or NULL; borrowed */
-    /* user metadata of the object being rewritten, kept as it is except
-     * s3fs's own fields (mode, uid, gid, times, xattr: from st and xattr);
-     * borrowed, may be NULL */
-    const struct http_meta *keep;
-    size_t nkeep;
+    /* the HEAD of the object being rewritten (borrowed, may be NULL): all
+     * it carries is kept except s3fs's own fields (mode, uid, gid, times,
+     * xattr: from st and xattr): other clients' metadata, the content
+     * headers, the storage class, the encryption, the tags (put back with
+     * PutObjectTagging after the upload) */
+    const struct s3_head *kept;
     /* O_EXCL: only if no object has the key (If-None-Match: * on the
      * PutObject or CompleteMultipartUpload, where the server honours it,
      * cond.h): -ESTALE when another client created it first */
@@ -61,15 +62,26 @@ struct transfer_source {
 int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_source *src, char *buf,
                   size_t size, off_t off);
 
-/* Server-side copy of src (pinned to etag, size bytes) onto dst with the
- * given metadata (REPLACE): CopyObject, or parallel UploadPartCopy above
- * the copy threshold, after which the source's ETag is checked again
- * (radosgw ignores the condition on part copies). err gets S3's answer to
- * a CopyObject (so the job engine can tell a transient failure); it stays
- * empty for a multipart copy, whose parts' errors are logged where they
- * happen. */
+/* Server-side copy of src (pinned to etag, size bytes; one HEAD reads it)
+ * onto dst: with wo, wo's metadata (REPLACE) plus the rest of the
+ * source's user metadata (not s3fs's own fields) and its content type
+ * unless wo names one; without, all the source's metadata. Either way
+ * the content headers, storage class, encryption (SSE-S3 / SSE-KMS key)
+ * and tags of the source are kept. CopyObject, or parallel
+ * UploadPartCopy above the copy threshold, after which the source's ETag
+ * is checked again (radosgw ignores the condition on part copies). err
+ * gets S3's answer to the HEAD or the CopyObject (so the job engine can
+ * tell a transient failure); it stays empty for a multipart copy, whose
+ * parts' errors are logged where they happen. */
 int transfer_copy(struct fs_ctx *c, const struct transfer_source *src, const struct fs_loc *dst,
                   const struct s3_write_opts *wo, char etag_out[80], struct s3_error *err);
+
+/* The same onto itself, for a metadata change: h is the HEAD just read
+ * (the copy is pinned to its ETag), wo the new metadata. Above the copy
+ * threshold a multipart copy whose source is checked again before it
+ * completes (-ESTALE, nothing changed, if another writer came between). */
+int transfer_rewrite(struct fs_ctx *c, const struct fs_loc *loc, const struct s3_head *h,
+                     const struct s3_write_opts *wo, char etag_out[80], struct s3_error *err);
 
 /* GET [off, off+len) into dst with up to `ways` parallel ranged requests. */
 int transfer_get_parallel(struct fs_ctx *c, const struct fs_loc *loc, const char *etag,

@@ -372,6 +372,56 @@ static void test_copy(void **state)
     assert_int_equal(s3_copy_object(cli, b, "nope", b, "dst3", NULL, NULL, &err), -ENOENT);
 }
 
+/* The object headers a rewrite carries: HEAD reports them, a write sends
+ * them, and tags travel as a <Tagging> document. */
+static void test_object_headers_and_tags(void **state)
+{
+    (void)state;
+    char b[64];
+    itest_bucket(cli, "hdr", b);
+    struct http_header extra[] = {{"Cache-Control", "max-age=60"},
+                                  {"Content-Language", "de"},
+                                  {"Content-Disposition", "attachment; filename=\"x.txt\""}};
+    struct s3_write_opts wo = {.content_type = "text/x-test", .headers = extra, .nheaders = 3};
+    struct http_body body = {.data = "tagged", .fd = -1, .len = 6};
+    struct s3_error err;
+    assert_int_equal(s3_put_object(cli, b, "o", &body, &wo, NULL, &err), 0);
+    struct s3_head h;
+    assert_int_equal(s3_head_object(cli, b, "o", &h, &err), 0);
+    assert_string_equal(s3_head_header(&h, "cache-control"), "max-age=60");
+    assert_string_equal(s3_head_header(&h, "content-language"), "de");
+    assert_string_equal(s3_head_header(&h, "content-disposition"),
+                        "attachment; filename=\"x.txt\"");
+    assert_null(s3_head_header(&h, "content-length")); /* only the object's own headers */
+    assert_int_equal(h.tag_count, 0);
+    s3_head_free(&h);
+
+    const char *doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Tagging><TagSet>"
+                      "<Tag><Key>team</Key><Value>a &amp; b</Value></Tag></TagSet></Tagging>";
+    struct sbuf xml = SBUF_INIT, back = SBUF_INIT;
+    assert_int_equal(sbuf_append_str(&xml, doc), 0);
+    assert_int_equal(s3_put_object_tagging(cli, b, "o", &xml, &err), 0);
+    assert_int_equal(s3_head_object(cli, b, "o", &h, &err), 0);
+    assert_int_equal(h.tag_count, 1);
+    s3_head_free(&h);
+    assert_int_equal(s3_get_object_tagging(cli, b, "o", &back, &err), 0);
+    assert_non_null(strstr(sbuf_str(&back), "<Key>team</Key><Value>a &amp; b</Value>"));
+    /* the document read goes back as it is, onto another object */
+    assert_int_equal(s3_put_object(cli, b, "p", &body, NULL, NULL, &err), 0);
+    assert_int_equal(s3_put_object_tagging(cli, b, "p", &back, &err), 0);
+    struct sbuf out = SBUF_INIT;
+    assert_int_equal(itest_aws(&out,
+                               "s3api get-object-tagging --bucket %s --key p "
+                               "--query 'TagSet[0].Value' --output text",
+                               b),
+                     0);
+    assert_string_equal(sbuf_str(&out), "a & b\n");
+    sbuf_free(&out);
+    assert_int_equal(s3_get_object_tagging(cli, b, "nope", &back, &err), -ENOENT);
+    sbuf_free(&xml);
+    sbuf_free(&back);
+}
+
 #define MIB (1024 * 1024)
 
 static void test_multipart(void **state)
@@ -517,10 +567,15 @@ int main(void)
 {
     s3_global_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buckets),      cmocka_unit_test(test_put_get_head),
-        cmocka_unit_test(test_odd_keys),     cmocka_unit_test(test_list_many),
-        cmocka_unit_test(test_copy),         cmocka_unit_test(test_multipart),
-        cmocka_unit_test(test_wrong_secret), cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_buckets),
+        cmocka_unit_test(test_put_get_head),
+        cmocka_unit_test(test_odd_keys),
+        cmocka_unit_test(test_list_many),
+        cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_wrong_secret),
+        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_object_headers_and_tags),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

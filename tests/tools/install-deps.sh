@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       libcurl4-openssl-dev libssl-dev libxml2-dev libfuse3-dev fuse3 libcmocka-dev
       ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl awscli
-      attr psmisc procps rsync python3 bc)
+      attr psmisc procps rsync python3 bc
+      clang libclang-rt-dev) # the fuzz build (tests/fuzz): clang and its libFuzzer/ASan runtimes
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include "s3cfs/buf.h"
 #include "s3cfs/credentials.h"
 
 static const char *const aws_vars[] = {
@@ -383,6 +384,207 @@ static void test_passwd_malformed(void **state)
     }
 }
 
+/* The passwd file PATH is refused with RC and a message naming it and
+ * saying PHRASE. */
+static void expect_passwd_refused(const char *path, int rc, const char *phrase)
+{
+    struct creds_options opt = {.passwd_file = path};
+    struct creds_provider *p = NULL;
+    struct s3_error err;
+    assert_int_equal(provider_new(&opt, &p, &err), rc);
+    assert_null(p);
+    assert_non_null(strstr(err.message, path));
+    assert_non_null(strstr(err.message, phrase));
+}
+
+/* A symbolic link where a key file should be is refused, whichever file it
+ * is: the option's passwd file, ~/.passwd-s3fs, ~/.aws/credentials. */
+static void test_key_file_symlink(void **state)
+{
+    struct fixture *fx = *state;
+    char path[256], link[300];
+    write_file(fx, "real", 0600, "AKLINK:SLINK\n", path, sizeof path);
+    snprintf(link, sizeof link, "%s/passwd-link", fx->home);
+    assert_int_equal(symlink(path, link), 0);
+    expect_passwd_refused(link, -EPERM, "is a symbolic link");
+    struct creds_options opt = {.passwd_file = path}; /* the file itself is fine */
+    struct creds_provider *p;
+    struct s3_error err;
+    assert_int_equal(provider_new(&opt, &p, &err), 0);
+    creds_provider_free(p);
+
+    snprintf(link, sizeof link, "%s/.passwd-s3fs", fx->home);
+    assert_int_equal(symlink(path, link), 0);
+    assert_int_equal(provider_new(NULL, &p, &err), -EPERM);
+    assert_non_null(strstr(err.message, "is a symbolic link"));
+    unlink(link);
+
+    write_home(fx, "aws-creds", 0600,
+               "[default]\naws_access_key_id = AKL\naws_secret_access_key = SL\n");
+    snprintf(link, sizeof link, "%s/.aws/credentials", fx->home);
+    snprintf(path, sizeof path, "%s/aws-creds", fx->home);
+    assert_int_equal(symlink(path, link), 0);
+    assert_int_equal(provider_new(NULL, &p, &err), -EPERM);
+    assert_non_null(strstr(err.message, "AWS credentials file"));
+    assert_non_null(strstr(err.message, "is a symbolic link"));
+}
+
+/* A key file owned by another user (not root) is refused: they could
+ * rewrite it. Needs root to give a file away, as the suite runs. */
+static void test_key_file_owner(void **state)
+{
+    char path[256];
+    write_file(*state, "passwd", 0600, "AKOWN:SOWN\n", path, sizeof path);
+    assert_int_equal(geteuid(), 0); /* the suite runs as root */
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    expect_passwd_refused(path, -EPERM, "owned by uid 65534");
+    struct creds_options opt = {.passwd_file = path};
+    struct creds_provider *p;
+    struct s3_error err;
+    write_home(*state, ".aws/credentials", 0600,
+               "[default]\naws_access_key_id = AKO\naws_secret_access_key = SO\n");
+    char aws[256];
+    snprintf(aws, sizeof aws, "%s/.aws/credentials", ((struct fixture *)*state)->home);
+    assert_int_equal(chown(aws, 65534, 65534), 0);
+    assert_int_equal(provider_new(NULL, &p, &err), -EPERM);
+    assert_non_null(strstr(err.message, "owned by uid 65534"));
+    /* root's own file, or the effective user's, is fine */
+    assert_int_equal(chown(path, 0, 0), 0);
+    assert_int_equal(provider_new(&opt, &p, &err), 0);
+    expect_keys(p, "AKOWN", "SOWN", "");
+    creds_provider_free(p);
+}
+
+/* Lines are capped at CREDS_LINE_MAX bytes; a longer one is an error that
+ * names the file and the line, not a buffer that grows without bound. */
+static void test_key_file_long_line(void **state)
+{
+    size_t n = CREDS_LINE_MAX + 64;
+    char *text = malloc(2 * n + 64);
+    assert_non_null(text);
+    /* a comment of exactly the limit is fine */
+    memset(text, '#', CREDS_LINE_MAX);
+    snprintf(text + CREDS_LINE_MAX, 64, "\nAKLONG:SLONG\n");
+    char path[256];
+    write_file(*state, "passwd", 0600, text, path, sizeof path);
+    struct creds_options opt = {.passwd_file = path};
+    struct creds_provider *p;
+    struct s3_error err;
+    assert_int_equal(provider_new(&opt, &p, &err), 0);
+    expect_keys(p, "AKLONG", "SLONG", "");
+    creds_provider_free(p);
+    /* one byte more is refused */
+    int k = snprintf(text, 64, "AKDEF:SDEF\nAKX:");
+    memset(text + k, 'S', CREDS_LINE_MAX + 1 - 4);
+    snprintf(text + k + CREDS_LINE_MAX + 1 - 4, 64, "\n");
+    write_file(*state, "passwd", 0600, text, path, sizeof path);
+    expect_passwd_refused(path, -EINVAL, "line 2: longer than 8192 bytes");
+    /* the same in ~/.aws/config, and a line with no newline at all */
+    memset(text, ' ', n);
+    text[n] = '\0';
+    memcpy(text, "[default]\nregion = x", 20);
+    write_home(*state, ".aws/config", 0600, text);
+    assert_int_equal(provider_new(NULL, &p, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "config line 2: longer than"));
+    free(text);
+}
+
+/* Not a regular file: refused at once (a FIFO would block a plain open). */
+static void test_key_file_not_regular(void **state)
+{
+    struct fixture *fx = *state;
+    char fifo[128];
+    snprintf(fifo, sizeof fifo, "%s/fifo", fx->home);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *const paths[] = {fifo, fx->home, "/dev/null"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        expect_passwd_refused(paths[i], -EINVAL, "is not a regular file");
+}
+
+/* The parsers from memory (the fuzz targets' entry points): no terminator
+ * needed, only LEN bytes read, NUL bytes and over-long lines refused. */
+static void test_parse_from_buffer(void **state)
+{
+    (void)state;
+    static const char text[] = "b1:AKB1:SB1\nAKD:SD"; /* no final newline */
+    struct s3_creds c;
+    struct s3_error err;
+    assert_int_equal(creds_parse_passwd(text, sizeof text - 1, "b1", &c, &err), 0);
+    assert_string_equal(c.access_key, "AKB1");
+    assert_int_equal(creds_parse_passwd(text, sizeof text - 1, NULL, &c, &err), 0);
+    assert_string_equal(c.secret_key, "SD");
+    /* only the first LEN bytes count: "AKD:S" */
+    assert_int_equal(creds_parse_passwd(text, sizeof text - 2, NULL, &c, &err), 0);
+    assert_string_equal(c.secret_key, "S");
+    assert_int_equal(creds_parse_passwd("AK:S\0X\n", 7, NULL, &c, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "(text) line 1: a NUL byte"));
+    char *long_line = malloc(CREDS_LINE_MAX + 2);
+    assert_non_null(long_line);
+    memset(long_line, 'A', CREDS_LINE_MAX + 1);
+    long_line[4] = ':';
+    long_line[CREDS_LINE_MAX + 1] = '\n';
+    assert_int_equal(creds_parse_passwd(long_line, CREDS_LINE_MAX + 2, NULL, &c, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "line 1: longer than 8192 bytes"));
+    char region[64];
+    assert_int_equal(creds_parse_profile(long_line, CREDS_LINE_MAX + 2, "default", false, &c,
+                                         region, sizeof region, &err),
+                     -EINVAL);
+    free(long_line);
+
+    static const char ini[] = "[profile p]\nregion=r1\naws_access_key_id=AKP\n"
+                              "aws_secret_access_key=SP\n[default]\nregion=r0";
+    assert_int_equal(
+        creds_parse_profile(ini, sizeof ini - 1, "p", true, &c, region, sizeof region, &err), 0);
+    assert_string_equal(region, "r1");
+    assert_string_equal(c.secret_key, "SP");
+    assert_int_equal(
+        creds_parse_profile(ini, sizeof ini - 1, "default", true, &c, region, sizeof region, &err),
+        0);
+    assert_string_equal(region, "r0");
+    assert_string_equal(c.access_key, "");
+}
+
+/* Every heap block that held the file's text is zeroed before it is freed:
+ * the hook sees each block just before free(). */
+static size_t wiped_blocks, dirty_blocks, wiped_bytes;
+static void record_wipe(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    size_t i = 0;
+    while (i < n && b[i] == 0)
+        i++;
+    wiped_blocks++;
+    wiped_bytes += n;
+    dirty_blocks += i < n;
+}
+
+static void test_key_file_buffers_wiped(void **state)
+{
+    char path[256];
+    write_file(*state, "passwd", 0600, "other:AKO:SECRETO\nAKW:SECRETW\n", path, sizeof path);
+    write_home(*state, ".aws/credentials", 0600,
+               "[default]\naws_access_key_id = AKI\naws_secret_access_key = SECRETI\n");
+    wiped_blocks = dirty_blocks = wiped_bytes = 0;
+    wipe_free_hook = record_wipe;
+    struct creds_options opt = {.passwd_file = path, .session_token = NULL};
+    struct creds_provider *p;
+    struct s3_error err;
+    int rc = provider_new(&opt, &p, &err);
+    size_t passwd_blocks = wiped_blocks, passwd_bytes = wiped_bytes;
+    struct creds_provider *q = NULL;
+    int rq = provider_new(NULL, &q, &err); /* the profile file */
+    wipe_free_hook = NULL;
+    assert_int_equal(rc, 0);
+    assert_int_equal(rq, 0);
+    expect_keys(q, "AKI", "SECRETI", "");
+    creds_provider_free(p);
+    creds_provider_free(q);
+    assert_true(passwd_blocks >= 1); /* the passwd file's text */
+    assert_true(passwd_bytes >= 30);
+    assert_true(wiped_blocks > passwd_blocks); /* the credentials file's */
+    assert_int_equal(dirty_blocks, 0);
+}
+
 static void test_home_passwd_s3fs(void **state)
 {
     write_home(*state, ".passwd-s3fs", 0600, "AKHOME:SHOME\n");
@@ -612,7 +814,14 @@ static void test_imds_fetch_and_refresh(void **state)
     server_start(&s, 120, false); /* inside the five-minute window */
     struct creds_provider *p;
     struct s3_error err;
-    assert_int_equal(provider_new(NULL, &p, &err), 0);
+    wiped_blocks = dirty_blocks = wiped_bytes = 0;
+    wipe_free_hook = record_wipe;
+    int rc = provider_new(NULL, &p, &err);
+    wipe_free_hook = NULL;
+    assert_int_equal(rc, 0);
+    /* the IMDS token, the header carrying it and the keys' JSON: wiped */
+    assert_true(wiped_blocks >= 3);
+    assert_int_equal(dirty_blocks, 0);
     assert_string_equal(creds_source(p), "instance metadata");
     assert_int_equal(atomic_load(&s.cred_gets), 1);
 
@@ -746,6 +955,12 @@ int main(void)
         T(test_passwd_mode),
         T(test_passwd_missing_file),
         T(test_passwd_malformed),
+        T(test_key_file_symlink),
+        T(test_key_file_owner),
+        T(test_key_file_long_line),
+        T(test_key_file_not_regular),
+        T(test_parse_from_buffer),
+        T(test_key_file_buffers_wiped),
         T(test_home_passwd_s3fs),
         T(test_nothing_found),
         T(test_reload),

@@ -26,7 +26,12 @@ static void sleep_ms(long ms)
 static struct nscache *make(unsigned attr_ttl, unsigned neg_ttl, unsigned dir_ttl,
                             size_t max_entries, size_t max_names)
 {
-    struct nscache_config cfg = {attr_ttl, neg_ttl, dir_ttl, max_entries, max_names};
+    struct nscache_config cfg = {.attr_ttl_ms = attr_ttl,
+                                 .negative_ttl_ms = neg_ttl,
+                                 .dir_ttl_ms = dir_ttl,
+                                 .dir_attr_ttl_ms = attr_ttl,
+                                 .max_entries = max_entries,
+                                 .max_names = max_names};
     struct nscache *c;
     assert_int_equal(nscache_new(&cfg, &c), 0);
     return c;

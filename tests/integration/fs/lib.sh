@@ -125,6 +125,57 @@ fs_done() {
     exit $?
 }
 
+# private_syslog: catch what a daemon (s3cfs without -f) sends to syslog in
+# $SYSLOG. Run it in a private mount namespace (the test re-executes itself
+# under `unshare --mount --propagation private`, see test_fs_daemon.sh): it
+# puts a tmpfs on /dev holding the device nodes s3cfs uses (bound from the
+# real /dev) and a datagram socket /dev/log served by a small listener.
+# Nothing on the host changes; private_syslog_end before WORK is removed.
+SYSLOG_NODES=(fuse null zero urandom random full tty)
+private_syslog() {
+    local n
+    # each node is bound on its own (never all of /dev into WORK: removing
+    # WORK must not be able to reach the host's /dev)
+    for n in "${SYSLOG_NODES[@]}"; do
+        [ -e "/dev/$n" ] || continue
+        touch "$WORK/node-$n" && mount --bind "/dev/$n" "$WORK/node-$n" || exit 2
+    done
+    mount -t tmpfs -o mode=755 tmpfs /dev || exit 2
+    for n in "${SYSLOG_NODES[@]}"; do
+        [ -e "$WORK/node-$n" ] || continue
+        touch "/dev/$n" && mount --bind "$WORK/node-$n" "/dev/$n" || exit 2
+    done
+    ln -s /proc/self/fd /dev/fd
+    SYSLOG=$WORK/syslog
+    python3 -u - "$SYSLOG" <<'PY' >/dev/null 2>&1 &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+with open(sys.argv[1], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
+PY
+    PIDS+=($!)
+    MOUNTS+=("")
+    for _ in $(seq 1 50); do [ -S /dev/log ] && break; sleep 0.1; done
+    [ -S /dev/log ] || { echo "the syslog listener did not start" >&2; exit 2; }
+}
+# the host's device nodes are bound into WORK: unbind before it is removed
+private_syslog_end() {
+    local n
+    for n in "${SYSLOG_NODES[@]}"; do umount "$WORK/node-$n" 2>/dev/null; done
+}
+
+# wait_for SECONDS COMMAND...: poll until the command succeeds (1 if never)
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || return 1
+        sleep 0.1
+    done
+}
+
 # start_proxy [ARGS...]: the fault/latency proxy in front of the server;
 # sets PROXY (its URL). proxy_count KIND, proxy_reset, proxy_config QUERY.
 start_proxy() {

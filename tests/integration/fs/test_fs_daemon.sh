@@ -3,27 +3,23 @@
 # daemon logs to syslog and nothing to the terminal, and SIGINT drains the
 # queued copies like SIGTERM does.
 #
-# Syslog is caught on a /dev/log of the test's own: the test runs itself in a
-# private mount namespace with a tmpfs on /dev holding the device nodes s3cfs
-# uses (bound from the real /dev) and a datagram socket served by a small
-# listener. Nothing on the host changes.
+# Syslog is caught on a /dev/log of the test's own (private_syslog in
+# lib.sh): the test runs itself in a private mount namespace. Nothing on the
+# host changes.
 if [ "${S3CFS_MOUNT_NS:-}" != 1 ]; then
     exec env S3CFS_MOUNT_NS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
 . "$(dirname "$0")/lib.sh"
 CTL=$(dirname "$S3CFS_BIN")/s3cfs-ctl
 DPID=
-NODES=(fuse null zero urandom random full tty)
 cleanup() {
-    local n
     cd /
     if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
         fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
         for _ in $(seq 1 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$DPID" 2>/dev/null
     fi
-    # the host's device nodes are bound into WORK: unbind before it is removed
-    for n in "${NODES[@]}"; do umount "$WORK/node-$n" 2>/dev/null; done
+    private_syslog_end
     fs_cleanup
 }
 trap cleanup EXIT
@@ -32,32 +28,7 @@ start_proxy
 MNT=$WORK/mnt
 mkdir -p "$MNT"
 
-# --- a private /dev with a syslog socket --------------------------------------
-# each node is bound on its own (never all of /dev into WORK: removing WORK
-# must not be able to reach the host's /dev)
-for n in "${NODES[@]}"; do
-    [ -e "/dev/$n" ] || continue
-    touch "$WORK/node-$n" && mount --bind "/dev/$n" "$WORK/node-$n" || exit 2
-done
-mount -t tmpfs -o mode=755 tmpfs /dev || exit 2
-for n in "${NODES[@]}"; do
-    [ -e "$WORK/node-$n" ] || continue
-    touch "/dev/$n" && mount --bind "$WORK/node-$n" "/dev/$n" || exit 2
-done
-ln -s /proc/self/fd /dev/fd
-SYSLOG=$WORK/syslog
-python3 -u - "$SYSLOG" <<'PY' >/dev/null 2>&1 &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("/dev/log")
-with open(sys.argv[1], "ab", buffering=0) as f:
-    while True:
-        f.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
-PY
-PIDS+=($!)
-MOUNTS+=("")
-for _ in $(seq 1 50); do [ -S /dev/log ] && break; sleep 0.1; done
-[ -S /dev/log ] || { echo "the syslog listener did not start" >&2; exit 2; }
+private_syslog
 
 # --- daemonized mount ----------------------------------------------------------
 # the terminal (here a file) gets what s3cfs says before it detaches

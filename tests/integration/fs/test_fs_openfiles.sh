@@ -145,8 +145,37 @@ check_eq "S3: the open file landed under the new name only" "one-two" \
     "$(aws_ s3 cp --quiet "s3://$BUCKET/od2/f" -)"
 check_not "S3: nothing under the old directory" aws_ s3api head-object --bucket "$BUCKET" --key od/f
 
+# 9. renames of an open file racing its own flushes (close of a dup) in another
+# thread: the node's path is read by the flush and replaced by the rename
+# (the TSan run of this test is the check that both are under one lock)
+out=$(py "
+import os, threading
+fd = os.open('ra', os.O_CREAT | os.O_RDWR, 0o644)
+stop = False
+def writer():
+    i = 0
+    while not stop:
+        os.pwrite(fd, b'%04d' % i, 0)
+        os.close(os.dup(fd))  # a flush: the kernel does not order it with rename
+        if i % 8 == 0:
+            os.fsync(fd)
+        i += 1
+t = threading.Thread(target=writer)
+t.start()
+for i in range(40):
+    os.rename('ra' if i % 2 == 0 else 'rb', 'rb' if i % 2 == 0 else 'ra')
+stop = True
+t.join()
+os.pwrite(fd, b'done', 0)
+os.close(fd)
+print(open('ra').read(), os.path.exists('rb'))")
+check_eq "renames racing flushes: the file ends whole under its last name" "done False" "$out"
+landed
+check_eq "S3: the raced file is under its last name only" "done" "$(aws_ s3 cp --quiet "s3://$BUCKET/ra" -)"
+check_not "S3: nothing under its other name" aws_ s3api head-object --bucket "$BUCKET" --key rb
+
 check "the daemon is alive at the end" alive
 landed
-check_eq "S3 holds exactly the live names" "g	h	od2/	od2/f	od2/x	r2	src" "$(keys)"
+check_eq "S3 holds exactly the live names" "g	h	od2/	od2/f	od2/x	r2	ra	src" "$(keys)"
 
 fs_done

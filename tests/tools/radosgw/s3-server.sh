@@ -133,6 +133,28 @@ wait_for() { # tries description command...
     return 1
 }
 
+# A second storage class in the default placement, so that tests can check
+# it is kept (radosgw refuses a class its placement does not list). The
+# zone exists once radosgw ran; radosgw reads the placement when it starts,
+# so it is restarted. A failure leaves the server without the class: tests
+# probe for it and say so.
+add_storage_class() {
+    local pidf="$BASE/run/ceph-client.rgw.a.pid" pid
+    radosgw-admin "${C[@]}" zonegroup placement add --rgw-zonegroup default \
+        --placement-id default-placement --storage-class "$1" >/dev/null 2>&1 &&
+        radosgw-admin "${C[@]}" zone placement add --rgw-zone default \
+            --placement-id default-placement --storage-class "$1" \
+            --data-pool default.rgw.buckets.data >/dev/null 2>&1 ||
+        { log "storage class $1 not added"; return 0; }
+    pid=$(cat "$pidf")
+    kill "$pid"
+    gone() { ! kill -0 "$pid"; }
+    wait_for 100 "radosgw stop" gone
+    radosgw "${C[@]}" -n client.rgw.a
+    wait_for 300 "radosgw (restart)" curl -s -o /dev/null "http://127.0.0.1:$PORT/"
+    kill -0 "$(cat "$pidf")"
+}
+
 start_once() {
     stop
     rm -rf "$BASE"
@@ -169,6 +191,7 @@ start_once() {
     kill -0 "$(cat "$BASE/run/ceph-client.rgw.a.pid")"
     radosgw-admin "${C[@]}" user create --uid=tester --display-name="s3cfs tests" \
         --access-key="$AK" --secret-key="$SK" >/dev/null
+    add_storage_class STANDARD_IA
     cat >"$BASE/env.sh" <<ENV
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_DEFAULT_REGION=us-east-1
 export S3_ENDPOINT=http://127.0.0.1:$PORT CEPH_CONF=$BASE/ceph.conf

@@ -1,0 +1,131 @@
+/* node.c through the driver: open files, their stage, uploads, the
+ * server-side copy of copy_file_range, files unlinked while open. */
+#include "layer.h"
+
+/* Issue 11 §6 (8777dda): copy_file_range of the first half, then a write
+ * after it, before close: the copied bytes stay (load_stage made a second,
+ * empty stage over the fetched prefix). */
+static void test_partial_copy_then_write(void **state)
+{
+    (void)state;
+    char *src = pattern(100000, 1);
+    assert_int_equal(fakes3_put(BUCKET, "half_src", src, 100000), 0);
+    struct fsd_file *in, *out;
+    assert_int_equal(fsd_open(D, "/half_src", O_RDONLY, &in), 0);
+    assert_int_equal(fsd_create(D, "/half_dst", 0644, &out), 0);
+    assert_int_equal(fsd_copy_file_range(in, 0, out, 0, 50000), 50000);
+    assert_int_equal(fsd_write(out, "TAIL", 4, 50000), 4);
+    assert_int_equal(fsd_close(out), 0);
+    assert_int_equal(fsd_close(in), 0);
+    settle();
+    memcpy(src + 50000, "TAIL", 4);
+    assert_object("half_dst", src, 50004);
+    assert_file("/half_dst", src, 50004);
+    free(src);
+}
+
+/* An open file unlinked (libfuse hides it): its descriptor still reads and
+ * writes, fstat says nlink 0, and nothing of it is left in S3, under
+ * either name. */
+static void test_unlink_open_file(void **state)
+{
+    (void)state;
+    assert_int_equal(fakes3_put(BUCKET, "f", "hello", 5), 0);
+    struct fsd_file *f;
+    struct stat st;
+    char buf[32];
+    assert_int_equal(fsd_open(D, "/f", O_RDWR, &f), 0);
+    assert_int_equal(fsd_unlink(D, "/f"), 0);
+    assert_int_equal(fsd_getattr(D, "/f", &st), -ENOENT);
+    assert_int_equal(fsd_read(f, buf, sizeof buf, 0), 5);
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(fsd_write(f, " world", 6, 5), 6);
+    assert_int_equal(fsd_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, 11);
+    assert_int_equal(st.st_nlink, 0);
+    assert_int_equal(fsd_fsync(f), 0);
+    assert_int_equal(fsd_read(f, buf, sizeof buf, 0), 11);
+    assert_memory_equal(buf, "hello world", 11);
+    assert_int_equal(fsd_close(f), 0);
+    settle();
+    assert_keys("", "");
+    assert_int_equal(fakes3_count(FAKES3_PUT) + fakes3_count(FAKES3_MPU_CREATE), 0);
+}
+
+/* Written data lands once, on close; above multipart_threshold in parts
+ * of part_size. */
+static void test_upload_single_and_multipart(void **state)
+{
+    (void)state;
+    struct fsd_options o = {.multipart_threshold = 64 << 10, .part_size = 64 << 10};
+    remount(&o);
+    fakes3_set_min_part(0);
+    char *big = pattern(300 << 10, 2);
+    assert_int_equal(fsd_put_file(D, "/small", "abc", 3), 0);
+    assert_int_equal(fakes3_count(FAKES3_PUT), 1);
+    struct fsd_file *f;
+    assert_int_equal(fsd_create(D, "/big", 0644, &f), 0);
+    for (size_t off = 0; off < (300 << 10); off += 20 << 10) /* 15 writes */
+        assert_int_equal(fsd_write(f, big + off, 20 << 10, (off_t)off), 20 << 10);
+    assert_int_equal(fakes3_count(FAKES3_PUT) + fakes3_count(FAKES3_MPU_PART), 1);
+    assert_int_equal(fsd_close(f), 0);
+    assert_int_equal(fakes3_count(FAKES3_MPU_CREATE), 1);
+    assert_int_equal(fakes3_count(FAKES3_MPU_PART), 5); /* 300 KiB in 64 KiB parts */
+    assert_int_equal(fakes3_count(FAKES3_MPU_COMPLETE), 1);
+    assert_int_equal(fakes3_count(FAKES3_PUT), 1);
+    assert_object("big", big, 300 << 10);
+    assert_object("small", "abc", 3);
+    assert_int_equal(fakes3_uploads(), 0);
+    free(big);
+}
+
+/* Parts that fail for good: close reports it, every upload begun is
+ * aborted (no parts linger), no object appears. */
+static void test_upload_failure_reported(void **state)
+{
+    (void)state;
+    struct fsd_options o = {.multipart_threshold = 64 << 10, .part_size = 64 << 10};
+    remount(&o);
+    fakes3_set_min_part(0);
+    char *big = pattern(200 << 10, 3);
+    fakes3_fail_rate(FAKES3_MPU_PART, 1.0, "AccessDenied", 403, 1);
+    int rc = fsd_put_file(D, "/big", big, 200 << 10);
+    assert_int_equal(rc, -EACCES);
+    assert_false(fakes3_exists(BUCKET, "big"));
+    assert_int_equal(fakes3_uploads(), 0);
+    assert_true(fakes3_count(FAKES3_MPU_CREATE) >= 1);
+    assert_int_equal(fakes3_count(FAKES3_MPU_ABORT), fakes3_count(FAKES3_MPU_CREATE));
+    assert_int_equal(fakes3_count(FAKES3_MPU_COMPLETE), 0);
+    free(big);
+}
+
+/* Reads of an object: ranged GETs, the bytes as stored. */
+static void test_read_ranges(void **state)
+{
+    (void)state;
+    char *data = pattern(70000, 4);
+    assert_int_equal(fakes3_put(BUCKET, "r", data, 70000), 0);
+    struct fsd_file *f;
+    char buf[1000];
+    assert_int_equal(fsd_open(D, "/r", O_RDONLY, &f), 0);
+    assert_int_equal(fsd_read(f, buf, sizeof buf, 65000), 1000);
+    assert_memory_equal(buf, data + 65000, 1000);
+    assert_int_equal(fsd_read(f, buf, sizeof buf, 69500), 500);
+    assert_int_equal(fsd_read(f, buf, sizeof buf, 70000), 0);
+    assert_int_equal(fsd_close(f), 0);
+    assert_true(fakes3_count(FAKES3_GET) >= 1);
+    assert_int_equal(fakes3_count(FAKES3_PUT), 0); /* reading uploads nothing */
+    free(data);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_partial_copy_then_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unlink_open_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_single_and_multipart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_failure_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_ranges, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,169 @@
+#!/bin/bash
+# Options and secrets of a daemon (no -f), which changes to / when it
+# detaches:
+#  - relative paths in options (journal_dir, tmpdir, passwd_file, the mount
+#    point) are taken from the directory s3cfs was started in: the journal,
+#    spills to tmpdir and a passwd file re-read on SIGHUP all work after the
+#    detach, and nothing is created under /;
+#  - the daemon is not dumpable (no core dump, no ptrace, /proc/PID files
+#    are root's), unless -o dumpable asks; seen from a daemon run as nobody,
+#    whose /proc/PID/status is then owned by root instead of nobody;
+#  - an http:// endpoint gets one warning line on the terminal and one in
+#    syslog.
+# Syslog is caught as in test_fs_daemon.sh (private_syslog in lib.sh).
+if [ "${S3CFS_MOUNT_NS:-}" != 1 ]; then
+    exec env S3CFS_MOUNT_NS=1 unshare --mount --propagation private bash "$0" "$@"
+fi
+. "$(dirname "$0")/lib.sh"
+DAEMONS=()
+cleanup() {
+    local m
+    cd /
+    # nobody's mounts deny root even a stat: unmount without asking
+    for m in "$CWD/mnt" "$WORK/nobody/mnt" "$WORK/nobody/mnt2"; do
+        fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+    done
+    for m in "${DAEMONS[@]}"; do
+        for _ in $(seq 1 100); do kill -0 "$m" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$m" 2>/dev/null
+    done
+    # what a regression would leave under / (names unique to this run)
+    if [ -n "${J:-}" ]; then
+        rm -f "/$J"/journal-*.log 2>/dev/null
+        rmdir "/$J" "/$T" "/$K" 2>/dev/null
+    fi
+    private_syslog_end
+    fs_cleanup
+}
+trap cleanup EXIT
+BUCKET=$(new_bucket)
+private_syslog
+nocreds() { env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN "$@"; }
+# pid_of PATTERN: the daemon whose command line ends with PATTERN
+pid_of() { pgrep -f -- "s3cfs .*$1\$" | head -1; }
+# unmount DIR PID: unmount and wait (bounded) for the daemon to exit
+unmount() {
+    fusermount3 -u "$1" || umount -l "$1"
+    wait_for 60 bash -c "! kill -0 $2"
+}
+
+# --- relative paths, from a directory of the test's own -----------------------
+CWD=$WORK/cwd
+J=s3cfs-rel-journal-$$ # unique names: a stray one under / is surely ours
+T=s3cfs-rel-tmp-$$
+K=s3cfs-rel-keys-$$
+for d in "/$J" "/$T" "/$K"; do [ -e "$d" ] && { echo "$d exists before the test" >&2; exit 2; }; done
+mkdir -p "$CWD/$T" "$CWD/$K" "$CWD/mnt"
+cd "$CWD" || exit 2
+printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$K/passwd"
+chmod 600 "$K/passwd"
+# stage_mem=0: every written byte spills to a temp file in tmpdir
+nocreds "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,journal_dir=$J,tmpdir=./$T,passwd_file=$K/passwd" \
+    -o "stage_mem=0,attr_ttl=0,dir_ttl=0,negative_ttl=0" \
+    "$BUCKET" mnt >"$WORK/term.out" 2>&1
+rc=$?
+check_eq "s3cfs with relative paths, no -f: exit 0 ($(head -c 300 "$WORK/term.out"))" 0 $rc
+check "the relative mount point is mounted" mountpoint -q "$CWD/mnt"
+DPID=$(pid_of "$BUCKET mnt")
+DAEMONS+=("$DPID")
+check "the daemon runs (pid ${DPID:-none})" test -n "$DPID"
+check_eq "its current directory is /" / "$(readlink "/proc/$DPID/cwd")"
+
+# the journal: in CWD/J, opened before and after the detach (the engine
+# makes the directory again once detached)
+check "the journal is in the start directory" compgen -G "$CWD/$J/journal-*.log"
+check "the journal file is open by the daemon" bash -c "ls -l /proc/$DPID/fd | grep -q '$CWD/$J/journal-'"
+
+# spills: a file written through the mount is staged in CWD/T
+exec 3>"$CWD/mnt/spilled"
+head -c 3000000 /dev/urandom >"$WORK/data"
+cat "$WORK/data" >&3
+check "a file being written is staged in the start directory's tmpdir" \
+    bash -c "ls -l /proc/$DPID/fd | grep -q '$CWD/$T/'"
+exec 3>&-
+check "the spilled file reached S3 byte for byte" same_in_s3 spilled "$WORK/data"
+cp "$CWD/mnt/spilled" "$CWD/mnt/copied" # a queued copy, through the journal
+landed "$CWD/mnt"
+check "a copy through the journal landed" same_in_s3 copied "$WORK/data"
+
+# SIGHUP re-reads the relative passwd file: a wrong secret makes new requests
+# fail, the right one makes them work again
+echo one >"$WORK/one" && echo two >"$WORK/two"
+s3c put "$BUCKET" hup1 "$WORK/one" >/dev/null
+s3c put "$BUCKET" hup2 "$WORK/two" >/dev/null
+printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "wrong-secret" >"$K/passwd"
+kill -HUP "$DPID"
+hup_read() { test "$(grep -c "SIGHUP: credentials read again (passwd file $CWD/$K/passwd)" "$SYSLOG")" -ge "$1"; }
+check "SIGHUP: the passwd file is read again from the start directory" wait_for 20 hup_read 1
+check_err "a wrong secret after SIGHUP: a new request is refused" "Permission denied" cat "$CWD/mnt/hup1"
+printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$K/passwd"
+kill -HUP "$DPID"
+check "SIGHUP again: read again" wait_for 20 hup_read 2
+check_eq "the right secret after SIGHUP: requests work" two "$(cat "$CWD/mnt/hup2")"
+check_not "syslog: no failed reload" grep -q "credentials not read again" "$SYSLOG"
+
+# one warning line for the http:// endpoint, on the terminal and in syslog
+check_eq "http:// endpoint: one warning line on the terminal" 1 "$(grep -c "warning: endpoint $S3_ENDPOINT is plain HTTP" "$WORK/term.out")"
+check_eq "http:// endpoint: the terminal has nothing else" 1 "$(wc -l <"$WORK/term.out")"
+check_eq "http:// endpoint: one warning line in syslog" 1 "$(grep -c "warning: endpoint $S3_ENDPOINT is plain HTTP" "$SYSLOG")"
+check_not "syslog: never the secret key" grep -qF "$AWS_SECRET_ACCESS_KEY" "$SYSLOG"
+
+unmount "$CWD/mnt" "$DPID"
+check_not "the daemon exited after the unmount" kill -0 "$DPID"
+for d in "/$J" "/$T" "/$K"; do
+    check_not "nothing was created under / ($d)" test -e "$d"
+done
+check_not "syslog: no journal error" grep -qiE "journal.*(fail|cannot)" "$SYSLOG"
+
+# a relative AWS_SHARED_CREDENTIALS_FILE is re-read on SIGHUP too
+printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+    "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$K/credentials"
+nocreds env AWS_SHARED_CREDENTIALS_FILE="$K/credentials" "$S3CFS_BIN" \
+    -o "endpoint=$S3_ENDPOINT,journal_dir=$J,attr_ttl=0,negative_ttl=0" "$BUCKET" mnt \
+    >"$WORK/term2.out" 2>&1
+rc=$?
+check_eq "relative AWS_SHARED_CREDENTIALS_FILE: mounted ($(head -c 300 "$WORK/term2.out"))" 0 $rc
+DPID=$(pid_of "$BUCKET mnt")
+DAEMONS+=("$DPID")
+kill -HUP "$DPID"
+profile_read() { grep -q "SIGHUP: credentials read again (profile default)" "$SYSLOG"; }
+check "SIGHUP: the relative credentials file is read again" wait_for 20 profile_read
+check_eq "and requests work" one "$(cat "$CWD/mnt/hup1")"
+unmount "$CWD/mnt" "$DPID"
+check_not "no failed reload" grep -q "credentials not read again" "$SYSLOG"
+check_not "still nothing under / (/$K)" test -e "/$K"
+cd /
+
+# --- not dumpable, unless -o dumpable ------------------------------------------
+# seen from a daemon run as nobody: a non-dumpable process's /proc/PID files
+# are root's (as root, s3cfs's would be root's either way). libfuse mounts
+# through the setuid fusermount3 then, which needs a /dev/fuse others may
+# open: a node of our own in the private /dev (the host's may be 0600).
+umount /dev/fuse && rm -f /dev/fuse && mknod -m 666 /dev/fuse c 10 229 || exit 2
+N=$WORK/nobody
+mkdir -p "$N/mnt" "$N/mnt2" "$N/journal"
+chown -R nobody: "$N"
+chmod 711 "$WORK" "$CWD"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$N" "$@"; }
+as_nobody "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,journal_dir=$N/journal,tmpdir=$N" \
+    "$BUCKET" "$N/mnt" >"$WORK/nobody.out" 2>&1
+rc=$?
+check_eq "s3cfs as nobody: exit 0 ($(head -c 300 "$WORK/nobody.out"))" 0 $rc
+NPID=$(pid_of "$BUCKET $N/mnt")
+DAEMONS+=("$NPID")
+check_eq "the daemon runs as nobody" nobody "$(ps -o user= -p "$NPID" 2>/dev/null)"
+check_eq "not dumpable: /proc/PID/status of nobody's daemon is root's" root "$(stat -c %U "/proc/$NPID/status")"
+check_eq "a file written through nobody's mount" "as nobody" \
+    "$(echo "as nobody" | as_nobody tee "$N/mnt/nobody" >/dev/null; s3c get "$BUCKET" nobody -)"
+as_nobody "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,journal_dir=$N/journal,tmpdir=$N,dumpable" \
+    "$BUCKET" "$N/mnt2" >"$WORK/nobody2.out" 2>&1
+rc=$?
+check_eq "s3cfs -o dumpable as nobody: exit 0 ($(head -c 300 "$WORK/nobody2.out"))" 0 $rc
+NPID2=$(pid_of "$BUCKET $N/mnt2")
+DAEMONS+=("$NPID2")
+check_eq "-o dumpable: /proc/PID/status is nobody's" nobody "$(stat -c %U "/proc/$NPID2/status")"
+unmount "$N/mnt" "$NPID"
+unmount "$N/mnt2" "$NPID2"
+check_not "nobody's daemon exited" kill -0 "$NPID"
+check_not "nobody's -o dumpable daemon exited" kill -0 "$NPID2"
+fs_done
