@@ -24,6 +24,7 @@
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
 #include "s3cfs/trim.h"
+#include "s3cfs/engine.h"
 
 #define RATE_SAMPLES   6    /* one a second: the rate covers the last ~5 s */
 #define ACCEPT_TICK_MS 250  /* how soon the acceptor sees a stop */
@@ -105,16 +106,17 @@ static size_t scope_count(struct fs_ctx *c, const struct scope *s)
     return n;
 }
 
-/* The earliest error of the jobs below s, reported and cleared. */
+/* The earliest error of the jobs below s, reported and cleared; then the
+ * journal is durable (engine_durable). */
 static int scope_wait(struct fs_ctx *c, const struct scope *s)
 {
     if (s->loc.kind == LOC_ROOT)
-        return jobs_drain(c->jobs);
+        return engine_durable(c, jobs_drain(c->jobs));
     int rc = 0;
     if (s->loc.kind == LOC_OBJECT)
         rc = jobs_wait_key(c->jobs, s->loc.bucket, s->loc.key, JOBS_AS_DEST);
     int rc2 = jobs_wait_prefix(c->jobs, s->loc.bucket, s->prefix);
-    return rc ? rc : rc2;
+    return engine_durable(c, rc ? rc : rc2);
 }
 
 /* ---------- answers ---------- */

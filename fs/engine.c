@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "s3cfs/jobs.h"
 #include "s3cfs/journal.h"
@@ -139,13 +140,45 @@ static void on_throttle(void *arg)
         jobs_throttled(c->jobs);
 }
 
+#define JOURNAL_LOCK_WAIT_MS 60000 /* a previous mount of the same place still draining */
+
+/* Where journals live: -o journal_dir, else /var/lib/s3cfs for root and
+ * $XDG_STATE_HOME/s3cfs (or ~/.local/state/s3cfs) for anyone else, so that
+ * no user needs a shared directory. The default's parents are created. */
+static int journal_dir(struct fs_ctx *c, char *out, size_t size)
+{
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    int n;
+    if (c->opt.journal_dir)
+        n = snprintf(out, size, "%s", c->opt.journal_dir);
+    else if (geteuid() == 0)
+        n = snprintf(out, size, "/var/lib/s3cfs");
+    else if (xdg && xdg[0] == '/')
+        n = snprintf(out, size, "%s/s3cfs", xdg);
+    else if (home && home[0] == '/')
+        n = snprintf(out, size, "%s/.local/state/s3cfs", home);
+    else
+        return -ENOENT;
+    if (n < 0 || (size_t)n >= size)
+        return -ENAMETOOLONG;
+    for (char *p = c->opt.journal_dir ? NULL : strchr(out + 1, '/'); p; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        int rc = mkdir(out, 0700) == 0 || errno == EEXIST ? 0 : -errno;
+        *p = '/';
+        if (rc)
+            return rc;
+    }
+    return mkdir(out, 0700) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
 /* One journal per mount point: the next mount of the same place finishes
  * what this one could not. */
 static int journal_path(struct fs_ctx *c, char *out, size_t size)
 {
-    const char *dir = c->opt.journal_dir ? c->opt.journal_dir : "/var/lib/s3cfs";
-    if (mkdir(dir, 0700) && errno != EEXIST)
-        return -errno;
+    char dir[PATH_SIZE - 32];
+    int rc = journal_dir(c, dir, sizeof dir);
+    if (rc)
+        return rc;
     unsigned h = 2166136261u;
     for (const char *p = c->opt.mountpoint ? c->opt.mountpoint : ""; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
@@ -153,15 +186,80 @@ static int journal_path(struct fs_ctx *c, char *out, size_t size)
     return 0;
 }
 
+/* What the jobs of this mount act on: a journal of another source (or of
+ * another mount point sharing the name's hash) is not replayed here. */
+static void journal_source(struct fs_ctx *c, char *out, size_t size)
+{
+    snprintf(out, size, "endpoint=%s bucket=%s prefix=%s mountpoint=%s", s3_client_endpoint(c->s3),
+             c->map.all_buckets ? "*" : c->map.bucket, c->map.prefix,
+             c->opt.mountpoint ? c->opt.mountpoint : "");
+}
+
 int engine_open_journal(struct fs_ctx *c)
 {
-    char path[PATH_SIZE];
+    char path[PATH_SIZE] = "", source[PATH_SIZE + 2 * S3CFS_KEY_MAX];
     int rc = journal_path(c, path, sizeof path);
+    journal_source(c, source, sizeof source);
+    struct journal_opts o = {.source = source, .lock_wait_ms = JOURNAL_LOCK_WAIT_MS};
     if (rc == 0)
-        rc = journal_open(path, &c->journal);
+        rc = journal_open_opts(path, &o, &c->journal);
     if (rc)
-        LOGE("cannot open the intent journal %s: %s (see -o journal_dir)", path, strerror(-rc));
+        LOGE("cannot open the intent journal %s: %s (see -o journal_dir)",
+             rc == -ENOENT && !path[0] ? "(no HOME)" : path, strerror(-rc));
     return rc;
+}
+
+/* A key a replayed job may touch: what the mount could have made. */
+static bool replay_key_ok(struct fs_ctx *c, const char *bucket, const char *key)
+{
+    char path[PATH_SIZE];
+    size_t n = key ? strlen(key) : 0;
+    return bucket && path_bucket_name_ok(bucket) && n > 0 && n <= S3CFS_KEY_MAX + 1 &&
+           (c->map.all_buckets || strcmp(bucket, c->map.bucket) == 0) &&
+           path_from_key(&c->map, bucket, key, path, sizeof path) == 0;
+}
+
+/* A replayed delete removes only what was there when it was queued: an
+ * object written since (Last-Modified at or after the second the delete was
+ * queued: another client's upload, or ours before a power loss ate the
+ * delete's DONE) is kept. Its object being an earlier replayed job's result,
+ * or a record without a time (older versions), it runs as it is. */
+static enum jobs_admit replay_delete(struct fs_ctx *c, const struct job_spec *s)
+{
+    struct s3_head h = {0};
+    struct s3_error err = {0};
+    int rc = s3_head_object(c->s3, s->bucket, s->key, &h, &err);
+    LOGD("replay: HEAD %s/%s: %d (%d)", s->bucket, s->key, rc, err.http_status);
+    if (rc == -ENOENT)
+        return JOBS_ADMIT_DROP; /* already gone */
+    if (rc) {
+        LOGW("replay: cannot check %s/%s before its delete (%s): left in the journal for the "
+             "next mount",
+             s->bucket, s->key, strerror(-rc));
+        return JOBS_ADMIT_KEEP;
+    }
+    int64_t mtime = (int64_t)h.mtime.tv_sec;
+    s3_head_free(&h);
+    if (mtime < s->queued_s)
+        return JOBS_ADMIT_RUN;
+    LOGW("replay: not deleting %s/%s: it was written (%lld) after its delete was queued (%lld)",
+         s->bucket, s->key, (long long)mtime, (long long)s->queued_s);
+    return JOBS_ADMIT_DROP;
+}
+
+static enum jobs_admit admit(void *ctx, uint64_t id, const struct job_spec *s, bool rewritten)
+{
+    struct fs_ctx *c = ctx;
+    bool copy = s->kind == JOB_COPY;
+    if (!replay_key_ok(c, s->bucket, s->key) ||
+        (copy && !replay_key_ok(c, s->src_bucket, s->src_key))) {
+        LOGW("replay: dropping journal record %llu: %s/%s is not a key of this mount",
+             (unsigned long long)id, s->bucket ? s->bucket : "", s->key ? s->key : "");
+        return JOBS_ADMIT_DROP;
+    }
+    if (copy || rewritten || s->queued_s == 0)
+        return JOBS_ADMIT_RUN;
+    return replay_delete(c, s);
 }
 
 int engine_start(struct fs_ctx *c)
@@ -175,6 +273,7 @@ int engine_start(struct fs_ctx *c)
         .exec = exec_copy,
         .del = exec_delete,
         .over = job_over,
+        .admit = admit,
         .ctx = c,
         .journal = c->journal,
         .batch_delay_ms = 2000, /* deletes: a full page, or 200 ms of quiet */
@@ -203,6 +302,7 @@ int engine_stop(struct fs_ctx *c)
     c->jobs = NULL;
     if (c->journal) {
         journal_compact(c->journal);
+        rc = engine_durable(c, rc); /* the last durability point */
         journal_close(c->journal);
     }
     c->journal = NULL;
@@ -344,6 +444,14 @@ int engine_wait_dir(struct fs_ctx *c, const struct fs_loc *dir)
     char prefix[S3CFS_KEY_MAX + 2];
     int rc = path_dir_prefix(dir, prefix, sizeof prefix);
     return rc ? rc : jobs_wait_prefix(c->jobs, dir->bucket, prefix);
+}
+
+int engine_durable(struct fs_ctx *c, int rc)
+{
+    int src = c->journal ? journal_sync(c->journal) : 0;
+    if (src)
+        LOGE("fsync of the intent journal: %s", strerror(-src));
+    return rc ? rc : src;
 }
 
 int engine_wait_all(struct fs_ctx *c)

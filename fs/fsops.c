@@ -164,7 +164,7 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     struct fs_loc loc = n->loc;
     pthread_mutex_unlock(&n->lock);
     int wrc = engine_wait(fs_get(), &loc, 0);
-    return rc ? rc : wrc;
+    return engine_durable(fs_get(), rc ? rc : wrc);
 }
 
 /* fsync of a directory: every job below it */
@@ -177,7 +177,7 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
     int rc = path_resolve(&fs_get()->map, path, &loc);
     if (rc == 0) /* the all-buckets root: every job */
         rc = loc.kind == LOC_ROOT ? engine_wait_all(fs_get()) : engine_wait_dir(fs_get(), &loc);
-    return rc;
+    return engine_durable(fs_get(), rc);
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)

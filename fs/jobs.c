@@ -89,6 +89,8 @@ struct job {
     unsigned char tries;      /* owned by whoever runs the job: re-runs so far */
     bool started;             /* lock: handed to the pool once, metadata frozen */
     bool dst_create_only;     /* constant: COPY with If-None-Match: * */
+    bool silent;              /* lock: its submission already returned its failure */
+    unsigned char writing;    /* lock: journal records about it being written: it waits */
     int doom_rc;              /* lock: non-zero: cancelled with it when ready */
     uint64_t doom_by;         /* lock: the failed job that doomed it */
     uint64_t guard;           /* constant once queued: the COPY it belongs to, or 0 */
@@ -200,6 +202,10 @@ struct jobs {
     struct failure ring[FAIL_RING];
     size_t ring_next, ring_len;
     bool compact_due; /* jobs finished since the journal was last compacted */
+    bool flushing;    /* the dispatcher is writing done_q's records */
+    uint64_t *done_q; /* DONE records for the dispatcher to write (fail_dependants) */
+    size_t done_n, done_cap;
+    pthread_cond_t written; /* a job's journal record was written (jobs_fold_meta) */
     bool stopping;
 };
 
@@ -336,7 +342,7 @@ static void ks_put(struct jobs *e, struct keystate *ks)
 
 static void job_ready(struct jobs *e, struct job *jb)
 {
-    if (jb->hold) {
+    if (jb->hold || jb->writing) {
         jb->state = JS_HELD;
         return;
     }
@@ -503,16 +509,32 @@ static void doom_behind(const struct job *f, int rc, struct jlist *set)
     }
 }
 
-/* Lock held: an array for n ids, or NULL. */
-static uint64_t *ids_alloc(const struct jobs *e, size_t n, uint64_t *small, size_t nsmall)
+/* Lock held: queue n DONE records for the dispatcher, which writes them in
+ * one write before it starts anything else. */
+static int done_queue(struct jobs *e, size_t n, uint64_t **slots)
 {
-    return n <= nsmall ? small : failure_alloc(e, n * sizeof *small);
+    if (e->done_n + n > e->done_cap) {
+        size_t cap = e->done_cap ? e->done_cap : 64;
+        while (cap < e->done_n + n)
+            cap *= 2;
+        uint64_t *q = e->fail_alloc ? NULL : realloc(e->done_q, cap * sizeof *q);
+        if (!q)
+            return -ENOMEM;
+        e->done_q = q;
+        e->done_cap = cap;
+    }
+    *slots = e->done_q + e->done_n;
+    e->done_n += n;
+    pthread_cond_signal(&e->wake);
+    return 0;
 }
 
 /* Lock held: f failed for good. Doom (transitively) what its failure
  * cancels, and journal the DONE of f and of those in one write, so that a
- * replay has all of them or none: never a dependant without its guard. If
- * that cannot be written they stay live, and a replay runs them again. */
+ * replay has all of them or none: never a dependant without its guard. The
+ * write is the dispatcher's (no journal write under the engine lock), done
+ * before it starts any other job. If that cannot be written they stay
+ * live, and a replay runs them again. */
 static void fail_dependants(struct jobs *e, struct job *f, int rc)
 {
     struct jlist set = {0};
@@ -523,9 +545,8 @@ static void fail_dependants(struct jobs *e, struct job *f, int rc)
     size_t n = ndeps + (f->doom_rc ? 0 : 1); /* a doomed f's DONE went when it was doomed */
     if (!e->cfg.journal || n == 0)
         return;
-    uint64_t small[16];
-    uint64_t *ids = ids_alloc(e, n, small, sizeof small / sizeof small[0]);
-    if (!ids) {
+    uint64_t *ids;
+    if (done_queue(e, n, &ids) != 0) {
         LOGE("jobs: out of memory: job %llu and the %zu jobs its failure cancels stay in the "
              "journal; a replay runs them again",
              (unsigned long long)f->id, ndeps);
@@ -536,10 +557,23 @@ static void fail_dependants(struct jobs *e, struct job *f, int rc)
         ids[i++] = f->id;
     for (struct job *j = set.head; j; j = j->link)
         ids[i++] = j->id;
+}
+
+/* Lock held: write the queued DONE records (one write), without the lock. */
+static void done_flush(struct jobs *e)
+{
+    uint64_t *ids = e->done_q;
+    size_t n = e->done_n;
+    e->done_q = NULL;
+    e->done_n = e->done_cap = 0;
+    e->flushing = true;
+    pthread_mutex_unlock(&e->lock);
     if (journal_done(e->cfg.journal, ids, n) != 0)
         LOGW("jobs: the journal missed %zu completions; a replay would repeat them", n);
-    if (ids != small)
-        free(ids);
+    free(ids);
+    pthread_mutex_lock(&e->lock);
+    e->flushing = false;
+    pthread_cond_broadcast(&e->written);
 }
 
 /* ---------- waiters ---------- */
@@ -660,6 +694,9 @@ static int wait_for(struct jobs *e, struct waiter *w)
         e->nwaiters--;
         pthread_cond_destroy(&w->cv);
     }
+    /* the DONE of what failed is in the file when a wait returns */
+    while (e->done_n > 0 || e->flushing)
+        pthread_cond_wait(&e->written, &e->lock);
     return take_errors(e, w);
 }
 
@@ -693,7 +730,8 @@ static void job_end(struct jobs *e, struct job *jb, int rc);
 static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
 {
     if (rc) {
-        job_failed(e, jb, rc, why);
+        if (!jb->silent)
+            job_failed(e, jb, rc, why);
         fail_dependants(e, jb, rc); /* before its keys go: they are queued behind it */
     } else {
         e->ndone++;
@@ -727,7 +765,7 @@ static void job_end(struct jobs *e, struct job *jb, int rc)
         e->nrunning--;
     for (unsigned i = 0; i < jb->nacc; i++)
         acc_remove(e, &jb->acc[i]);
-    if (e->cfg.over)
+    if (e->cfg.over && !jb->silent) /* its submitter undid what it showed */
         tell_over(e, job_dest(jb), rc);
     waiters_notify(e, jb);
     for (unsigned i = 0; i < jb->nacc; i++)
@@ -1007,7 +1045,9 @@ static bool dispatch_one(struct jobs *e)
     if (e->retry.head && e->retry.head->due_ms <= now) {
         job_ready(e, jlist_pop(&e->retry));
     } else if ((jb = jlist_pop(&e->ready_del))) {
-        if ((rc = jb->doom_rc))
+        if (jb->writing)
+            jb->state = JS_HELD; /* ready again once written */
+        else if ((rc = jb->doom_rc))
             job_cancel(e, jb, rc);
         else
             batch_add(e, jb);
@@ -1016,7 +1056,9 @@ static bool dispatch_one(struct jobs *e)
     } else if ((q = batch_due(e, now))) {
         send_batch(e, q);
     } else if ((jb = jlist_pop(&e->ready_copy))) {
-        if ((rc = jb->doom_rc)) {
+        if (jb->writing) {
+            jb->state = JS_HELD; /* jobs_fold_meta: ready again once written */
+        } else if ((rc = jb->doom_rc)) {
             job_cancel(e, jb, rc);
         } else {
             job_start(e, jb);
@@ -1050,7 +1092,9 @@ static void *dispatcher_main(void *arg)
     struct jobs *e = arg;
     pthread_mutex_lock(&e->lock);
     for (;;) {
-        if (e->compact_due) {
+        if (e->done_n > 0) {
+            done_flush(e);
+        } else if (e->compact_due) {
             e->compact_due = false;
             pthread_mutex_unlock(&e->lock);
             journal_compact(e->cfg.journal); /* truncates when idle, rewrites when big */
@@ -1166,18 +1210,6 @@ static int job_take_keys(struct jobs *e, struct job *jb, const struct job_spec *
     return 0;
 }
 
-/* Lock held: give back the keys of a job that was not queued. */
-static void job_drop_keys(struct jobs *e, struct job *jb)
-{
-    for (unsigned i = jb->nacc; i-- > 0;)
-        ks_put(e, jb->acc[i].ks);
-}
-
-static int journal_record(struct jobs *e, uint64_t id, const struct job_spec *s)
-{
-    return e->cfg.journal ? journal_append(e->cfg.journal, id, s) : 0;
-}
-
 /* Lock held: guard if it is a COPY reading jb's key, queued before jb, else
  * 0. In a replay a guard no longer pending landed: had it failed, jb's
  * DONE would have been written with its own. */
@@ -1205,25 +1237,58 @@ static void job_link(struct jobs *e, struct job *jb, uint64_t id, uint64_t hold,
         acc_append(e, &jb->acc[i]);
 }
 
-/* Lock held: take the keys, journal (unless replayed: id != 0), queue. */
+/* Lock held: take the keys and queue jb, as job id (a replay) or as the
+ * next id; a fresh job is marked as being written (it does not start
+ * before its record is in the journal: write_record). */
 static int job_enqueue(struct jobs *e, struct job *jb, const struct job_spec *s, uint64_t id)
 {
     int rc = job_take_keys(e, jb, s);
     if (rc)
         return rc;
     bool fresh = id == 0;
-    if (fresh && (rc = journal_record(e, e->next_id, s)) != 0) {
-        job_drop_keys(e, jb);
-        return rc;
-    }
     if (fresh)
         id = e->next_id++;
+    jb->writing = fresh && e->cfg.journal;
     job_link(e, jb, id, fresh ? s->hold : 0, s->guard); /* a replay runs it in its order */
     return 0;
 }
 
+/* Lock held: the records about jb (rc: their write's result) are written;
+ * a job whose record could not be written is cancelled once ready, without
+ * reporting it again (its submission returned rc), and its failure cancels
+ * what it cancels after a failure. */
+static void job_written(struct jobs *e, struct job *jb, int rc)
+{
+    jb->writing--;
+    if (rc && !jb->doom_rc) {
+        jb->doom_rc = rc;
+        jb->silent = true;
+    }
+    if (jb->writing == 0 && jb->state == JS_HELD && !jb->hold)
+        job_ready(e, jb);
+    pthread_cond_broadcast(&e->written);
+}
+
+/* Write the records of the jobs just queued (n: 1, or 2 for a move's copy
+ * and delete), without the engine lock: a slow disk stalls the submitter,
+ * not every caller of the engine. The jobs cannot start meanwhile. A move
+ * whose delete cannot be written takes back its copy's record. */
+static int write_records(struct jobs *e, struct job **jbs, const struct job_spec **specs, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = journal_append(e->cfg.journal, jbs[i]->id, specs[i]);
+    if (rc && n == 2)
+        journal_done(e->cfg.journal, &jbs[0]->id, 1); /* neither runs */
+    pthread_mutex_lock(&e->lock);
+    for (size_t i = 0; i < n; i++)
+        job_written(e, jbs[i], rc);
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
 /* Lock held: queue the COPY cj and the DELETE dj of its source, guarded by
- * it. Both are journaled before either is queued. */
+ * it; both are journaled (write_records) before either starts. */
 static int move_enqueue(struct jobs *e, struct job *cj, const struct job_spec *copy, struct job *dj,
                         struct job_spec *del)
 {
@@ -1232,16 +1297,10 @@ static int move_enqueue(struct jobs *e, struct job *cj, const struct job_spec *c
         return rc;
     uint64_t id = e->next_id;
     del->guard = id;
-    rc = journal_record(e, id, copy);
-    if (rc == 0 && (rc = journal_record(e, id + 1, del)) != 0)
-        journal_done(e->cfg.journal, &id, 1); /* neither is queued */
-    if (rc) {
-        job_drop_keys(e, cj);
-        return rc;
-    }
     e->next_id += 2;
     dj->nacc = 1; /* the copy's source entry: the same key */
     dj->acc[0] = (struct access){.job = dj, .ks = job_src(cj), .roles = JOBS_AS_DEST};
+    cj->writing = dj->writing = e->cfg.journal != NULL;
     job_link(e, cj, id, 0, 0);
     job_link(e, dj, id + 1, del->hold, id);
     return 0;
@@ -1275,9 +1334,12 @@ static int submit(struct jobs *e, const struct job_spec *s, uint64_t replay_id, 
     rc = e->stopping ? -ESHUTDOWN : job_enqueue(e, jb, s, replay_id);
     if (rc == 0 && id)
         *id = jb->id;
+    bool write = rc == 0 && jb->writing;
     pthread_mutex_unlock(&e->lock);
     if (rc)
         job_free(jb);
+    else if (write)
+        rc = write_records(e, &jb, &s, 1);
     return rc;
 }
 
@@ -1314,7 +1376,13 @@ int jobs_submit_move(struct jobs *e, const struct job_spec *copy, uint64_t hold,
             *copy_id = cj->id;
         if (rc == 0 && del_id)
             *del_id = dj->id;
+        bool write = rc == 0 && cj->writing;
         pthread_mutex_unlock(&e->lock);
+        if (write) {
+            struct job *jbs[] = {cj, dj};
+            const struct job_spec *specs[] = {copy, &del};
+            return write_records(e, jbs, specs, 2);
+        }
     }
     if (rc) {
         job_free(cj);
@@ -1328,9 +1396,28 @@ struct recovery {
     size_t n;
 };
 
+/* Whether a pending job writes bucket/key. */
+static bool key_written(struct jobs *e, const char *bucket, const char *key)
+{
+    pthread_mutex_lock(&e->lock);
+    struct keystate *ks = ks_lookup(e, bucket, key);
+    bool written = false;
+    for (struct access *a = ks ? ks->head : NULL; a && !written; a = a->next)
+        written = (a->roles & JOBS_AS_DEST) != 0;
+    pthread_mutex_unlock(&e->lock);
+    return written;
+}
+
 static int recover_one(void *arg, uint64_t id, const struct job_spec *s)
 {
     struct recovery *r = arg;
+    enum jobs_admit a = JOBS_ADMIT_RUN;
+    if (r->e->cfg.admit) /* nothing runs during a replay: the pending jobs are the replayed ones */
+        a = r->e->cfg.admit(r->e->cfg.ctx, id, s, key_written(r->e, s->bucket, s->key));
+    if (a == JOBS_ADMIT_DROP)
+        journal_done(r->e->cfg.journal, &id, 1);
+    if (a != JOBS_ADMIT_RUN)
+        return 0;
     int rc = submit(r->e, s, id, NULL);
     if (rc == -EINVAL) { /* a record we cannot run: drop it rather than stop */
         LOGW("jobs: dropping unusable journal record %llu", (unsigned long long)id);
@@ -1364,6 +1451,20 @@ int jobs_recover(struct jobs *e, size_t *count)
     return rc;
 }
 
+/* Lock held: the last job on bucket/key, if it is a COPY writing it that
+ * has not started. */
+static int fold_target(struct jobs *e, const char *bucket, const char *key, struct access **out)
+{
+    struct keystate *ks = ks_lookup(e, bucket, key);
+    struct access *a = ks ? ks->tail : NULL;
+    if (!a)
+        return -ENOENT;
+    if (a->job->kind != JOB_COPY || !(a->roles & JOBS_AS_DEST) || a->job->started)
+        return -EALREADY;
+    *out = a;
+    return 0;
+}
+
 int jobs_fold_meta(struct jobs *e, const char *bucket, const char *key, const struct s3_meta *meta,
                    size_t nmeta)
 {
@@ -1373,17 +1474,28 @@ int jobs_fold_meta(struct jobs *e, const char *bucket, const char *key, const st
     if (!ms)
         return -ENOMEM;
     pthread_mutex_lock(&e->lock);
-    struct keystate *ks = ks_lookup(e, bucket, key);
-    struct access *a = ks ? ks->tail : NULL;
-    int rc = !a ? -ENOENT : 0;
-    if (rc == 0 && (a->job->kind != JOB_COPY || !(a->roles & JOBS_AS_DEST) || a->job->started))
-        rc = -EALREADY;
-    if (rc == 0 && e->cfg.journal)
-        rc = journal_fold_meta(e->cfg.journal, a->job->id, meta, nmeta);
-    if (rc == 0) {
-        struct meta_set *old = a->job->meta;
-        a->job->meta = ms;
+    struct access *a;
+    int rc;
+    /* its own record first: an M record must follow it in the file */
+    while ((rc = fold_target(e, bucket, key, &a)) == 0 && a->job->writing)
+        pthread_cond_wait(&e->written, &e->lock);
+    struct job *jb = rc == 0 ? a->job : NULL;
+    if (jb) {
+        struct meta_set *old = jb->meta;
+        jb->meta = ms;
         ms = old;
+    }
+    if (jb && e->cfg.journal) {
+        jb->writing++; /* it does not start before the record is written */
+        pthread_mutex_unlock(&e->lock);
+        rc = journal_fold_meta(e->cfg.journal, jb->id, meta, nmeta);
+        pthread_mutex_lock(&e->lock);
+        if (rc) { /* not recorded: not applied */
+            struct meta_set *new = jb->meta;
+            jb->meta = ms;
+            ms = new;
+        }
+        job_written(e, jb, 0);
     }
     pthread_mutex_unlock(&e->lock);
     meta_free(ms);
@@ -1562,6 +1674,8 @@ static void jobs_destroy(struct jobs *e)
     pthread_cond_destroy(&e->wake);
     pthread_cond_destroy(&e->room);
     pthread_cond_destroy(&e->idle);
+    pthread_cond_destroy(&e->written);
+    free(e->done_q);
     free(e);
 }
 
@@ -1604,6 +1718,7 @@ int jobs_new(const struct jobs_config *cfg, struct jobs **out)
     pthread_cond_init(&e->wake, &ca);
     pthread_cond_init(&e->room, NULL);
     pthread_cond_init(&e->idle, NULL);
+    pthread_cond_init(&e->written, NULL);
     pthread_condattr_destroy(&ca);
     rc = start_dispatcher(e);
     if (rc) {

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "s3cfs/buf.h"
@@ -140,7 +142,17 @@ struct jrec {
 struct journal {
     pthread_mutex_t lock;
     char *path;               /* constant */
+    char *dir;                /* constant: the directory's path */
+    char *name;               /* constant: the file's name (in path) */
+    char *file_source;        /* the S record read at open, or NULL */
+    int dirfd;                /* constant: the checked directory */
+    int lockfd;               /* constant: holds the exclusive lock, or -1 */
+    char *header;             /* constant: the S record, or NULL (no source) */
+    size_t header_len;        /* constant */
     int fd;                   /* lock: O_APPEND */
+    uint64_t writes, synced;  /* lock: records written, and written when last fsync'd */
+    int test_delay_ms;        /* lock: journal_test_writes */
+    int test_fail_rc;         /* lock */
     uint64_t size;            /* lock: bytes in the file (all complete lines) */
     uint64_t max_size;        /* lock: configured limit */
     uint64_t limit;           /* lock: rewrite above this (>= max_size) */
@@ -207,15 +219,27 @@ static int put_job(struct sbuf *b, uint64_t id, const struct job_spec *s)
         if (rc == 0)
             rc = put_meta(b, s->meta, s->nmeta);
     }
-    if (rc == 0 && !copy && s->guard) /* absent when 0: the format before guards */
-        rc = sbuf_appendf(b, " %" PRIu64, s->guard);
+    if (rc == 0 && !copy) { /* a replay keeps a delete off newer objects by its time */
+        int64_t when = s->queued_s > 0 ? s->queued_s : (int64_t)time(NULL);
+        rc = sbuf_appendf(b, " %" PRIu64 " %" PRId64, s->guard, when);
+    }
     return rc ? rc : put_end(b, 0);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 /* One write(2) in the normal case; a short write continues, a failed one
  * cuts the file back so no partial line stays in front of later records. */
 static int write_locked(struct journal *j, const char *p, size_t n)
 {
+    if (j->test_delay_ms > 0)
+        sleep_ms(j->test_delay_ms);
+    if (j->test_fail_rc)
+        return j->test_fail_rc;
     size_t done = 0;
     while (done < n) {
         ssize_t w = write(j->fd, p + done, n - done);
@@ -231,6 +255,7 @@ static int write_locked(struct journal *j, const char *p, size_t n)
         done += (size_t)w;
     }
     j->size += n;
+    j->writes++;
     return 0;
 }
 
@@ -348,9 +373,10 @@ static int line_head(const char *line, size_t len, char *type, uint64_t *id, siz
     *body_end = end;
     *fields = id_end;
     /* no job has id 0: it marks the live map's empty slots (a record with
-     * it was replayed as a job, and "M 0" read a freed one) */
+     * it was replayed as a job, and "M 0" read a freed one); only the S
+     * record, about no job, has it */
     int rc = parse_u64(line + 2, id_end - 2, id);
-    return rc == 0 && *id == 0 ? -EINVAL : rc;
+    return rc == 0 && (*id == 0) != (line[0] == 'S') ? -EINVAL : rc;
 }
 
 static int parsed_add(struct parsed *p, const char *s, size_t n)
@@ -430,6 +456,23 @@ static int parse_meta(const struct parsed *p, const char *base, size_t first, st
     return 0;
 }
 
+/* A DELETE's optional fields: "[<guard>]" (before delete times were
+ * recorded; the guard above 0) or "<guard|0> <queued>". */
+static int parse_delete_tail(const struct parsed *p, const char *b, struct job_spec *s)
+{
+    if (p->n == 3)
+        return parse_id(field(p, b, 2), &s->guard);
+    if (p->n == 2)
+        return 0;
+    const char *g = field(p, b, 2), *t = field(p, b, 3);
+    uint64_t when;
+    if (!g || !t || parse_u64(g, strlen(g), &s->guard) != 0 ||
+        parse_u64(t, strlen(t), &when) != 0 || when == 0 || when > INT64_MAX)
+        return -EINVAL;
+    s->queued_s = (int64_t)when;
+    return 0;
+}
+
 static void jrec_free(struct jrec *r)
 {
     free(r->data);
@@ -443,7 +486,7 @@ static int jrec_fill(struct jrec *r, struct parsed *p)
 {
     struct job_spec *s = &r->spec;
     bool copy = p->type == 'C';
-    if (copy ? p->n < 8 : p->n != 2 && p->n != 3)
+    if (copy ? p->n < 8 : p->n < 2 || p->n > 4)
         return -EINVAL;
     r->data = sbuf_detach(&p->buf);
     if (!r->data)
@@ -455,7 +498,7 @@ static int jrec_fill(struct jrec *r, struct parsed *p)
     if (!s->bucket || !s->key)
         return -EINVAL;
     if (!copy)
-        return p->n == 3 ? parse_id(field(p, b, 2), &s->guard) : 0;
+        return parse_delete_tail(p, b, s);
     s->src_bucket = field(p, b, 2);
     s->src_key = field(p, b, 3);
     s->src_etag = field(p, b, 4);
@@ -493,6 +536,20 @@ static void list_unlink(struct journal *j, struct jrec *r)
     *(r->next ? &r->next->prev : &j->tail) = r->prev;
 }
 
+/* Insert r in id order: a replay runs jobs in the order they were queued,
+ * which is their ids' order whatever order their records reached the file
+ * (jobs.c writes a record after the engine lock is released). */
+static void list_insert(struct journal *j, struct jrec *r)
+{
+    struct jrec *after = j->tail;
+    while (after && after->id > r->id)
+        after = after->prev;
+    r->prev = after;
+    r->next = after ? after->next : j->head;
+    *(r->next ? &r->next->prev : &j->tail) = r;
+    *(after ? &after->next : &j->head) = r;
+}
+
 static int load_job(struct journal *j, struct parsed *p)
 {
     if (idmap_get(&j->live, p->id))
@@ -508,17 +565,29 @@ static int load_job(struct journal *j, struct parsed *p)
         jrec_free(r);
         return rc;
     }
-    r->prev = j->tail;
-    *(j->tail ? &j->tail->next : &j->head) = r;
-    j->tail = r;
+    list_insert(j, r);
     return 0;
 }
 
+/* The S record, only as the first line: the source the jobs belong to. */
+static int load_source(struct journal *j, struct parsed *p, bool first)
+{
+    if (!first || p->id != 0 || p->n != 1 || p->off[0] == SIZE_MAX || j->file_source)
+        return -EINVAL;
+    j->file_source = strdup(p->buf.data + p->off[0]);
+    return j->file_source ? 0 : -ENOMEM;
+}
+
 /* Apply one complete line read at open. */
-static int load_line(struct journal *j, const char *line, size_t len)
+static int load_line(struct journal *j, const char *line, size_t len, bool first)
 {
     struct parsed p = {0};
     int rc = parse_line(line, len, &p);
+    if (rc == 0 && p.type == 'S') {
+        rc = load_source(j, &p, first);
+        parsed_free(&p);
+        return rc;
+    }
     if (rc == 0 && (p.type == 'C' || p.type == 'D') && p.id > j->max_id)
         j->max_id = p.id;
     void **slot = rc == 0 ? idmap_get(&j->live, p.id) : NULL;
@@ -537,24 +606,61 @@ static int load_line(struct journal *j, const char *line, size_t len)
     return rc;
 }
 
-/* Read every complete line; returns the length of the complete part. */
-static int load(struct journal *j, FILE *f, uint64_t *good)
+/* Apply every complete line of data; *good gets the length of the complete
+ * part (a torn last line is not counted). Only -ENOMEM fails: a bad record
+ * is skipped. */
+static int load_buffer(struct journal *j, const char *data, size_t len, uint64_t *good)
 {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int rc = 0;
     *good = 0;
-    while (rc != -ENOMEM && (n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] != '\n')
+    while (*good < len) {
+        const char *line = data + *good;
+        const char *nl = memchr(line, '\n', len - *good);
+        if (!nl)
             break; /* torn: the crash came mid-write */
-        rc = load_line(j, line, (size_t)n - 1);
-        if (rc && rc != -ENOMEM)
+        size_t n = (size_t)(nl - line);
+        int rc = load_line(j, line, n, *good == 0);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc)
             LOGW("journal %s: skipping a bad record at byte %" PRIu64, j->path, *good);
-        *good += (uint64_t)n;
+        *good += n + 1;
     }
-    free(line);
-    return rc == -ENOMEM || ferror(f) ? (rc ? rc : -EIO) : 0;
+    return 0;
+}
+
+/* The whole file, read through fd (the descriptor that was checked, never
+ * the name again). */
+static int read_all(int fd, char **out, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            return -ENOMEM;
+        if (n == cap) {
+            char *big = realloc(buf, cap * 2);
+            if (!big)
+                break;
+            buf = big;
+            cap *= 2;
+        }
+        ssize_t r = pread(fd, buf + n, cap - n, (off_t)n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int rc = r < 0 ? -errno : 0;
+            if (rc == 0) {
+                *out = buf;
+                *len = n;
+                return 0;
+            }
+            free(buf);
+            return rc;
+        }
+        n += (size_t)r;
+    }
+    free(buf);
+    return -ENOMEM;
 }
 
 static void journal_destroy(struct journal *j)
@@ -567,53 +673,231 @@ static void journal_destroy(struct journal *j)
     idmap_free(&j->live);
     if (j->fd >= 0)
         close(j->fd);
+    if (j->lockfd >= 0)
+        close(j->lockfd); /* last: the lock covers the final compaction */
+    if (j->dirfd >= 0)
+        close(j->dirfd);
     pthread_mutex_destroy(&j->lock);
+    free(j->file_source);
+    free(j->dir);
+    free(j->header);
     free(j->path);
     free(j);
 }
 
-static int journal_load(struct journal *j)
-{
-    j->fd = open(j->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (j->fd < 0)
-        return -errno;
-    FILE *f = fopen(j->path, "re");
-    if (!f)
-        return -errno;
-    int rc = load(j, f, &j->size);
-    fclose(f);
-    struct stat st;
-    if (rc == 0 && fstat(j->fd, &st) != 0)
-        rc = -errno;
-    if (rc == 0 && (uint64_t)st.st_size > j->size) {
-        LOGW("journal %s: dropping a torn last record", j->path);
-        if (ftruncate(j->fd, (off_t)j->size) != 0)
-            rc = -errno;
-    }
-    return rc;
-}
-
-/* A journal with no file yet: NULL on ENOMEM. */
-static struct journal *journal_new(const char *path)
+static struct journal *journal_alloc(void)
 {
     struct journal *j = calloc(1, sizeof *j);
     if (!j)
         return NULL;
-    j->fd = -1;
+    j->fd = j->lockfd = j->dirfd = -1;
     j->max_size = j->limit = DEFAULT_MAX_SIZE;
     pthread_mutex_init(&j->lock, NULL);
-    j->path = strdup(path);
-    if (!j->path) {
-        journal_destroy(j);
-        return NULL;
-    }
     return j;
 }
 
-int journal_open(const char *path, struct journal **out)
+/* ---------- opening: who may have put the file there ---------- */
+
+/* Only the daemon's user may create, replace or rename files in the
+ * directory: else a planted symlink or journal would be followed or
+ * replayed by the daemon. */
+static int check_dir(const char *dir, int fd)
 {
-    struct journal *j = journal_new(path);
-    int rc = j ? journal_load(j) : -ENOMEM;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if (st.st_uid != geteuid()) {
+        LOGE("journal directory %s is owned by uid %u, not by this daemon's user (uid %u): "
+             "refusing it (choose another with -o journal_dir)",
+             dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        return -EPERM;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        LOGE("journal directory %s is writable by its group or by others (mode %03o): "
+             "refusing it (chmod go-w it or choose another with -o journal_dir)",
+             dir, (unsigned)(st.st_mode & 0777));
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* A file of the journal (the journal, its lock): a regular file of the
+ * daemon's user with one link, so not a hard link to a file elsewhere. */
+static int check_file(const struct journal *j, const char *name, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    const char *why = !S_ISREG(st.st_mode)               ? "is not a regular file"
+                      : st.st_uid != geteuid()           ? "is owned by another user"
+                      : st.st_nlink != 1                 ? "has more than one link"
+                      : st.st_mode & (S_IWGRP | S_IWOTH) ? "is writable by others"
+                                                         : NULL;
+    if (!why)
+        return 0;
+    LOGE("journal %s: %s/%s %s: refusing it (remove it if it is not yours)", j->path, j->dir, name,
+         why);
+    return -EPERM;
+}
+
+/* Open name in the journal's directory, never following a symlink. */
+static int open_in_dir(const struct journal *j, const char *name, int flags)
+{
+    int fd = openat(j->dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = -errno;
+        if (rc == -ELOOP)
+            LOGE("journal %s: %s/%s is a symbolic link: refusing it", j->path, j->dir, name);
+        return rc;
+    }
+    int rc = check_file(j, name, fd);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Who holds the lock, as its pid file says (for the message only). */
+static long lock_holder(int fd)
+{
+    char buf[24] = {0};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    return n > 0 ? strtol(buf, NULL, 10) : 0;
+}
+
+/* One daemon per journal: a second one would replay the first one's live
+ * jobs again, and the first one's compaction would cut the second one's
+ * records. Wait up to wait_ms for the holder (a previous mount finishing
+ * its queue), then refuse. */
+static int take_lock(struct journal *j, int wait_ms)
+{
+    struct sbuf name = SBUF_INIT;
+    if (sbuf_appendf(&name, "%s.lock", j->name) != 0)
+        return -ENOMEM;
+    int fd = open_in_dir(j, name.data, O_RDWR | O_CREAT);
+    sbuf_free(&name);
+    if (fd < 0)
+        return fd;
+    j->lockfd = fd;
+    for (int waited = 0;; waited += 100) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            break;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return -errno;
+        if (waited >= wait_ms) {
+            LOGE("journal %s is in use by another s3cfs (pid %ld) that is still finishing "
+                 "its queued operations%s: refusing to mount (try again once it exited)",
+                 j->path, lock_holder(fd), wait_ms > 0 ? " after waiting" : "");
+            return -EBUSY;
+        }
+        if (waited == 0)
+            LOGW("journal %s is in use by another s3cfs (pid %ld), a previous mount still "
+                 "finishing its queued operations: waiting up to %d s for it",
+                 j->path, lock_holder(fd), wait_ms / 1000);
+        sleep_ms(100);
+    }
+    char pid[24];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        LOGW("journal %s: cannot record the pid in its lock file", j->path);
+    return 0;
+}
+
+/* Write the S record into the empty file. */
+static int write_header(struct journal *j)
+{
+    if (ftruncate(j->fd, 0) != 0)
+        return -errno;
+    j->size = 0;
+    int rc = write_locked(j, j->header, j->header_len);
+    return rc;
+}
+
+/* The file's jobs belong to this source, or there are none: then the file
+ * starts again with this source's record. */
+static int check_source(struct journal *j, const char *want)
+{
+    const char *have = j->file_source;
+    if (have && strcmp(have, want) == 0)
+        return 0;
+    if (j->live.n > 0) {
+        LOGE("journal %s holds %zu unfinished operations of %s%s, not of this mount (%s): "
+             "they are not replayed; mount that source here to finish them, or remove the file",
+             j->path, j->live.n, have ? "another source: " : "an unknown source",
+             have ? have : " (no source recorded)", want);
+        return -EXDEV;
+    }
+    return write_header(j);
+}
+
+static int make_header(struct journal *j, const char *source)
+{
+    struct sbuf b = SBUF_INIT;
+    int rc = sbuf_append_str(&b, "S 0");
+    if (rc == 0)
+        rc = put_field(&b, source);
+    if (rc == 0)
+        rc = put_end(&b, 0);
+    j->header_len = b.len;
+    j->header = sbuf_detach(&b);
+    return rc ? rc : j->header ? 0 : -ENOMEM;
+}
+
+static int split_path(struct journal *j, const char *path)
+{
+    j->path = strdup(path);
+    const char *slash = strrchr(path, '/');
+    if (!j->path)
+        return -ENOMEM;
+    j->name = j->path + (slash ? slash - path + 1 : 0);
+    if (!*j->name)
+        return -EINVAL;
+    j->dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    return j->dir ? 0 : -ENOMEM;
+}
+
+static int journal_load(struct journal *j, const struct journal_opts *o)
+{
+    j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (j->dirfd < 0)
+        return -errno;
+    int rc = check_dir(j->dir, j->dirfd);
+    if (rc == 0)
+        rc = take_lock(j, o ? o->lock_wait_ms : 0);
+    if (rc == 0 && o && o->source)
+        rc = make_header(j, o->source);
+    if (rc)
+        return rc;
+    j->fd = open_in_dir(j, j->name, O_RDWR | O_CREAT | O_APPEND);
+    if (j->fd < 0)
+        return j->fd;
+    char *data;
+    size_t len;
+    rc = read_all(j->fd, &data, &len);
+    if (rc)
+        return rc;
+    rc = load_buffer(j, data, len, &j->size);
+    free(data);
+    if (rc == 0 && len > j->size) {
+        LOGW("journal %s: dropping a torn last record", j->path);
+        if (ftruncate(j->fd, (off_t)j->size) != 0)
+            rc = -errno;
+    }
+    if (rc == 0 && j->header)
+        rc = check_source(j, o->source);
+    return rc;
+}
+
+int journal_open_opts(const char *path, const struct journal_opts *opts, struct journal **out)
+{
+    *out = NULL;
+    struct journal *j = journal_alloc();
+    if (!j)
+        return -ENOMEM;
+    int rc = split_path(j, path);
+    if (rc == 0)
+        rc = journal_load(j, opts);
     if (rc) {
         LOGE("journal %s: %s", path, strerror(-rc));
         journal_destroy(j);
@@ -625,17 +909,24 @@ int journal_open(const char *path, struct journal **out)
     return 0;
 }
 
+int journal_open(const char *path, struct journal **out)
+{
+    return journal_open_opts(path, NULL, out);
+}
+
 int journal_open_memory(const char *data, size_t len, struct journal **out)
 {
-    struct journal *j = journal_new("(memory)");
-    /* fmemopen: the very reader of journal_open, with no file behind it */
-    FILE *f = j ? fmemopen(len ? (void *)data : "", len, "r") : NULL;
-    int rc = !j ? -ENOMEM : !f ? -errno : load(j, f, &j->size);
-    if (f)
-        fclose(f);
-    if (rc) {
+    *out = NULL;
+    struct journal *j = journal_alloc();
+    if (!j || !(j->path = strdup("(memory)"))) {
         if (j)
             journal_destroy(j);
+        return -ENOMEM;
+    }
+    /* the very parser of journal_open, with no file behind it */
+    int rc = load_buffer(j, data, len, &j->size);
+    if (rc) {
+        journal_destroy(j);
         return rc;
     }
     *out = j;
@@ -652,6 +943,14 @@ void journal_set_max_size(struct journal *j, uint64_t bytes)
 {
     pthread_mutex_lock(&j->lock);
     j->max_size = j->limit = bytes < MIN_MAX_SIZE ? MIN_MAX_SIZE : bytes;
+    pthread_mutex_unlock(&j->lock);
+}
+
+void journal_test_writes(struct journal *j, int delay_ms, int fail_rc)
+{
+    pthread_mutex_lock(&j->lock);
+    j->test_delay_ms = delay_ms;
+    j->test_fail_rc = fail_rc;
     pthread_mutex_unlock(&j->lock);
 }
 
@@ -689,13 +988,28 @@ int journal_sync(struct journal *j)
 {
     /* a duplicate keeps the descriptor valid if a rewrite replaces it */
     pthread_mutex_lock(&j->lock);
-    int fd = dup(j->fd);
+    uint64_t writes = j->writes;
+    int fd = writes != j->synced ? dup(j->fd) : -2;
     pthread_mutex_unlock(&j->lock);
+    if (fd == -2)
+        return 0; /* nothing written since the last fsync */
     if (fd < 0)
         return -errno;
     int rc = fsync(fd) == 0 ? 0 : -errno;
     close(fd);
+    pthread_mutex_lock(&j->lock);
+    if (rc == 0 && writes > j->synced)
+        j->synced = writes;
+    pthread_mutex_unlock(&j->lock);
     return rc;
+}
+
+void journal_sync_count(struct journal *j, uint64_t *writes, uint64_t *synced)
+{
+    pthread_mutex_lock(&j->lock);
+    *writes = j->writes;
+    *synced = j->synced;
+    pthread_mutex_unlock(&j->lock);
 }
 
 /* Whether a line read back from the file belongs in a rewrite. */
@@ -706,86 +1020,90 @@ static bool line_live(const struct journal *j, const char *line, size_t len)
     size_t fields, end;
     if (line_head(line, len, &type, &id, &fields, &end) != 0)
         return false;
-    return type != 'F' && idmap_get(&j->live, id) != NULL;
+    return type != 'F' && type != 'S' && idmap_get(&j->live, id) != NULL;
 }
 
-static int copy_live(const struct journal *j, FILE *in, FILE *out, uint64_t *written)
+/* The header and the live lines of the journal, read through its fd. */
+static int live_copy(const struct journal *j, struct sbuf *out)
 {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    *written = 0;
-    while ((n = getline(&line, &cap, in)) > 0 && line[n - 1] == '\n') {
-        if (!line_live(j, line, (size_t)n - 1))
-            continue;
-        if (fwrite(line, 1, (size_t)n, out) != (size_t)n)
+    char *data;
+    size_t len;
+    int rc = read_all(j->fd, &data, &len);
+    if (rc)
+        return rc;
+    if (j->header)
+        rc = sbuf_append(out, j->header, j->header_len);
+    for (size_t at = 0; rc == 0 && at < len;) {
+        const char *nl = memchr(data + at, '\n', len - at);
+        if (!nl)
             break;
-        *written += (uint64_t)n;
+        size_t n = (size_t)(nl - (data + at));
+        if (line_live(j, data + at, n))
+            rc = sbuf_append(out, data + at, n + 1);
+        at += n + 1;
     }
-    free(line);
-    return ferror(in) || ferror(out) ? -EIO : 0;
-}
-
-static int sync_dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return -ENOMEM;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
+    free(data);
     return rc;
 }
 
-/* Write the live lines of the journal to tmp, durably. */
-static int write_live_copy(const struct journal *j, const char *tmp, uint64_t *written)
+static int write_all(int fd, const char *p, size_t n)
 {
-    int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FILE *in = fopen(j->path, "re");
-    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!in || !out)
-        rc = -errno;
-    if (rc == 0)
-        rc = copy_live(j, in, out, written);
-    if (rc == 0 && (fflush(out) != 0 || fsync(fd) != 0))
-        rc = -errno;
-    if (out)
-        fclose(out);
-    else if (fd >= 0)
-        close(fd);
-    if (in)
-        fclose(in);
-    return rc;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }
 
-/* Replace the journal by its live lines: written to path.tmp, opened, then
- * renamed over it, so a failure at any step leaves the journal as it was. */
+/* A new temporary file: never an existing one, never through a link. A
+ * stale one (a crash mid-rewrite) is removed first: it is ours, the
+ * directory being only the daemon's user's. */
+static int create_tmp(const struct journal *j, const char *tmp)
+{
+    int flags = O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(j->dirfd, tmp, flags, 0600);
+    if (fd < 0 && errno == EEXIST && unlinkat(j->dirfd, tmp, 0) == 0)
+        fd = openat(j->dirfd, tmp, flags, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
+/* Replace the journal by its live lines: written to NAME.tmp, fsync'd,
+ * then renamed over it, so a failure at any step leaves the journal as it
+ * was. */
 static int rewrite_locked(struct journal *j)
 {
-    struct sbuf tmp = SBUF_INIT;
-    if (sbuf_appendf(&tmp, "%s.tmp", j->path) != 0)
+    struct sbuf tmp = SBUF_INIT, live = SBUF_INIT;
+    if (sbuf_appendf(&tmp, "%s.tmp", j->name) != 0)
         return -ENOMEM;
-    uint64_t written = 0;
-    int nfd = -1, rc = write_live_copy(j, tmp.data, &written);
-    if (rc == 0 && (nfd = open(tmp.data, O_RDWR | O_APPEND | O_CLOEXEC)) < 0)
+    int nfd = -1, rc = live_copy(j, &live);
+    if (rc == 0 && (nfd = create_tmp(j, tmp.data)) < 0)
+        rc = nfd;
+    if (rc == 0)
+        rc = write_all(nfd, live.data ? live.data : "", live.len);
+    if (rc == 0 && fsync(nfd) != 0)
         rc = -errno;
-    if (rc == 0 && rename(tmp.data, j->path) != 0) {
+    if (rc == 0 && renameat(j->dirfd, tmp.data, j->dirfd, j->name) != 0)
         rc = -errno;
-        close(nfd);
-    }
     if (rc == 0) {
-        sync_dir_of(j->path);
+        if (fsync(j->dirfd) != 0)
+            LOGW("journal %s: fsync of its directory: %s", j->path, strerror(errno));
         close(j->fd);
         j->fd = nfd;
-        j->size = written;
+        j->size = live.len;
+        j->synced = ++j->writes; /* the new file was fsync'd whole */
     } else {
-        unlink(tmp.data);
+        if (nfd >= 0) {
+            close(nfd);
+            unlinkat(j->dirfd, tmp.data, 0);
+        }
         LOGW("journal %s: rewrite failed: %s", j->path, strerror(-rc));
     }
+    sbuf_free(&live);
     sbuf_free(&tmp);
     return rc;
 }
@@ -794,10 +1112,13 @@ int journal_compact(struct journal *j)
 {
     int rc = 0;
     pthread_mutex_lock(&j->lock);
-    if (j->live.n == 0 && j->size > 0) {
-        rc = ftruncate(j->fd, 0) == 0 ? 0 : -errno;
-        if (rc == 0)
-            j->size = 0;
+    if (j->live.n == 0 && j->size > j->header_len) {
+        /* the source's record stays */
+        rc = ftruncate(j->fd, (off_t)j->header_len) == 0 ? 0 : -errno;
+        if (rc == 0) {
+            j->size = j->header_len;
+            j->writes++;
+        }
         j->limit = j->max_size;
     } else if (j->live.n > 0 && j->size > j->limit) {
         rc = rewrite_locked(j);

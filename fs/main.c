@@ -126,7 +126,7 @@ static void usage(const char *prog)
            "  listing_attrs_only    ls -l without HEAD requests (modes and owners from\n"
            "                        defaults, times from the listing)\n"
            "  journal_dir=PATH      intent journal of queued copies and deletes\n"
-           "                        (default /var/lib/s3cfs)\n"
+           "                        (default /var/lib/s3cfs, ~/.local/state/s3cfs)\n"
            "  sync_jobs             copies and deletes return when they landed\n"
            "  dumpable              debugging: allow core dumps and ptrace (they would\n"
            "                        hold the keys; off by default)\n"

@@ -76,6 +76,11 @@ int engine_wait(struct fs_ctx *c, const struct fs_loc *loc, int roles);
 int engine_wait_dir(struct fs_ctx *c, const struct fs_loc *dir);
 /* Wait for every job pending now (fsync of the all-buckets root). */
 int engine_wait_all(struct fs_ctx *c);
+/* A durability point (fsync of a file or a directory, s3cfs-ctl wait,
+ * unmount) after its wait returned rc: the journal is fsync'd, so what it
+ * says (the DONE of the jobs that landed, the jobs still queued) survives
+ * a power loss. Returns rc, or the fsync's error if rc is 0. */
+int engine_durable(struct fs_ctx *c, int rc);
 /* Whether a job on loc is pending. */
 bool engine_pending(struct fs_ctx *c, const struct fs_loc *loc, int roles);
 

@@ -73,8 +73,15 @@
  *
  * Locking: one engine mutex protects every mutable field; condition
  * variables wake the dispatcher thread, blocked submitters and waiters.
- * No lock is held while exec or del runs, nor across pool_submit. The
- * journal has its own mutex; lock order engine -> journal -> pool.
+ * No lock is held while exec or del runs, nor across pool_submit, nor
+ * while the journal is written: a job's record is written by its submitter
+ * after the engine lock is released (the job is queued in its place but
+ * does not start before the write returned), an M record by
+ * jobs_fold_meta likewise, the DONE of a failed job and of what it
+ * cancels by the dispatcher before it starts anything else. A slow disk
+ * stalls the submitter, not every caller. The journal has its own mutex;
+ * no journal function is called with the engine lock held; lock order
+ * journal -> pool.
  *
  * Threads: the engine has one dispatcher thread (it starts jobs and sends
  * batches; all signals blocked). exec and del run on pool workers and must
@@ -137,6 +144,10 @@ struct job_spec {
      * only while the object still has this ETag (the one copied). Not
      * journaled: a replay deletes without it. */
     const char *if_match;
+    /* DELETE only: when it was queued (Unix seconds), written by the
+     * journal (0: now) and handed to a replay (0: not recorded), so that a
+     * replayed delete spares an object written after it (engine.c). */
+    int64_t queued_s;
 };
 
 /* Runs one COPY; returns 0 or -errno, filling err on failure. The spec's
@@ -157,10 +168,22 @@ typedef int (*jobs_delete_fn)(void *ctx, const char *bucket, const char *const *
                               struct s3_error *err);
 
 /* A job is over (rc 0: landed; else failed for good or cancelled): called
- * once per job with the engine lock held, so it must not call the engine
- * nor block. last: no other pending job writes that key (its namespace
- * entry can follow S3 again). */
+ * once per job (not for one whose submission failed) with the engine lock held, so it must not call
+ * the engine nor block. last: no other pending job writes that key (its namespace entry can follow
+ * S3 again). */
 typedef void (*jobs_over_fn)(void *ctx, const char *bucket, const char *key, int rc, bool last);
+
+/* What a replay does with a job read from the journal. */
+enum jobs_admit {
+    JOBS_ADMIT_RUN,  /* resubmit it */
+    JOBS_ADMIT_DROP, /* finish it (DONE) without running it */
+    JOBS_ADMIT_KEEP, /* leave it live in the journal, for the next mount */
+};
+/* Whether a replayed job runs: called by jobs_recover for each job, in
+ * order, with no engine lock held. rewritten: an earlier replayed job
+ * writes the job's key (so a DELETE's object is that job's result). */
+typedef enum jobs_admit (*jobs_admit_fn)(void *ctx, uint64_t id, const struct job_spec *spec,
+                                         bool rewritten);
 
 /* Zeroed fields take the defaults in brackets. */
 struct jobs_config {
@@ -168,6 +191,7 @@ struct jobs_config {
     jobs_exec_fn exec;       /* required */
     jobs_delete_fn del;      /* required */
     jobs_over_fn over;       /* NULL: none */
+    jobs_admit_fn admit;     /* NULL: every replayed job runs */
     void *ctx;               /* passed to exec, del and over */
     struct journal *journal; /* borrowed, NULL: none; must outlive the engine */
     int max_pending;         /* [4096] jobs submitted and not finished */
@@ -198,7 +222,8 @@ int jobs_recover(struct jobs *e, size_t *count);
  * daemon crash loses nothing. Blocks while max_pending jobs are pending.
  * *id (may be NULL) receives its id. -EINVAL for an incomplete spec,
  * -ENOMEM, -ESHUTDOWN after jobs_free began, or the journal's error (the
- * job is then not queued). */
+ * job then never runs; queued meanwhile, it is cancelled without a report,
+ * and cancels what a failure of it would). */
 int jobs_submit(struct jobs *e, const struct job_spec *spec, uint64_t *id);
 
 /* mv: queue the COPY `copy` and the DELETE of its source guarded by it

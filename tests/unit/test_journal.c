@@ -61,6 +61,8 @@ static int teardown(void **state)
     char tmp[160];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     unlink(tmp);
+    snprintf(tmp, sizeof tmp, "%s.lock", path);
+    unlink(tmp);
     unlink(path);
     rmdir(dir);
     alarm(0);
@@ -86,6 +88,7 @@ struct rec {
     enum job_kind kind;
     char *bucket, *key, *src_bucket, *src_key, *src_etag, *content_type;
     uint64_t src_size, guard;
+    int64_t queued_s;
     bool has_meta;
     size_t nmeta;
     char *names[8], *values[8];
@@ -117,6 +120,7 @@ static int collect(void *arg, uint64_t id, const struct job_spec *s)
                       .content_type = dup_or_null(s->content_type),
                       .src_size = s->src_size,
                       .guard = s->guard,
+                      .queued_s = s->queued_s,
                       .has_meta = s->meta != NULL,
                       .nmeta = s->nmeta};
     for (size_t i = 0; i < s->nmeta && i < 8; i++) {
@@ -144,13 +148,28 @@ static void recs_free(struct recs *rs)
     rs->n = 0;
 }
 
-/* Open the journal at path, replay into rs, close. */
+/* The file's bytes (at most 64 KiB), NUL-terminated; *len their count. */
+static char *slurp(const char *p, size_t *len)
+{
+    char *buf = calloc(1, 65537);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    *len = fread(buf, 1, 65536, f);
+    fclose(f);
+    return buf;
+}
+
+/* What a replay of the file would run, read while a handle holds it (its
+ * lock forbids a second handle). */
 static void reopen_replay(struct recs *rs)
 {
+    size_t len;
+    char *data = slurp(path, &len);
     struct journal *j;
-    assert_int_equal(journal_open(path, &j), 0);
+    assert_int_equal(journal_open_memory(data, len, &j), 0);
     assert_int_equal(journal_replay(j, collect, rs), 0);
     journal_close(j);
+    free(data);
 }
 
 static void assert_str_or_null(const char *got, const char *want)
@@ -270,8 +289,10 @@ static void test_done_hides_and_order(void **state)
     (void)state;
     struct journal *j;
     assert_int_equal(journal_open(path, &j), 0);
-    /* ids need not be increasing: the file order is the submission order */
-    const uint64_t ids[] = {5, 3, 9, 4, 7};
+    /* records need not reach the file in id order (the engine writes them
+     * after its lock is released): a replay runs them by id, which is the
+     * order they were queued in */
+    const uint64_t ids[] = {5, 7, 9, 4, 3};
     char keys[5][8];
     for (int i = 0; i < 5; i++) {
         snprintf(keys[i], sizeof keys[i], "k%d", i);
@@ -290,13 +311,13 @@ static void test_done_hides_and_order(void **state)
     reopen_replay(rs);
     assert_int_equal(rs->n, 3);
     assert_int_equal(rs->r[0].id, 3);
-    assert_string_equal(rs->r[0].key, "k1");
-    assert_int_equal(rs->r[0].kind, JOB_DELETE);
+    assert_string_equal(rs->r[0].key, "k4");
+    assert_int_equal(rs->r[0].kind, JOB_COPY);
     assert_int_equal(rs->r[1].id, 4);
     assert_string_equal(rs->r[1].key, "k3");
     assert_int_equal(rs->r[2].id, 7);
-    assert_string_equal(rs->r[2].key, "k4");
-    assert_int_equal(rs->r[2].kind, JOB_COPY);
+    assert_string_equal(rs->r[2].key, "k1");
+    assert_int_equal(rs->r[2].kind, JOB_DELETE);
     recs_free(rs);
 
     /* replay hands the jobs over once */
@@ -466,6 +487,237 @@ static void test_open_errors(void **state)
     journal_close(NULL);
 }
 
+/* ---------- who may have put the file there (issue 13 §1) ---------- */
+
+static char victim[160];
+
+/* A file outside the journal's directory that a planted link points to. */
+static void make_victim(void)
+{
+    snprintf(victim, sizeof victim, "%s.victim", dir);
+    FILE *f = fopen(victim, "w");
+    assert_non_null(f);
+    fputs("precious, without a final newline", f);
+    fclose(f);
+}
+
+static void assert_victim_intact(void)
+{
+    size_t len;
+    char *data = slurp(victim, &len);
+    assert_string_equal(data, "precious, without a final newline");
+    free(data);
+    unlink(victim);
+}
+
+/* A symlink planted at the journal's name is not followed: the daemon
+ * would have cut the "torn" tail of whatever it points to. */
+static void test_refuses_planted_symlink(void **state)
+{
+    (void)state;
+    make_victim();
+    assert_int_equal(symlink(victim, path), 0);
+    struct journal *j = NULL;
+    assert_int_equal(journal_open(path, &j), -ELOOP);
+    assert_null(j);
+    assert_victim_intact();
+}
+
+/* A hard link to another file, or something that is not a regular file. */
+static void test_refuses_hard_link_and_fifo(void **state)
+{
+    (void)state;
+    make_victim();
+    assert_int_equal(link(victim, path), 0);
+    struct journal *j = NULL;
+    assert_int_equal(journal_open(path, &j), -EPERM);
+    unlink(path);
+    assert_victim_intact();
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(journal_open(path, &j), -EPERM);
+    assert_null(j);
+}
+
+/* A directory others can write to, or that another user owns. */
+static void test_refuses_shared_directory(void **state)
+{
+    (void)state;
+    struct journal *j = NULL;
+    assert_int_equal(chmod(dir, 01777), 0);
+    assert_int_equal(journal_open(path, &j), -EPERM);
+    assert_int_equal(chmod(dir, 0720), 0);
+    assert_int_equal(journal_open(path, &j), -EPERM);
+    assert_int_equal(chmod(dir, 0700), 0);
+    if (geteuid() == 0) { /* only root can give the directory away */
+        assert_int_equal(chown(dir, 1, 1), 0);
+        assert_int_equal(journal_open(path, &j), -EPERM);
+        assert_int_equal(chown(dir, 0, 0), 0);
+    }
+    assert_null(j);
+    assert_int_equal(access(path, F_OK), -1); /* nothing was created */
+    assert_int_equal(journal_open(path, &j), 0);
+    journal_close(j);
+}
+
+/* The rewrite's temporary file is created, never opened through a link
+ * planted at its name (it would have truncated the link's target). */
+static void test_rewrite_ignores_planted_tmp(void **state)
+{
+    (void)state;
+    make_victim();
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_int_equal(symlink(victim, tmp), 0);
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    journal_set_max_size(j, 4096);
+    struct job_spec s = copy_spec("a", "live");
+    assert_int_equal(journal_append(j, 1, &s), 0);
+    for (uint64_t id = 2; id < 100; id++) {
+        struct job_spec d = del_spec("gone");
+        assert_int_equal(journal_append(j, id, &d), 0);
+        assert_int_equal(journal_done(j, &id, 1), 0);
+    }
+    assert_true(file_size() > 4096);
+    assert_int_equal(journal_compact(j), 0); /* rewritten: only the live record */
+    assert_true(file_size() < 512);
+    journal_close(j);
+    assert_victim_intact();
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 1);
+    assert_string_equal(rs->r[0].key, "live");
+    recs_free(rs);
+    free(rs);
+}
+
+static struct journal *closer_j;
+
+static void *close_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(200);
+    journal_close(closer_j);
+    return NULL;
+}
+
+/* One handle per journal: another one is refused, or waits for the
+ * holder to close (a previous daemon finishing its queue). */
+static void test_exclusive_lock(void **state)
+{
+    (void)state;
+    struct journal *j, *k = NULL;
+    assert_int_equal(journal_open(path, &j), 0);
+    struct job_spec s = copy_spec("a", "b");
+    assert_int_equal(journal_append(j, 1, &s), 0);
+    assert_int_equal(journal_open(path, &k), -EBUSY);
+    struct journal_opts o = {.lock_wait_ms = 300};
+    assert_int_equal(journal_open_opts(path, &o, &k), -EBUSY); /* waited, still held */
+    assert_null(k);
+    closer_j = j;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, close_later, NULL), 0);
+    o.lock_wait_ms = 5000;
+    assert_int_equal(journal_open_opts(path, &o, &k), 0); /* once it closed */
+    pthread_join(t, NULL);
+    struct journal_info ji;
+    journal_info(k, &ji);
+    assert_int_equal(ji.live, 1);
+    journal_close(k);
+}
+
+/* The jobs of one source are never replayed by a mount of another. */
+static void test_source_recorded_and_checked(void **state)
+{
+    (void)state;
+    const char *a = "endpoint=http://127.0.0.1:1 bucket=b prefix= mountpoint=/mnt/x";
+    const char *b = "endpoint=http://127.0.0.1:1 bucket=other prefix= mountpoint=/mnt/x";
+    struct journal_opts oa = {.source = a}, ob = {.source = b};
+    struct journal *j = NULL;
+    assert_int_equal(journal_open_opts(path, &oa, &j), 0);
+    struct job_spec s = del_spec("k");
+    assert_int_equal(journal_append(j, 7, &s), 0);
+    journal_close(j);
+    uint64_t size = file_size();
+    j = NULL;
+    assert_int_equal(journal_open_opts(path, &ob, &j), -EXDEV);
+    assert_null(j);
+    assert_int_equal(file_size(), size); /* left as it was */
+    /* a journal without a source record (or a planted one) and live jobs */
+    struct journal_opts none = {0};
+    assert_int_equal(journal_open_opts(path, &none, &j), 0);
+    struct recs *rs = calloc(1, sizeof *rs);
+    assert_int_equal(journal_replay(j, collect, rs), 0);
+    assert_int_equal(rs->n, 1);
+    recs_free(rs);
+    journal_close(j);
+    assert_int_equal(journal_open_opts(path, &oa, &j), 0); /* its own source */
+    uint64_t id = 7;
+    assert_int_equal(journal_done(j, &id, 1), 0);
+    assert_int_equal(journal_compact(j), 0);
+    assert_true(file_size() > 0); /* truncated to the source record */
+    journal_close(j);
+    /* nothing live: another source takes the file over */
+    assert_int_equal(journal_open_opts(path, &ob, &j), 0);
+    assert_int_equal(journal_append(j, 8, &s), 0);
+    journal_close(j);
+    assert_int_equal(journal_open_opts(path, &oa, &j), -EXDEV);
+    unlink(path);
+    close(open(path, O_CREAT | O_WRONLY, 0600));
+    append_record("C 1 bkt planted src x * 1 * *"); /* no source record */
+    assert_int_equal(journal_open_opts(path, &oa, &j), -EXDEV);
+    free(rs);
+}
+
+/* A DELETE records when it was queued, so that a replay spares an object
+ * written after it; records of the older format still load. */
+static void test_delete_time_recorded(void **state)
+{
+    (void)state;
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    struct job_spec d = del_spec("k");
+    int64_t before = (int64_t)time(NULL);
+    assert_int_equal(journal_append(j, 1, &d), 0);
+    d.queued_s = 12345;
+    d.guard = 9;
+    assert_int_equal(journal_append(j, 2, &d), 0);
+    journal_close(j);
+    append_record("D 3 bkt old");
+    append_record("D 4 bkt older 1");
+    append_record("D 5 bkt bad 1 0");
+    struct recs *rs = calloc(1, sizeof *rs);
+    reopen_replay(rs);
+    assert_int_equal(rs->n, 4);
+    assert_true(rs->r[0].queued_s >= before && rs->r[0].queued_s <= before + 5);
+    assert_int_equal(rs->r[0].guard, 0);
+    assert_int_equal(rs->r[1].queued_s, 12345);
+    assert_int_equal(rs->r[1].guard, 9);
+    assert_int_equal(rs->r[2].queued_s, 0);
+    assert_int_equal(rs->r[3].guard, 1);
+    assert_int_equal(rs->r[3].queued_s, 0);
+    recs_free(rs);
+    free(rs);
+}
+
+/* journal_sync fsyncs what was written since the last one, and only then. */
+static void test_sync_counts(void **state)
+{
+    (void)state;
+    struct journal *j;
+    assert_int_equal(journal_open(path, &j), 0);
+    uint64_t w, s;
+    struct job_spec d = del_spec("k");
+    assert_int_equal(journal_append(j, 1, &d), 0);
+    journal_sync_count(j, &w, &s);
+    assert_int_equal(w, 1);
+    assert_int_equal(s, 0);
+    assert_int_equal(journal_sync(j), 0);
+    journal_sync_count(j, &w, &s);
+    assert_int_equal(s, w);
+    journal_close(j);
+}
+
 /* ---------- with the engine ---------- */
 
 /* A fake executor that records the order it runs jobs in; it blocks while
@@ -531,6 +783,15 @@ static struct jobs *x_engine(struct pool **p, struct journal *j)
     struct jobs *e;
     assert_int_equal(jobs_new(&cfg, &e), 0);
     return e;
+}
+
+/* A fresh journal at path and an engine on it, the executor's gate open
+ * or shut. */
+static struct jobs *engine_on_journal(struct journal **j, struct pool **p, bool gate_shut)
+{
+    assert_int_equal(journal_open(path, j), 0);
+    x_gate(gate_shut);
+    return x_engine(p, *j);
 }
 
 /* cp a b; cp b c; rm a; rm x: submitted while the executor is blocked. */
@@ -686,9 +947,7 @@ static void test_replay_keeps_folded_meta(void **state)
     (void)state;
     struct journal *j;
     struct pool *p;
-    assert_int_equal(journal_open(path, &j), 0);
-    x_gate(true);
-    struct jobs *e = x_engine(&p, j);
+    struct jobs *e = engine_on_journal(&j, &p, true);
     struct job_spec s1 = copy_spec("a", "b"), s2 = copy_spec("b", "c");
     assert_int_equal(jobs_submit(e, &s1, NULL), 0);
     assert_int_equal(jobs_submit(e, &s2, NULL), 0);
@@ -779,6 +1038,81 @@ static void test_sigkill_then_replay_move(void **state)
     journal_close(j);
 }
 
+static struct jobs *slow_e;
+
+static void *submit_slowly(void *arg)
+{
+    (void)arg;
+    struct job_spec s = copy_spec("a", "slow");
+    assert_int_equal(jobs_submit(slow_e, &s, NULL), 0);
+    return NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A slow journal stalls the submitter only: the engine's lock is not held
+ * while a record is written, so every other caller goes on. */
+static void test_no_journal_write_under_engine_lock(void **state)
+{
+    (void)state;
+    struct journal *j;
+    struct pool *p;
+    slow_e = engine_on_journal(&j, &p, false);
+    journal_test_writes(j, 1500, 0);
+    pthread_t t;
+    int64_t t0 = mono_ms();
+    assert_int_equal(pthread_create(&t, NULL, submit_slowly, NULL), 0);
+    sleep_ms(200); /* the submitter is in its write */
+    struct jobs_status st;
+    jobs_status(slow_e, &st);
+    int64_t took = mono_ms() - t0;
+    assert_int_equal(st.pending, 1); /* queued, not started before its record is written */
+    assert_int_equal(st.running, 0);
+    assert_true(took < 1000);
+    assert_false(jobs_pending_key(slow_e, "bkt", "other", JOBS_AS_DEST));
+    pthread_join(t, NULL);
+    assert_true(mono_ms() - t0 >= 1400);
+    journal_test_writes(j, 0, 0);
+    assert_int_equal(jobs_drain(slow_e), 0);
+    assert_true(pos("copy slow") < 99);
+    jobs_free(slow_e);
+    pool_free(p);
+    journal_close(j);
+}
+
+/* A job whose record cannot be written fails its submission and never
+ * runs (a move: neither its copy nor its delete); it is not reported a
+ * second time. */
+static void test_unrecorded_job_never_runs(void **state)
+{
+    (void)state;
+    struct journal *j;
+    struct pool *p;
+    struct jobs *e = engine_on_journal(&j, &p, false);
+    journal_test_writes(j, 0, -ENOSPC);
+    struct job_spec c = copy_spec("a", "b"), d = del_spec("x"), m = copy_spec("m", "n");
+    assert_int_equal(jobs_submit(e, &c, NULL), -ENOSPC);
+    assert_int_equal(jobs_submit(e, &d, NULL), -ENOSPC);
+    assert_int_equal(jobs_submit_move(e, &m, 0, NULL, NULL), -ENOSPC);
+    journal_test_writes(j, 0, 0);
+    struct job_spec ok = del_spec("y");
+    assert_int_equal(jobs_submit(e, &ok, NULL), 0);
+    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(X.n, 1);
+    assert_int_equal(pos("delete y"), 0);
+    jobs_free(e);
+    pool_free(p);
+    struct journal_info ji;
+    journal_info(j, &ji);
+    assert_int_equal(ji.live, 0);
+    journal_close(j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--crash-child") == 0)
@@ -793,9 +1127,19 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_torn_and_garbled_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_planted_symlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_hard_link_and_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_shared_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrite_ignores_planted_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exclusive_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_source_recorded_and_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_time_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_journals_before_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_then_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_keeps_folded_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_journal_write_under_engine_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unrecorded_job_never_runs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
