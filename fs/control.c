@@ -201,9 +201,11 @@ static int answer_status(struct control *ctl, struct sbuf *out)
     if (ctl_escape(c->opt.mountpoint ? c->opt.mountpoint : "?", mnt, sizeof mnt) ||
         ctl_escape(raw, src, sizeof src))
         return -ENAMETOOLONG;
+    char conds[512];
+    cond_format(&c->conds, conds, sizeof conds);
     return sbuf_appendf(
         out,
-        "mount %s\nsource %s\npid %ld\nuptime_ms %lld\n"
+        "mount %s\nsource %s\npid %ld\nuptime_ms %lld\nconditions %s\n"
         "jobs_pending %llu\njobs_queued %llu\njobs_running %llu\njobs_done %llu\n"
         "jobs_failed %llu\njobs_retried %llu\njobs_limit %d\njobs_batch %d\n"
         "jobs_failures_kept %zu\n"
@@ -215,7 +217,7 @@ static int answer_status(struct control *ctl, struct sbuf *out)
         "cache_dir_misses %llu\ncache_evictions %llu\nkernel_entries_dropped %lu\n"
         "rss_kib %ld\nrss_peak_kib %ld\nheap_in_use_kib %zu\nheap_free_kib %zu\n"
         "heap_mmap_kib %zu\nok\n",
-        mnt, src, (long)getpid(), (long long)(now_ms() - ctl->started_ms),
+        mnt, src, (long)getpid(), (long long)(now_ms() - ctl->started_ms), conds,
         (unsigned long long)js.pending, (unsigned long long)js.queued,
         (unsigned long long)js.running, (unsigned long long)js.done, (unsigned long long)js.failed,
         (unsigned long long)js.retried, js.limit, js.batch, js.failures_kept,

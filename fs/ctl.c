@@ -556,6 +556,7 @@ static void print_status(const struct target *t, const struct fields *f, long lo
            "%llu evictions\n",
            num(f, "cache_hits"), num(f, "cache_misses"), num(f, "cache_dir_hits"),
            num(f, "cache_dir_misses"), num(f, "cache_evictions"));
+    printf("conditions honoured by the server: %s\n", field(f, "conditions"));
     printf("memory:    %llu KiB resident, peak %llu KiB; %llu closed files dropped from the "
            "kernel's cache\n",
            num(f, "rss_kib"), num(f, "rss_peak_kib"), num(f, "kernel_entries_dropped"));

@@ -48,6 +48,7 @@ static int exec_copy(void *ctx, uint64_t id, const struct job_spec *spec, struct
     struct fs_loc dst;
     loc_of(&src.loc, spec->src_bucket, spec->src_key);
     snprintf(src.etag, sizeof src.etag, "%s", spec->src_etag ? spec->src_etag : "");
+    src.dst_create_only = spec->dst_create_only;
     loc_of(&dst, spec->bucket, spec->key);
     struct s3_write_opts wo = {
         .content_type = spec->content_type, .meta = spec->meta, .nmeta = spec->nmeta};
@@ -58,13 +59,12 @@ static int exec_copy(void *ctx, uint64_t id, const struct job_spec *spec, struct
     return rc;
 }
 
-static int exec_delete(void *ctx, const char *bucket, const char *const *keys, size_t n,
-                       int *per_key_rc, struct s3_error *err)
+static int delete_batch(struct fs_ctx *c, const char *bucket, const char *const *keys,
+                        const char *const *etags, size_t n, int *per_key_rc, struct s3_error *err)
 {
-    struct fs_ctx *c = ctx;
     struct s3_delete_error *errs = NULL;
     size_t nerrs = 0;
-    int rc = s3_delete_objects(c->s3, bucket, keys, n, &errs, &nerrs, err);
+    int rc = s3_delete_objects(c->s3, bucket, keys, etags, n, &errs, &nerrs, err);
     for (size_t i = 0; i < n; i++) {
         per_key_rc[i] = rc;
         for (size_t j = 0; rc == 0 && j < nerrs; j++)
@@ -73,6 +73,63 @@ static int exec_delete(void *ctx, const char *bucket, const char *const *keys, s
     }
     if (rc == 0)
         s3_delete_errors_free(errs, nerrs);
+    return rc;
+}
+
+/* The keys of a batch that carry an ETag, each as its own DeleteObject
+ * with If-Match (for a server that honours that but not DeleteObjects'
+ * per-key ETags); they leave the batch (keys[i] becomes NULL). */
+static void delete_each_if_match(struct fs_ctx *c, const char *bucket, const char **keys,
+                                 const char *const *etags, size_t n, int *per_key_rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!etags[i])
+            continue;
+        struct s3_error e;
+        int rc = s3_delete_object(c->s3, bucket, keys[i], etags[i], &e);
+        if (rc && rc != -ENOENT && rc != -ESTALE)
+            fs_fail("delete", keys[i], rc, &e);
+        per_key_rc[i] = rc == -ENOENT ? 0 : rc;
+        keys[i] = NULL;
+    }
+}
+
+/* Conditions a delete batch can carry: per-key ETags in DeleteObjects, or
+ * If-Match on single deletes, or none (cond.h: only what the server was
+ * seen to honour). */
+static int exec_delete(void *ctx, const char *bucket, const char *const *keys,
+                       const char *const *etags, size_t n, int *per_key_rc, struct s3_error *err)
+{
+    struct fs_ctx *c = ctx;
+    bool any = false;
+    for (size_t i = 0; etags && i < n; i++)
+        any = any || etags[i];
+    if (!any || cond_on(&c->conds, COND_DELETES_ETAG) || !cond_on(&c->conds, COND_DELETE_IF_MATCH))
+        return delete_batch(c, bucket, keys, cond_on(&c->conds, COND_DELETES_ETAG) ? etags : NULL,
+                            n, per_key_rc, err);
+    const char **rest = malloc(n * sizeof *rest);
+    if (!rest) {
+        s3_error_set(err, "NoMemory", "out of memory");
+        return -ENOMEM;
+    }
+    memcpy(rest, keys, n * sizeof *rest);
+    delete_each_if_match(c, bucket, rest, etags, n, per_key_rc);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) /* the unconditional ones still go as one batch */
+        if (rest[i])
+            rest[m++] = rest[i];
+    int rc = 0;
+    if (m) {
+        int *rcs = calloc(m, sizeof *rcs);
+        rc = rcs ? delete_batch(c, bucket, rest, NULL, m, rcs, err) : -ENOMEM;
+        if (!rcs)
+            s3_error_set(err, "NoMemory", "out of memory");
+        for (size_t i = 0, j = 0; rcs && i < n; i++)
+            if (!etags[i])
+                per_key_rc[i] = rc ? rc : rcs[j++];
+        free(rcs);
+    }
+    free(rest);
     return rc;
 }
 
@@ -339,17 +396,19 @@ void engine_release(struct fs_ctx *c, uint64_t group)
  * cancelled if that copy fails, and nothing else cancels it or is cancelled
  * because of it. */
 int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
-                     const struct fs_loc *to, uint64_t group)
+                     const struct fs_loc *to, uint64_t group, bool noreplace)
 {
     struct job_spec copy = copy_as_is(from, etag, size, to);
+    copy.dst_create_only = noreplace;
     return jobs_submit_move(c->jobs, &copy, group, NULL, NULL);
 }
 
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                 const struct fs_loc *to, const char *from_path, const char *to_path,
-                const struct stat *st, const struct s3_write_opts *wo)
+                const struct stat *st, const struct s3_write_opts *wo, bool noreplace)
 {
     struct job_spec copy = copy_as_is(from, etag, size, to);
+    copy.dst_create_only = noreplace;
     if (wo) {
         copy.meta = wo->meta;
         copy.nmeta = wo->nmeta;

@@ -88,6 +88,7 @@ struct job {
     unsigned char state;      /* lock: enum job_state */
     unsigned char tries;      /* owned by whoever runs the job: re-runs so far */
     bool started;             /* lock: handed to the pool once, metadata frozen */
+    bool dst_create_only;     /* constant: COPY with If-None-Match: * */
     bool silent;              /* lock: its submission already returned its failure */
     unsigned char writing;    /* lock: journal records about it being written: it waits */
     int doom_rc;              /* lock: non-zero: cancelled with it when ready */
@@ -97,7 +98,7 @@ struct job {
     uint64_t src_size;        /* constant */
     int64_t due_ms;           /* lock: when a job on the retry list runs again */
     struct meta_set *meta;    /* lock until started, then constant; NULL: COPY */
-    const char *src_etag;     /* constant, in strings[]; NULL: no condition */
+    const char *src_etag;     /* constant, in strings[]; NULL: no condition (DELETE: If-Match) */
     const char *content_type; /* constant, in strings[] */
     char strings[];
 };
@@ -163,6 +164,7 @@ struct batch_task {
     size_t n;
     struct job **jobs;
     const char **keys;
+    const char **etags; /* NULL entries: unconditional */
     int *rcs;
     uint64_t *ids;
     char bucket[];
@@ -722,6 +724,8 @@ static void tell_over(struct jobs *e, const struct keystate *dst, int rc)
     e->cfg.over(e->cfg.ctx, dst->name, ks_key(dst), rc, last); /* name: bucket, NUL, key */
 }
 
+static void job_end(struct jobs *e, struct job *jb, int rc);
+
 /* Lock held: jb is over (rc 0: it landed). Release its keys. */
 static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
 {
@@ -732,6 +736,31 @@ static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
     } else {
         e->ndone++;
     }
+    job_end(e, jb, rc);
+}
+
+/* A conditional delete whose object changed: another client's object. */
+static bool job_kept(const struct job *jb, int rc)
+{
+    return rc == -ESTALE && jb->kind == JOB_DELETE && jb->src_etag;
+}
+
+/* Lock held: a kept delete (jobs_delete_fn) lands as a success that
+ * deleted nothing; listed, so that s3cfs-ctl errors tells. */
+static void job_keep(struct jobs *e, struct job *jb)
+{
+    struct keystate *ks = job_dest(jb);
+    static const char msg[] = "delete: kept: another client replaced the object after it was "
+                              "copied (its ETag is no longer the one copied); not deleted";
+    LOGW("job %llu on %s/%s: %s", (unsigned long long)jb->id, ks->name, ks_key(ks), msg);
+    ring_add(e, ks, -ESTALE, msg);
+    e->ndone++;
+    job_end(e, jb, -ESTALE);
+}
+
+/* Lock held: jb is over; release its keys and free it. */
+static void job_end(struct jobs *e, struct job *jb, int rc)
+{
     if (jb->state == JS_RUNNING)
         e->nrunning--;
     for (unsigned i = 0; i < jb->nacc; i++)
@@ -808,7 +837,7 @@ static void task_done(struct jobs *e, struct job **jobs, const int *rcs, uint64_
 {
     size_t nfinal = 0;
     for (size_t i = 0; i < n; i++)
-        if (rcs[i] == 0)
+        if (rcs[i] == 0 || job_kept(jobs[i], rcs[i])) /* a kept delete must not replay */
             ids[nfinal++] = jobs[i]->id;
     /* before the keys are released: a replay never runs a dependant alone */
     if (e->cfg.journal && nfinal > 0 && journal_done(e->cfg.journal, ids, nfinal) != 0)
@@ -820,7 +849,9 @@ static void task_done(struct jobs *e, struct job **jobs, const int *rcs, uint64_
         request_ok(e);
     for (size_t i = 0; i < n; i++) {
         const char *w = rcs[i] ? describe(rcs[i], req_rc ? err : NULL, why, sizeof why) : NULL;
-        if (will_retry(e, jobs[i], rcs[i], req_rc, err))
+        if (req_rc == 0 && job_kept(jobs[i], rcs[i]))
+            job_keep(e, jobs[i]);
+        else if (will_retry(e, jobs[i], rcs[i], req_rc, err))
             retry_later(e, jobs[i], w);
         else
             job_finish(e, jobs[i], rcs[i], w);
@@ -844,6 +875,7 @@ static void job_view(const struct job *jb, struct job_spec *s)
     s->src_key = ks_key(src);
     s->src_etag = jb->src_etag;
     s->src_size = jb->src_size;
+    s->dst_create_only = jb->dst_create_only;
     s->meta = jb->meta ? jb->meta->m : NULL;
     s->nmeta = jb->meta ? jb->meta->n : 0;
     s->content_type = jb->content_type;
@@ -870,7 +902,7 @@ static int run_batch(void *arg)
     struct s3_error err;
     s3_error_clear(&err);
     memset(t->rcs, 0, t->n * sizeof *t->rcs);
-    int rc = e->cfg.del(e->cfg.ctx, t->bucket, t->keys, t->n, t->rcs, &err);
+    int rc = e->cfg.del(e->cfg.ctx, t->bucket, t->keys, t->etags, t->n, t->rcs, &err);
     for (size_t i = 0; rc && i < t->n; i++)
         t->rcs[i] = rc;
     task_done(e, t->jobs, t->rcs, t->ids, t->n, rc, &err);
@@ -901,7 +933,8 @@ static struct batch_task *batch_task_new(struct jobs *e, const char *bucket, siz
     size_t size = sizeof(struct batch_task) + blen;
     size = (size + 7) & ~(size_t)7;
     size_t jobs_at = size, keys_at = jobs_at + n * sizeof(struct job *);
-    size_t ids_at = keys_at + n * sizeof(char *), rcs_at = ids_at + n * sizeof(uint64_t);
+    size_t etags_at = keys_at + n * sizeof(char *);
+    size_t ids_at = etags_at + n * sizeof(char *), rcs_at = ids_at + n * sizeof(uint64_t);
     struct batch_task *t = malloc(rcs_at + n * sizeof(int));
     if (!t)
         return NULL;
@@ -910,6 +943,7 @@ static struct batch_task *batch_task_new(struct jobs *e, const char *bucket, siz
     memcpy(t->bucket, bucket, blen);
     t->jobs = (struct job **)(void *)((char *)t + jobs_at);
     t->keys = (const char **)(void *)((char *)t + keys_at);
+    t->etags = (const char **)(void *)((char *)t + etags_at);
     t->ids = (uint64_t *)(void *)((char *)t + ids_at);
     t->rcs = (int *)(void *)((char *)t + rcs_at);
     return t;
@@ -939,6 +973,7 @@ static void send_batch(struct jobs *e, struct batchq *q)
         job_start(e, jb);
         t->jobs[i] = jb;
         t->keys[i] = ks_key(job_dest(jb));
+        t->etags[i] = jb->src_etag;
     }
     if (q->n == 0)
         batchq_remove(e, q);
@@ -1132,7 +1167,8 @@ static int spec_check(const struct job_spec *s)
 static struct job *job_new(struct jobs *e, const struct job_spec *s)
 {
     bool copy = s->kind == JOB_COPY;
-    const char *etag = copy && s->src_etag && *s->src_etag ? s->src_etag : NULL;
+    const char *etag = copy ? s->src_etag : s->if_match;
+    etag = etag && *etag ? etag : NULL;
     const char *ctype = copy && s->meta ? s->content_type : NULL;
     size_t el = etag ? strlen(etag) + 1 : 0, cl = ctype ? strlen(ctype) + 1 : 0;
     struct job *jb = calloc(1, sizeof *jb + el + cl);
@@ -1141,6 +1177,7 @@ static struct job *job_new(struct jobs *e, const struct job_spec *s)
     jb->e = e;
     jb->kind = (unsigned char)s->kind;
     jb->src_size = copy ? s->src_size : 0;
+    jb->dst_create_only = copy && s->dst_create_only;
     if (etag)
         jb->src_etag = memcpy(jb->strings, etag, el);
     if (ctype)
@@ -1323,8 +1360,12 @@ int jobs_submit_move(struct jobs *e, const struct job_spec *copy, uint64_t hold,
         rc = -EINVAL;
     if (rc)
         return rc;
-    struct job_spec del = {
-        .kind = JOB_DELETE, .bucket = copy->src_bucket, .key = copy->src_key, .hold = hold};
+    /* the source goes only while it is still the object copied */
+    struct job_spec del = {.kind = JOB_DELETE,
+                           .bucket = copy->src_bucket,
+                           .key = copy->src_key,
+                           .hold = hold,
+                           .if_match = copy->src_etag};
     struct job *cj = job_new(e, copy), *dj = job_new(e, &del);
     rc = cj && dj ? 0 : -ENOMEM;
     if (rc == 0) {

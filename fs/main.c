@@ -21,6 +21,7 @@
 
 #include <curl/curl.h>
 
+#include "s3cfs/cond.h"
 #include "s3cfs/control.h"
 #include "s3cfs/engine.h"
 #include "s3cfs/fsops.h"
@@ -461,7 +462,8 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                 if (plain_http_warning(c, warn, sizeof warn)) /* the terminal had it */
                     LOGW("%s", warn);
             }
-            start_sighup(c); /* first: the threads started after inherit the mask */
+            start_sighup(c);     /* first: the threads started after inherit the mask */
+            cond_probe_mount(c); /* before the journal's replay: its deletes may be conditional */
             if (fs_ctx_start(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
                 control_start(c); /* s3cfs-ctl; the mount works without it (logged) */
                 if (!c->opt.mountpoint || trim_new(fuse_get_session(fuse), c->opt.mountpoint,

@@ -366,6 +366,8 @@ int node_open(struct fs_ctx *c, const char *path, const struct fs_loc *loc, cons
     int rc = 0;
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
+    if (!etag && (flags & O_EXCL) && !n->exists)
+        n->create_only = true;
     if (!etag || (flags & O_TRUNC)) {
         rc = stage_empty(c, n);
         if (rc == 0 && (n->st.st_size != 0 || !n->exists)) {
@@ -421,6 +423,16 @@ static int upload_keeping(struct fs_ctx *c, struct transfer_upload *up, const ch
     return rc;
 }
 
+/* An O_EXCL create lost: another client's object took the key between the
+ * open and this upload (the server answered 412 to If-None-Match: *). */
+static int excl_lost(const struct fs_loc *loc)
+{
+    LOGW("%s: created with O_EXCL, but another client created the object first: not "
+         "overwritten (EEXIST)",
+         loc->key);
+    return -EEXIST;
+}
+
 int node_flush(struct fs_ctx *c, struct fs_node *n)
 {
     pthread_mutex_lock(&n->lock);
@@ -435,6 +447,7 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
     }
     struct transfer_upload up = {.loc = n->loc, .stage = n->stage, .st = n->st};
     bool replaces = n->exists;
+    up.create_only = n->create_only && !replaces;
     char *path = strdup(n->path);
     n->busy = true;
     pthread_mutex_unlock(&n->lock);
@@ -445,10 +458,20 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
              strerror(-rc));
     rc = upload_keeping(c, &up, path ? path : "", replaces); /* writers wait for busy */
     free(path);
+    if (rc == -ESTALE && up.create_only)
+        rc = excl_lost(&up.loc);
     pthread_mutex_lock(&n->lock);
+    if (rc == -EEXIST) {
+        /* the create failed: its data goes, as with a failed open(O_EXCL);
+         * the next flush (close after fsync) reports it again */
+        n->dirty = false;
+        n->error = -EEXIST;
+        nscache_invalidate(c->cache, n->path); /* show the other client's object */
+    }
     if (rc == 0) {
         n->dirty = false;
         n->exists = true;
+        n->create_only = false;
         memcpy(n->etag, up.etag, sizeof n->etag);
         nscache_put(c->cache, n->path, &n->st, n->etag);
     }

@@ -213,7 +213,7 @@ int obj_unlink(struct fs_ctx *c, const char *path)
 }
 
 static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl, const struct stat *st)
+                       const struct fs_loc *tl, const struct stat *st, unsigned flags)
 {
     int rc = node_detach(c, to, NULL); /* an open target keeps its old content */
     if (rc)
@@ -234,7 +234,7 @@ static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *
     struct s3_write_opts wo = {.meta = ms.meta, .nmeta = ms.nmeta};
     nscache_invalidate(c->cache, to);
     nscache_invalidate(c->cache, from);
-    rc = engine_move(c, fl, h.etag, h.size, tl, from, to, &moved, &wo);
+    rc = engine_move(c, fl, h.etag, h.size, tl, from, to, &moved, &wo, flags & RENAME_NOREPLACE);
     s3_head_free(&h);
     if (rc == 0)
         node_rename(c->nodes, from, to, tl);
@@ -249,6 +249,7 @@ struct tree_move {
     const struct fs_loc *fl, *tl;
     const char *from_prefix, *to_prefix;
     size_t fplen;
+    bool noreplace; /* RENAME_NOREPLACE: each copy only onto a free key */
 };
 
 /* One listing page of a tree move: each object's copy and its source's
@@ -270,7 +271,7 @@ static int move_page(const struct s3_list_page *p, void *arg)
             S3CFS_KEY_MAX)
             rc = -ENAMETOOLONG;
         else
-            rc = engine_move_held(m->c, &from, o->etag, o->size, &to, group);
+            rc = engine_move_held(m->c, &from, o->etag, o->size, &to, group, m->noreplace);
     }
     for (size_t i = 0; i < n; i++) {
         snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, p->objects[i].key + m->fplen);
@@ -292,11 +293,11 @@ static int move_old_style(struct fs_ctx *c, const struct fs_loc *fl, const struc
     from.kind = to.kind = LOC_OBJECT;
     int rc = fs_dir_meta_key(fl, st, from.key, sizeof from.key);
     snprintf(to.key, sizeof to.key, "%s", to_marker);
-    return rc ? rc : engine_move(c, &from, "", 0, &to, NULL, NULL, st, NULL);
+    return rc ? rc : engine_move(c, &from, "", 0, &to, NULL, NULL, st, NULL, false);
 }
 
 static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
-                       const struct fs_loc *tl, const struct stat *st)
+                       const struct fs_loc *tl, const struct stat *st, unsigned flags)
 {
     char fp[S3CFS_KEY_MAX + 2], tp[S3CFS_KEY_MAX + 2];
     int rc = path_dir_prefix(fl, fp, sizeof fp);
@@ -307,7 +308,7 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
     if (fl->bucket[0] == tl->bucket[0] && strcmp(fl->bucket, tl->bucket) == 0 &&
         strncmp(tp, fp, strlen(fp)) == 0)
         return -EINVAL; /* into itself */
-    struct tree_move m = {c, fl, tl, fp, tp, strlen(fp)};
+    struct tree_move m = {c, fl, tl, fp, tp, strlen(fp), flags & RENAME_NOREPLACE};
     struct s3_error err;
     s3_error_clear(&err);
     rc = node_flush_tree(c, from); /* open files' data goes with the tree */
@@ -375,8 +376,8 @@ int obj_rename(struct fs_ctx *c, const char *from, const char *to, unsigned flag
     if (rc)
         return rc;
     if (!S_ISDIR(st.st_mode))
-        return rename_file(c, from, &fl, to, &tl, &st);
-    return rename_tree(c, from, &fl, to, &tl, &st);
+        return rename_file(c, from, &fl, to, &tl, &st, flags);
+    return rename_tree(c, from, &fl, to, &tl, &st, flags);
 }
 
 /* A new object at path holding body[0..len) with st as its metadata

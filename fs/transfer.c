@@ -145,6 +145,7 @@ struct mpu {
     struct s3_part *parts;
     struct stage *stage;               /* upload from here, or */
     const struct transfer_source *src; /* copy from here */
+    bool create_only;                  /* complete with If-None-Match: * */
     bool self;                         /* src is dst: check src before completing */
     struct pool *pool;                 /* runs the parts */
 };
@@ -199,7 +200,7 @@ static int mpu_parts(struct mpu *m, size_t n, char etag_out[80])
     if (rc == 0 && m->self && (rc = source_unchanged(m->c, m->src)) == -ESTALE)
         LOGW("rewrite of %s: the object changed during the copy; left as it was", m->dst->key);
     if (rc == 0 && (rc = s3_mpu_complete(m->c->s3, m->dst->bucket, m->dst->key, m->id, m->parts, n,
-                                         etag_out, &err)))
+                                         m->create_only, etag_out, &err)))
         fs_fail("complete multipart", m->dst->key, rc, &err);
     if (rc && s3_mpu_abort(m->c->s3, m->dst->bucket, m->dst->key, m->id, &err))
         fs_fail("abort multipart", m->dst->key, rc, &err);
@@ -234,13 +235,16 @@ static int upload_with(struct fs_ctx *c, struct transfer_upload *up, const struc
     up->etag[0] = '\0';
     if (size > c->opt.multipart_threshold) {
         struct mpu m = {.c = c, .dst = &up->loc, .size = size, .stage = up->stage, .pool = c->pool};
+        m.create_only = up->create_only && cond_on(&c->conds, COND_COMPLETE_CREATE);
         return mpu_run(&m, wo, c->opt.part_size, up->etag);
     }
     struct http_body body = {.fd = -1};
     if (up->stage)
         stage_body(up->stage, 0, size, &body);
     struct s3_error err;
-    int rc = s3_put_object(c->s3, up->loc.bucket, up->loc.key, &body, wo, up->etag, &err);
+    bool create_only = up->create_only && cond_on(&c->conds, COND_PUT_CREATE);
+    int rc = s3_put_object_cond(c->s3, up->loc.bucket, up->loc.key, &body, wo, create_only,
+                                up->etag, &err);
     return rc ? fs_fail("put", up->loc.key, rc, &err) : 0;
 }
 
@@ -310,11 +314,12 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
                     .src = src,
                     .self = self,
                     .pool = c->jobs_pool ? c->jobs_pool : c->pool};
+    m.create_only = src->dst_create_only && cond_on(&c->conds, COND_COMPLETE_CREATE);
     int rc = mpu_run(&m, wo, c->opt.copy_part_size, etag_out);
     if (rc == 0 && !self && (rc = source_unchanged(c, src)) == -ESTALE) {
         struct s3_error err;
         LOGW("copy of %s: the source changed during the copy; copy removed", src->loc.key);
-        s3_delete_object(c->s3, dst->bucket, dst->key, &err);
+        s3_delete_object(c->s3, dst->bucket, dst->key, NULL, &err);
     }
     return rc;
 }
@@ -337,6 +342,7 @@ static int copy_pinned(struct fs_ctx *c, const struct transfer_source *src, cons
             rc = copy_multipart(c, src, dst, &cw.wo, self, etag_out); /* errors logged */
         } else {
             struct s3_copy_opts co = {.if_match = src->etag, .replace = wo ? &cw.wo : NULL};
+            co.if_none_match = src->dst_create_only && cond_on(&c->conds, COND_COPY_CREATE);
             if (!wo) {
                 co.headers = cw.wo.headers;
                 co.nheaders = cw.wo.nheaders;

@@ -264,13 +264,51 @@ static int send_write(struct s3_client *c, struct s3_req *r, const struct http_h
     return rc;
 }
 
+static int etag_of(struct s3_client *c, const char *bucket, const char *key, char etag_out[80],
+                   struct s3_error *err);
+
+/* A create-only PUT that met 412 may have met itself: an earlier sending
+ * landed and its answer was lost (our retry, or libcurl's own silent resend
+ * on a kept-alive connection found dead, which attempts does not count).
+ * The object is ours when its ETag is the MD5 of the body (a single PUT's
+ * ETag, unencrypted); an identical body from another client passes too,
+ * which leaves the same bytes. */
+static bool put_landed(struct s3_client *c, const char *bucket, const char *key,
+                       const struct http_body *body, int attempts)
+{
+    char md5[2 * 16 + 1], etag[80];
+    struct s3_error e;
+    if (s3_body_digest(body, EVP_md5(), md5) || etag_of(c, bucket, key, etag, &e))
+        return false;
+    bool ours = strcmp(etag, md5) == 0;
+    if (ours)
+        LOGW("PutObject of %s/%s (If-None-Match) met 412 on attempt %d: the object is the one an "
+             "earlier sending stored: done",
+             bucket, key, attempts);
+    return ours;
+}
+
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
                   const struct http_body *body, const struct s3_write_opts *opts, char etag_out[80],
                   struct s3_error *err)
 {
+    return s3_put_object_cond(c, bucket, key, body, opts, false, etag_out, err);
+}
+
+int s3_put_object_cond(struct s3_client *c, const char *bucket, const char *key,
+                       const struct http_body *body, const struct s3_write_opts *opts,
+                       bool if_none_match, char etag_out[80], struct s3_error *err)
+{
     static const struct http_body empty = {.fd = -1};
+    static const struct http_header create_only = {"If-None-Match", "*"};
     struct s3_req r = {.method = "PUT", .bucket = bucket, .key = key, .body = body ? body : &empty};
-    return send_write(c, &r, NULL, 0, opts, "binary/octet-stream", etag_out, err);
+    int rc = send_write(c, &r, &create_only, if_none_match ? 1 : 0, opts, "binary/octet-stream",
+                        etag_out, err);
+    if (rc == -ESTALE && if_none_match && put_landed(c, bucket, key, r.body, err->attempts)) {
+        s3_error_clear(err);
+        rc = etag_out ? etag_of(c, bucket, key, etag_out, err) : 0;
+    }
+    return rc;
 }
 
 /* x-amz-copy-source: "/bucket/key", key URI-encoded (slashes kept). */
@@ -286,14 +324,16 @@ static int copy_source(struct sbuf *out, const char *bucket, const char *key)
 /* Source headers shared by CopyObject and UploadPartCopy: copy source and
  * the ETag condition (both spellings: radosgw only honours the legacy one). */
 static size_t copy_headers(struct s3_client *c, struct http_header *h, const char *src,
-                           const char *if_match, char quoted[96])
+                           const char *if_match, enum s3_copy_if spelling, char quoted[96])
 {
     size_t n = 0;
     h[n++] = (struct http_header){"x-amz-copy-source", src};
     if (if_match && *if_match) {
         snprintf(quoted, 96, "\"%s\"", if_match);
-        h[n++] = (struct http_header){"x-amz-copy-source-if-match", quoted};
-        if (s3_client_legacy_copy_if(c))
+        if (spelling != S3_COPY_IF_LEGACY)
+            h[n++] = (struct http_header){"x-amz-copy-source-if-match", quoted};
+        if (spelling == S3_COPY_IF_LEGACY ||
+            (spelling == S3_COPY_IF_BOTH && s3_client_legacy_copy_if(c)))
             h[n++] = (struct http_header){"x-amz-copy-if-match", quoted};
     }
     return n;
@@ -334,15 +374,18 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
     struct sbuf src = SBUF_INIT;
     char quoted[96];
     size_t nextra = opts ? opts->nheaders : 0;
-    struct http_header *fixed = calloc(5 + nextra, sizeof *fixed);
+    struct http_header *fixed = calloc(6 + nextra, sizeof *fixed);
     if (!fixed || copy_source(&src, src_bucket, src_key)) {
         free(fixed);
         s3_error_set(err, "NoMemory", "out of memory");
         return -ENOMEM;
     }
-    size_t n = copy_headers(c, fixed, sbuf_str(&src), opts ? opts->if_match : NULL, quoted);
+    size_t n = copy_headers(c, fixed, sbuf_str(&src), opts ? opts->if_match : NULL,
+                            opts ? opts->copy_if : S3_COPY_IF_BOTH, quoted);
     const struct s3_write_opts *rep = opts ? opts->replace : NULL;
     fixed[n++] = (struct http_header){"x-amz-metadata-directive", rep ? "REPLACE" : "COPY"};
+    if (opts && opts->if_none_match)
+        fixed[n++] = (struct http_header){"If-None-Match", "*"};
     if (rep) /* S3's default, but said: the tags are not metadata */
         fixed[n++] = (struct http_header){"x-amz-tagging-directive", "COPY"};
     for (size_t i = 0; i < nextra; i++)
@@ -366,9 +409,17 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
     return rc;
 }
 
-int s3_delete_object(struct s3_client *c, const char *bucket, const char *key, struct s3_error *err)
+int s3_delete_object(struct s3_client *c, const char *bucket, const char *key, const char *if_match,
+                     struct s3_error *err)
 {
+    char quoted[96];
+    struct http_header h = {"If-Match", quoted};
     struct s3_req r = {.method = "DELETE", .bucket = bucket, .key = key};
+    if (if_match && *if_match) {
+        snprintf(quoted, sizeof quoted, "\"%s\"", if_match);
+        r.headers = &h;
+        r.nheaders = 1;
+    }
     return send_plain(c, &r, NULL, err);
 }
 
@@ -435,13 +486,13 @@ int s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *k
 }
 
 int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys,
-                      size_t nkeys, struct s3_delete_error **errors, size_t *nerrors,
-                      struct s3_error *err)
+                      const char *const *etags, size_t nkeys, struct s3_delete_error **errors,
+                      size_t *nerrors, struct s3_error *err)
 {
     struct sbuf body = SBUF_INIT, buf = SBUF_INIT;
     *errors = NULL;
     *nerrors = 0;
-    int rc = xml_build_delete(&body, keys, nkeys, true);
+    int rc = xml_build_delete_etags(&body, keys, etags, nkeys, true);
     if (rc) {
         s3_error_set(err, "InvalidKey", "a key cannot be sent in a DeleteObjects request");
         sbuf_free(&body);
@@ -527,7 +578,7 @@ int s3_mpu_copy_part(struct s3_client *c, const char *bucket, const char *key,
         return -ENOMEM;
     }
     struct http_header h[4];
-    size_t n = copy_headers(c, h, sbuf_str(&src), if_match, quoted);
+    size_t n = copy_headers(c, h, sbuf_str(&src), if_match, S3_COPY_IF_BOTH, quoted);
     snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, first, last);
     h[n++] = (struct http_header){"x-amz-copy-source-range", range};
     struct s3_req r = {.method = "PUT",
@@ -579,8 +630,8 @@ static int complete_landed(struct s3_client *c, const char *bucket, const char *
 }
 
 int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
-                    const struct s3_part *parts, size_t nparts, char etag_out[80],
-                    struct s3_error *err)
+                    const struct s3_part *parts, size_t nparts, bool if_none_match,
+                    char etag_out[80], struct s3_error *err)
 {
     struct sbuf body = SBUF_INIT, buf = SBUF_INIT;
     int rc = xml_build_complete_multipart(&body, parts, nparts);
@@ -590,15 +641,15 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
         return rc;
     }
     struct query_param q = {"uploadId", upload_id};
-    struct http_header h = {"Content-Type", "application/xml"};
+    struct http_header h[2] = {{"Content-Type", "application/xml"}, {"If-None-Match", "*"}};
     struct http_body b = {.data = body.data, .fd = -1, .len = body.len};
     struct s3_req r = {.method = "POST",
                        .bucket = bucket,
                        .key = key,
                        .query = &q,
                        .nquery = 1,
-                       .headers = &h,
-                       .nheaders = 1,
+                       .headers = h,
+                       .nheaders = if_none_match ? 2 : 1,
                        .body = &b,
                        .error_in_200 = true};
     struct http_response resp;

@@ -204,11 +204,12 @@ static int build_target(const struct s3_client *c, const struct s3_req *r, struc
     return rc ? -ENOMEM : 0;
 }
 
-static int hash_body(const struct http_body *b, char hex[65])
+int s3_body_digest(const struct http_body *b, const void *type, char *hex)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[32], chunk[65536];
-    int rc = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+    unsigned char md[EVP_MAX_MD_SIZE], chunk[65536];
+    unsigned mdlen = 0;
+    int rc = ctx && EVP_DigestInit_ex(ctx, type, NULL) ? 0 : -ENOMEM;
     for (uint64_t done = 0; rc == 0 && done < b->len;) {
         size_t n = b->len - done > sizeof chunk ? sizeof chunk : (size_t)(b->len - done);
         const void *p = b->data + done;
@@ -225,10 +226,10 @@ static int hash_body(const struct http_body *b, char hex[65])
             rc = -ENOMEM;
         done += n;
     }
-    if (rc == 0 && !EVP_DigestFinal_ex(ctx, md, NULL))
+    if (rc == 0 && !EVP_DigestFinal_ex(ctx, md, &mdlen))
         rc = -ENOMEM;
     EVP_MD_CTX_free(ctx);
-    for (int i = 0; rc == 0 && i < 32; i++)
+    for (unsigned i = 0; rc == 0 && i < mdlen; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return rc;
 }
@@ -245,7 +246,7 @@ static int payload_hash(const struct s3_client *c, const struct http_body *b, ch
         strcpy(hex, "UNSIGNED-PAYLOAD");
         return 0;
     }
-    return hash_body(b, hex);
+    return s3_body_digest(b, EVP_sha256(), hex);
 }
 
 /* Everything one attempt needs, rebuilt per attempt because the signature

@@ -772,7 +772,8 @@ static void truncate_to(struct sbuf *b, size_t len)
         b->data[len] = '\0';
 }
 
-static int delete_body(struct sbuf *out, const char *const *keys, size_t nkeys, bool quiet)
+static int delete_body(struct sbuf *out, const char *const *keys, const char *const *etags,
+                       size_t nkeys, bool quiet)
 {
     int rc = sbuf_append_str(out, XML_DECL "<Delete xmlns=\"" S3_NAMESPACE "\">");
     if (!rc && quiet)
@@ -785,17 +786,33 @@ static int delete_body(struct sbuf *out, const char *const *keys, size_t nkeys, 
         if (!rc)
             rc = append_escaped(out, keys[i], strlen(keys[i]));
         if (!rc)
-            rc = sbuf_append_str(out, "</Key></Object>");
+            rc = sbuf_append_str(out, "</Key>");
+        const char *etag = etags ? etags[i] : NULL;
+        if (!rc && etag && *etag) { /* delete only while the object has this ETag */
+            rc = sbuf_append_str(out, "<ETag>\"");
+            if (!rc)
+                rc = append_escaped(out, etag, strlen(etag));
+            if (!rc)
+                rc = sbuf_append_str(out, "\"</ETag>");
+        }
+        if (!rc)
+            rc = sbuf_append_str(out, "</Object>");
     }
     return rc ? rc : sbuf_append_str(out, "</Delete>");
 }
 
 int xml_build_delete(struct sbuf *out, const char *const *keys, size_t nkeys, bool quiet)
 {
+    return xml_build_delete_etags(out, keys, NULL, nkeys, quiet);
+}
+
+int xml_build_delete_etags(struct sbuf *out, const char *const *keys, const char *const *etags,
+                           size_t nkeys, bool quiet)
+{
     if (nkeys == 0 || nkeys > MAX_DELETE)
         return -EINVAL;
     size_t mark = out->len;
-    int rc = delete_body(out, keys, nkeys, quiet);
+    int rc = delete_body(out, keys, etags, nkeys, quiet);
     if (rc)
         truncate_to(out, mark);
     return rc;

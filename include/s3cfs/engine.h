@@ -44,9 +44,13 @@ int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, ui
  * of the source guarded by that copy: it runs once the copy landed, and is
  * cancelled (reported) if it failed. With paths, the namespace shows the
  * move at once (to_path with st, from_path gone). */
+/* noreplace (RENAME_NOREPLACE): the copy lands only if to is still free
+ * (If-None-Match: * where the server honours it, cond.h; otherwise the
+ * caller's own check is all there is). The source's delete is conditional
+ * on its ETag (etag, when known) where the server honours that. */
 int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
                 const struct fs_loc *to, const char *from_path, const char *to_path,
-                const struct stat *st, const struct s3_write_opts *wo);
+                const struct stat *st, const struct s3_write_opts *wo, bool noreplace);
 /* Tree moves, one listing page at a time: queue a copy of from onto to
  * (the source's metadata kept, nothing shown) and the delete of from, held
  * in group (engine_group) until engine_release(group), so that the page's
@@ -58,7 +62,7 @@ int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, u
  * any number of concurrent tree moves make progress. */
 uint64_t engine_group(struct fs_ctx *c);
 int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
-                     const struct fs_loc *to, uint64_t group);
+                     const struct fs_loc *to, uint64_t group, bool noreplace);
 void engine_release(struct fs_ctx *c, uint64_t group);
 /* Queue a delete of loc (batched per bucket); path (if not NULL)
  * disappears at once. It runs whatever failed on loc before. */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "s3cfs/cond.h"
 #include "s3cfs/meta.h"
 #include "s3cfs/path.h"
 #include "s3cfs/readahead.h"
@@ -83,6 +84,7 @@ struct fs_ctx {
     struct mime_table *mime;    /* Content-Type by extension (mime.h); NULL: nomime */
     struct dirtimes *dirtimes;  /* directory mtime/ctime (dirtimes.h); NULL: none */
     struct ra_budget ra_budget; /* max is opt.readahead_mem */
+    struct cond_caps conds;     /* what the server honours (cond.h), set before FUSE starts */
 };
 
 /* The parts of a mount that start threads (main.c: after fuse_daemonize

@@ -120,6 +120,10 @@ struct job_spec {
     const char *src_bucket, *src_key;
     const char *src_etag; /* the source must still have it; NULL or "": no condition */
     uint64_t src_size;
+    /* The destination must not exist (RENAME_NOREPLACE): If-None-Match: *
+     * where the server honours it. Not journaled: a replay copies
+     * without it. */
+    bool dst_create_only;
     /* Metadata directive REPLACE with these (nmeta may be 0); meta NULL:
      * directive COPY, the source's metadata and content type are kept. */
     const struct s3_meta *meta;
@@ -136,6 +140,10 @@ struct job_spec {
      * kept by the journal: the id of the COPY whose failure cancels this
      * job. A replay keeps the link while that COPY is replayed too. */
     uint64_t guard;
+    /* DELETE only, set by jobs_submit_move from the COPY's src_etag: delete
+     * only while the object still has this ETag (the one copied). Not
+     * journaled: a replay deletes without it. */
+    const char *if_match;
     /* DELETE only: when it was queued (Unix seconds), written by the
      * journal (0: now) and handed to a replay (0: not recorded), so that a
      * replayed delete spares an object written after it (engine.c). */
@@ -146,11 +154,18 @@ struct job_spec {
  * strings stay valid until it returns. Called with no engine lock held. */
 typedef int (*jobs_exec_fn)(void *ctx, uint64_t id, const struct job_spec *spec,
                             struct s3_error *err);
-/* Sends one DeleteObjects of n <= 1000 keys of bucket. Returns the
- * request's result; on 0, per_key_rc[i] (zeroed by the engine) is 0 or the
- * -errno of keys[i]. Called with no engine lock held. */
-typedef int (*jobs_delete_fn)(void *ctx, const char *bucket, const char *const *keys, size_t n,
-                              int *per_key_rc, struct s3_error *err);
+/* Sends one DeleteObjects of n <= 1000 keys of bucket; etags[i] is NULL or
+ * the ETag keys[i] must still have (a move's source: job_spec.if_match).
+ * Returns the request's result; on 0, per_key_rc[i] (zeroed by the engine)
+ * is 0 or the -errno of keys[i]: -ESTALE for a key whose ETag condition
+ * failed. Such a key is "kept": its job ends without an error (no wait
+ * returns one: the move it belongs to happened, its source was replaced by
+ * another client's object after the copy and that object stays), listed by
+ * jobs_failures, its key handed to `over` with -ESTALE so the namespace
+ * asks S3 again. Called with no engine lock held. */
+typedef int (*jobs_delete_fn)(void *ctx, const char *bucket, const char *const *keys,
+                              const char *const *etags, size_t n, int *per_key_rc,
+                              struct s3_error *err);
 
 /* A job is over (rc 0: landed; else failed for good or cancelled): called
  * once per job (not for one whose submission failed) with the engine lock held, so it must not call

@@ -54,7 +54,13 @@ struct fs_node {
         char etag[80];
     } copy_src;
     uint64_t copy_done; /* bytes of copy_src covered by the ranges so far */
-    int error;          /* a failed upload, reported by the next flush/fsync */
+    /* created with O_EXCL and not uploaded yet: the first upload creates
+     * the object only if the key is still free (If-None-Match: *, where
+     * the server honours it); another client's object there fails that
+     * flush and the next one with EEXIST, drops what was written (a later
+     * write tries the create again) and stays as it is */
+    bool create_only;
+    int error; /* a failed upload, reported by the next flush/fsync */
 };
 
 struct readahead;

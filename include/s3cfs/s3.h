@@ -124,6 +124,10 @@ struct s3_write_opts {
     size_t nheaders;
 };
 
+/* Conditional requests (If-None-Match: *, If-Match, per-key ETags) fail
+ * with -ESTALE and code "PreconditionFailed" when the server honours them
+ * and the condition does not hold; nothing was written or deleted then. */
+
 /* ---- service and buckets ---- */
 int s3_list_buckets(struct s3_client *c, struct s3_bucket **out, size_t *n, struct s3_error *err);
 int s3_head_bucket(struct s3_client *c, const char *bucket, struct s3_error *err);
@@ -185,6 +189,21 @@ int s3_get_object_buf(struct s3_client *c, const char *bucket, const char *key, 
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
                   const struct http_body *body, const struct s3_write_opts *opts, char etag_out[80],
                   struct s3_error *err);
+/* The same; if_none_match sends If-None-Match: * (create only if no object
+ * has the key). A server may ignore it: see cond.h. A 412 is a success when
+ * the object's ETag is the MD5 of body: an earlier sending (a retry, or
+ * libcurl's own resend) landed and its answer was lost (one HEAD). */
+int s3_put_object_cond(struct s3_client *c, const char *bucket, const char *key,
+                       const struct http_body *body, const struct s3_write_opts *opts,
+                       bool if_none_match, char etag_out[80], struct s3_error *err);
+
+/* Which spellings of the source's ETag condition a copy sends. */
+enum s3_copy_if {
+    S3_COPY_IF_BOTH = 0, /* x-amz-copy-source-if-match, and radosgw's x-amz-copy-if-match
+                          * unless the client's no_legacy_copy_if */
+    S3_COPY_IF_STANDARD, /* x-amz-copy-source-if-match only (the probe) */
+    S3_COPY_IF_LEGACY,   /* x-amz-copy-if-match only (the probe) */
+};
 
 struct s3_copy_opts {
     const char *if_match; /* source must still have this ETag */
@@ -195,12 +214,16 @@ struct s3_copy_opts {
      * which S3 does not copy) */
     const struct http_header *headers;
     size_t nheaders;
+    bool if_none_match; /* destination: If-None-Match: * */
+    enum s3_copy_if copy_if;
 };
 /* CopyObject src -> dst (single request; up to 5 GiB). */
 int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_key,
                    const char *dst_bucket, const char *dst_key, const struct s3_copy_opts *opts,
                    char etag_out[80], struct s3_error *err);
-int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
+/* if_match: NULL or "", or an ETag (unquoted) the object must still have
+ * (If-Match). */
+int s3_delete_object(struct s3_client *c, const char *bucket, const char *key, const char *if_match,
                      struct s3_error *err);
 /* GetObjectTagging: the <Tagging> document as S3 sent it into xml
  * (emptied first; at most 64 KiB). PutObjectTagging takes the same
@@ -209,12 +232,14 @@ int s3_get_object_tagging(struct s3_client *c, const char *bucket, const char *k
                           struct sbuf *xml, struct s3_error *err);
 int s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *key,
                           const struct sbuf *xml, struct s3_error *err);
-/* DeleteObjects of up to 1000 keys (quiet mode, Content-MD5 sent). Returns
- * 0 when the request succeeded; per-key failures come back in *errors (heap:
+/* DeleteObjects of up to 1000 keys (quiet mode, Content-MD5 sent). etags:
+ * NULL, or per key NULL/"" or the ETag the object must still have (code
+ * PreconditionFailed in *errors otherwise). Returns 0 when the request
+ * succeeded; per-key failures come back in *errors (heap:
  * s3_delete_errors_free) and are not an error of the call itself. */
 int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys,
-                      size_t nkeys, struct s3_delete_error **errors, size_t *nerrors,
-                      struct s3_error *err);
+                      const char *const *etags, size_t nkeys, struct s3_delete_error **errors,
+                      size_t *nerrors, struct s3_error *err);
 
 /* ---- multipart ---- */
 int s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
@@ -227,9 +252,11 @@ int s3_mpu_copy_part(struct s3_client *c, const char *bucket, const char *key,
                      const char *upload_id, int part, const char *src_bucket, const char *src_key,
                      uint64_t first, uint64_t last, const char *if_match, char etag_out[80],
                      struct s3_error *err);
+/* if_none_match: send If-None-Match: * (complete only if no object has the
+ * key; the upload stays open after a 412: abort it). */
 int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
-                    const struct s3_part *parts, size_t nparts, char etag_out[80],
-                    struct s3_error *err);
+                    const struct s3_part *parts, size_t nparts, bool if_none_match,
+                    char etag_out[80], struct s3_error *err);
 int s3_mpu_abort(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
                  struct s3_error *err);
 

@@ -34,6 +34,11 @@ struct s3_req {
 int s3_send(struct s3_client *c, const struct s3_req *r, struct http_response *resp,
             struct s3_error *err);
 
+/* The lower-case hex digest of a body (memory or file range) with md
+ * (an EVP_MD *: EVP_sha256(), EVP_md5()) into hex (2 * digest size + 1).
+ * 0, -EIO, -ENOMEM. */
+int s3_body_digest(const struct http_body *b, const void *md, char *hex);
+
 /* Whether the client sends radosgw's legacy copy-if headers too. */
 bool s3_client_legacy_copy_if(const struct s3_client *c);
 

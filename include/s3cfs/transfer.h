@@ -33,6 +33,10 @@ struct transfer_upload {
      * headers, the storage class, the encryption, the tags (put back with
      * PutObjectTagging after the upload) */
     const struct s3_head *kept;
+    /* O_EXCL: only if no object has the key (If-None-Match: * on the
+     * PutObject or CompleteMultipartUpload, where the server honours it,
+     * cond.h): -ESTALE when another client created it first */
+    bool create_only;
     char etag[80]; /* out */
 };
 
@@ -47,6 +51,10 @@ struct transfer_source {
     struct fs_loc loc;
     uint64_t size;
     char etag[80];
+    /* transfer_copy: the destination must not exist (RENAME_NOREPLACE):
+     * If-None-Match: * on the CopyObject or CompleteMultipartUpload where
+     * the server honours it (cond.h); -ESTALE when an object appeared */
+    bool dst_create_only;
 };
 
 /* read(2) of an object through the handle's read-ahead window: returns the

@@ -89,6 +89,11 @@ void s3_delete_errors_free(struct s3_delete_error *e, size_t n);
  * tab/LF/CR) or invalid UTF-8 gives -EINVAL, as do an empty key and a batch
  * of 0 or more than 1000 keys. */
 int xml_build_delete(struct sbuf *out, const char *const *keys, size_t nkeys, bool quiet);
+/* The same with an ETag condition per key: etags NULL, or etags[i] NULL or
+ * "" for none, else unquoted (the builder adds quotes): S3 deletes keys[i]
+ * only while it has that ETag (a per-key PreconditionFailed otherwise). */
+int xml_build_delete_etags(struct sbuf *out, const char *const *keys, const char *const *etags,
+                           size_t nkeys, bool quiet);
 
 struct s3_part {
     int number;

@@ -215,7 +215,7 @@ static int op_delete(struct phase *ph, size_t i, struct s3_error *err)
     size_t ne;
     size_t m = batch_fill(i, keys, ptrs);
     atomic_fetch_add(&ph->keys, m);
-    int rc = s3_delete_objects(cli, cfg.bucket, ptrs, m, &e, &ne, err);
+    int rc = s3_delete_objects(cli, cfg.bucket, ptrs, NULL, m, &e, &ne, err);
     if (rc)
         return rc;
     for (size_t j = 0; j < ne; j++)

@@ -134,7 +134,7 @@ static void test_objects(void **state)
     const char *keys[] = {"k", "k2", "missing"};
     struct s3_delete_error *de;
     size_t nde;
-    assert_int_equal(s3_delete_objects(cl, "b", keys, 3, &de, &nde, &err), 0);
+    assert_int_equal(s3_delete_objects(cl, "b", keys, NULL, 3, &de, &nde, &err), 0);
     assert_int_equal(nde, 0);
     assert_false(fakes3_exists("b", "k2"));
     assert_int_equal(s3_head_object(cl, "b", "k", &h, &err), -ENOENT);
@@ -155,7 +155,7 @@ static void test_multipart(void **state)
     struct s3_part parts[2] = {{1, ""}, {2, ""}};
     snprintf(parts[0].etag, 80, "%s", e1);
     snprintf(parts[1].etag, 80, "%s", e2);
-    assert_int_equal(s3_mpu_complete(cl, "b", "dst", id, parts, 2, etag, &err), 0);
+    assert_int_equal(s3_mpu_complete(cl, "b", "dst", id, parts, 2, false, etag, &err), 0);
     assert_non_null(strstr(etag, "-2"));
     char *data;
     size_t len;
@@ -170,7 +170,7 @@ static void test_multipart(void **state)
     assert_int_equal(s3_mpu_create(cl, "b", "dst", NULL, &id, &err), 0);
     assert_int_equal(s3_mpu_upload_part(cl, "b", "dst", id, 1, &body, parts[0].etag, &err), 0);
     assert_int_equal(s3_mpu_upload_part(cl, "b", "dst", id, 2, &body, parts[1].etag, &err), 0);
-    assert_int_equal(s3_mpu_complete(cl, "b", "dst", id, parts, 2, etag, &err), -EINVAL);
+    assert_int_equal(s3_mpu_complete(cl, "b", "dst", id, parts, 2, false, etag, &err), -EINVAL);
     assert_string_equal(err.code, "EntityTooSmall");
     assert_int_equal(s3_mpu_abort(cl, "b", "dst", id, &err), 0);
     assert_int_equal(fakes3_uploads(), 0);
@@ -195,7 +195,7 @@ static void test_knobs(void **state)
     s3_head_free(&h);
     /* a rate of 1: every request */
     fakes3_fail_rate(FAKES3_ANY, 1.0, "InternalError", 500, 7);
-    assert_int_equal(s3_delete_object(cl, "b", "k", &err), -EIO);
+    assert_int_equal(s3_delete_object(cl, "b", "k", NULL, &err), -EIO);
     fakes3_fail_rate(FAKES3_ANY, 0, NULL, 0, 0);
     /* latency */
     fakes3_set_latency(FAKES3_HEAD, 50000);

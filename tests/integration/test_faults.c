@@ -101,7 +101,8 @@ static void op_delete_batch(struct model *m, int first, int n)
     struct s3_delete_error *errs;
     size_t nerrs;
     struct s3_error err;
-    check(s3_delete_objects(faulty, bucket, keys, (size_t)n, &errs, &nerrs, &err), "delete", &err);
+    check(s3_delete_objects(faulty, bucket, keys, NULL, (size_t)n, &errs, &nerrs, &err), "delete",
+          &err);
     assert_int_equal(nerrs, 0);
     for (int j = 0; j < n; j++)
         m->seed[(first + j) % NKEYS] = 0;
@@ -146,7 +147,8 @@ static void op_multipart(int n)
         check(s3_mpu_upload_part(faulty, bucket, k, id, p + 1, &b, parts[p].etag, &err), "mpu part",
               &err);
     }
-    check(s3_mpu_complete(faulty, bucket, k, id, parts, 2, NULL, &err), "mpu complete", &err);
+    check(s3_mpu_complete(faulty, bucket, k, id, parts, 2, false, NULL, &err), "mpu complete",
+          &err);
     free(id);
     struct s3_head h;
     check(s3_head_object(direct, bucket, k, &h, &err), "mpu head", &err);

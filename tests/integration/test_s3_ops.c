@@ -237,7 +237,7 @@ static void test_odd_keys(void **state)
     }
     struct s3_delete_error *errs;
     size_t nerrs;
-    assert_int_equal(s3_delete_objects(cli, b, keys, nk, &errs, &nerrs, &err), 0);
+    assert_int_equal(s3_delete_objects(cli, b, keys, NULL, nk, &errs, &nerrs, &err), 0);
     assert_int_equal(nerrs, 0);
     s3_delete_errors_free(errs, nerrs);
     assert_int_equal(s3_list_objects(cli, b, NULL, NULL, NULL, 0, &page, &err), 0);
@@ -325,11 +325,11 @@ static void test_list_many(void **state)
     }
     struct s3_delete_error *errs;
     size_t nerrs;
-    assert_int_equal(s3_delete_objects(cli, b, keys, 1000, &errs, &nerrs, &err), 0);
+    assert_int_equal(s3_delete_objects(cli, b, keys, NULL, 1000, &errs, &nerrs, &err), 0);
     assert_int_equal(nerrs, 0);
-    assert_int_equal(s3_delete_objects(cli, b, keys + 1000, 100, &errs, &nerrs, &err), 0);
+    assert_int_equal(s3_delete_objects(cli, b, keys + 1000, NULL, 100, &errs, &nerrs, &err), 0);
     assert_int_equal(nerrs, 0);
-    assert_int_equal(s3_delete_objects(cli, b, keys, 1001, &errs, &nerrs, &err), -EINVAL);
+    assert_int_equal(s3_delete_objects(cli, b, keys, NULL, 1001, &errs, &nerrs, &err), -EINVAL);
     struct tally z = {0};
     assert_int_equal(s3_list_all(cli, b, NULL, NULL, count_page, &z, &err), 0);
     assert_int_equal(z.objects, 0);
@@ -454,7 +454,7 @@ static void test_multipart(void **state)
         parts[i].number = i + 1;
         assert_int_equal(s3_mpu_upload_part(cli, b, "big", id, i + 1, &pb, parts[i].etag, &err), 0);
     }
-    assert_int_equal(s3_mpu_complete(cli, b, "big", id, parts, 3, NULL, &err), 0);
+    assert_int_equal(s3_mpu_complete(cli, b, "big", id, parts, 3, false, NULL, &err), 0);
     free(id);
     size_t got;
     assert_int_equal(s3_get_object(cli, b, "big", 0, len + 1, NULL, back, &got, &err), 0);
@@ -479,7 +479,7 @@ static void test_multipart(void **state)
         assert_int_equal(rc, 0);
         assert_true(strlen(parts[i].etag) > 0);
     }
-    assert_int_equal(s3_mpu_complete(cli, b, "big-copy", id, parts, 3, NULL, &err), 0);
+    assert_int_equal(s3_mpu_complete(cli, b, "big-copy", id, parts, 3, false, NULL, &err), 0);
     free(id);
     memset(back, 0, len);
     assert_int_equal(s3_get_object(cli, b, "big-copy", 0, len + 1, NULL, back, &got, &err), 0);

@@ -13,6 +13,8 @@ for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 command -v aws >/dev/null || missing+=(awscli)
+# test_fs_cond asks the server directly with boto3 (headers the CLI cannot send)
+python3 -c 'import boto3' 2>/dev/null || missing+=(python3-boto3)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

@@ -235,8 +235,8 @@ static int fake_exec(void *ctx, uint64_t id, const struct job_spec *s, struct s3
     return rc;
 }
 
-static int fake_del(void *ctx, const char *bucket, const char *const *keys, size_t n, int *rcs,
-                    struct s3_error *err)
+static int fake_del(void *ctx, const char *bucket, const char *const *keys,
+                    const char *const *etags, size_t n, int *rcs, struct s3_error *err)
 {
     (void)ctx;
     (void)err;
@@ -254,6 +254,10 @@ static int fake_del(void *ctx, const char *bucket, const char *const *keys, size
             F.batch_mixed = true;
         if (starts(keys[i], "protected")) {
             rcs[i] = -EACCES;
+            continue;
+        }
+        if (etags && etags[i] && starts(keys[i], "replaced")) { /* another client's object */
+            rcs[i] = -ESTALE;
             continue;
         }
         struct obj *o = obj_find(bucket, keys[i], false);
@@ -600,6 +604,45 @@ static void on_failure(void *arg, const char *bucket, const char *key, int err, 
         l->err[l->n] = err;
     }
     l->n++;
+}
+
+/* mv whose source another client replaced after the copy: the delete is
+ * sent with the copied ETag, the fake answers PreconditionFailed for
+ * "replaced*" keys: the object stays, no wait reports an error (the move
+ * happened), jobs_failures lists it, and a move without a known ETag
+ * deletes unconditionally. */
+static void test_move_source_replaced_is_kept(void **state)
+{
+    (void)state;
+    struct jobs *e = start(8, (struct jobs_config){0});
+    put("replaced-a", 7);
+    put("replaced-b", 8);
+    struct job_spec s = {.kind = JOB_COPY,
+                         .bucket = "bkt",
+                         .key = "moved-a",
+                         .src_bucket = "bkt",
+                         .src_key = "replaced-a",
+                         .src_etag = "etag-copied",
+                         .src_size = 1};
+    assert_int_equal(jobs_submit_move(e, &s, 0, NULL, NULL), 0);
+    mv(e, "replaced-b", "moved-b"); /* no ETag known: unconditional */
+    assert_int_equal(jobs_wait_key(e, "bkt", "replaced-a", JOBS_AS_DEST), 0);
+    assert_int_equal(jobs_wait_key(e, "bkt", "moved-a", JOBS_AS_DEST), 0);
+    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(get("moved-a"), 7);
+    assert_int_equal(get("replaced-a"), 7); /* kept */
+    assert_int_equal(get("moved-b"), 8);
+    assert_int_equal(get("replaced-b"), 0);
+    struct listed l = {0};
+    assert_int_equal(jobs_failures(e, on_failure, &l), 1);
+    assert_string_equal(l.key[0], "replaced-a");
+    assert_int_equal(l.err[0], -ESTALE);
+    assert_non_null(strstr(l.msg[0], "kept"));
+    struct jobs_status st;
+    jobs_status(e, &st);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.done, 4);
+    stop(e);
 }
 
 static void test_failure_kept_reported_once_listed(void **state)
@@ -1280,6 +1323,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_tree_moves_progress),
         cmocka_unit_test(test_throttle_halves_and_grows_back),
         cmocka_unit_test(test_free_drains),
+        cmocka_unit_test(test_move_source_replaced_is_kept),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_memory_per_pending_job),
     };

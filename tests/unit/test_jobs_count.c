@@ -61,10 +61,11 @@ static int fake_exec(void *ctx, uint64_t id, const struct job_spec *spec, struct
     return 0;
 }
 
-static int fake_del(void *ctx, const char *bucket, const char *const *keys, size_t n,
-                    int *per_key_rc, struct s3_error *err)
+static int fake_del(void *ctx, const char *bucket, const char *const *keys,
+                    const char *const *etags, size_t n, int *per_key_rc, struct s3_error *err)
 {
     (void)ctx;
+    (void)etags;
     (void)bucket;
     (void)keys;
     (void)n;

@@ -753,10 +753,11 @@ static int x_exec(void *ctx, uint64_t id, const struct job_spec *s, struct s3_er
     return 0;
 }
 
-static int x_del(void *ctx, const char *bucket, const char *const *keys, size_t n, int *rcs,
-                 struct s3_error *err)
+static int x_del(void *ctx, const char *bucket, const char *const *keys, const char *const *etags,
+                 size_t n, int *rcs, struct s3_error *err)
 {
     (void)ctx;
+    (void)etags;
     (void)bucket;
     (void)rcs;
     (void)err;

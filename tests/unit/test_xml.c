@@ -712,6 +712,23 @@ static void test_build_delete_roundtrip(void **state)
     sbuf_free(&b);
 }
 
+/* A move's source delete: the ETag (quoted, escaped) rides with its key
+ * only; keys without one stay unconditional. */
+static void test_build_delete_etags(void **state)
+{
+    (void)state;
+    const char *keys[] = {"a", "b", "c"}, *etags[] = {"e1", NULL, "x<y"};
+    struct sbuf b = SBUF_INIT;
+    assert_int_equal(xml_build_delete_etags(&b, keys, etags, 3, true), 0);
+    assert_non_null(strstr(b.data, "<Object><Key>a</Key><ETag>\"e1\"</ETag></Object>"
+                                   "<Object><Key>b</Key></Object>"
+                                   "<Object><Key>c</Key><ETag>\"x&lt;y\"</ETag></Object>"));
+    sbuf_reset(&b);
+    assert_int_equal(xml_build_delete_etags(&b, keys, NULL, 1, true), 0);
+    assert_null(strstr(b.data, "ETag"));
+    sbuf_free(&b);
+}
+
 static void test_build_delete_invalid(void **state)
 {
     (void)state;
@@ -827,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_wrong_root),
         cmocka_unit_test(test_build_delete_roundtrip),
         cmocka_unit_test(test_build_delete_invalid),
+        cmocka_unit_test(test_build_delete_etags),
         cmocka_unit_test(test_build_delete_limit),
         cmocka_unit_test(test_build_complete),
     };

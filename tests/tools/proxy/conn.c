@@ -204,6 +204,115 @@ static int s3_error(struct conn *c, struct request *q, int fault)
     return finish(q, rc);
 }
 
+/* ---- injected 412 PreconditionFailed (s3proxy.h) ---- */
+
+static const char *find(const char *s, const char *end, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; s + n <= end; s++)
+        if (memcmp(s, needle, n) == 0)
+            return s;
+    return NULL;
+}
+
+/* The next <Object> of a DeleteObjects body at or after *p: its key and whether it
+ * carries an <ETag>. 0 when there is none left. */
+static int next_object(const char **p, const char *end, const char **key, size_t *klen, int *etag)
+{
+    const char *o = find(*p, end, "<Object>"), *oe = o ? find(o, end, "</Object>") : NULL;
+    const char *k = oe ? find(o, oe, "<Key>") : NULL, *ke = k ? find(k, oe, "</Key>") : NULL;
+    if (!ke)
+        return 0;
+    *key = k + 5;
+    *klen = (size_t)(ke - *key);
+    *etag = find(o, oe, "<ETag>") != NULL;
+    *p = oe;
+    return 1;
+}
+
+/* Whether every key of the DeleteObjects body (read into the buffer, not consumed)
+ * matches and carries an ETag. -1: the client went away. */
+static int delete_keys_due(struct conn *c, struct request *q, const char **body, size_t *len)
+{
+    if (!state_412_armed(q->kind) || q->body != BODY_LENGTH || q->clen == 0 ||
+        q->clen > sizeof(c->cbuf))
+        return 0;
+    if (rb_peek(&c->crb, (size_t)q->clen) < 0)
+        return -1;
+    *body = c->crb.buf + c->crb.off;
+    *len = (size_t)q->clen;
+    const char *p = *body, *end = *body + *len, *key;
+    size_t klen, n = 0;
+    int etag;
+    while (next_object(&p, end, &key, &klen, &etag)) {
+        if (!etag || !state_412_match(q->kind, key, klen, NULL))
+            return 0;
+        n++;
+    }
+    return n > 0;
+}
+
+static int precondition_due(struct conn *c, struct request *q, const char **body, size_t *len)
+{
+    if (q->kind == K_DELETE_OBJECTS) {
+        int due = delete_keys_due(c, q, body, len);
+        return due > 0 ? state_412_take() : due;
+    }
+    return state_412_match(q->kind, q->target, strlen(q->target), &c->req) && state_412_take();
+}
+
+/* DeleteObjects: 200 with a PreconditionFailed <Error> per key of body. */
+static int delete_result_412(struct conn *c, struct request *q, const char *body, size_t len)
+{
+    static const char err[] = "</Key><Code>PreconditionFailed</Code><Message>At least one of the "
+                              "pre-conditions you specified did not hold</Message></Error>";
+    size_t cap = 2 * len + 512; /* each key comes back once, with a fixed text */
+    char *out = malloc(cap);
+    if (!out)
+        return -1;
+    size_t n = (size_t)snprintf(out, cap,
+                                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><DeleteResult "
+                                "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    const char *p = body, *end = body + len, *key;
+    size_t klen;
+    int etag;
+    while (next_object(&p, end, &key, &klen, &etag) && n + klen + sizeof(err) + 64 < cap)
+        n += (size_t)snprintf(out + n, cap - n, "<Error><Key>%.*s%s", (int)klen, key, err);
+    n += (size_t)snprintf(out + n, cap - n, "</DeleteResult>");
+    /* the reply is built from the body before the body is consumed */
+    int rc = drain_request(c, q) < 0 ? -1 : 0;
+    if (rc == 0) {
+        q->status = 200;
+        q->resp_bytes = n;
+        rc = finish(
+            q, http_reply(c->cfd, 200, "OK", "application/xml", out, n, 0, !q->keepalive, NULL));
+    }
+    free(out);
+    return rc;
+}
+
+static int precondition_failed(struct conn *c, struct request *q, const char *body, size_t len)
+{
+    if (q->kind == K_DELETE_OBJECTS)
+        return delete_result_412(c, q, body, len);
+    char doc[512], extra[64];
+    if (drain_request(c, q) < 0)
+        return -1;
+    unsigned long id = state_next_id();
+    int n = snprintf(doc, sizeof(doc),
+                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed"
+                     "</Code><Message>At least one of the pre-conditions you specified did not "
+                     "hold</Message><RequestId>proxy-%lu</RequestId></Error>",
+                     id);
+    snprintf(extra, sizeof(extra), "x-amz-request-id: proxy-%lu\r\n", id);
+    q->status = 412;
+    int rc = http_reply(c->cfd, 412, "Precondition Failed", "application/xml", doc, (size_t)n,
+                        q->head_method, !q->keepalive, extra);
+    if (!q->head_method)
+        q->resp_bytes = (uint64_t)n;
+    return finish(q, rc);
+}
+
 /* The stall fault: say nothing for ms, then close. What the client sends meanwhile is
  * swallowed, so the close is an orderly FIN rather than a reset. */
 static void stall(struct conn *c, long ms)
@@ -372,7 +481,16 @@ static int proxy(struct conn *c, struct request *q)
         return -1;
     }
     sleep_ms(d.delay_ms);
-    if (d.fault == F_503 || d.fault == F_500)
+    const char *body = NULL;
+    size_t blen = 0;
+    int p412 = d.fault == F_NONE ? precondition_due(c, q, &body, &blen) : 0;
+    if (p412 < 0) {
+        state_end(q->kind);
+        return -1;
+    }
+    if (p412)
+        rc = precondition_failed(c, q, body, blen);
+    else if (d.fault == F_503 || d.fault == F_500)
         rc = s3_error(c, q, d.fault);
     else
         rc = forward(c, q, d.fault == F_RESET);

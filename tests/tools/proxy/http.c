@@ -43,6 +43,26 @@ ssize_t rb_fill(struct rbuf *r)
     }
 }
 
+int rb_peek(struct rbuf *r, size_t n)
+{
+    if (n > r->cap)
+        return -EMSGSIZE;
+    if (r->off > 0) { /* the unread bytes to the front, so that n fit */
+        memmove(r->buf, r->buf + r->off, r->len - r->off);
+        r->len -= r->off;
+        r->off = 0;
+    }
+    while (r->len < n) {
+        ssize_t got = recv(r->fd, r->buf + r->len, r->cap - r->len, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return got < 0 ? -errno : -ECONNRESET;
+        r->len += (size_t)got;
+    }
+    return 0;
+}
+
 static int head_complete(const struct head *h)
 {
     const char *e = h->raw + h->len;

@@ -5,6 +5,15 @@
  * http.c:    HTTP/1.1 plumbing: buffered reads, header lookup, body relaying.
  * state.c:   request kinds, run-time configuration, counters (one mutex).
  * mangle.c:  rewritten answer headers (over-long ETag, bad Content-Length, floods).
+ *
+ * Conditional-request failures (config fail412_*): the next fail412_count S3 requests
+ * of a kind in fail412_kinds whose target (DeleteObjects: each <Key> of its body)
+ * contains one of the comma-separated fail412_keys and that carry one of the
+ * comma-separated headers fail412_header (DeleteObjects: an <ETag> in every <Object>;
+ * "": any request) are answered
+ * 412 PreconditionFailed without reaching the server; DeleteObjects gets a 200
+ * DeleteResult with a PreconditionFailed <Error> per key, and only when every key of
+ * its body matches (the proxy cannot send the server a part of a signed body).
  */
 #ifndef S3PROXY_H
 #define S3PROXY_H
@@ -17,6 +26,8 @@
 #define LINE_CAP     16384 /* largest request line (S3 keys are at most 1024 bytes) */
 #define BUF_SIZE     65536 /* per-direction streaming buffer: bodies are never held whole */
 #define IO_TIMEOUT_S 600   /* a peer silent this long is dropped, so threads cannot pile up */
+
+struct head;
 
 enum kind {
     K_LIST_BUCKETS,
@@ -77,6 +88,12 @@ void state_bytes(int kind, uint64_t req_bytes, uint64_t resp_bytes);
  * figures, in all and per kind). */
 void state_end(int kind);
 unsigned long state_next_id(void);
+/* Whether fail412 is set up for kind (so a DeleteObjects body is worth reading). */
+int state_412_armed(int kind);
+/* Whether a request of kind whose target (or key) is subject, carrying the configured
+ * header (h NULL: the caller checked the condition), gets a 412 now; counts it. */
+int state_412_match(int kind, const char *subject, size_t len, const struct head *h);
+int state_412_take(void);
 
 /* http.c */
 struct rbuf {
@@ -110,6 +127,8 @@ int head_body(const struct head *h, enum body dflt, enum body *b, uint64_t *len)
 int relay_fixed(struct relay *x, uint64_t n);
 int relay_body(struct relay *x, enum body b, uint64_t len);
 int relay_prefix_half(struct relay *x);
+/* Makes the next n bytes of r readable in place (r->buf + r->off), n <= r->cap. */
+int rb_peek(struct rbuf *r, size_t n);
 int http_reply(int fd, int status, const char *reason, const char *ctype, const char *body,
                size_t n, int head_only, int close_after, const char *extra);
 

@@ -56,6 +56,10 @@ struct config {
     unsigned fault_kinds;  /* bit per enum kind; 0 means every kind */
     int mangle;            /* enum mangle, applied to every answer of mangle_kinds */
     unsigned mangle_kinds; /* bit per enum kind; 0 means every kind */
+    unsigned f412_kinds;   /* bit per enum kind; 0: none */
+    char f412_keys[512];   /* comma-separated substrings of the target or key */
+    char f412_header[64];  /* header the request must carry; "": any request */
+    long f412_count;       /* answers still to give */
 };
 
 struct counters {
@@ -67,6 +71,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct config cfg;
 static struct counters per_kind[KIND_COUNT];
 static uint64_t faults_done[FAULT_COUNT];
+static uint64_t done_412;
 static uint64_t inflight, inflight_max; /* S3 requests being served now, and the most since reset */
 static uint64_t rng_state;
 static unsigned long next_id;
@@ -347,6 +352,19 @@ static int config_apply(struct config *c, const char *name, const char *v)
     if (strcmp(name, "mangle_kinds") == 0)
         return strcmp(v, "all") == 0 ? (c->mangle_kinds = 0, 0)
                                      : parse_list(v, kind_parse, &c->mangle_kinds);
+    if (strcmp(name, "fail412_kinds") == 0)
+        return strcmp(v, "none") == 0 ? (c->f412_kinds = 0, 0)
+                                      : parse_list(v, kind_parse, &c->f412_kinds);
+    if (strcmp(name, "fail412_keys") == 0)
+        return snprintf(c->f412_keys, sizeof c->f412_keys, "%s", v) < (int)sizeof c->f412_keys
+                   ? 0
+                   : -EINVAL;
+    if (strcmp(name, "fail412_header") == 0)
+        return snprintf(c->f412_header, sizeof c->f412_header, "%s", v) < (int)sizeof c->f412_header
+                   ? 0
+                   : -EINVAL;
+    if (strcmp(name, "fail412_count") == 0)
+        return parse_ms(v, &c->f412_count);
     if (strncmp(name, "delay.", 6) == 0) {
         int k = kind_parse(name + 6, strlen(name + 6));
         if (k < 0)
@@ -445,6 +463,10 @@ static size_t config_text(const struct config *c, char *out, size_t cap)
     appendf(out, cap, &n, "stall_ms %ld\nmangle %s\nmangle_kinds ", c->stall_ms,
             mangle_name(c->mangle));
     append_list(out, cap, &n, c->mangle_kinds, kind_names, KIND_COUNT, "all");
+    appendf(out, cap, &n, "fail412_kinds ");
+    append_list(out, cap, &n, c->f412_kinds, kind_names, KIND_COUNT, "none");
+    appendf(out, cap, &n, "fail412_keys %s\nfail412_header %s\nfail412_count %ld\n", c->f412_keys,
+            c->f412_header, c->f412_count);
     for (int k = 0; k < KIND_COUNT; k++)
         if (c->kind_delay[k] >= 0)
             appendf(out, cap, &n, "delay.%s %ld\n", kind_names[k], c->kind_delay[k]);
@@ -518,6 +540,7 @@ size_t state_stats(char *out, size_t cap)
     appendf(out, cap, &n, "total %" PRIu64 "\n", total);
     for (int f = 0; f < FAULT_COUNT; f++)
         appendf(out, cap, &n, "fault.%s %" PRIu64 "\n", fault_names[f], faults_done[f]);
+    appendf(out, cap, &n, "fault.412 %" PRIu64 "\n", done_412);
     appendf(out, cap, &n, "inflight %" PRIu64 "\ninflight_max %" PRIu64 "\n", inflight,
             inflight_max);
     for (int k = 0; k < KIND_COUNT; k++)
@@ -535,6 +558,7 @@ void state_reset(void)
         per_kind[k] = (struct counters){.inflight = per_kind[k].inflight,
                                         .inflight_max = per_kind[k].inflight};
     memset(faults_done, 0, sizeof(faults_done));
+    done_412 = 0;
     inflight_max = inflight;
     pthread_mutex_unlock(&lock);
 }
@@ -591,6 +615,69 @@ void state_bytes(int kind, uint64_t req_bytes, uint64_t resp_bytes)
     per_kind[kind].req_bytes += req_bytes;
     per_kind[kind].resp_bytes += resp_bytes;
     pthread_mutex_unlock(&lock);
+}
+
+int state_412_armed(int kind)
+{
+    pthread_mutex_lock(&lock);
+    int on = cfg.f412_count > 0 && (cfg.f412_kinds & (1u << kind));
+    pthread_mutex_unlock(&lock);
+    return on;
+}
+
+/* Caller holds lock: whether subject[0..len) contains one of the configured strings. */
+static int key_listed(const char *subject, size_t len)
+{
+    for (const char *p = cfg.f412_keys; *p;) {
+        size_t n = strcspn(p, ",");
+        for (size_t i = 0; n > 0 && i + n <= len; i++)
+            if (memcmp(subject + i, p, n) == 0)
+                return 1;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* Caller holds lock: whether h carries one of the configured headers (or none is). */
+static int header_listed(const struct head *h)
+{
+    if (!cfg.f412_header[0])
+        return 1;
+    for (const char *p = cfg.f412_header; *p;) {
+        char name[64];
+        size_t n = strcspn(p, ",");
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        if (n > 0 && head_get(h, name, NULL, 0))
+            return 1;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+int state_412_match(int kind, const char *subject, size_t len, const struct head *h)
+{
+    pthread_mutex_lock(&lock);
+    int hit = cfg.f412_count > 0 && (cfg.f412_kinds & (1u << kind)) && key_listed(subject, len) &&
+              (!h || header_listed(h));
+    pthread_mutex_unlock(&lock);
+    return hit;
+}
+
+/* Counts one 412 answer; 0 when the count ran out meanwhile. */
+int state_412_take(void)
+{
+    pthread_mutex_lock(&lock);
+    int ok = cfg.f412_count > 0;
+    if (ok) {
+        cfg.f412_count--;
+        done_412++;
+    }
+    pthread_mutex_unlock(&lock);
+    return ok;
 }
 
 unsigned long state_next_id(void)

@@ -267,6 +267,30 @@ check "mangle=none: the answer as it came" head_has 'content-length: [0-9]*'
 control "config?mangle=bogus" >/dev/null
 check "an unknown mangle gives 400" grep -qx 400 "$TMP/code"
 
+# ---- 4c. injected 412 PreconditionFailed ----
+echo one >"$TMP/one"
+control "config?fail412_kinds=PutObject&fail412_keys=c412&fail412_header=if-none-match&fail412_count=1" \
+    >"$TMP/cfg"
+check "config echoes fail412_count" grep -qx 'fail412_count 1' "$TMP/cfg"
+run "a PutObject of the key without the header passes" s3api put-object --bucket "$BUCKET" \
+    --key c412 --body "$TMP/one"
+"${A[@]}" s3api put-object --bucket "$BUCKET" --key c412 --body "$TMP/small" --if-none-match '*' \
+    --debug >/dev/null 2>"$TMP/err"
+check "the armed PutObject gets 412" grep -q '"PUT /[^ ]*c412 HTTP/1.1" 412' "$TMP/err"
+expect_stat fault.412 1
+run "once only: the next one reaches the server" s3api put-object --bucket "$BUCKET" --key c412b \
+    --body "$TMP/one" --if-none-match '*'
+check "the 412'd request did not reach the server" bash -c \
+    "aws --endpoint-url '$ENDPOINT' s3 cp --quiet s3://$BUCKET/c412 - | grep -qx one"
+# DeleteObjects: per-key errors, only when every key matches and has an ETag
+control "config?fail412_kinds=DeleteObjects&fail412_keys=c412&fail412_count=1" >/dev/null
+run "DeleteObjects with an ETag on a listed key" s3api delete-objects --bucket "$BUCKET" \
+    --delete '{"Objects":[{"Key":"c412","ETag":"\"0\""}]}'
+check "... answered with PreconditionFailed for it" grep -q PreconditionFailed "$TMP/out"
+run "... and the key is still there" s3api head-object --bucket "$BUCKET" --key c412
+expect_stat fault.412 2
+control "config?fail412_count=0" >/dev/null
+
 # ---- 5. stop ----
 run "delete-bucket" s3 rb --force "s3://$BUCKET"
 expect_stat DeleteBucket 1

@@ -147,7 +147,7 @@ static int cmd_mpcopy(const char *sb, const char *sk, const char *db, const char
                               parts[i].etag, &err);
     }
     if (rc == 0)
-        rc = s3_mpu_complete(cli, db, dk, id, parts, n, NULL, &err);
+        rc = s3_mpu_complete(cli, db, dk, id, parts, n, false, NULL, &err);
     else if (id)
         s3_mpu_abort(cli, db, dk, id, &(struct s3_error){0});
     free(id);
@@ -188,7 +188,8 @@ static int cmd_rmr(const char *bucket, const char *prefix)
         size_t m = c.n - i < 1000 ? c.n - i : 1000;
         struct s3_delete_error *e;
         size_t ne;
-        rc = s3_delete_objects(cli, bucket, (const char *const *)c.keys + i, m, &e, &ne, &err);
+        rc =
+            s3_delete_objects(cli, bucket, (const char *const *)c.keys + i, NULL, m, &e, &ne, &err);
         for (size_t j = 0; rc == 0 && j < ne; j++)
             fprintf(stderr, "s3c: delete %s: %s %s\n", e[j].key, e[j].code, e[j].message);
         failed += rc == 0 ? ne : 0;
@@ -234,7 +235,7 @@ static int dispatch(int argc, char **argv)
     } else if (strcmp(c, "mpcopy") == 0) {
         NEED(5) return cmd_mpcopy(argv[1], argv[2], argv[3], argv[4], atoi(argv[5]));
     } else if (strcmp(c, "rm") == 0) {
-        NEED(2) int rc = s3_delete_object(cli, argv[1], argv[2], &err);
+        NEED(2) int rc = s3_delete_object(cli, argv[1], argv[2], NULL, &err);
         return rc ? fail("delete", rc, &err) : 0;
     } else if (strcmp(c, "rmr") == 0) {
         NEED(2) return cmd_rmr(argv[1], argv[2]);
