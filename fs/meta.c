@@ -123,7 +123,7 @@ static mode_t default_mode(enum meta_kind kind, const struct meta_defaults *d)
     return type | (perm & 07777 & ~d->umask);
 }
 
-/* The key decides what is a directory (DESIGN §2): a plain object holds
+/* The key decides what is a directory (doc/DESIGN.md §2): a plain object holds
  * data, so it reads as a file even if its mode says directory. Special
  * files are empty objects whose mode carries the type (s3fs's mknod);
  * device nodes stay inert unless the mount has `dev` (the kernel's

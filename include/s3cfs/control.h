@@ -1,6 +1,6 @@
 /* control.h - the daemon's control socket, which s3cfs-ctl talks to:
  * the engine's status, waiting for queued jobs, and recent failures
- * (DESIGN §3.7-3.8).
+ * (doc/DESIGN.md §3.7-3.8).
  *
  * Where. One Unix stream socket per mount, DIR/ctl-XXXXXXXX.sock named by a
  * hash of the mount point, in a directory of mode 0700 owned by the daemon's

@@ -3,7 +3,7 @@
  *
  * A queued copy's destination is pinned in the namespace cache with its
  * final attributes, and a queued delete pins a tombstone, so the namespace
- * shows the result at once (DESIGN §3.3); the pins go when the job lands.
+ * shows the result at once (doc/DESIGN.md §3.3); the pins go when the job lands.
  * Every write to S3 that does not go through the engine (an upload, a
  * metadata rewrite) first waits for the engine's jobs on that key, so the
  * order of operations on a key is the order they were made in.

@@ -1,6 +1,6 @@
 /* jobs.h - the background job engine: server-side copies and batched
  * deletes, run by the worker pool, ordered per key, journaled before they
- * are acknowledged (DESIGN.md §3).
+ * are acknowledged (doc/DESIGN.md §3).
  *
  * What the filesystem gets: cp/mv/rm -r return as soon as their jobs are
  * queued; the pool runs many at once; every later operation that depends on
@@ -20,7 +20,7 @@
  * COPY's source in the role JOBS_AS_SOURCE. The next jobs_wait_key /
  * jobs_wait_prefix / jobs_drain covering it returns it once.
  *
- * Cancellation (DESIGN §3.11: a call that returned 0 lands, or its failure
+ * Cancellation (doc/DESIGN.md §3.11: a call that returned 0 lands, or its failure
  * is reported; it never silently vanishes). When a COPY fails for good, the
  * engine cancels, at that moment and only among the jobs queued behind it:
  *   - the job it guards: the delete of a move's source (jobs_submit_move),

@@ -1,7 +1,7 @@
 /* meta.h - POSIX attributes <-> S3 user metadata, in s3fs-fuse's format.
  *
  * A bucket written by s3fs-fuse reads the same here and the other way round
- * (DESIGN.md §2). The user metadata, by name without "x-amz-meta-":
+ * (doc/DESIGN.md §2). The user metadata, by name without "x-amz-meta-":
  *   mode   decimal st_mode with the file-type bits (0644 file = "33188")
  *   uid    decimal            gid   decimal
  *   mtime, ctime, atime       "%ld" seconds or "%ld.%09ld"

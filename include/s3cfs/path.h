@@ -1,4 +1,4 @@
-/* path.h - what a path in the mount means (DESIGN §2).
+/* path.h - what a path in the mount means (doc/DESIGN.md §2).
  *
  * A mount either shows every bucket (the root lists them, "/b/x/y" is key
  * "x/y" of bucket "b") or one bucket, optionally below a prefix ("/x/y" is

@@ -2,7 +2,7 @@
  *
  * How many small CopyObject requests per second the client library gets
  * through with 1, 16 and 64 requests in flight. That figure is the ceiling
- * the filesystem's `cp -r` and `mv` are judged against (DESIGN.md §4), so the
+ * the filesystem's `cp -r` and `mv` are judged against (doc/DESIGN.md §4), so the
  * worker threads call s3_copy_object() directly, with nothing in between.
  * PutObject, HeadObject and DeleteObjects lines at 64 in flight are printed
  * for context; the DeleteObjects pass is also the cleanup.

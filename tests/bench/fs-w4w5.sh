@@ -1,5 +1,5 @@
 #!/bin/bash
-# W4 and W5 of DESIGN §4 for s3cfs: a cold `ls -lR` of 2000 small files in
+# W4 and W5 of doc/DESIGN.md §4 for s3cfs: a cold `ls -lR` of 2000 small files in
 # 20 directories, and a sequential write and read of a large file, against
 # radosgw through the proxy at a given latency. Prints figures; asserts
 # nothing about time. Usage: fs-w4w5.sh [BUILD_DIR] [DELAY_MS] [SIZE_MIB]

@@ -1,5 +1,5 @@
 #!/bin/bash
-# run-bench.sh - the side-by-side benchmark of DESIGN.md §4 (W1-W7): s3cfs,
+# run-bench.sh - the side-by-side benchmark of doc/DESIGN.md §4 (W1-W7): s3cfs,
 # s3fs-fuse and rclone mount against one local radosgw, through the counting
 # proxy at 30 ms and at 0 ms of added latency, in the same run.
 #

@@ -715,7 +715,7 @@ static void test_failed_move_keeps_its_source(void **state)
 }
 
 /* Issue 11 §3: after a failed job on a key, an explicit delete or overwrite
- * of that key runs (DESIGN §3.11), reported or not: only the move's own
+ * of that key runs (doc/DESIGN.md §3.11), reported or not: only the move's own
  * delete was cancelled. */
 static void test_explicit_delete_after_failed_copy_runs(void **state)
 {

@@ -106,7 +106,7 @@ fs_setup() {
 }
 
 # fsync of the mount's top directory: returns when every queued copy and
-# delete has landed (DESIGN §3.7), so the S3 API sees the result
+# delete has landed (doc/DESIGN.md §3.7), so the S3 API sees the result
 landed() { sync "${1:-$MNT}"; }
 
 # the object's bytes through the S3 API, compared with a local file

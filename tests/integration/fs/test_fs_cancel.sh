@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 11 §3 and §6 through a real mount (DESIGN §3.11): a copy that fails
+# Issue 11 §3 and §6 through a real mount (doc/DESIGN.md §3.11): a copy that fails
 # for good cancels only the delete of its own move (the source stays, in S3
 # and in the mount); a later rm of that source lands in S3, rm -rf of its
 # parent succeeds, and s3cfs-ctl errors lists both the failed copy and the

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Chains of mv and cp on destinations whose copy is still queued end
-# exactly as on a local disk, at every size (DESIGN §3.10): below the
+# exactly as on a local disk, at every size (doc/DESIGN.md §3.10): below the
 # multipart-copy threshold (one CopyObject) and above it (parallel
 # UploadPartCopy, whose result has another ETag than its source). The
 # proxy slows the copies so that each step finds the previous one queued.

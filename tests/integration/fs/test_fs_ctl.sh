@@ -1,5 +1,5 @@
 #!/bin/bash
-# s3cfs-ctl against a real mount (DESIGN §3.7-3.8): status during a cp -r,
+# s3cfs-ctl against a real mount (doc/DESIGN.md §3.7-3.8): status during a cp -r,
 # wait returning only once every copy landed (checked through the S3 API),
 # the progress bar on a terminal and silence without one, a failed copy
 # listed by wait (exit 1) and errors, a client killed mid-wait, other users

@@ -1,5 +1,5 @@
 #!/bin/bash
-# DESIGN §3 rules through a real mount that test_fs_jobs does not cover:
+# doc/DESIGN.md §3 rules through a real mount that test_fs_jobs does not cover:
 # consecutive copy_file_range ranges make one copy (§3.1), a copy whose
 # source changed behind our back fails cleanly (§3.3), -o sync_jobs (§3.9),
 # throttling lowers the concurrency (§3.8), a large copy's parts run in

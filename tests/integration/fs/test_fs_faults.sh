@@ -1,5 +1,5 @@
 #!/bin/bash
-# The engine under faults and crashes (DESIGN §3.5, §3.8, §3.9), on a tree of
+# The engine under faults and crashes (doc/DESIGN.md §3.5, §3.8, §3.9), on a tree of
 # 2000 files in 20 directories: cp -r, mv and rm -r with 5 % of the requests
 # failing (503 SlowDown, 500, connection reset after the server acted) lose
 # nothing and leave nothing behind; SIGKILL of the daemon during cp -r and

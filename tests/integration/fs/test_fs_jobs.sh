@@ -1,5 +1,5 @@
 #!/bin/bash
-# DESIGN §3 through a real mount, with the requests counted by the proxy:
+# doc/DESIGN.md §3 through a real mount, with the requests counted by the proxy:
 # server-side cp/cp -r/cp -a/mv/rm -r, ordering rules, and a daemon killed
 # with SIGKILL mid-copy that finishes the work at the next mount.
 . "$(dirname "$0")/lib.sh"

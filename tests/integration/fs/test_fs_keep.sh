@@ -1,6 +1,6 @@
 #!/bin/bash
 # Rewriting a file's data (append, pwrite, truncate, O_TRUNC, an editor's
-# save) keeps what the object carries besides its bytes (DESIGN §3.13):
+# save) keeps what the object carries besides its bytes (doc/DESIGN.md §3.13):
 # its user xattrs, other clients' x-amz-meta-* fields and its
 # Content-Type; checked through the mount, after a remount and through S3.
 . "$(dirname "$0")/lib.sh"

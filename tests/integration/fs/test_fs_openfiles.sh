@@ -1,5 +1,5 @@
 #!/bin/bash
-# Open files outlive their names (DESIGN §3.12): a file unlinked, replaced
+# Open files outlive their names (doc/DESIGN.md §3.12): a file unlinked, replaced
 # or renamed while open stays fully usable through its descriptors until
 # the last close, as on a local disk, and nothing is uploaded under a name
 # it no longer has (nor under libfuse's hidden .fuse_hidden* names).

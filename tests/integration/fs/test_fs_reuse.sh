@@ -1,6 +1,6 @@
 #!/bin/bash
 # Names reused while their delete is still queued behave as on a local disk
-# (DESIGN §3.10, issue 11 §4), and rmdir / rm -r never succeed while S3
+# (doc/DESIGN.md §3.10, issue 11 §4), and rmdir / rm -r never succeed while S3
 # holds objects below the directory (issue 11 §5). Every step runs right
 # after the one before, so the deletes are still queued (a batch waits for
 # 200 ms of quiet) when the name is reused.
