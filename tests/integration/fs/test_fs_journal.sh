@@ -114,8 +114,9 @@ echo one >"$WORK/one"
 put_s3 "$B2" "one" "$WORK/one"
 put_s3 "$BUCKET" "one" "$WORK/one"
 sleep 1.1 # older than the second its delete is queued in (a replay spares newer ones)
-proxy_config "fault_rate=1&faults=stall&fault_kinds=DeleteObjects&stall_ms=30000"
 mount_fs "$MNT" "$B2" -o "$OPTS" || exit 2
+# after the mount: its condition probe sends deletes of its own
+proxy_config "fault_rate=1&faults=stall&fault_kinds=DeleteObjects&stall_ms=30000"
 rm "$MNT/one"
 sleep 1 # the delete is sent, and stalls
 kill_daemon "$MNT"
