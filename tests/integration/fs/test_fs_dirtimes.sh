@@ -6,11 +6,7 @@
 # the proxy) and survive a remount; a directory without a marker keeps
 # them in memory; rename changes the ctime of what was renamed.
 . "$(dirname "$0")/lib.sh"
-trap fs_cleanup EXIT
-BUCKET=$(new_bucket)
-start_proxy
-MNT=$WORK/mnt
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
+proxied_setup
 mt() { stat -c %.9Y "$1"; }
 ct() { stat -c %.9Z "$1"; }
 later() { [ "$(echo "$1 > $2" | bc)" = 1 ]; }
@@ -49,7 +45,7 @@ m=$(mt "$MNT/d")
 landed
 check "S3: d/ marker carries the new mtime" same "$m" "$(meta_of d/ mtime)"
 unmount_fs "$MNT"
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" || exit 2
 check_eq "mtime kept across a remount" "$m" "$(mt "$MNT/d")"
 
 # written without a durability point, after a short quiet time
@@ -97,7 +93,7 @@ check_eq "rename of a directory keeps its mtime" "$m0" "$(mt "$MNT/d/rd2")"
 c1=$(ct "$MNT/d/r2") c2=$(ct "$MNT/d/rd2")
 landed
 unmount_fs "$MNT"
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
+mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" || exit 2
 check_eq "a renamed file's ctime is kept across a remount" "$c1" "$(ct "$MNT/d/r2")"
 check_eq "a renamed directory's ctime is kept across a remount" "$c2" "$(ct "$MNT/d/rd2")"
 check "S3: the renamed file's ctime" same "$c1" "$(meta_of d/r2 ctime)"
