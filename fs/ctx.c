@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "s3cfs/dirtimes.h"
-#include "s3cfs/engine.h"
+#include "s3cfs/fsqueue.h"
 #include "s3cfs/log.h"
 #include "s3cfs/mime.h"
 #include "s3cfs/node.h"
@@ -31,9 +31,9 @@ int fs_ctx_start(struct fs_ctx *c)
     if (rc == 0)
         rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->pool);
     if (rc == 0)
-        rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->jobs_pool);
+        rc = pool_new(c->opt.max_inflight, (size_t)c->opt.max_inflight * 4, &c->engine_pool);
     if (rc == 0)
-        rc = engine_start(c);
+        rc = fsq_start(c);
     if (rc == 0)
         rc = dirtimes_new(obj_write_dir_times, c, &c->dirtimes);
     return rc;
@@ -45,13 +45,13 @@ int fs_ctx_free(struct fs_ctx *c)
      * and delete lands */
     dirtimes_free(c->dirtimes);
     c->dirtimes = NULL;
-    int rc = engine_stop(c);
+    int rc = fsq_stop(c);
     if (rc)
         LOGE("queued operations failed before exit: %s", strerror(-rc));
     else
         LOGI("exiting: every queued copy and delete landed");
-    if (c->jobs_pool) /* first: its copies use the other pool for parts */
-        pool_free(c->jobs_pool);
+    if (c->engine_pool) /* first: its copies use the other pool for parts */
+        pool_free(c->engine_pool);
     if (c->pool)
         pool_free(c->pool);
     node_table_free(c->nodes);

@@ -22,8 +22,8 @@
 #include <curl/curl.h>
 
 #include "s3cfs/cond.h"
-#include "s3cfs/control.h"
-#include "s3cfs/engine.h"
+#include "s3cfs/ctl_server.h"
+#include "s3cfs/fsqueue.h"
 #include "s3cfs/fsops.h"
 #include "s3cfs/log.h"
 #include "s3cfs/mime.h"
@@ -31,7 +31,7 @@
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
 #include "s3cfs/stage.h"
-#include "s3cfs/trim.h"
+#include "s3cfs/kernel_evict.h"
 
 #define MIB ((size_t)1 << 20)
 
@@ -465,9 +465,9 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
             start_sighup(c);     /* first: the threads started after inherit the mask */
             cond_probe_mount(c); /* before the journal's replay: its deletes may be conditional */
             if (fs_ctx_start(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
-                control_start(c); /* s3cfs-ctl; the mount works without it (logged) */
-                if (!c->opt.mountpoint || trim_new(fuse_get_session(fuse), c->opt.mountpoint,
-                                                   (size_t)c->opt.kept_files, &c->trim))
+                ctl_server_start(c); /* s3cfs-ctl; the mount works without it (logged) */
+                if (!c->opt.mountpoint || kevict_new(fuse_get_session(fuse), c->opt.mountpoint,
+                                                     (size_t)c->opt.kept_files, &c->evict))
                     LOGW("kernel entries of closed files will not be trimmed");
                 struct fuse_loop_config *lc = fuse_loop_cfg_create();
                 fuse_loop_cfg_set_idle_threads(lc, 64);
@@ -483,7 +483,7 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
                 if (rc)
                     LOGE("the FUSE loop ended with %d (%s)", lr, lr < 0 ? strerror(-lr) : "signal");
                 fuse_loop_cfg_destroy(lc);
-                trim_stop(c->trim);
+                kevict_stop(c->evict);
                 fuse_remove_signal_handlers(fuse_get_session(fuse));
                 /* the drain in fs_ctx_free must not be cut short by a second
                  * SIGTERM (SIGKILL still stops it; the journal covers it) */
@@ -493,11 +493,11 @@ static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
         }
         fuse_unmount(fuse); /* closes the device: a notification in flight ends */
         LOGI("unmounted %s; queued copies and deletes land before exit", mountpoint);
-        trim_free(c->trim);
-        c->trim = NULL;
+        kevict_free(c->evict);
+        c->evict = NULL;
         /* after the unmount (nothing waits on the mount), before fs_ctx_free:
          * s3cfs-ctl can watch the final drain */
-        control_stop(c);
+        ctl_server_stop(c);
     }
     fuse_destroy(fuse);
     return rc;
@@ -561,7 +561,7 @@ static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *
     if (rc == 0 && plain_http_warning(&ctx, warn, sizeof warn))
         fprintf(stderr, "s3cfs: %s\n", warn);
     if (rc == 0)
-        rc = check_store(&ctx) || engine_open_journal(&ctx) ? 1 : run(&ctx, args, mountpoint);
+        rc = check_store(&ctx) || fsq_open_journal(&ctx) ? 1 : run(&ctx, args, mountpoint);
     else
         rc = 1;
     fs_ctx_free(&ctx);

@@ -35,7 +35,7 @@ struct fs_options {
     double attr_ttl, dir_ttl, negative_ttl; /* seconds */
     double dir_attr_ttl; /* a directory's own entry (seconds): attr_ttl, 1 under coherent */
     int cache_entries;
-    int kept_files; /* closed files whose kernel entries stay cached (trim.h) */
+    int kept_files; /* closed files whose kernel entries stay cached (kernel_evict.h) */
     int max_inflight;
     size_t multipart_threshold;
     size_t part_size;
@@ -52,7 +52,7 @@ struct fs_options {
     char *mountpoint;       /* names the journal */
     int suid;               /* mounted with `suid`: setuid/setgid bits shown */
     int nomime;             /* no Content-Type from /etc/mime.types (mime.h) */
-    /* not a mount option: the job engine's bound on pending jobs (jobs.h
+    /* not a mount option: the job engine's bound on pending jobs (engine.h
      * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
     int max_pending;
 };
@@ -60,10 +60,10 @@ struct fs_options {
 struct nscache;
 struct pool;
 struct node_table;
-struct jobs;
+struct engine;
 struct journal;
-struct control;
-struct trim;
+struct ctl_server;
+struct kevict;
 struct mime_table;
 struct dirtimes;
 
@@ -73,14 +73,14 @@ struct fs_ctx {
     struct creds_provider *creds;
     struct s3_client *s3;
     struct nscache *cache;
-    struct pool *pool;      /* foreground transfers: listings' HEADs, reads, parts */
-    struct pool *jobs_pool; /* the job engine's copies and deletes (jobs.h) */
+    struct pool *pool;        /* foreground transfers: listings' HEADs, reads, parts */
+    struct pool *engine_pool; /* the job engine's copies and deletes (engine.h) */
     struct node_table *nodes;
-    struct jobs *jobs;
+    struct engine *jobs;
     struct journal *journal;
     struct meta_defaults defaults;
-    struct control *control;    /* the control socket (control.h); NULL: none */
-    struct trim *trim;          /* set before the FUSE loop starts; NULL: none */
+    struct ctl_server *control; /* the control socket (ctl_server.h); NULL: none */
+    struct kevict *evict;       /* set before the FUSE loop starts; NULL: none */
     struct mime_table *mime;    /* Content-Type by extension (mime.h); NULL: nomime */
     struct dirtimes *dirtimes;  /* directory mtime/ctime (dirtimes.h); NULL: none */
     struct ra_budget ra_budget; /* max is opt.readahead_mem */

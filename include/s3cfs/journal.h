@@ -3,14 +3,14 @@
  * The job engine appends a record for every job before acknowledging it,
  * a record when a copy's metadata is folded, and a DONE record when the job
  * landed or failed for good. The DONE of a failed job is written in the
- * same write(2) as those of the jobs its failure cancels (jobs.h), so a
+ * same write(2) as those of the jobs its failure cancels (engine.h), so a
  * replay has a failed job and its dependants together or not at all: never
  * a move's delete without its copy. The next mount replays the jobs
  * without DONE in the order of their ids (the order they were queued in;
  * the engine writes records outside its lock, so they may reach the file
  * in another order), and the engine runs them again: a COPY is idempotent
  * given its source ETag condition; a DELETE runs only on an object older
- * than the second it was queued in (engine.c), so it never removes what
+ * than the second it was queued in (fsqueue.c), so it never removes what
  * was written after it.
  *
  * Trust: the journal tells a daemon, often root's, what to copy and
@@ -21,7 +21,7 @@
  * same descriptor; a rewrite creates its temporary file O_EXCL|O_NOFOLLOW.
  * The first line records the source (endpoint, bucket, prefix, mount
  * point): live jobs of another source are refused, not replayed. The
- * engine checks every replayed key like user input (jobs.h admit).
+ * engine checks every replayed key like user input (engine.h admit).
  *
  * One daemon per journal: journal_open takes an exclusive flock on
  * PATH.lock (holding the pid, for the messages) until journal_close, after
@@ -33,7 +33,7 @@
  * Durability: every record is one write(2) on an O_APPEND file, not
  * fsync'd per record: a daemon crash loses nothing (the page cache has
  * it). journal_sync makes everything written so far survive a power loss;
- * the engine calls it at its durability points (engine_durable: fsync of a
+ * the engine calls it at its durability points (fsq_durable: fsync of a
  * file or a directory, s3cfs-ctl wait, unmount), after their wait, so the
  * DONE of what landed is on disk before the call returns.
  *
@@ -70,7 +70,7 @@
  * call holds it for one write (or one rewrite in journal_compact, or to
  * take a descriptor for journal_sync's fsync, made without it). Nothing
  * else is called under it. The job engine never calls a writing function
- * with its own lock held (jobs.c), so a slow disk stalls the submitter of
+ * with its own lock held (engine.c), so a slow disk stalls the submitter of
  * a job, not every filesystem operation.
  */
 #ifndef S3CFS_JOURNAL_H
@@ -79,7 +79,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "s3cfs/jobs.h"
+#include "s3cfs/engine.h"
 
 struct journal;
 

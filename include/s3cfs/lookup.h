@@ -48,7 +48,7 @@ int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
  * no longer pins a tombstone there (the landed delete leaves an ordinary
  * negative entry, which the caller's own cache update replaces), so
  * `rm n; mkdir n` or `rmdir d; touch d` behave as on a local disk. A
- * waiter makes the engine send a pending delete batch at once (jobs.h),
+ * waiter makes the engine send a pending delete batch at once (engine.h),
  * so this costs one DeleteObjects round trip when a delete is queued and
  * nothing otherwise. 0 (also for the mount's top and buckets), or the
  * negative errno of a failed wait (the queued job failed: the name may

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "s3cfs/engine.h"
+#include "s3cfs/fsqueue.h"
 #include "s3cfs/node.h"
 
 #define MIB       ((size_t)1 << 20)
@@ -104,7 +104,7 @@ static int start_parts(struct fs_ctx *c)
     struct s3_client_options so = {.connect_timeout_ms = 5000, .stall_timeout_s = 30};
     int rc = s3_client_new(&so, &c->s3, &err);
     if (rc == 0) /* main.c opens it before it daemonizes */
-        rc = engine_open_journal(c);
+        rc = fsq_open_journal(c);
     return rc ? rc : fs_ctx_start(c);
 }
 

@@ -3,7 +3,7 @@
  * journal in a temporary directory, then the same fs_ctx_start and
  * fs_ctx_free: namespace cache, node table, both pools, engine), whose
  * S3 client is whatever s3.h the test links (tests/fakes3), and calls
- * through the fuse_operations table of fs/fsops.c, made as the kernel and
+ * through the fuse_operations table of fs/ops/fsops.c, made as the kernel and
  * libfuse's high-level layer make them:
  *   - close of a handle is FLUSH then RELEASE;
  *   - unlink of an open file, and a rename over one, first rename it to a
@@ -13,8 +13,8 @@
  * fuse_get_context() is defined here (the test executable's definition
  * wins over libfuse's): the caller's uid and gid, umask 022, the fs_ctx in
  * private_data; fsd_context_calls() counts its calls. fsops calls no other
- * libfuse function with the driver (trim.c's kernel notifications need a
- * session: the driver starts none, c->trim stays NULL).
+ * libfuse function with the driver (kernel_evict.c's kernel notifications need a
+ * session: the driver starts none, c->evict stays NULL).
  *
  * One driver at a time per process (fs_set is global). The functions
  * return what the operation returns: 0 / a count, or a negative errno.

@@ -1,4 +1,4 @@
-/* engine.c (and the job engine under it) through the driver: chains of
+/* fsqueue.c (and the job engine under it) through the driver: chains of
  * queued moves, concurrent tree moves against max_pending, batched
  * deletes, failures reported by fsync. */
 #include <pthread.h>

@@ -1,9 +1,9 @@
-/* fuzz_ctlproto: what a control-socket peer sends (fs/ctlproto.c): the
+/* fuzz_ctlproto: what a control-socket peer sends (fs/control/ctl_proto.c): the
  * bytes arrive through a real socket in chunks the input chooses,
  * ctl_read_line cuts them into lines, and every space-separated field of
  * every line goes through ctl_unescape, whose result must escape back to
  * a field that unescapes to the same bytes. A field that is a PATH then
- * goes where the daemon sends it (fs/path.c, in an all-buckets and a
+ * goes where the daemon sends it (fs/ops/path.c, in an all-buckets and a
  * prefix mount): resolved, its listing prefix, and back to the same path.
  *
  * Input: the first byte seeds the chunk sizes (1..256 bytes per send); the
@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "s3cfs/ctlproto.h"
+#include "s3cfs/ctl_proto.h"
 #include "s3cfs/path.h"
 
-/* What the daemon does with a request's PATH (control.c: scope_of). */
+/* What the daemon does with a request's PATH (ctl_server.c: scope_of). */
 static void check_path(const struct path_map *m, const char *path)
 {
     struct fs_loc loc;

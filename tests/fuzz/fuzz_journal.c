@@ -1,4 +1,4 @@
-/* fuzz_journal: reading a journal left by a previous run (fs/journal.c:
+/* fuzz_journal: reading a journal left by a previous run (fs/engine/journal.c:
  * record parsing, the live set, what a replay hands over), from memory.
  *
  * Every line carries a checksum, which random bytes almost never match, so

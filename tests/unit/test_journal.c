@@ -1,7 +1,7 @@
 /* Unit tests for the intent journal: records with hostile keys survive a
  * round trip, DONE hides a record, replay keeps submission order, a torn or
  * garbled line is ignored, compaction keeps the file small; and with the job
- * engine: records are on disk before jobs_submit returns (also when the
+ * engine: records are on disk before engine_submit returns (also when the
  * daemon is SIGKILLed), and a replay resubmits, drains and empties the file.
  */
 #include <errno.h>
@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "s3cfs/jobs.h"
+#include "s3cfs/engine.h"
 #include "s3cfs/journal.h"
 #include "s3cfs/pool.h"
 
@@ -775,19 +775,19 @@ static void x_gate(bool shut)
     pthread_mutex_unlock(&X.lock);
 }
 
-static struct jobs *x_engine(struct pool **p, struct journal *j)
+static struct engine *x_engine(struct pool **p, struct journal *j)
 {
     X.n = 0;
     assert_int_equal(pool_new(4, 16, p), 0);
-    struct jobs_config cfg = {.pool = *p, .exec = x_exec, .del = x_del, .journal = j};
-    struct jobs *e;
-    assert_int_equal(jobs_new(&cfg, &e), 0);
+    struct engine_config cfg = {.pool = *p, .exec = x_exec, .del = x_del, .journal = j};
+    struct engine *e;
+    assert_int_equal(engine_new(&cfg, &e), 0);
     return e;
 }
 
 /* A fresh journal at path and an engine on it, the executor's gate open
  * or shut. */
-static struct jobs *engine_on_journal(struct journal **j, struct pool **p, bool gate_shut)
+static struct engine *fsq_on_journal(struct journal **j, struct pool **p, bool gate_shut)
 {
     assert_int_equal(journal_open(path, j), 0);
     x_gate(gate_shut);
@@ -795,11 +795,11 @@ static struct jobs *engine_on_journal(struct journal **j, struct pool **p, bool 
 }
 
 /* cp a b; cp b c; rm a; rm x: submitted while the executor is blocked. */
-static void submit_four(struct jobs *e)
+static void submit_four(struct engine *e)
 {
     struct job_spec s[] = {copy_spec("a", "b"), copy_spec("b", "c"), del_spec("a"), del_spec("x")};
     for (int i = 0; i < 4; i++)
-        assert_int_equal(jobs_submit(e, &s[i], NULL), 0);
+        assert_int_equal(engine_submit(e, &s[i], NULL), 0);
 }
 
 static void assert_four(const struct recs *rs)
@@ -822,7 +822,7 @@ static void test_engine_journals_before_ack(void **state)
     struct pool *p;
     assert_int_equal(journal_open(path, &j), 0);
     x_gate(true);
-    struct jobs *e = x_engine(&p, j);
+    struct engine *e = x_engine(&p, j);
     submit_four(e);
     /* read back by another handle while nothing has finished */
     struct recs *rs = calloc(1, sizeof *rs);
@@ -830,8 +830,8 @@ static void test_engine_journals_before_ack(void **state)
     assert_four(rs);
     recs_free(rs);
     x_gate(false);
-    assert_int_equal(jobs_drain(e), 0);
-    jobs_free(e);
+    assert_int_equal(engine_drain(e), 0);
+    engine_free(e);
     pool_free(p);
     assert_int_equal(X.n, 4);
     assert_int_equal(file_size(), 0); /* idle: compacted */
@@ -861,17 +861,17 @@ static int crash_child(const char *jpath, const char *mode)
     X.n = 0;
     if (pool_new(4, 16, &p) != 0)
         return 1;
-    struct jobs_config cfg = {.pool = p, .exec = x_exec, .del = x_del, .journal = j};
-    struct jobs *e;
-    if (jobs_new(&cfg, &e) != 0)
+    struct engine_config cfg = {.pool = p, .exec = x_exec, .del = x_del, .journal = j};
+    struct engine *e;
+    if (engine_new(&cfg, &e) != 0)
         return 1;
     struct job_spec s[] = {copy_spec("a", "b"), copy_spec("b", "c"), del_spec("a"), del_spec("x")};
     struct job_spec mv = copy_spec("a", "bad");
     bool move = strcmp(mode, "move") == 0;
-    if (move && jobs_submit_move(e, &mv, 0, NULL, NULL) != 0)
+    if (move && engine_submit_move(e, &mv, 0, NULL, NULL) != 0)
         return 1;
     for (int i = move ? 3 : 0; i < 4; i++)
-        if (jobs_submit(e, &s[i], NULL) != 0)
+        if (engine_submit(e, &s[i], NULL) != 0)
             return 1;
     if (write(1, "ready\n", 6) != 6)
         return 1;
@@ -916,16 +916,16 @@ static void test_sigkill_then_replay(void **state)
     journal_info(j, &ji);
     assert_int_equal(ji.live, 4);
     x_gate(false);
-    struct jobs *e = x_engine(&p, j);
+    struct engine *e = x_engine(&p, j);
     size_t count = 0;
-    assert_int_equal(jobs_recover(e, &count), 0);
+    assert_int_equal(engine_recover(e, &count), 0);
     assert_int_equal(count, 4);
     uint64_t id;
     struct job_spec after = del_spec("later");
-    assert_int_equal(jobs_submit(e, &after, &id), 0);
+    assert_int_equal(engine_submit(e, &after, &id), 0);
     assert_true(id > ji.max_id); /* new ids continue after the journal's */
-    assert_int_equal(jobs_drain(e), 0);
-    jobs_free(e);
+    assert_int_equal(engine_drain(e), 0);
+    engine_free(e);
     pool_free(p);
     assert_int_equal(X.n, 5);
     /* independent deletes may go first; the dependants keep their order */
@@ -947,13 +947,13 @@ static void test_replay_keeps_folded_meta(void **state)
     (void)state;
     struct journal *j;
     struct pool *p;
-    struct jobs *e = engine_on_journal(&j, &p, true);
+    struct engine *e = fsq_on_journal(&j, &p, true);
     struct job_spec s1 = copy_spec("a", "b"), s2 = copy_spec("b", "c");
-    assert_int_equal(jobs_submit(e, &s1, NULL), 0);
-    assert_int_equal(jobs_submit(e, &s2, NULL), 0);
+    assert_int_equal(engine_submit(e, &s1, NULL), 0);
+    assert_int_equal(engine_submit(e, &s2, NULL), 0);
     const struct s3_meta m[] = {{"mode", "33261"}};
     sleep_ms(50); /* b is running (blocked), c waits for it */
-    assert_int_equal(jobs_fold_meta(e, "bkt", "c", m, 1), 0);
+    assert_int_equal(engine_fold_meta(e, "bkt", "c", m, 1), 0);
     struct recs *rs = calloc(1, sizeof *rs);
     reopen_replay(rs);
     assert_int_equal(rs->n, 2);
@@ -963,7 +963,7 @@ static void test_replay_keeps_folded_meta(void **state)
     recs_free(rs);
     free(rs);
     x_gate(false);
-    jobs_free(e);
+    engine_free(e);
     pool_free(p);
     journal_close(j);
 }
@@ -978,24 +978,24 @@ static void test_failed_copy_done_with_its_dependants(void **state)
     struct pool *p;
     assert_int_equal(journal_open(path, &j), 0);
     x_gate(false);
-    struct jobs *e = x_engine(&p, j);
+    struct engine *e = x_engine(&p, j);
     struct job_spec held = del_spec("zzz"), c = copy_spec("a", "bad");
-    uint64_t g = jobs_new_group(e);
+    uint64_t g = engine_new_group(e);
     held.hold = g; /* stays pending until released */
-    assert_int_equal(jobs_submit(e, &held, NULL), 0);
-    assert_int_equal(jobs_submit_move(e, &c, 0, NULL, NULL), 0);
-    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST | JOBS_AS_SOURCE), -EACCES);
+    assert_int_equal(engine_submit(e, &held, NULL), 0);
+    assert_int_equal(engine_submit_move(e, &c, 0, NULL, NULL), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "a", ENGINE_AS_DEST | ENGINE_AS_SOURCE), -EACCES);
     struct recs *rs = calloc(1, sizeof *rs);
     reopen_replay(rs);
     assert_int_equal(rs->n, 1); /* only zzz: the move is over, failed */
     assert_string_equal(rs->r[0].key, "zzz");
     recs_free(rs);
     assert_int_equal(pos("delete zzz"), 99); /* held */
-    jobs_release(e, g);
-    assert_int_equal(jobs_drain(e), -EACCES); /* bad's own failure */
-    assert_int_equal(pos("delete a"), 99);    /* never ran */
+    engine_release(e, g);
+    assert_int_equal(engine_drain(e), -EACCES); /* bad's own failure */
+    assert_int_equal(pos("delete a"), 99);      /* never ran */
     assert_true(pos("delete zzz") < 99);
-    jobs_free(e);
+    engine_free(e);
     pool_free(p);
     reopen_replay(rs);
     assert_int_equal(rs->n, 0);
@@ -1024,12 +1024,12 @@ static void test_sigkill_then_replay_move(void **state)
     struct pool *p;
     assert_int_equal(journal_open(path, &j), 0);
     x_gate(false);
-    struct jobs *e = x_engine(&p, j);
+    struct engine *e = x_engine(&p, j);
     size_t count = 0;
-    assert_int_equal(jobs_recover(e, &count), 0);
+    assert_int_equal(engine_recover(e, &count), 0);
     assert_int_equal(count, 3);
-    assert_int_equal(jobs_drain(e), -EACCES);
-    jobs_free(e);
+    assert_int_equal(engine_drain(e), -EACCES);
+    engine_free(e);
     pool_free(p);
     assert_true(pos("copy bad") < 99);
     assert_int_equal(pos("delete a"), 99); /* the source of the failed copy is kept */
@@ -1038,13 +1038,13 @@ static void test_sigkill_then_replay_move(void **state)
     journal_close(j);
 }
 
-static struct jobs *slow_e;
+static struct engine *slow_e;
 
 static void *submit_slowly(void *arg)
 {
     (void)arg;
     struct job_spec s = copy_spec("a", "slow");
-    assert_int_equal(jobs_submit(slow_e, &s, NULL), 0);
+    assert_int_equal(engine_submit(slow_e, &s, NULL), 0);
     return NULL;
 }
 
@@ -1062,25 +1062,25 @@ static void test_no_journal_write_under_engine_lock(void **state)
     (void)state;
     struct journal *j;
     struct pool *p;
-    slow_e = engine_on_journal(&j, &p, false);
+    slow_e = fsq_on_journal(&j, &p, false);
     journal_test_writes(j, 1500, 0);
     pthread_t t;
     int64_t t0 = mono_ms();
     assert_int_equal(pthread_create(&t, NULL, submit_slowly, NULL), 0);
     sleep_ms(200); /* the submitter is in its write */
-    struct jobs_status st;
-    jobs_status(slow_e, &st);
+    struct engine_status st;
+    engine_status(slow_e, &st);
     int64_t took = mono_ms() - t0;
     assert_int_equal(st.pending, 1); /* queued, not started before its record is written */
     assert_int_equal(st.running, 0);
     assert_true(took < 1000);
-    assert_false(jobs_pending_key(slow_e, "bkt", "other", JOBS_AS_DEST));
+    assert_false(engine_pending_key(slow_e, "bkt", "other", ENGINE_AS_DEST));
     pthread_join(t, NULL);
     assert_true(mono_ms() - t0 >= 1400);
     journal_test_writes(j, 0, 0);
-    assert_int_equal(jobs_drain(slow_e), 0);
+    assert_int_equal(engine_drain(slow_e), 0);
     assert_true(pos("copy slow") < 99);
-    jobs_free(slow_e);
+    engine_free(slow_e);
     pool_free(p);
     journal_close(j);
 }
@@ -1093,19 +1093,19 @@ static void test_unrecorded_job_never_runs(void **state)
     (void)state;
     struct journal *j;
     struct pool *p;
-    struct jobs *e = engine_on_journal(&j, &p, false);
+    struct engine *e = fsq_on_journal(&j, &p, false);
     journal_test_writes(j, 0, -ENOSPC);
     struct job_spec c = copy_spec("a", "b"), d = del_spec("x"), m = copy_spec("m", "n");
-    assert_int_equal(jobs_submit(e, &c, NULL), -ENOSPC);
-    assert_int_equal(jobs_submit(e, &d, NULL), -ENOSPC);
-    assert_int_equal(jobs_submit_move(e, &m, 0, NULL, NULL), -ENOSPC);
+    assert_int_equal(engine_submit(e, &c, NULL), -ENOSPC);
+    assert_int_equal(engine_submit(e, &d, NULL), -ENOSPC);
+    assert_int_equal(engine_submit_move(e, &m, 0, NULL, NULL), -ENOSPC);
     journal_test_writes(j, 0, 0);
     struct job_spec ok = del_spec("y");
-    assert_int_equal(jobs_submit(e, &ok, NULL), 0);
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_submit(e, &ok, NULL), 0);
+    assert_int_equal(engine_drain(e), 0);
     assert_int_equal(X.n, 1);
     assert_int_equal(pos("delete y"), 0);
-    jobs_free(e);
+    engine_free(e);
     pool_free(p);
     struct journal_info ji;
     journal_info(j, &ji);

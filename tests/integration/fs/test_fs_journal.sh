@@ -66,7 +66,7 @@ wait_gone() { # PID [TENTHS]
 count_s3() { s3c ls "$1" "$2" | grep -c .; } # BUCKET PREFIX
 exists_s3() { s3c head "$1" "$2" >/dev/null 2>&1; }
 put_s3() { s3c put "$1" "$2" "$3" >/dev/null; } # BUCKET KEY FILE
-# a journal line with its checksum (FNV-1a of the line, as fs/journal.c)
+# a journal line with its checksum (FNV-1a of the line, as fs/engine/journal.c)
 record() {
     python3 -c 'import sys
 h = 2166136261

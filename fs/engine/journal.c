@@ -538,7 +538,7 @@ static void list_unlink(struct journal *j, struct jrec *r)
 
 /* Insert r in id order: a replay runs jobs in the order they were queued,
  * which is their ids' order whatever order their records reached the file
- * (jobs.c writes a record after the engine lock is released). */
+ * (engine.c writes a record after the engine lock is released). */
 static void list_insert(struct journal *j, struct jrec *r)
 {
     struct jrec *after = j->tail;

@@ -1,6 +1,6 @@
-/* control.c - the control socket s3cfs-ctl talks to (see control.h for the
- * protocol and the contract, ctlproto.h for where the socket lives). */
-#include "s3cfs/control.h"
+/* ctl_server.c - the control socket s3cfs-ctl talks to (see ctl_server.h for the
+ * protocol and the contract, ctl_proto.h for where the socket lives). */
+#include "s3cfs/ctl_server.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -18,13 +18,13 @@
 #include <unistd.h>
 
 #include "s3cfs/buf.h"
-#include "s3cfs/ctlproto.h"
-#include "s3cfs/jobs.h"
+#include "s3cfs/ctl_proto.h"
+#include "s3cfs/engine.h"
 #include "s3cfs/log.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/pool.h"
-#include "s3cfs/trim.h"
-#include "s3cfs/engine.h"
+#include "s3cfs/kernel_evict.h"
+#include "s3cfs/fsqueue.h"
 
 #define RATE_SAMPLES   6    /* one a second: the rate covers the last ~5 s */
 #define ACCEPT_TICK_MS 250  /* how soon the acceptor sees a stop */
@@ -37,7 +37,7 @@ struct sample {
     uint64_t requests;
 };
 
-struct control {
+struct ctl_server {
     struct fs_ctx *c;                    /* constant */
     int lfd;                             /* the listening socket; the acceptor's */
     char path[108];                      /* constant: the socket's path (a sun_path) */
@@ -45,7 +45,7 @@ struct control {
     ino_t ino;                           /* constant */
     uid_t uid;                           /* constant: the mounting user */
     int64_t started_ms;                  /* constant */
-    pthread_t acceptor;                  /* joined by control_stop */
+    pthread_t acceptor;                  /* joined by ctl_server_stop */
     atomic_bool stopping;                /* read without the lock by every thread */
     pthread_mutex_t lock;                /* protects what follows */
     pthread_cond_t gone;                 /* a client thread ended */
@@ -55,7 +55,7 @@ struct control {
 };
 
 struct client {
-    struct control *ctl;
+    struct ctl_server *ctl;
     int fd;
 };
 
@@ -96,27 +96,27 @@ static bool scope_has(const struct scope *s, const char *bucket, const char *key
 static size_t scope_count(struct fs_ctx *c, const struct scope *s)
 {
     if (s->loc.kind == LOC_ROOT)
-        return jobs_count_prefix(c->jobs, NULL, NULL);
-    size_t n = jobs_count_prefix(c->jobs, s->loc.bucket, s->prefix);
+        return engine_count_prefix(c->jobs, NULL, NULL);
+    size_t n = engine_count_prefix(c->jobs, s->loc.bucket, s->prefix);
     /* a file, not a directory: its own job is not below the prefix (it
      * counts as one however many jobs are queued on it) */
     if (s->loc.kind == LOC_OBJECT &&
-        jobs_pending_key(c->jobs, s->loc.bucket, s->loc.key, JOBS_AS_DEST))
+        engine_pending_key(c->jobs, s->loc.bucket, s->loc.key, ENGINE_AS_DEST))
         n++;
     return n;
 }
 
 /* The earliest error of the jobs below s, reported and cleared; then the
- * journal is durable (engine_durable). */
+ * journal is durable (fsq_durable). */
 static int scope_wait(struct fs_ctx *c, const struct scope *s)
 {
     if (s->loc.kind == LOC_ROOT)
-        return engine_durable(c, jobs_drain(c->jobs));
+        return fsq_durable(c, engine_drain(c->jobs));
     int rc = 0;
     if (s->loc.kind == LOC_OBJECT)
-        rc = jobs_wait_key(c->jobs, s->loc.bucket, s->loc.key, JOBS_AS_DEST);
-    int rc2 = jobs_wait_prefix(c->jobs, s->loc.bucket, s->prefix);
-    return engine_durable(c, rc ? rc : rc2);
+        rc = engine_wait_key(c->jobs, s->loc.bucket, s->loc.key, ENGINE_AS_DEST);
+    int rc2 = engine_wait_prefix(c->jobs, s->loc.bucket, s->prefix);
+    return fsq_durable(c, rc ? rc : rc2);
 }
 
 /* ---------- answers ---------- */
@@ -127,7 +127,7 @@ struct failure_list {
     int rc;                    /* -ENOMEM, ... */
 };
 
-/* A jobs_failure_fn: one "failure ERRNO BUCKET KEY MESSAGE" line. */
+/* A engine_failure_fn: one "failure ERRNO BUCKET KEY MESSAGE" line. */
 static void add_failure(void *arg, const char *bucket, const char *key, int err, const char *msg)
 {
     struct failure_list *fl = arg;
@@ -150,11 +150,11 @@ static void add_failure(void *arg, const char *bucket, const char *key, int err,
 static int list_failures(struct fs_ctx *c, const struct scope *s, struct sbuf *out)
 {
     struct failure_list fl = {out, s, 0};
-    int rc = jobs_failures(c->jobs, add_failure, &fl);
+    int rc = engine_failures(c->jobs, add_failure, &fl);
     return rc < 0 ? rc : fl.rc;
 }
 
-static double request_rate(struct control *ctl, uint64_t requests_now)
+static double request_rate(struct ctl_server *ctl, uint64_t requests_now)
 {
     int64_t now = now_ms();
     pthread_mutex_lock(&ctl->lock);
@@ -182,15 +182,15 @@ static long proc_status_kib(const char *field)
     return v;
 }
 
-static int answer_status(struct control *ctl, struct sbuf *out)
+static int answer_status(struct ctl_server *ctl, struct sbuf *out)
 {
     struct fs_ctx *c = ctl->c;
-    struct jobs_status js;
+    struct engine_status js;
     struct nscache_stats ns;
     struct pool_stats ps;
-    jobs_status(c->jobs, &js);
+    engine_status(c->jobs, &js);
     nscache_stats(c->cache, &ns);
-    pool_get_stats(c->jobs_pool, &ps);
+    pool_get_stats(c->engine_pool, &ps);
     struct s3_stats *st = s3_client_stats(c->s3);
     struct mallinfo2 mi = mallinfo2(); /* where the resident memory goes */
     uint64_t requests = atomic_load(&st->requests);
@@ -230,12 +230,12 @@ static int answer_status(struct control *ctl, struct sbuf *out)
         ps.nthreads, ns.entries, ns.pinned, ns.negative, ns.listings, ns.names,
         (unsigned long long)ns.hits, (unsigned long long)ns.misses, (unsigned long long)ns.dir_hits,
         (unsigned long long)ns.dir_misses, (unsigned long long)ns.evictions,
-        c->trim ? trim_sent(c->trim) : 0ul, proc_status_kib("VmRSS:"), proc_status_kib("VmHWM:"),
+        c->evict ? kevict_sent(c->evict) : 0ul, proc_status_kib("VmRSS:"), proc_status_kib("VmHWM:"),
         mi.uordblks / 1024, mi.fordblks / 1024, mi.hblkhd / 1024);
 }
 
 /* One request line into out (a complete answer, ending in ok or error). */
-static void answer(struct control *ctl, char *line, struct sbuf *out)
+static void answer(struct ctl_server *ctl, char *line, struct sbuf *out)
 {
     struct fs_ctx *c = ctl->c;
     char *arg = strchr(line, ' ');
@@ -282,21 +282,21 @@ static void answer(struct control *ctl, char *line, struct sbuf *out)
 
 /* ---------- threads ---------- */
 
-static void client_end(struct control *ctl, struct client *cl)
+static void client_end(struct ctl_server *ctl, struct client *cl)
 {
     close(cl->fd);
     free(cl);
     pthread_mutex_lock(&ctl->lock);
     ctl->nclients--;
     pthread_cond_broadcast(&ctl->gone);
-    /* the last touch of ctl: control_stop may free it once this is unlocked */
+    /* the last touch of ctl: ctl_server_stop may free it once this is unlocked */
     pthread_mutex_unlock(&ctl->lock);
 }
 
 static void *client_main(void *arg)
 {
     struct client *cl = arg;
-    struct control *ctl = cl->ctl;
+    struct ctl_server *ctl = cl->ctl;
     struct ctl_reader *r = malloc(sizeof *r);
     struct sbuf out = SBUF_INIT;
     char mnt[3 * PATH_BUF + 1];
@@ -333,7 +333,7 @@ static void *client_main(void *arg)
 }
 
 /* Whether the peer may use the socket: the mounting user or root. */
-static bool peer_allowed(struct control *ctl, int fd, uid_t *uid)
+static bool peer_allowed(struct ctl_server *ctl, int fd, uid_t *uid)
 {
     struct ucred cred;
     socklen_t len = sizeof cred;
@@ -353,7 +353,7 @@ static void refuse(int fd, int err, const char *why)
     close(fd);
 }
 
-static void take_client(struct control *ctl, int fd)
+static void take_client(struct ctl_server *ctl, int fd)
 {
     uid_t uid = (uid_t)-1;
     if (!peer_allowed(ctl, fd, &uid)) {
@@ -399,7 +399,7 @@ static void take_client(struct control *ctl, int fd)
     refuse(fd, rc, rc == EBUSY ? "too many clients at once; try again" : strerror(rc));
 }
 
-static void take_sample(struct control *ctl, int64_t now)
+static void take_sample(struct ctl_server *ctl, int64_t now)
 {
     uint64_t req = atomic_load(&s3_client_stats(ctl->c->s3)->requests);
     pthread_mutex_lock(&ctl->lock);
@@ -412,7 +412,7 @@ static void take_sample(struct control *ctl, int64_t now)
 
 static void *acceptor_main(void *arg)
 {
-    struct control *ctl = arg;
+    struct ctl_server *ctl = arg;
     int64_t last = now_ms();
     take_sample(ctl, last);
     while (!atomic_load(&ctl->stopping)) {
@@ -456,7 +456,7 @@ static int own_dir(const char *dir)
     return 0;
 }
 
-static int listen_at(struct control *ctl)
+static int listen_at(struct ctl_server *ctl)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", ctl->path);
@@ -479,7 +479,7 @@ static int listen_at(struct control *ctl)
     return 0;
 }
 
-static void remove_socket(struct control *ctl)
+static void remove_socket(struct ctl_server *ctl)
 {
     struct stat st;
     /* a newer mount of the same mount point may have replaced it */
@@ -487,7 +487,7 @@ static void remove_socket(struct control *ctl)
         unlink(ctl->path);
 }
 
-static int start_acceptor(struct control *ctl)
+static int start_acceptor(struct ctl_server *ctl)
 {
     sigset_t all, old;
     sigfillset(&all);
@@ -497,10 +497,10 @@ static int start_acceptor(struct control *ctl)
     return -rc;
 }
 
-int control_start(struct fs_ctx *c)
+int ctl_server_start(struct fs_ctx *c)
 {
     char dir[PATH_BUF];
-    struct control *ctl = calloc(1, sizeof *ctl);
+    struct ctl_server *ctl = calloc(1, sizeof *ctl);
     if (!ctl)
         return -ENOMEM;
     ctl->c = c;
@@ -540,14 +540,14 @@ int control_start(struct fs_ctx *c)
     return 0;
 }
 
-void control_stop(struct fs_ctx *c)
+void ctl_server_stop(struct fs_ctx *c)
 {
-    struct control *ctl = c->control;
+    struct ctl_server *ctl = c->control;
     if (!ctl)
         return;
     /* the final drain, watched: s3cfs-ctl still answers until it is over */
     if (c->jobs)
-        jobs_wait_idle(c->jobs);
+        engine_wait_idle(c->jobs);
     atomic_store(&ctl->stopping, true);
     pthread_join(ctl->acceptor, NULL);
     remove_socket(ctl);

@@ -12,12 +12,12 @@
 
 #include "s3cfs/dir.h"
 #include "s3cfs/dirtimes.h"
-#include "s3cfs/engine.h"
+#include "s3cfs/fsqueue.h"
 #include "s3cfs/log.h"
 #include "s3cfs/lookup.h"
 #include "s3cfs/node.h"
 #include "s3cfs/objops.h"
-#include "s3cfs/trim.h"
+#include "s3cfs/kernel_evict.h"
 
 #define COPY_CHUNK (1u << 20)
 
@@ -184,8 +184,8 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     pthread_mutex_lock(&n->lock);
     struct fs_loc loc = n->loc;
     pthread_mutex_unlock(&n->lock);
-    int wrc = engine_wait(fs_get(), &loc, 0);
-    return engine_durable(fs_get(), rc ? rc : wrc);
+    int wrc = fsq_wait(fs_get(), &loc, 0);
+    return fsq_durable(fs_get(), rc ? rc : wrc);
 }
 
 /* fsync of a directory: every job below it */
@@ -198,8 +198,8 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
     int trc = dirtimes_flush(fs_get()->dirtimes, path); /* directory times too */
     int rc = path_resolve(&fs_get()->map, path, &loc);
     if (rc == 0) /* the all-buckets root: every job */
-        rc = loc.kind == LOC_ROOT ? engine_wait_all(fs_get()) : engine_wait_dir(fs_get(), &loc);
-    return engine_durable(fs_get(), rc ? rc : trc);
+        rc = loc.kind == LOC_ROOT ? fsq_wait_all(fs_get()) : fsq_wait_dir(fs_get(), &loc);
+    return fsq_durable(fs_get(), rc ? rc : trc);
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
@@ -207,7 +207,7 @@ static int op_release(const char *path, struct fuse_file_info *fi)
     struct fs_ctx *c = fs_get();
     int rc = node_release(c, file_of(fi));
     if (path)
-        trim_note(c->trim, path);
+        kevict_note(c->evict, path);
     return rc;
 }
 

@@ -1,4 +1,4 @@
-#include "s3cfs/engine.h"
+#include "s3cfs/fsqueue.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "s3cfs/jobs.h"
+#include "s3cfs/engine.h"
 #include "s3cfs/journal.h"
 #include "s3cfs/log.h"
 #include "s3cfs/nscache.h"
@@ -137,7 +137,7 @@ static void on_throttle(void *arg)
 {
     struct fs_ctx *c = arg;
     if (c->jobs)
-        jobs_throttled(c->jobs);
+        engine_throttled(c->jobs);
 }
 
 #define JOURNAL_LOCK_WAIT_MS 60000 /* a previous mount of the same place still draining */
@@ -195,7 +195,7 @@ static void journal_source(struct fs_ctx *c, char *out, size_t size)
              c->opt.mountpoint ? c->opt.mountpoint : "");
 }
 
-int engine_open_journal(struct fs_ctx *c)
+int fsq_open_journal(struct fs_ctx *c)
 {
     char path[PATH_SIZE] = "", source[PATH_SIZE + 2 * S3CFS_KEY_MAX];
     int rc = journal_path(c, path, sizeof path);
@@ -224,30 +224,30 @@ static bool replay_key_ok(struct fs_ctx *c, const char *bucket, const char *key)
  * queued: another client's upload, or ours before a power loss ate the
  * delete's DONE) is kept. Its object being an earlier replayed job's result,
  * or a record without a time (older versions), it runs as it is. */
-static enum jobs_admit replay_delete(struct fs_ctx *c, const struct job_spec *s)
+static enum engine_admit replay_delete(struct fs_ctx *c, const struct job_spec *s)
 {
     struct s3_head h = {0};
     struct s3_error err = {0};
     int rc = s3_head_object(c->s3, s->bucket, s->key, &h, &err);
     LOGD("replay: HEAD %s/%s: %d (%d)", s->bucket, s->key, rc, err.http_status);
     if (rc == -ENOENT)
-        return JOBS_ADMIT_DROP; /* already gone */
+        return ENGINE_ADMIT_DROP; /* already gone */
     if (rc) {
         LOGW("replay: cannot check %s/%s before its delete (%s): left in the journal for the "
              "next mount",
              s->bucket, s->key, strerror(-rc));
-        return JOBS_ADMIT_KEEP;
+        return ENGINE_ADMIT_KEEP;
     }
     int64_t mtime = (int64_t)h.mtime.tv_sec;
     s3_head_free(&h);
     if (mtime < s->queued_s)
-        return JOBS_ADMIT_RUN;
+        return ENGINE_ADMIT_RUN;
     LOGW("replay: not deleting %s/%s: it was written (%lld) after its delete was queued (%lld)",
          s->bucket, s->key, (long long)mtime, (long long)s->queued_s);
-    return JOBS_ADMIT_DROP;
+    return ENGINE_ADMIT_DROP;
 }
 
-static enum jobs_admit admit(void *ctx, uint64_t id, const struct job_spec *s, bool rewritten)
+static enum engine_admit admit(void *ctx, uint64_t id, const struct job_spec *s, bool rewritten)
 {
     struct fs_ctx *c = ctx;
     bool copy = s->kind == JOB_COPY;
@@ -255,21 +255,21 @@ static enum jobs_admit admit(void *ctx, uint64_t id, const struct job_spec *s, b
         (copy && !replay_key_ok(c, s->src_bucket, s->src_key))) {
         LOGW("replay: dropping journal record %llu: %s/%s is not a key of this mount",
              (unsigned long long)id, s->bucket ? s->bucket : "", s->key ? s->key : "");
-        return JOBS_ADMIT_DROP;
+        return ENGINE_ADMIT_DROP;
     }
     if (copy || rewritten || s->queued_s == 0)
-        return JOBS_ADMIT_RUN;
+        return ENGINE_ADMIT_RUN;
     return replay_delete(c, s);
 }
 
-int engine_start(struct fs_ctx *c)
+int fsq_start(struct fs_ctx *c)
 {
     char path[PATH_SIZE];
-    int rc = c->journal ? journal_path(c, path, sizeof path) : engine_open_journal(c);
+    int rc = c->journal ? journal_path(c, path, sizeof path) : fsq_open_journal(c);
     if (rc)
         return rc;
-    struct jobs_config cfg = {
-        .pool = c->jobs_pool,
+    struct engine_config cfg = {
+        .pool = c->engine_pool,
         .exec = exec_copy,
         .del = exec_delete,
         .over = job_over,
@@ -279,30 +279,30 @@ int engine_start(struct fs_ctx *c)
         .batch_delay_ms = 2000, /* deletes: a full page, or 200 ms of quiet */
         .max_pending = c->opt.max_pending,
     };
-    rc = jobs_new(&cfg, &c->jobs);
+    rc = engine_new(&cfg, &c->jobs);
     size_t n = 0;
     if (rc == 0)
-        rc = jobs_recover(c->jobs, &n);
+        rc = engine_recover(c->jobs, &n);
     if (n) {
         /* before the first request is served: the replayed copies and
          * deletes have no pins, so until they land a name would show
          * neither its old state nor its new one */
         LOGW("finishing %zu operations left by the previous mount (journal %s)", n, path);
-        jobs_wait_idle(c->jobs);
+        engine_wait_idle(c->jobs);
     }
     s3_client_set_throttle_cb(c->s3, on_throttle, c);
     return rc;
 }
 
-int engine_stop(struct fs_ctx *c)
+int fsq_stop(struct fs_ctx *c)
 {
-    int rc = c->jobs ? jobs_drain(c->jobs) : 0;
+    int rc = c->jobs ? engine_drain(c->jobs) : 0;
     if (c->jobs)
-        jobs_free(c->jobs);
+        engine_free(c->jobs);
     c->jobs = NULL;
     if (c->journal) {
         journal_compact(c->journal);
-        rc = engine_durable(c, rc); /* the last durability point */
+        rc = fsq_durable(c, rc); /* the last durability point */
         journal_close(c->journal);
     }
     c->journal = NULL;
@@ -312,7 +312,7 @@ int engine_stop(struct fs_ctx *c)
 static int after_submit(struct fs_ctx *c, const struct fs_loc *loc, int rc)
 {
     if (rc == 0 && c->opt.sync) /* -o sync: the call returns when it landed */
-        rc = engine_wait(c, loc, 0);
+        rc = fsq_wait(c, loc, 0);
     return rc;
 }
 
@@ -333,14 +333,14 @@ static int submit_shown(struct fs_ctx *c, const struct job_spec *spec, const cha
                         const struct stat *st)
 {
     int rc = pin_path(c, path, st);
-    if (rc == 0 && (rc = jobs_submit(c->jobs, spec, NULL)) != 0)
+    if (rc == 0 && (rc = engine_submit(c->jobs, spec, NULL)) != 0)
         unpin_path(c, path);
     return rc;
 }
 
-int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint64_t size,
-                const struct fs_loc *dst, const char *dst_path, const struct stat *st,
-                const char *xattr)
+int fsq_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint64_t size,
+             const struct fs_loc *dst, const char *dst_path, const struct stat *st,
+             const char *xattr)
 {
     struct meta_set ms;
     meta_from_stat(st, &ms);
@@ -360,11 +360,11 @@ int engine_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, ui
     return after_submit(c, dst, submit_shown(c, &spec, dst_path, st));
 }
 
-int engine_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path)
+int fsq_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path)
 {
     struct job_spec spec = {.kind = JOB_DELETE, .bucket = loc->bucket, .key = loc->key};
     return after_submit(
-        c, loc, path ? submit_shown(c, &spec, path, NULL) : jobs_submit(c->jobs, &spec, NULL));
+        c, loc, path ? submit_shown(c, &spec, path, NULL) : engine_submit(c->jobs, &spec, NULL));
 }
 
 /* A copy that keeps the source's metadata (directive COPY). */
@@ -382,30 +382,30 @@ static struct job_spec copy_as_is(const struct fs_loc *from, const char *etag, u
     };
 }
 
-uint64_t engine_group(struct fs_ctx *c)
+uint64_t fsq_group(struct fs_ctx *c)
 {
-    return jobs_new_group(c->jobs);
+    return engine_new_group(c->jobs);
 }
 
-void engine_release(struct fs_ctx *c, uint64_t group)
+void fsq_release(struct fs_ctx *c, uint64_t group)
 {
-    jobs_release(c->jobs, group);
+    engine_release(c->jobs, group);
 }
 
-/* The source's delete is guarded by its own copy (jobs_submit_move): it is
+/* The source's delete is guarded by its own copy (engine_submit_move): it is
  * cancelled if that copy fails, and nothing else cancels it or is cancelled
  * because of it. */
-int engine_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
-                     const struct fs_loc *to, uint64_t group, bool noreplace)
+int fsq_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+                  const struct fs_loc *to, uint64_t group, bool noreplace)
 {
     struct job_spec copy = copy_as_is(from, etag, size, to);
     copy.dst_create_only = noreplace;
-    return jobs_submit_move(c->jobs, &copy, group, NULL, NULL);
+    return engine_submit_move(c->jobs, &copy, group, NULL, NULL);
 }
 
-int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
-                const struct fs_loc *to, const char *from_path, const char *to_path,
-                const struct stat *st, const struct s3_write_opts *wo, bool noreplace)
+int fsq_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, uint64_t size,
+             const struct fs_loc *to, const char *from_path, const char *to_path,
+             const struct stat *st, const struct s3_write_opts *wo, bool noreplace)
 {
     struct job_spec copy = copy_as_is(from, etag, size, to);
     copy.dst_create_only = noreplace;
@@ -418,18 +418,18 @@ int engine_move(struct fs_ctx *c, const struct fs_loc *from, const char *etag, u
     if (rc)
         return rc;
     rc = pin_path(c, from_path, NULL); /* gone at once */
-    if (rc == 0 && (rc = jobs_submit_move(c->jobs, &copy, 0, NULL, NULL)) != 0)
+    if (rc == 0 && (rc = engine_submit_move(c->jobs, &copy, 0, NULL, NULL)) != 0)
         unpin_path(c, from_path);
     if (rc)
         unpin_path(c, to_path);
     return after_submit(c, to, rc);
 }
 
-int engine_fold_attrs(struct fs_ctx *c, const struct fs_loc *loc, const struct stat *st)
+int fsq_fold_attrs(struct fs_ctx *c, const struct fs_loc *loc, const struct stat *st)
 {
     struct meta_set ms;
     meta_from_stat(st, &ms);
-    int rc = jobs_fold_meta(c->jobs, loc->bucket, loc->key, ms.meta, ms.nmeta);
+    int rc = engine_fold_meta(c->jobs, loc->bucket, loc->key, ms.meta, ms.nmeta);
     if (rc == 0) {
         char path[PATH_SIZE];
         if (path_from_key(&c->map, loc->bucket, loc->key, path, sizeof path) == 0)
@@ -438,20 +438,20 @@ int engine_fold_attrs(struct fs_ctx *c, const struct fs_loc *loc, const struct s
     return rc;
 }
 
-int engine_wait(struct fs_ctx *c, const struct fs_loc *loc, int roles)
+int fsq_wait(struct fs_ctx *c, const struct fs_loc *loc, int roles)
 {
-    return jobs_wait_key(c->jobs, loc->bucket, loc->key,
-                         roles ? roles : JOBS_AS_DEST | JOBS_AS_SOURCE);
+    return engine_wait_key(c->jobs, loc->bucket, loc->key,
+                           roles ? roles : ENGINE_AS_DEST | ENGINE_AS_SOURCE);
 }
 
-int engine_wait_dir(struct fs_ctx *c, const struct fs_loc *dir)
+int fsq_wait_dir(struct fs_ctx *c, const struct fs_loc *dir)
 {
     char prefix[S3CFS_KEY_MAX + 2];
     int rc = path_dir_prefix(dir, prefix, sizeof prefix);
-    return rc ? rc : jobs_wait_prefix(c->jobs, dir->bucket, prefix);
+    return rc ? rc : engine_wait_prefix(c->jobs, dir->bucket, prefix);
 }
 
-int engine_durable(struct fs_ctx *c, int rc)
+int fsq_durable(struct fs_ctx *c, int rc)
 {
     int src = c->journal ? journal_sync(c->journal) : 0;
     if (src)
@@ -459,13 +459,13 @@ int engine_durable(struct fs_ctx *c, int rc)
     return rc ? rc : src;
 }
 
-int engine_wait_all(struct fs_ctx *c)
+int fsq_wait_all(struct fs_ctx *c)
 {
-    return jobs_wait_prefix(c->jobs, NULL, "");
+    return engine_wait_prefix(c->jobs, NULL, "");
 }
 
-bool engine_pending(struct fs_ctx *c, const struct fs_loc *loc, int roles)
+bool fsq_pending(struct fs_ctx *c, const struct fs_loc *loc, int roles)
 {
-    return jobs_pending_key(c->jobs, loc->bucket, loc->key,
-                            roles ? roles : JOBS_AS_DEST | JOBS_AS_SOURCE);
+    return engine_pending_key(c->jobs, loc->bucket, loc->key,
+                              roles ? roles : ENGINE_AS_DEST | ENGINE_AS_SOURCE);
 }

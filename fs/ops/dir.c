@@ -1,7 +1,7 @@
 #include "s3cfs/dir.h"
 #include "s3cfs/dirtimes.h"
+#include "s3cfs/fsqueue.h"
 #include "s3cfs/engine.h"
-#include "s3cfs/jobs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -330,7 +330,7 @@ static bool delete_queued(struct child_scan *s, const char *key, const char *nam
     struct fs_loc k = *s->loc;
     k.kind = LOC_OBJECT;
     snprintf(k.key, sizeof k.key, "%s", key);
-    return nscache_pinned_gone(s->c->cache, path) && engine_pending(s->c, &k, JOBS_AS_DEST);
+    return nscache_pinned_gone(s->c->cache, path) && fsq_pending(s->c, &k, ENGINE_AS_DEST);
 }
 
 /* Whether one listed key keeps the directory from being removed: any key
@@ -414,7 +414,7 @@ int dir_has_children(struct fs_ctx *c, const char *path, const struct fs_loc *lo
      * LIST and the check (its pin went with it): once the deletes below
      * have landed, what S3 lists is there. Rare: a batch waits for 200 ms
      * of quiet, and rm -r calls rmdir right after the unlinks. */
-    if ((rc = engine_wait_dir(c, loc)))
+    if ((rc = fsq_wait_dir(c, loc)))
         return rc;
     return scan_s3(&s, 2);
 }
@@ -462,9 +462,9 @@ static int remove_old_style(struct fs_ctx *c, const struct fs_loc *loc, const st
     as_folder.st_dev = FS_DIR_FOLDER;
     int rc = 0;
     if (st->st_dev != FS_DIR_MARKER && fs_dir_meta_key(loc, &as_folder, k.key, sizeof k.key) == 0)
-        rc = engine_delete(c, &k, NULL);
+        rc = fsq_delete(c, &k, NULL);
     if (rc == 0 && st->st_dev == FS_DIR_OBJECT)
-        rc = engine_delete(c, loc, NULL);
+        rc = fsq_delete(c, loc, NULL);
     return rc;
 }
 
@@ -487,6 +487,6 @@ int dir_remove(struct fs_ctx *c, const char *path)
     if ((rc = path_dir_prefix(&loc, marker.key, sizeof marker.key)))
         return rc;
     nscache_invalidate_tree(c->cache, path);
-    rc = engine_delete(c, &marker, path); /* batched with the files' deletes */
+    rc = fsq_delete(c, &marker, path); /* batched with the files' deletes */
     return rc ? rc : remove_old_style(c, &loc, &st);
 }

@@ -313,7 +313,7 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
                     .size = src->size,
                     .src = src,
                     .self = self,
-                    .pool = c->jobs_pool ? c->jobs_pool : c->pool};
+                    .pool = c->engine_pool ? c->engine_pool : c->pool};
     m.create_only = src->dst_create_only && cond_on(&c->conds, COND_COMPLETE_CREATE);
     int rc = mpu_run(&m, wo, c->opt.copy_part_size, etag_out);
     if (rc == 0 && !self && (rc = source_unchanged(c, src)) == -ESTALE) {

@@ -1,6 +1,6 @@
-/* ctlproto.c - helpers shared by the control socket and s3cfs-ctl (see
- * ctlproto.h). */
-#include "s3cfs/ctlproto.h"
+/* ctl_proto.c - helpers shared by the control socket and s3cfs-ctl (see
+ * ctl_proto.h). */
+#include "s3cfs/ctl_proto.h"
 #include "s3cfs/uri.h"
 
 #include <errno.h>

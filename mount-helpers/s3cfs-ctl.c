@@ -1,5 +1,5 @@
 /* s3cfs-ctl: talk to a running s3cfs through its control socket
- * (control.h for the protocol, ctlproto.h for where the socket is).
+ * (ctl_server.h for the protocol, ctl_proto.h for where the socket is).
  *
  *   s3cfs-ctl status [PATH]   the engine's jobs, S3 requests, cache sizes
  *   s3cfs-ctl wait [PATH]     until every job queued below PATH has landed
@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "s3cfs/ctlproto.h"
+#include "s3cfs/ctl_proto.h"
 #include "s3cfs/log.h"
 
 #define EXIT_FAILED  1
@@ -186,7 +186,7 @@ static int find_mount(const char *abs, struct mount *best)
 
 /* ---------- finding the socket ---------- */
 
-/* The directories the daemon of a mount of uid owner may use (ctlproto.h),
+/* The directories the daemon of a mount of uid owner may use (ctl_proto.h),
  * owner -1: those of our own uid and root's. */
 static int socket_dirs(long owner, char dirs[][PATH_MAX], int max)
 {

@@ -1,4 +1,4 @@
-/* jobs.c - the background job engine (see jobs.h for the contract).
+/* engine.c - the background job engine (see engine.h for the contract).
  *
  * Per-key ordering is a readers-writer queue per key: a job appends one
  * access to the queue of every key it touches (a COPY two, one if it copies
@@ -16,13 +16,13 @@
  * no dependant starts before a replay would know the job is over.
  *
  * Cancellation is decided when a COPY fails for good, not when a dependant's
- * turn comes: the jobs it cancels (jobs.h) are all queued behind it on one
+ * turn comes: the jobs it cancels (engine.h) are all queued behind it on one
  * of its keys, so none of them has started; each gets doom_rc, and the
  * dispatcher cancels it when it becomes ready. Deciding then, by position
  * in the queues, cancels exactly the jobs that were queued on the promise
  * of that copy, and no later job on the same key.
  */
-#include "s3cfs/jobs.h"
+#include "s3cfs/engine.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -55,7 +55,7 @@ enum job_state {
     JS_BATCHED, /* a DELETE in its bucket's batch */
     JS_RETRY,   /* on the retry list until due */
     JS_RUNNING, /* handed to the pool */
-    JS_HELD,    /* ready, but its group is held (jobs_release) */
+    JS_HELD,    /* ready, but its group is held (engine_release) */
 };
 
 struct job;
@@ -67,7 +67,7 @@ struct access {
     struct keystate *ks; /* constant */
     struct access *prev; /* lock */
     struct access *next; /* lock */
-    unsigned char roles; /* constant: JOBS_AS_DEST (exclusive) and/or JOBS_AS_SOURCE */
+    unsigned char roles; /* constant: ENGINE_AS_DEST (exclusive) and/or ENGINE_AS_SOURCE */
 };
 
 /* REPLACE metadata in one allocation: the array, then its strings. */
@@ -77,7 +77,7 @@ struct meta_set {
 };
 
 struct job {
-    struct jobs *e;           /* constant */
+    struct engine *e;         /* constant */
     uint64_t id;              /* constant once queued */
     struct job *prev, *next;  /* lock: the pending list, in submission order */
     struct job *link;         /* lock: a ready list, a batch or the retry list */
@@ -145,7 +145,7 @@ struct failure {
     int err;
 };
 
-/* A thread in jobs_wait_key/prefix/drain. Lives on its stack. */
+/* A thread in engine_wait_key/prefix/drain. Lives on its stack. */
 struct waiter {
     struct waiter *prev, *next; /* lock */
     struct keystate *ks;        /* a key wait (pinned by refs), else NULL */
@@ -160,7 +160,7 @@ struct waiter {
 
 /* One DeleteObjects request, as a pool task. One allocation. */
 struct batch_task {
-    struct jobs *e;
+    struct engine *e;
     size_t n;
     struct job **jobs;
     const char **keys;
@@ -170,9 +170,9 @@ struct batch_task {
     char bucket[];
 };
 
-struct jobs {
-    struct jobs_config cfg; /* constant; defaults filled in */
-    pthread_t thread;       /* the dispatcher */
+struct engine {
+    struct engine_config cfg; /* constant; defaults filled in */
+    pthread_t thread;         /* the dispatcher */
     pthread_mutex_t lock;
     pthread_cond_t wake; /* the dispatcher: work, capacity, a waiter, stop (monotonic) */
     pthread_cond_t room; /* submitters blocked by max_pending */
@@ -190,8 +190,8 @@ struct jobs {
     uint64_t ndropped;
     uint64_t next_group;
     size_t nheld;    /* pending jobs with a hold */
-    bool replaying;  /* jobs_recover: nothing starts, submissions do not block */
-    bool fail_alloc; /* jobs_test_fail_alloc */
+    bool replaying;  /* engine_recover: nothing starts, submissions do not block */
+    bool fail_alloc; /* engine_test_fail_alloc */
     struct waiter *waiters;
     int nwaiters, blocked;
     uint64_t next_id, fail_seq;
@@ -205,7 +205,7 @@ struct jobs {
     bool flushing;    /* the dispatcher is writing done_q's records */
     uint64_t *done_q; /* DONE records for the dispatcher to write (fail_dependants) */
     size_t done_n, done_cap;
-    pthread_cond_t written; /* a job's journal record was written (jobs_fold_meta) */
+    pthread_cond_t written; /* a job's journal record was written (engine_fold_meta) */
     bool stopping;
 };
 
@@ -275,7 +275,7 @@ static uint64_t key_hash(const char *bucket, const char *key)
     return h;
 }
 
-static struct keystate *ks_lookup(const struct jobs *e, const char *bucket, const char *key)
+static struct keystate *ks_lookup(const struct engine *e, const char *bucket, const char *key)
 {
     uint64_t h = key_hash(bucket, key);
     struct keystate *ks = e->tab[h & (e->nb - 1)];
@@ -285,7 +285,7 @@ static struct keystate *ks_lookup(const struct jobs *e, const char *bucket, cons
 }
 
 /* Double the table when it is fuller than one key per bucket. */
-static void table_grow(struct jobs *e)
+static void table_grow(struct engine *e)
 {
     size_t nb = e->nb * 2;
     struct keystate **tab = calloc(nb, sizeof *tab);
@@ -305,7 +305,7 @@ static void table_grow(struct jobs *e)
 }
 
 /* The entry of bucket/key, created if needed; NULL: ENOMEM. */
-static struct keystate *ks_get(struct jobs *e, const char *bucket, const char *key)
+static struct keystate *ks_get(struct engine *e, const char *bucket, const char *key)
 {
     struct keystate *ks = ks_lookup(e, bucket, key);
     if (ks)
@@ -326,7 +326,7 @@ static struct keystate *ks_get(struct jobs *e, const char *bucket, const char *k
 }
 
 /* Free the entry if nothing uses it any more. */
-static void ks_put(struct jobs *e, struct keystate *ks)
+static void ks_put(struct engine *e, struct keystate *ks)
 {
     if (ks->head || ks->refs || ks->err)
         return;
@@ -340,7 +340,7 @@ static void ks_put(struct jobs *e, struct keystate *ks)
 
 /* ---------- per-key queues ---------- */
 
-static void job_ready(struct jobs *e, struct job *jb)
+static void job_ready(struct engine *e, struct job *jb)
 {
     if (jb->hold || jb->writing) {
         jb->state = JS_HELD;
@@ -352,11 +352,11 @@ static void job_ready(struct jobs *e, struct job *jb)
 }
 
 /* Grant what the queue allows from its frontier on. */
-static void ks_grant(struct jobs *e, struct keystate *ks)
+static void ks_grant(struct engine *e, struct keystate *ks)
 {
     struct access *a = ks->frontier;
     while (a) {
-        bool writer = a->roles & JOBS_AS_DEST;
+        bool writer = a->roles & ENGINE_AS_DEST;
         if (writer ? ks->ngranted > 0 : ks->writer_granted)
             break;
         ks->ngranted++;
@@ -370,7 +370,7 @@ static void ks_grant(struct jobs *e, struct keystate *ks)
     ks->frontier = a;
 }
 
-static void acc_append(struct jobs *e, struct access *a)
+static void acc_append(struct engine *e, struct access *a)
 {
     struct keystate *ks = a->ks;
     a->prev = ks->tail;
@@ -382,11 +382,11 @@ static void acc_append(struct jobs *e, struct access *a)
 }
 
 /* Only granted accesses leave a queue: jobs end after they ran. */
-static void acc_remove(struct jobs *e, struct access *a)
+static void acc_remove(struct engine *e, struct access *a)
 {
     struct keystate *ks = a->ks;
     ks->ngranted--;
-    if (a->roles & JOBS_AS_DEST)
+    if (a->roles & ENGINE_AS_DEST)
         ks->writer_granted = false;
     *(a->prev ? &a->prev->next : &ks->head) = a->next;
     *(a->next ? &a->next->prev : &ks->tail) = a->prev;
@@ -395,14 +395,14 @@ static void acc_remove(struct jobs *e, struct access *a)
 
 /* ---------- failures ---------- */
 
-static void kerr_unlink(struct jobs *e, struct kerr *k)
+static void kerr_unlink(struct engine *e, struct kerr *k)
 {
     *(k->prev ? &k->prev->next : &e->errs) = k->next;
     *(k->next ? &k->next->prev : &e->errs_tail) = k->prev;
     e->nkerr--;
 }
 
-static void kerr_forget_oldest(struct jobs *e)
+static void kerr_forget_oldest(struct engine *e)
 {
     struct kerr *k = e->errs_tail;
     struct keystate *ks = k->ks;
@@ -419,13 +419,13 @@ static void kerr_forget_oldest(struct jobs *e)
     ks_put(e, ks);
 }
 
-/* The allocations of failure records, which jobs_test_fail_alloc fails. */
-static void *failure_alloc(const struct jobs *e, size_t size)
+/* The allocations of failure records, which engine_test_fail_alloc fails. */
+static void *failure_alloc(const struct engine *e, size_t size)
 {
     return e->fail_alloc ? NULL : calloc(1, size);
 }
 
-static void ks_set_error(struct jobs *e, struct keystate *ks, int slot, int rc)
+static void ks_set_error(struct engine *e, struct keystate *ks, int slot, int rc)
 {
     if (!ks->err) {
         if (e->nkerr >= MAX_KERR)
@@ -452,7 +452,7 @@ static void ks_set_error(struct jobs *e, struct keystate *ks, int slot, int rc)
     }
 }
 
-static void ring_add(struct jobs *e, const struct keystate *ks, int rc, const char *msg)
+static void ring_add(struct engine *e, const struct keystate *ks, int rc, const char *msg)
 {
     struct failure *f = &e->ring[e->ring_next];
     free(f->bucket);
@@ -464,7 +464,7 @@ static void ring_add(struct jobs *e, const struct keystate *ks, int rc, const ch
         e->ring_len++;
 }
 
-static void job_failed(struct jobs *e, struct job *jb, int rc, const char *why)
+static void job_failed(struct engine *e, struct job *jb, int rc, const char *why)
 {
     struct keystate *dst = job_dest(jb), *src = job_src(jb);
     char msg[640];
@@ -491,7 +491,7 @@ static void doom(struct job *j, const struct job *f, int rc, struct jlist *set)
     jlist_push(set, j);
 }
 
-/* Lock held: add to set what the failure of f cancels (jobs.h): the job it
+/* Lock held: add to set what the failure of f cancels (engine.h): the job it
  * guards, queued behind its read of the source, and the COPYs reading its
  * destination queued behind its write, up to the next job writing it. */
 static void doom_behind(const struct job *f, int rc, struct jlist *set)
@@ -502,16 +502,16 @@ static void doom_behind(const struct job *f, int rc, struct jlist *set)
         if (a->job->guard == f->id)
             doom(a->job, f, rc, set);
     for (struct access *a = f->acc[0].next; a; a = a->next) {
-        if (a->job->kind == JOB_COPY && (a->roles & JOBS_AS_SOURCE))
+        if (a->job->kind == JOB_COPY && (a->roles & ENGINE_AS_SOURCE))
             doom(a->job, f, rc, set);
-        if (a->roles & JOBS_AS_DEST)
+        if (a->roles & ENGINE_AS_DEST)
             break;
     }
 }
 
 /* Lock held: queue n DONE records for the dispatcher, which writes them in
  * one write before it starts anything else. */
-static int done_queue(struct jobs *e, size_t n, uint64_t **slots)
+static int done_queue(struct engine *e, size_t n, uint64_t **slots)
 {
     if (e->done_n + n > e->done_cap) {
         size_t cap = e->done_cap ? e->done_cap : 64;
@@ -535,7 +535,7 @@ static int done_queue(struct jobs *e, size_t n, uint64_t **slots)
  * write is the dispatcher's (no journal write under the engine lock), done
  * before it starts any other job. If that cannot be written they stay
  * live, and a replay runs them again. */
-static void fail_dependants(struct jobs *e, struct job *f, int rc)
+static void fail_dependants(struct engine *e, struct job *f, int rc)
 {
     struct jlist set = {0};
     size_t ndeps = 0;
@@ -560,7 +560,7 @@ static void fail_dependants(struct jobs *e, struct job *f, int rc)
 }
 
 /* Lock held: write the queued DONE records (one write), without the lock. */
-static void done_flush(struct jobs *e)
+static void done_flush(struct engine *e)
 {
     uint64_t *ids = e->done_q;
     size_t n = e->done_n;
@@ -596,7 +596,7 @@ static bool waiter_covers(const struct waiter *w, const struct job *jb)
     return !w->bucket || in_prefix(job_dest(jb), w);
 }
 
-static size_t waiter_count(const struct jobs *e, const struct waiter *w)
+static size_t waiter_count(const struct engine *e, const struct waiter *w)
 {
     size_t n = 0;
     if (w->ks) {
@@ -611,7 +611,7 @@ static size_t waiter_count(const struct jobs *e, const struct waiter *w)
     return n;
 }
 
-static void waiters_notify(struct jobs *e, const struct job *jb)
+static void waiters_notify(struct engine *e, const struct job *jb)
 {
     for (struct waiter *w = e->waiters; w; w = w->next)
         if (w->remaining > 0 && waiter_covers(w, jb) && --w->remaining == 0)
@@ -624,16 +624,16 @@ static int waiter_roles(const struct waiter *w, const struct keystate *ks)
     if (w->ks)
         return ks == w->ks ? w->roles : 0;
     if (!w->bucket)
-        return JOBS_AS_DEST | JOBS_AS_SOURCE;
-    return in_prefix(ks, w) ? JOBS_AS_DEST : 0;
+        return ENGINE_AS_DEST | ENGINE_AS_SOURCE;
+    return in_prefix(ks, w) ? ENGINE_AS_DEST : 0;
 }
 
 /* Clear ks's errors in roles, keeping the earliest in *rc / *seq. */
-static void kerr_take(struct jobs *e, struct keystate *ks, int roles, int *rc, uint64_t *seq)
+static void kerr_take(struct engine *e, struct keystate *ks, int roles, int *rc, uint64_t *seq)
 {
     struct kerr *k = ks->err;
     for (int slot = 0; slot < 2; slot++) {
-        int bit = slot == ERR_DEST ? JOBS_AS_DEST : JOBS_AS_SOURCE;
+        int bit = slot == ERR_DEST ? ENGINE_AS_DEST : ENGINE_AS_SOURCE;
         if (!(roles & bit) || !k->rc[slot])
             continue;
         if (k->seq[slot] < *seq) {
@@ -650,7 +650,7 @@ static void kerr_take(struct jobs *e, struct keystate *ks, int roles, int *rc, u
     ks_put(e, ks);
 }
 
-static int take_errors(struct jobs *e, const struct waiter *w)
+static int take_errors(struct engine *e, const struct waiter *w)
 {
     int rc = 0;
     uint64_t seq = UINT64_MAX;
@@ -673,7 +673,7 @@ static int take_errors(struct jobs *e, const struct waiter *w)
 }
 
 /* Lock held: block until the jobs w covers finished; report their errors. */
-static int wait_for(struct jobs *e, struct waiter *w)
+static int wait_for(struct engine *e, struct waiter *w)
 {
     w->max_id = e->next_id - 1;
     w->remaining = waiter_count(e, w);
@@ -716,18 +716,18 @@ static void job_free(struct job *jb)
 }
 
 /* Lock held: the job writing dst is over (its access already removed). */
-static void tell_over(struct jobs *e, const struct keystate *dst, int rc)
+static void tell_over(struct engine *e, const struct keystate *dst, int rc)
 {
     bool last = true;
     for (const struct access *a = dst->head; a && last; a = a->next)
-        last = !(a->roles & JOBS_AS_DEST);
+        last = !(a->roles & ENGINE_AS_DEST);
     e->cfg.over(e->cfg.ctx, dst->name, ks_key(dst), rc, last); /* name: bucket, NUL, key */
 }
 
-static void job_end(struct jobs *e, struct job *jb, int rc);
+static void job_end(struct engine *e, struct job *jb, int rc);
 
 /* Lock held: jb is over (rc 0: it landed). Release its keys. */
-static void job_finish(struct jobs *e, struct job *jb, int rc, const char *why)
+static void job_finish(struct engine *e, struct job *jb, int rc, const char *why)
 {
     if (rc) {
         if (!jb->silent)
@@ -745,9 +745,9 @@ static bool job_kept(const struct job *jb, int rc)
     return rc == -ESTALE && jb->kind == JOB_DELETE && jb->src_etag;
 }
 
-/* Lock held: a kept delete (jobs_delete_fn) lands as a success that
+/* Lock held: a kept delete (engine_delete_fn) lands as a success that
  * deleted nothing; listed, so that s3cfs-ctl errors tells. */
-static void job_keep(struct jobs *e, struct job *jb)
+static void job_keep(struct engine *e, struct job *jb)
 {
     struct keystate *ks = job_dest(jb);
     static const char msg[] = "delete: kept: another client replaced the object after it was "
@@ -759,7 +759,7 @@ static void job_keep(struct jobs *e, struct job *jb)
 }
 
 /* Lock held: jb is over; release its keys and free it. */
-static void job_end(struct jobs *e, struct job *jb, int rc)
+static void job_end(struct engine *e, struct job *jb, int rc)
 {
     if (jb->state == JS_RUNNING)
         e->nrunning--;
@@ -781,7 +781,7 @@ static void job_end(struct jobs *e, struct job *jb, int rc)
 }
 
 /* Lock held: end jb without running it. */
-static void job_cancel(struct jobs *e, struct job *jb, int rc)
+static void job_cancel(struct engine *e, struct job *jb, int rc)
 {
     char why[160];
     if (jb->doom_by && jb->doom_by == jb->guard)
@@ -797,13 +797,13 @@ static void job_cancel(struct jobs *e, struct job *jb, int rc)
 
 /* Whether a failed attempt runs again; a pure function of its arguments
  * (tries changes only in retry_later, after both calls). */
-static bool will_retry(const struct jobs *e, const struct job *jb, int rc, int req_rc,
+static bool will_retry(const struct engine *e, const struct job *jb, int rc, int req_rc,
                        const struct s3_error *err)
 {
     return rc != 0 && req_rc != 0 && s3_error_retryable(err) && jb->tries < e->cfg.max_retries;
 }
 
-static void retry_later(struct jobs *e, struct job *jb, const char *why)
+static void retry_later(struct engine *e, struct job *jb, const char *why)
 {
     struct keystate *dst = job_dest(jb);
     LOGW("job %llu on %s/%s: %s; trying again", (unsigned long long)jb->id, dst->name, ks_key(dst),
@@ -817,7 +817,7 @@ static void retry_later(struct jobs *e, struct job *jb, const char *why)
 }
 
 /* A request succeeded: every grow_every of them raise the limits by a step. */
-static void request_ok(struct jobs *e)
+static void request_ok(struct engine *e)
 {
     if (++e->successes < e->cfg.grow_every)
         return;
@@ -832,7 +832,7 @@ static void request_ok(struct jobs *e)
 
 /* A pool task (one COPY or one batch) is over: rcs[i] is jobs[i]'s result,
  * req_rc the request's. ids has room for n. */
-static void task_done(struct jobs *e, struct job **jobs, const int *rcs, uint64_t *ids, size_t n,
+static void task_done(struct engine *e, struct job **jobs, const int *rcs, uint64_t *ids, size_t n,
                       int req_rc, const struct s3_error *err)
 {
     size_t nfinal = 0;
@@ -857,7 +857,7 @@ static void task_done(struct jobs *e, struct job **jobs, const int *rcs, uint64_
             job_finish(e, jobs[i], rcs[i], w);
     }
     pthread_cond_signal(&e->wake); /* a task slot is free */
-    /* the last touch of e: once npending is 0, jobs_free may free it */
+    /* the last touch of e: once npending is 0, engine_free may free it */
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -884,7 +884,7 @@ static void job_view(const struct job *jb, struct job_spec *s)
 static int run_copy(void *arg)
 {
     struct job *jb = arg;
-    struct jobs *e = jb->e;
+    struct engine *e = jb->e;
     struct job_spec s;
     job_view(jb, &s);
     struct s3_error err;
@@ -898,7 +898,7 @@ static int run_copy(void *arg)
 static int run_batch(void *arg)
 {
     struct batch_task *t = arg;
-    struct jobs *e = t->e;
+    struct engine *e = t->e;
     struct s3_error err;
     s3_error_clear(&err);
     memset(t->rcs, 0, t->n * sizeof *t->rcs);
@@ -911,7 +911,7 @@ static int run_batch(void *arg)
 }
 
 /* Lock held; released while the pool takes the task (it may block). */
-static void hand_to_pool(struct jobs *e, pool_fn fn, void *arg)
+static void hand_to_pool(struct engine *e, pool_fn fn, void *arg)
 {
     e->inflight++;
     pthread_mutex_unlock(&e->lock);
@@ -920,19 +920,19 @@ static void hand_to_pool(struct jobs *e, pool_fn fn, void *arg)
     pthread_mutex_lock(&e->lock);
 }
 
-static void job_start(struct jobs *e, struct job *jb)
+static void job_start(struct engine *e, struct job *jb)
 {
     jb->state = JS_RUNNING;
     jb->started = true;
     e->nrunning++;
 }
 
-static struct batch_task *batch_task_new(struct jobs *e, const char *bucket, size_t n)
+static struct batch_task *batch_task_new(struct engine *e, const char *bucket, size_t n)
 {
     size_t blen = strlen(bucket) + 1;
     size_t size = sizeof(struct batch_task) + blen;
     size = (size + 7) & ~(size_t)7;
-    size_t jobs_at = size, keys_at = jobs_at + n * sizeof(struct job *);
+    size_t engine_at = size, keys_at = engine_at + n * sizeof(struct job *);
     size_t etags_at = keys_at + n * sizeof(char *);
     size_t ids_at = etags_at + n * sizeof(char *), rcs_at = ids_at + n * sizeof(uint64_t);
     struct batch_task *t = malloc(rcs_at + n * sizeof(int));
@@ -941,7 +941,7 @@ static struct batch_task *batch_task_new(struct jobs *e, const char *bucket, siz
     t->e = e;
     t->n = n;
     memcpy(t->bucket, bucket, blen);
-    t->jobs = (struct job **)(void *)((char *)t + jobs_at);
+    t->jobs = (struct job **)(void *)((char *)t + engine_at);
     t->keys = (const char **)(void *)((char *)t + keys_at);
     t->etags = (const char **)(void *)((char *)t + etags_at);
     t->ids = (uint64_t *)(void *)((char *)t + ids_at);
@@ -949,7 +949,7 @@ static struct batch_task *batch_task_new(struct jobs *e, const char *bucket, siz
     return t;
 }
 
-static void batchq_remove(struct jobs *e, struct batchq *q)
+static void batchq_remove(struct engine *e, struct batchq *q)
 {
     struct batchq **pp = &e->batches;
     while (*pp != q)
@@ -959,7 +959,7 @@ static void batchq_remove(struct jobs *e, struct batchq *q)
 }
 
 /* Send up to `batch` keys of q as one DeleteObjects. */
-static void send_batch(struct jobs *e, struct batchq *q)
+static void send_batch(struct engine *e, struct batchq *q)
 {
     size_t n = q->n < (size_t)e->batch ? q->n : (size_t)e->batch;
     struct batch_task *t = batch_task_new(e, q->bucket, n);
@@ -983,7 +983,7 @@ static void send_batch(struct jobs *e, struct batchq *q)
         hand_to_pool(e, run_batch, t);
 }
 
-static void batch_add(struct jobs *e, struct job *jb)
+static void batch_add(struct engine *e, struct job *jb)
 {
     const char *bucket = job_dest(jb)->name;
     struct batchq *q = e->batches;
@@ -1017,14 +1017,14 @@ static void batch_add(struct jobs *e, struct job *jb)
  * the latest batch_delay_ms after its first key. */
 #define DEF_BATCH_QUIET_MS 200
 
-static int64_t batch_deadline(const struct jobs *e, const struct batchq *q)
+static int64_t batch_deadline(const struct engine *e, const struct batchq *q)
 {
     int64_t due = q->first_ms + e->cfg.batch_delay_ms;
     int64_t quiet = q->last_ms + (e->nwaiters > 0 ? WAITER_QUIET_MS : e->cfg.batch_quiet_ms);
     return quiet < due ? quiet : due;
 }
 
-static struct batchq *batch_due(const struct jobs *e, int64_t now)
+static struct batchq *batch_due(const struct engine *e, int64_t now)
 {
     bool flush = e->blocked > 0 || e->stopping;
     for (struct batchq *q = e->batches; q; q = q->next)
@@ -1034,13 +1034,13 @@ static struct batchq *batch_due(const struct jobs *e, int64_t now)
 }
 
 /* Lock held: one step of the dispatcher; false when there was nothing to do. */
-static bool dispatch_one(struct jobs *e)
+static bool dispatch_one(struct engine *e)
 {
     int64_t now = now_ms();
     struct job *jb;
     struct batchq *q;
     int rc;
-    if (e->replaying) /* jobs_recover: a guard's COPY must not end before its job is back */
+    if (e->replaying) /* engine_recover: a guard's COPY must not end before its job is back */
         return false;
     if (e->retry.head && e->retry.head->due_ms <= now) {
         job_ready(e, jlist_pop(&e->retry));
@@ -1057,7 +1057,7 @@ static bool dispatch_one(struct jobs *e)
         send_batch(e, q);
     } else if ((jb = jlist_pop(&e->ready_copy))) {
         if (jb->writing) {
-            jb->state = JS_HELD; /* jobs_fold_meta: ready again once written */
+            jb->state = JS_HELD; /* engine_fold_meta: ready again once written */
         } else if ((rc = jb->doom_rc)) {
             job_cancel(e, jb, rc);
         } else {
@@ -1071,7 +1071,7 @@ static bool dispatch_one(struct jobs *e)
 }
 
 /* Lock held: sleep until woken or the next batch or retry is due. */
-static void dispatcher_sleep(struct jobs *e)
+static void dispatcher_sleep(struct engine *e)
 {
     int64_t due = e->retry.head ? e->retry.head->due_ms : INT64_MAX;
     for (struct batchq *q = e->batches; q && e->inflight < e->limit; q = q->next)
@@ -1085,11 +1085,11 @@ static void dispatcher_sleep(struct jobs *e)
     pthread_cond_timedwait(&e->wake, &e->lock, &ts);
 }
 
-/* The journal's upkeep runs here rather than in the tasks: jobs_free joins
+/* The journal's upkeep runs here rather than in the tasks: engine_free joins
  * this thread, so the journal is never used after the engine is gone. */
 static void *dispatcher_main(void *arg)
 {
-    struct jobs *e = arg;
+    struct engine *e = arg;
     pthread_mutex_lock(&e->lock);
     for (;;) {
         if (e->done_n > 0) {
@@ -1112,7 +1112,7 @@ static void *dispatcher_main(void *arg)
 /* ---------- submission ---------- */
 
 /* Lock held: let the jobs of group (0: every group) run. */
-static void release_held(struct jobs *e, uint64_t group)
+static void release_held(struct engine *e, uint64_t group)
 {
     for (struct job *jb = e->pend_head; jb && e->nheld > 0; jb = jb->next) {
         if (!jb->hold || (group && jb->hold != group))
@@ -1164,7 +1164,7 @@ static int spec_check(const struct job_spec *s)
     return !s->meta || meta_valid(s->meta, s->nmeta) ? 0 : -EINVAL;
 }
 
-static struct job *job_new(struct jobs *e, const struct job_spec *s)
+static struct job *job_new(struct engine *e, const struct job_spec *s)
 {
     bool copy = s->kind == JOB_COPY;
     const char *etag = copy ? s->src_etag : s->if_match;
@@ -1190,7 +1190,7 @@ static struct job *job_new(struct jobs *e, const struct job_spec *s)
 }
 
 /* Lock held: the entries of s's keys into jb->acc, not queued yet. */
-static int job_take_keys(struct jobs *e, struct job *jb, const struct job_spec *s)
+static int job_take_keys(struct engine *e, struct job *jb, const struct job_spec *s)
 {
     bool copy = s->kind == JOB_COPY;
     bool self = copy && strcmp(s->bucket, s->src_bucket) == 0 && strcmp(s->key, s->src_key) == 0;
@@ -1202,11 +1202,11 @@ static int job_take_keys(struct jobs *e, struct job *jb, const struct job_spec *
         return -ENOMEM;
     }
     jb->nacc = src ? 2 : 1;
-    jb->acc[0] = (struct access){.job = jb, .ks = dst, .roles = JOBS_AS_DEST};
+    jb->acc[0] = (struct access){.job = jb, .ks = dst, .roles = ENGINE_AS_DEST};
     if (self)
-        jb->acc[0].roles |= JOBS_AS_SOURCE;
+        jb->acc[0].roles |= ENGINE_AS_SOURCE;
     if (src)
-        jb->acc[1] = (struct access){.job = jb, .ks = src, .roles = JOBS_AS_SOURCE};
+        jb->acc[1] = (struct access){.job = jb, .ks = src, .roles = ENGINE_AS_SOURCE};
     return 0;
 }
 
@@ -1216,13 +1216,13 @@ static int job_take_keys(struct jobs *e, struct job *jb, const struct job_spec *
 static uint64_t guard_find(const struct job *jb, uint64_t guard)
 {
     for (const struct access *a = guard ? job_dest(jb)->head : NULL; a; a = a->next)
-        if (a->job->id == guard && a->job->kind == JOB_COPY && (a->roles & JOBS_AS_SOURCE))
+        if (a->job->id == guard && a->job->kind == JOB_COPY && (a->roles & ENGINE_AS_SOURCE))
             return guard;
     return 0;
 }
 
 /* Lock held: queue jb (its keys taken) as job id. */
-static void job_link(struct jobs *e, struct job *jb, uint64_t id, uint64_t hold, uint64_t guard)
+static void job_link(struct engine *e, struct job *jb, uint64_t id, uint64_t hold, uint64_t guard)
 {
     jb->id = id;
     jb->hold = hold;
@@ -1240,7 +1240,7 @@ static void job_link(struct jobs *e, struct job *jb, uint64_t id, uint64_t hold,
 /* Lock held: take the keys and queue jb, as job id (a replay) or as the
  * next id; a fresh job is marked as being written (it does not start
  * before its record is in the journal: write_record). */
-static int job_enqueue(struct jobs *e, struct job *jb, const struct job_spec *s, uint64_t id)
+static int job_enqueue(struct engine *e, struct job *jb, const struct job_spec *s, uint64_t id)
 {
     int rc = job_take_keys(e, jb, s);
     if (rc)
@@ -1257,7 +1257,7 @@ static int job_enqueue(struct jobs *e, struct job *jb, const struct job_spec *s,
  * a job whose record could not be written is cancelled once ready, without
  * reporting it again (its submission returned rc), and its failure cancels
  * what it cancels after a failure. */
-static void job_written(struct jobs *e, struct job *jb, int rc)
+static void job_written(struct engine *e, struct job *jb, int rc)
 {
     jb->writing--;
     if (rc && !jb->doom_rc) {
@@ -1273,7 +1273,8 @@ static void job_written(struct jobs *e, struct job *jb, int rc)
  * and delete), without the engine lock: a slow disk stalls the submitter,
  * not every caller of the engine. The jobs cannot start meanwhile. A move
  * whose delete cannot be written takes back its copy's record. */
-static int write_records(struct jobs *e, struct job **jbs, const struct job_spec **specs, size_t n)
+static int write_records(struct engine *e, struct job **jbs, const struct job_spec **specs,
+                         size_t n)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -1289,8 +1290,8 @@ static int write_records(struct jobs *e, struct job **jbs, const struct job_spec
 
 /* Lock held: queue the COPY cj and the DELETE dj of its source, guarded by
  * it; both are journaled (write_records) before either starts. */
-static int move_enqueue(struct jobs *e, struct job *cj, const struct job_spec *copy, struct job *dj,
-                        struct job_spec *del)
+static int move_enqueue(struct engine *e, struct job *cj, const struct job_spec *copy,
+                        struct job *dj, struct job_spec *del)
 {
     int rc = job_take_keys(e, cj, copy);
     if (rc)
@@ -1299,7 +1300,7 @@ static int move_enqueue(struct jobs *e, struct job *cj, const struct job_spec *c
     del->guard = id;
     e->next_id += 2;
     dj->nacc = 1; /* the copy's source entry: the same key */
-    dj->acc[0] = (struct access){.job = dj, .ks = job_src(cj), .roles = JOBS_AS_DEST};
+    dj->acc[0] = (struct access){.job = dj, .ks = job_src(cj), .roles = ENGINE_AS_DEST};
     cj->writing = dj->writing = e->cfg.journal != NULL;
     job_link(e, cj, id, 0, 0);
     job_link(e, dj, id + 1, del->hold, id);
@@ -1308,7 +1309,7 @@ static int move_enqueue(struct jobs *e, struct job *cj, const struct job_spec *c
 
 /* Lock held: wait while max_pending jobs are pending. A replay does not
  * wait: nothing starts until it is over. */
-static void wait_room(struct jobs *e)
+static void wait_room(struct engine *e)
 {
     while (!e->replaying && e->npending >= (size_t)e->cfg.max_pending && !e->stopping) {
         /* held jobs in the room may belong to the submitters blocked here,
@@ -1321,7 +1322,7 @@ static void wait_room(struct jobs *e)
     }
 }
 
-static int submit(struct jobs *e, const struct job_spec *s, uint64_t replay_id, uint64_t *id)
+static int submit(struct engine *e, const struct job_spec *s, uint64_t replay_id, uint64_t *id)
 {
     int rc = spec_check(s);
     if (rc)
@@ -1343,15 +1344,15 @@ static int submit(struct jobs *e, const struct job_spec *s, uint64_t replay_id, 
     return rc;
 }
 
-int jobs_submit(struct jobs *e, const struct job_spec *spec, uint64_t *id)
+int engine_submit(struct engine *e, const struct job_spec *spec, uint64_t *id)
 {
     if (spec && spec->guard) /* only a move links a delete to its copy */
         return -EINVAL;
     return submit(e, spec, 0, id);
 }
 
-int jobs_submit_move(struct jobs *e, const struct job_spec *copy, uint64_t hold, uint64_t *copy_id,
-                     uint64_t *del_id)
+int engine_submit_move(struct engine *e, const struct job_spec *copy, uint64_t hold,
+                       uint64_t *copy_id, uint64_t *del_id)
 {
     int rc = spec_check(copy);
     if (rc == 0 &&
@@ -1392,18 +1393,18 @@ int jobs_submit_move(struct jobs *e, const struct job_spec *copy, uint64_t hold,
 }
 
 struct recovery {
-    struct jobs *e;
+    struct engine *e;
     size_t n;
 };
 
 /* Whether a pending job writes bucket/key. */
-static bool key_written(struct jobs *e, const char *bucket, const char *key)
+static bool key_written(struct engine *e, const char *bucket, const char *key)
 {
     pthread_mutex_lock(&e->lock);
     struct keystate *ks = ks_lookup(e, bucket, key);
     bool written = false;
     for (struct access *a = ks ? ks->head : NULL; a && !written; a = a->next)
-        written = (a->roles & JOBS_AS_DEST) != 0;
+        written = (a->roles & ENGINE_AS_DEST) != 0;
     pthread_mutex_unlock(&e->lock);
     return written;
 }
@@ -1411,12 +1412,12 @@ static bool key_written(struct jobs *e, const char *bucket, const char *key)
 static int recover_one(void *arg, uint64_t id, const struct job_spec *s)
 {
     struct recovery *r = arg;
-    enum jobs_admit a = JOBS_ADMIT_RUN;
+    enum engine_admit a = ENGINE_ADMIT_RUN;
     if (r->e->cfg.admit) /* nothing runs during a replay: the pending jobs are the replayed ones */
         a = r->e->cfg.admit(r->e->cfg.ctx, id, s, key_written(r->e, s->bucket, s->key));
-    if (a == JOBS_ADMIT_DROP)
+    if (a == ENGINE_ADMIT_DROP)
         journal_done(r->e->cfg.journal, &id, 1);
-    if (a != JOBS_ADMIT_RUN)
+    if (a != ENGINE_ADMIT_RUN)
         return 0;
     int rc = submit(r->e, s, id, NULL);
     if (rc == -EINVAL) { /* a record we cannot run: drop it rather than stop */
@@ -1428,7 +1429,7 @@ static int recover_one(void *arg, uint64_t id, const struct job_spec *s)
     return rc;
 }
 
-static void set_replaying(struct jobs *e, bool on)
+static void set_replaying(struct engine *e, bool on)
 {
     pthread_mutex_lock(&e->lock);
     e->replaying = on;
@@ -1436,7 +1437,7 @@ static void set_replaying(struct jobs *e, bool on)
     pthread_mutex_unlock(&e->lock);
 }
 
-int jobs_recover(struct jobs *e, size_t *count)
+int engine_recover(struct engine *e, size_t *count)
 {
     struct recovery r = {e, 0};
     /* nothing starts until every job is back, so that a failing COPY
@@ -1453,20 +1454,20 @@ int jobs_recover(struct jobs *e, size_t *count)
 
 /* Lock held: the last job on bucket/key, if it is a COPY writing it that
  * has not started. */
-static int fold_target(struct jobs *e, const char *bucket, const char *key, struct access **out)
+static int fold_target(struct engine *e, const char *bucket, const char *key, struct access **out)
 {
     struct keystate *ks = ks_lookup(e, bucket, key);
     struct access *a = ks ? ks->tail : NULL;
     if (!a)
         return -ENOENT;
-    if (a->job->kind != JOB_COPY || !(a->roles & JOBS_AS_DEST) || a->job->started)
+    if (a->job->kind != JOB_COPY || !(a->roles & ENGINE_AS_DEST) || a->job->started)
         return -EALREADY;
     *out = a;
     return 0;
 }
 
-int jobs_fold_meta(struct jobs *e, const char *bucket, const char *key, const struct s3_meta *meta,
-                   size_t nmeta)
+int engine_fold_meta(struct engine *e, const char *bucket, const char *key,
+                     const struct s3_meta *meta, size_t nmeta)
 {
     if (!meta || !meta_valid(meta, nmeta))
         return -EINVAL;
@@ -1504,7 +1505,7 @@ int jobs_fold_meta(struct jobs *e, const char *bucket, const char *key, const st
 
 /* ---------- waiting and status ---------- */
 
-int jobs_wait_key(struct jobs *e, const char *bucket, const char *key, int roles)
+int engine_wait_key(struct engine *e, const char *bucket, const char *key, int roles)
 {
     int rc = 0;
     pthread_mutex_lock(&e->lock);
@@ -1520,7 +1521,7 @@ int jobs_wait_key(struct jobs *e, const char *bucket, const char *key, int roles
     return rc;
 }
 
-int jobs_wait_prefix(struct jobs *e, const char *bucket, const char *prefix)
+int engine_wait_prefix(struct engine *e, const char *bucket, const char *prefix)
 {
     struct waiter w = {.bucket = bucket, .prefix = prefix, .plen = strlen(prefix)};
     pthread_mutex_lock(&e->lock);
@@ -1529,7 +1530,7 @@ int jobs_wait_prefix(struct jobs *e, const char *bucket, const char *prefix)
     return rc;
 }
 
-uint64_t jobs_new_group(struct jobs *e)
+uint64_t engine_new_group(struct engine *e)
 {
     pthread_mutex_lock(&e->lock);
     uint64_t g = ++e->next_group;
@@ -1537,14 +1538,14 @@ uint64_t jobs_new_group(struct jobs *e)
     return g;
 }
 
-void jobs_release(struct jobs *e, uint64_t group)
+void engine_release(struct engine *e, uint64_t group)
 {
     pthread_mutex_lock(&e->lock);
     release_held(e, group);
     pthread_mutex_unlock(&e->lock);
 }
 
-int jobs_drain(struct jobs *e)
+int engine_drain(struct engine *e)
 {
     struct waiter w = {0};
     pthread_mutex_lock(&e->lock);
@@ -1554,7 +1555,7 @@ int jobs_drain(struct jobs *e)
     return rc;
 }
 
-bool jobs_pending_key(struct jobs *e, const char *bucket, const char *key, int roles)
+bool engine_pending_key(struct engine *e, const char *bucket, const char *key, int roles)
 {
     bool found = false;
     pthread_mutex_lock(&e->lock);
@@ -1565,7 +1566,7 @@ bool jobs_pending_key(struct jobs *e, const char *bucket, const char *key, int r
     return found;
 }
 
-void jobs_throttled(struct jobs *e)
+void engine_throttled(struct engine *e)
 {
     pthread_mutex_lock(&e->lock);
     int64_t now = now_ms();
@@ -1582,10 +1583,10 @@ void jobs_throttled(struct jobs *e)
     pthread_mutex_unlock(&e->lock);
 }
 
-void jobs_status(struct jobs *e, struct jobs_status *out)
+void engine_status(struct engine *e, struct engine_status *out)
 {
     pthread_mutex_lock(&e->lock);
-    *out = (struct jobs_status){
+    *out = (struct engine_status){
         .pending = e->npending,
         .queued = e->npending - e->nrunning,
         .running = e->nrunning,
@@ -1608,7 +1609,7 @@ static void failures_free(struct failure *f, size_t n)
     }
 }
 
-int jobs_failures(struct jobs *e, jobs_failure_fn cb, void *arg)
+int engine_failures(struct engine *e, engine_failure_fn cb, void *arg)
 {
     /* copied out so that cb runs without the lock */
     struct failure *copy = calloc(FAIL_RING, sizeof *copy);
@@ -1642,7 +1643,7 @@ static int pick(int *v, int def)
     return 0;
 }
 
-static int config_fill(struct jobs_config *c)
+static int config_fill(struct engine_config *c)
 {
     if (!c->pool || !c->exec || !c->del || c->max_pending < 0 || c->delete_batch < 0 ||
         c->delete_batch > MAX_BATCH || c->grow_every < 0 || c->throttle_hold_ms < 0 ||
@@ -1658,7 +1659,7 @@ static int config_fill(struct jobs_config *c)
     return rc ? rc : pick(&c->max_retries, DEF_RETRIES);
 }
 
-static void jobs_destroy(struct jobs *e)
+static void engine_destroy(struct engine *e)
 {
     for (size_t i = 0; i < e->nb; i++) {
         while (e->tab[i]) { /* only keys with unreported errors are left */
@@ -1679,7 +1680,7 @@ static void jobs_destroy(struct jobs *e)
     free(e);
 }
 
-static int start_dispatcher(struct jobs *e)
+static int start_dispatcher(struct engine *e)
 {
     sigset_t all, old;
     sigfillset(&all);
@@ -1689,13 +1690,13 @@ static int start_dispatcher(struct jobs *e)
     return -rc;
 }
 
-int jobs_new(const struct jobs_config *cfg, struct jobs **out)
+int engine_new(const struct engine_config *cfg, struct engine **out)
 {
-    struct jobs_config c = *cfg;
+    struct engine_config c = *cfg;
     int rc = config_fill(&c);
     if (rc)
         return rc;
-    struct jobs *e = calloc(1, sizeof *e);
+    struct engine *e = calloc(1, sizeof *e);
     if (!e || !(e->tab = calloc(FIRST_BUCKETS, sizeof *e->tab))) {
         free(e);
         return -ENOMEM;
@@ -1722,18 +1723,18 @@ int jobs_new(const struct jobs_config *cfg, struct jobs **out)
     pthread_condattr_destroy(&ca);
     rc = start_dispatcher(e);
     if (rc) {
-        jobs_destroy(e);
+        engine_destroy(e);
         return rc;
     }
     *out = e;
     return 0;
 }
 
-void jobs_free(struct jobs *e)
+void engine_free(struct engine *e)
 {
     if (!e)
         return;
-    int rc = jobs_drain(e);
+    int rc = engine_drain(e);
     if (rc)
         LOGW("jobs: some jobs failed (first: %s)", strerror(-rc));
     pthread_mutex_lock(&e->lock);
@@ -1743,12 +1744,12 @@ void jobs_free(struct jobs *e)
     pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->lock);
     pthread_join(e->thread, NULL);
-    jobs_destroy(e);
+    engine_destroy(e);
 }
 
-/* ---------- for the control socket (control.h) ---------- */
+/* ---------- for the control socket (ctl_server.h) ---------- */
 
-size_t jobs_count_prefix(struct jobs *e, const char *bucket, const char *prefix)
+size_t engine_count_prefix(struct engine *e, const char *bucket, const char *prefix)
 {
     /* the count a prefix wait starting now would wait for, without its
      * snapshot of ids: a progress bar also sees jobs queued meanwhile */
@@ -1760,10 +1761,10 @@ size_t jobs_count_prefix(struct jobs *e, const char *bucket, const char *prefix)
     return n;
 }
 
-void jobs_wait_idle(struct jobs *e)
+void engine_wait_idle(struct engine *e)
 {
     pthread_mutex_lock(&e->lock);
-    release_held(e, 0); /* as jobs_drain: nothing may stay held */
+    release_held(e, 0); /* as engine_drain: nothing may stay held */
     /* counted as a waiter, so that delete batches go out without delay */
     e->nwaiters++;
     pthread_cond_signal(&e->wake);
@@ -1773,7 +1774,7 @@ void jobs_wait_idle(struct jobs *e)
     pthread_mutex_unlock(&e->lock);
 }
 
-void jobs_test_fail_alloc(struct jobs *e, bool fail)
+void engine_test_fail_alloc(struct engine *e, bool fail)
 {
     pthread_mutex_lock(&e->lock);
     e->fail_alloc = fail;

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "s3cfs/ctlproto.h"
+#include "s3cfs/ctl_proto.h"
 
 static void test_escape_roundtrip(void **state)
 {

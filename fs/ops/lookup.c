@@ -7,8 +7,8 @@
 #include <time.h>
 
 #include "s3cfs/dirtimes.h"
+#include "s3cfs/fsqueue.h"
 #include "s3cfs/engine.h"
-#include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
@@ -210,7 +210,7 @@ int fs_settle_name(struct fs_ctx *c, const char *path)
      * pins the one path n. Jobs that only read them need no wait: a copy
      * from n queued before `rm n` runs before that delete (the engine
      * orders them), and while n exists the caller answers EEXIST. */
-    int orc = engine_wait(c, &obj, JOBS_AS_DEST);
-    int mrc = engine_wait(c, &marker, JOBS_AS_DEST);
+    int orc = fsq_wait(c, &obj, ENGINE_AS_DEST);
+    int mrc = fsq_wait(c, &marker, ENGINE_AS_DEST);
     return orc ? orc : mrc;
 }

@@ -10,8 +10,8 @@
 
 #include "s3cfs/dir.h"
 #include "s3cfs/dirtimes.h"
+#include "s3cfs/fsqueue.h"
 #include "s3cfs/engine.h"
-#include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/lookup.h"
 #include "s3cfs/mime.h"
@@ -124,7 +124,7 @@ static int settle(struct fs_ctx *c, const char *path)
         rc = node_flush(c, n);
         node_unref(c, n);
     }
-    return rc ? rc : engine_wait(c, &loc, 0);
+    return rc ? rc : fsq_wait(c, &loc, 0);
 }
 
 /* cp -a/-p on a destination whose copy is queued: the attributes ride
@@ -134,10 +134,10 @@ static int fold_into_copy(struct fs_ctx *c, const char *path, const struct obj_a
     struct fs_loc loc;
     struct stat st;
     if (path_resolve(&c->map, path, &loc) || loc.kind != LOC_OBJECT ||
-        !engine_pending(c, &loc, JOBS_AS_DEST) || fs_lookup(c, path, &st, NULL))
+        !fsq_pending(c, &loc, ENGINE_AS_DEST) || fs_lookup(c, path, &st, NULL))
         return 0;
     apply_change(&st, ch);
-    if (engine_fold_attrs(c, &loc, &st))
+    if (fsq_fold_attrs(c, &loc, &st))
         return 0;
     struct fs_node *n = node_find(c->nodes, path);
     if (n) {
@@ -209,7 +209,7 @@ int obj_unlink(struct fs_ctx *c, const char *path)
     if ((rc = node_detach(c, path, NULL))) /* an open file keeps its content */
         return rc;
     nscache_invalidate(c->cache, path);
-    return engine_delete(c, &loc, path); /* batched; the name is gone at once */
+    return fsq_delete(c, &loc, path); /* batched; the name is gone at once */
 }
 
 static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
@@ -234,7 +234,7 @@ static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *
     struct s3_write_opts wo = {.meta = ms.meta, .nmeta = ms.nmeta};
     nscache_invalidate(c->cache, to);
     nscache_invalidate(c->cache, from);
-    rc = engine_move(c, fl, h.etag, h.size, tl, from, to, &moved, &wo, flags & RENAME_NOREPLACE);
+    rc = fsq_move(c, fl, h.etag, h.size, tl, from, to, &moved, &wo, flags & RENAME_NOREPLACE);
     s3_head_free(&h);
     if (rc == 0)
         node_rename(c->nodes, from, to, tl);
@@ -261,7 +261,7 @@ static int move_page(const struct s3_list_page *p, void *arg)
     struct tree_move *m = arg;
     struct fs_loc from = *m->fl, to = *m->tl;
     from.kind = to.kind = LOC_OBJECT;
-    uint64_t group = engine_group(m->c);
+    uint64_t group = fsq_group(m->c);
     int rc = 0;
     size_t n = 0;
     for (; rc == 0 && n < p->nobjects; n++) {
@@ -271,14 +271,14 @@ static int move_page(const struct s3_list_page *p, void *arg)
             S3CFS_KEY_MAX)
             rc = -ENAMETOOLONG;
         else
-            rc = engine_move_held(m->c, &from, o->etag, o->size, &to, group, m->noreplace);
+            rc = fsq_move_held(m->c, &from, o->etag, o->size, &to, group, m->noreplace);
     }
     for (size_t i = 0; i < n; i++) {
         snprintf(to.key, sizeof to.key, "%s%s", m->to_prefix, p->objects[i].key + m->fplen);
-        int wrc = engine_wait(m->c, &to, JOBS_AS_DEST);
+        int wrc = fsq_wait(m->c, &to, ENGINE_AS_DEST);
         rc = rc ? rc : wrc;
     }
-    engine_release(m->c, group);
+    fsq_release(m->c, group);
     return rc;
 }
 
@@ -293,7 +293,7 @@ static int move_old_style(struct fs_ctx *c, const struct fs_loc *fl, const struc
     from.kind = to.kind = LOC_OBJECT;
     int rc = fs_dir_meta_key(fl, st, from.key, sizeof from.key);
     snprintf(to.key, sizeof to.key, "%s", to_marker);
-    return rc ? rc : engine_move(c, &from, "", 0, &to, NULL, NULL, st, NULL, false);
+    return rc ? rc : fsq_move(c, &from, "", 0, &to, NULL, NULL, st, NULL, false);
 }
 
 static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,
@@ -313,7 +313,7 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
     s3_error_clear(&err);
     rc = node_flush_tree(c, from); /* open files' data goes with the tree */
     if (rc == 0)
-        rc = engine_wait_dir(c, fl); /* what was queued below it lands first */
+        rc = fsq_wait_dir(c, fl); /* what was queued below it lands first */
     if (rc == 0)
         rc = s3_list_all(c->s3, fl->bucket, fp, NULL, move_page, &m, &err);
     if (rc == 0)
@@ -321,8 +321,8 @@ static int rename_tree(struct fs_ctx *c, const char *from, const struct fs_loc *
     if (rc && err.code[0])
         fs_fail("rename (list)", from, rc, &err);
     /* rename(2) answers when the tree moved, with the first error if any */
-    int wrc = engine_wait_dir(c, tl);
-    int frc = engine_wait_dir(c, fl);
+    int wrc = fsq_wait_dir(c, tl);
+    int frc = fsq_wait_dir(c, fl);
     rc = rc ? rc : wrc ? wrc : frc;
     if (rc == 0) /* open files follow the tree: nothing is uploaded under the old name */
         node_rename_tree(c, from, to);
@@ -461,7 +461,7 @@ int obj_readlink(struct fs_ctx *c, const char *path, char *buf, size_t size)
     if (!S_ISLNK(st.st_mode))
         return -EINVAL;
     /* mv l m; readlink m: the link's object is there once its copy landed */
-    if ((rc = engine_wait(c, &loc, JOBS_AS_DEST)))
+    if ((rc = fsq_wait(c, &loc, ENGINE_AS_DEST)))
         return rc;
     struct sbuf body = SBUF_INIT;
     struct s3_error err;

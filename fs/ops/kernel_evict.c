@@ -1,4 +1,4 @@
-#include "s3cfs/trim.h"
+#include "s3cfs/kernel_evict.h"
 
 #define FUSE_USE_VERSION 314
 #include <errno.h>
@@ -12,12 +12,12 @@
 
 #include "s3cfs/log.h"
 
-#define RING (TRIM_BACKLOG * 2)
+#define RING (KEVICT_BACKLOG * 2)
 
-struct trim {
-    struct fuse_session *se; /* read-only after trim_new */
-    char *mountpoint;        /* read-only after trim_new */
-    size_t keep;             /* read-only after trim_new */
+struct kevict {
+    struct fuse_session *se; /* read-only after kevict_new */
+    char *mountpoint;        /* read-only after kevict_new */
+    size_t keep;             /* read-only after kevict_new */
     pthread_t thread;
 
     pthread_mutex_t lock; /* guards everything below */
@@ -33,9 +33,9 @@ struct trim {
     unsigned long last_ino;
 };
 
-static void due_push(struct trim *t, char *path)
+static void due_push(struct kevict *t, char *path)
 {
-    if (t->due_n == TRIM_BACKLOG) { /* behind: that entry stays cached */
+    if (t->due_n == KEVICT_BACKLOG) { /* behind: that entry stays cached */
         free(t->due[t->due_head]);
         t->due_head = (t->due_head + 1) % RING;
         t->due_n--;
@@ -45,7 +45,7 @@ static void due_push(struct trim *t, char *path)
     pthread_cond_signal(&t->work);
 }
 
-void trim_note(struct trim *t, const char *path)
+void kevict_note(struct kevict *t, const char *path)
 {
     if (!t || strcmp(path, "/") == 0)
         return;
@@ -69,7 +69,7 @@ void trim_note(struct trim *t, const char *path)
 
 /* The node id of path's directory: its inode number through the mount
  * (libfuse reports node ids as inode numbers). 0 when it is gone. */
-static unsigned long dir_ino(struct trim *t, const char *dir)
+static unsigned long dir_ino(struct kevict *t, const char *dir)
 {
     if (strcmp(dir, t->last_dir) == 0)
         return t->last_ino;
@@ -85,7 +85,7 @@ static unsigned long dir_ino(struct trim *t, const char *dir)
 
 /* Drop one name from the kernel's cache. No lock is held: the kernel may
  * make the notification wait for an operation on the directory. */
-static void drop(struct trim *t, char *path)
+static void drop(struct kevict *t, char *path)
 {
     char *slash = strrchr(path, '/');
     *slash = '\0';
@@ -100,7 +100,7 @@ static void drop(struct trim *t, char *path)
     t->sent += rc == 0;
     pthread_mutex_unlock(&t->lock);
 }
-void trim_forget_attrs(struct trim *t, const char *path)
+void kevict_forget_attrs(struct kevict *t, const char *path)
 {
     if (!t)
         return;
@@ -111,9 +111,9 @@ void trim_forget_attrs(struct trim *t, const char *path)
         fuse_lowlevel_notify_inval_inode(t->se, (fuse_ino_t)st.st_ino, -1, 0);
 }
 
-static void *trim_main(void *arg)
+static void *kevict_main(void *arg)
 {
-    struct trim *t = arg;
+    struct kevict *t = arg;
     pthread_mutex_lock(&t->lock);
     for (;;) {
         while (t->due_n == 0 && !t->stopping)
@@ -132,9 +132,9 @@ static void *trim_main(void *arg)
     return NULL;
 }
 
-int trim_new(struct fuse_session *se, const char *mountpoint, size_t keep, struct trim **out)
+int kevict_new(struct fuse_session *se, const char *mountpoint, size_t keep, struct kevict **out)
 {
-    struct trim *t = calloc(1, sizeof *t);
+    struct kevict *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
     t->se = se;
@@ -153,7 +153,7 @@ int trim_new(struct fuse_session *se, const char *mountpoint, size_t keep, struc
         t->mountpoint[ml - 1] = '\0';
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->work, NULL);
-    int rc = pthread_create(&t->thread, NULL, trim_main, t);
+    int rc = pthread_create(&t->thread, NULL, kevict_main, t);
     if (rc) {
         pthread_mutex_destroy(&t->lock);
         pthread_cond_destroy(&t->work);
@@ -166,7 +166,7 @@ int trim_new(struct fuse_session *se, const char *mountpoint, size_t keep, struc
     return 0;
 }
 
-void trim_stop(struct trim *t)
+void kevict_stop(struct kevict *t)
 {
     if (!t)
         return;
@@ -176,17 +176,17 @@ void trim_stop(struct trim *t)
     pthread_mutex_unlock(&t->lock);
 }
 
-void trim_free(struct trim *t)
+void kevict_free(struct kevict *t)
 {
     if (!t)
         return;
-    trim_stop(t);
+    kevict_stop(t);
     pthread_join(t->thread, NULL);
     for (size_t i = 0; i < t->kept_n; i++)
         free(t->kept[(t->kept_head + i) % t->keep]);
     for (size_t i = 0; i < t->due_n; i++)
         free(t->due[(t->due_head + i) % RING]);
-    LOGD("trim: %lu kernel entries dropped", t->sent);
+    LOGD("kernel_evict: %lu kernel entries dropped", t->sent);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->work);
     free(t->kept);
@@ -194,7 +194,7 @@ void trim_free(struct trim *t)
     free(t);
 }
 
-unsigned long trim_sent(struct trim *t)
+unsigned long kevict_sent(struct kevict *t)
 {
     pthread_mutex_lock(&t->lock);
     unsigned long n = t->sent;

@@ -1,5 +1,5 @@
 /* Unit tests for what the control socket asks of the job engine:
- * jobs_count_prefix and jobs_wait_idle (jobs.h), against a gated fake
+ * engine_count_prefix and engine_wait_idle (engine.h), against a gated fake
  * executor: copies and deletes wait while the gate is shut; keys starting with "bad"
  * fail for good. A watchdog (30 s) turns a hang into a failure. */
 #include <errno.h>
@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "s3cfs/jobs.h"
+#include "s3cfs/engine.h"
 #include "s3cfs/pool.h"
 
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -77,60 +77,60 @@ static int fake_del(void *ctx, const char *bucket, const char *const *keys,
 
 static struct pool *the_pool;
 
-static struct jobs *start(void)
+static struct engine *start(void)
 {
     signal(SIGALRM, on_watchdog);
     alarm(30);
     assert_int_equal(pool_new(4, 64, &the_pool), 0);
-    struct jobs_config cfg = {.pool = the_pool, .exec = fake_exec, .del = fake_del};
-    struct jobs *e;
-    assert_int_equal(jobs_new(&cfg, &e), 0);
+    struct engine_config cfg = {.pool = the_pool, .exec = fake_exec, .del = fake_del};
+    struct engine *e;
+    assert_int_equal(engine_new(&cfg, &e), 0);
     return e;
 }
 
-static void stop(struct jobs *e)
+static void stop(struct engine *e)
 {
-    jobs_free(e);
+    engine_free(e);
     pool_free(the_pool);
     alarm(0);
 }
 
-static void cp(struct jobs *e, const char *bucket, const char *src, const char *dst)
+static void cp(struct engine *e, const char *bucket, const char *src, const char *dst)
 {
     struct job_spec s = {
         .kind = JOB_COPY, .bucket = bucket, .key = dst, .src_bucket = bucket, .src_key = src};
-    assert_int_equal(jobs_submit(e, &s, NULL), 0);
+    assert_int_equal(engine_submit(e, &s, NULL), 0);
 }
 
-static void rm(struct jobs *e, const char *bucket, const char *key)
+static void rm(struct engine *e, const char *bucket, const char *key)
 {
     struct job_spec s = {.kind = JOB_DELETE, .bucket = bucket, .key = key};
-    assert_int_equal(jobs_submit(e, &s, NULL), 0);
+    assert_int_equal(engine_submit(e, &s, NULL), 0);
 }
 
 static void test_count_prefix(void **state)
 {
     (void)state;
     set_gate(true);
-    struct jobs *e = start();
+    struct engine *e = start();
     cp(e, "bkt", "src", "dir/a");
     cp(e, "bkt", "src", "dir/sub/b");
     cp(e, "bkt", "src", "dirx/c"); /* "dir/" does not cover it */
     rm(e, "bkt", "dir/old");
     cp(e, "other", "src", "dir/a");
-    assert_int_equal(jobs_count_prefix(e, "bkt", "dir/"), 3);
-    assert_int_equal(jobs_count_prefix(e, "bkt", "dir/sub/"), 1);
-    assert_int_equal(jobs_count_prefix(e, "bkt", "dir"), 4); /* a plain prefix */
-    assert_int_equal(jobs_count_prefix(e, "bkt", ""), 4);
-    assert_int_equal(jobs_count_prefix(e, "other", ""), 1);
-    assert_int_equal(jobs_count_prefix(e, "none", ""), 0);
+    assert_int_equal(engine_count_prefix(e, "bkt", "dir/"), 3);
+    assert_int_equal(engine_count_prefix(e, "bkt", "dir/sub/"), 1);
+    assert_int_equal(engine_count_prefix(e, "bkt", "dir"), 4); /* a plain prefix */
+    assert_int_equal(engine_count_prefix(e, "bkt", ""), 4);
+    assert_int_equal(engine_count_prefix(e, "other", ""), 1);
+    assert_int_equal(engine_count_prefix(e, "none", ""), 0);
     /* sources are not counted: only what lands below the prefix */
-    assert_int_equal(jobs_count_prefix(e, "bkt", "src"), 0);
-    assert_int_equal(jobs_count_prefix(e, NULL, NULL), 5);
+    assert_int_equal(engine_count_prefix(e, "bkt", "src"), 0);
+    assert_int_equal(engine_count_prefix(e, NULL, NULL), 5);
     set_gate(false);
-    assert_int_equal(jobs_drain(e), 0);
-    assert_int_equal(jobs_count_prefix(e, NULL, NULL), 0);
-    assert_int_equal(jobs_count_prefix(e, "bkt", "dir/"), 0);
+    assert_int_equal(engine_drain(e), 0);
+    assert_int_equal(engine_count_prefix(e, NULL, NULL), 0);
+    assert_int_equal(engine_count_prefix(e, "bkt", "dir/"), 0);
     stop(e);
 }
 
@@ -138,7 +138,7 @@ static atomic_bool idle_returned;
 
 static void *idle_main(void *arg)
 {
-    jobs_wait_idle(arg);
+    engine_wait_idle(arg);
     atomic_store(&idle_returned, true);
     return NULL;
 }
@@ -147,7 +147,7 @@ static void test_wait_idle_keeps_errors(void **state)
 {
     (void)state;
     set_gate(true);
-    struct jobs *e = start();
+    struct engine *e = start();
     cp(e, "bkt", "src", "dir/bad1");
     cp(e, "bkt", "src", "dir/good");
     atomic_store(&idle_returned, false);
@@ -159,13 +159,13 @@ static void test_wait_idle_keeps_errors(void **state)
     set_gate(false);
     pthread_join(t, NULL);
     assert_true(atomic_load(&idle_returned));
-    struct jobs_status st;
-    jobs_status(e, &st);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.failed, 1);
     /* nothing was reported: the failure is still there for a wait or drain */
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "dir/"), -EACCES);
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "dir/"), 0); /* reported once */
+    assert_int_equal(engine_wait_prefix(e, "bkt", "dir/"), -EACCES);
+    assert_int_equal(engine_wait_prefix(e, "bkt", "dir/"), 0); /* reported once */
     stop(e);
 }
 
@@ -173,11 +173,11 @@ static void test_wait_idle_when_idle(void **state)
 {
     (void)state;
     set_gate(false);
-    struct jobs *e = start();
-    jobs_wait_idle(e); /* returns at once */
+    struct engine *e = start();
+    engine_wait_idle(e); /* returns at once */
     cp(e, "bkt", "src", "bad2");
-    jobs_wait_idle(e);
-    assert_int_equal(jobs_drain(e), -EACCES);
+    engine_wait_idle(e);
+    assert_int_equal(engine_drain(e), -EACCES);
     stop(e);
 }
 

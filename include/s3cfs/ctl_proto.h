@@ -1,11 +1,11 @@
-/* ctlproto.h - what the daemon's control socket (control.h) and the
+/* ctl_proto.h - what the daemon's control socket (ctl_server.h) and the
  * s3cfs-ctl client share: where a mount's socket lives, how fields are
  * escaped on the wire, and reading lines from a socket. Pure helpers, no
  * threads, no locks, no logging (the client prints its own messages).
  *
  * Socket location. Each mount has one socket, named by a hash of its mount
  * point (the resolved path, as /proc/self/mountinfo shows it) like the
- * journal (engine.c): DIR/ctl-XXXXXXXX.sock, with DIR only its user can
+ * journal (fsqueue.c): DIR/ctl-XXXXXXXX.sock, with DIR only its user can
  * enter (mode 0700):
  *   - /run/s3cfs                 when s3cfs runs as root;
  *   - $XDG_RUNTIME_DIR/s3cfs     otherwise, when that is set (absolute);
@@ -19,8 +19,8 @@
  *
  * All functions return 0 (or a count) or a negative errno.
  */
-#ifndef S3CFS_CTLPROTO_H
-#define S3CFS_CTLPROTO_H
+#ifndef S3CFS_CTL_PROTO_H
+#define S3CFS_CTL_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -7,15 +7,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "s3cfs/fsqueue.h"
 #include "s3cfs/engine.h"
-#include "s3cfs/jobs.h"
 #include "s3cfs/log.h"
 #include "s3cfs/mime.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/readahead.h"
 #include "s3cfs/stage.h"
 #include "s3cfs/transfer.h"
-#include "s3cfs/trim.h"
+#include "s3cfs/kernel_evict.h"
 
 #define NODE_BUCKETS 1024
 
@@ -287,8 +287,8 @@ static int submit_copy(struct fs_ctx *c, struct fs_node *n)
     if (rc == 0 && replaces)
         rc = read_kept(c, &dloc, &kept);
     if (rc == 0)
-        rc = engine_copy(c, &src.loc, src.etag, src.size, &dloc, path, &st,
-                         replaces ? meta_find(kept.meta, kept.nmeta, "xattr") : NULL);
+        rc = fsq_copy(c, &src.loc, src.etag, src.size, &dloc, path, &st,
+                      replaces ? meta_find(kept.meta, kept.nmeta, "xattr") : NULL);
     s3_head_free(&kept);
     free(path);
     pthread_mutex_lock(&n->lock);
@@ -305,12 +305,12 @@ static int submit_copy(struct fs_ctx *c, struct fs_node *n)
 static int settle_copy(struct fs_ctx *c, struct fs_node *n)
 {
     int rc = submit_copy(c, n);
-    if (rc || !engine_pending(c, &n->loc, JOBS_AS_DEST))
+    if (rc || !fsq_pending(c, &n->loc, ENGINE_AS_DEST))
         return rc;
     struct fs_loc loc = n->loc;
     n->busy = true;
     pthread_mutex_unlock(&n->lock);
-    rc = engine_wait(c, &loc, JOBS_AS_DEST);
+    rc = fsq_wait(c, &loc, ENGINE_AS_DEST);
     pthread_mutex_lock(&n->lock);
     set_idle(n);
     return rc;
@@ -452,7 +452,7 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
     n->busy = true;
     pthread_mutex_unlock(&n->lock);
     /* queued copies from or onto this key come first (cp a b; echo x > a) */
-    rc = engine_wait(c, &up.loc, 0);
+    rc = fsq_wait(c, &up.loc, 0);
     if (rc)
         LOGW("%s: an earlier queued operation failed (%s); writing anyway", path ? path : "?",
              strerror(-rc));
@@ -553,7 +553,7 @@ static int take_new_version(struct fs_ctx *c, struct fs_node *n)
     }
     pthread_mutex_unlock(&n->lock);
     if (grew && path[0]) /* its attributes, not its pages: no lock taken */
-        trim_forget_attrs(c->trim, path);
+        kevict_forget_attrs(c->evict, path);
     free(path);
     pthread_mutex_lock(&n->lock);
     return rc;
@@ -604,8 +604,8 @@ int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t
     struct transfer_source src = {.loc = n->loc, .size = (uint64_t)n->st.st_size};
     memcpy(src.etag, n->etag, sizeof src.etag);
     pthread_mutex_unlock(&n->lock);
-    if (rc == 0 && engine_pending(c, &src.loc, JOBS_AS_DEST))
-        rc = engine_wait(c, &src.loc, JOBS_AS_DEST);
+    if (rc == 0 && fsq_pending(c, &src.loc, ENGINE_AS_DEST))
+        rc = fsq_wait(c, &src.loc, ENGINE_AS_DEST);
     if (rc == 0)
         rc = transfer_read(c, f, &src, buf, size, off);
     if (rc == -ESTALE && (rc = follow_version(c, n, &src)) == 0)

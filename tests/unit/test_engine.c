@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "s3cfs/jobs.h"
+#include "s3cfs/engine.h"
 #include "s3cfs/pool.h"
 
 static void on_watchdog(int sig)
@@ -272,7 +272,7 @@ static int fake_del(void *ctx, const char *bucket, const char *const *keys,
 
 static struct pool *the_pool;
 
-static struct jobs *start(int nthreads, struct jobs_config cfg)
+static struct engine *start(int nthreads, struct engine_config cfg)
 {
     signal(SIGALRM, on_watchdog);
     alarm(30);
@@ -281,19 +281,19 @@ static struct jobs *start(int nthreads, struct jobs_config cfg)
     cfg.pool = the_pool;
     cfg.exec = fake_exec;
     cfg.del = fake_del;
-    struct jobs *e;
-    assert_int_equal(jobs_new(&cfg, &e), 0);
+    struct engine *e;
+    assert_int_equal(engine_new(&cfg, &e), 0);
     return e;
 }
 
-static void stop(struct jobs *e)
+static void stop(struct engine *e)
 {
-    jobs_free(e);
+    engine_free(e);
     pool_free(the_pool);
     alarm(0);
 }
 
-static uint64_t cp(struct jobs *e, const char *src, const char *dst)
+static uint64_t cp(struct engine *e, const char *src, const char *dst)
 {
     struct job_spec s = {.kind = JOB_COPY,
                          .bucket = "bkt",
@@ -302,26 +302,26 @@ static uint64_t cp(struct jobs *e, const char *src, const char *dst)
                          .src_key = src,
                          .src_size = 1};
     uint64_t id;
-    assert_int_equal(jobs_submit(e, &s, &id), 0);
+    assert_int_equal(engine_submit(e, &s, &id), 0);
     return id;
 }
 
-static uint64_t rm_in(struct jobs *e, const char *bucket, const char *key)
+static uint64_t rm_in(struct engine *e, const char *bucket, const char *key)
 {
     struct job_spec s = {.kind = JOB_DELETE, .bucket = bucket, .key = key};
     uint64_t id;
-    assert_int_equal(jobs_submit(e, &s, &id), 0);
+    assert_int_equal(engine_submit(e, &s, &id), 0);
     return id;
 }
 
-static uint64_t rm(struct jobs *e, const char *key)
+static uint64_t rm(struct engine *e, const char *key)
 {
     return rm_in(e, "bkt", key);
 }
 
 /* mv src dst: the copy and the delete of src guarded by it, held in group
  * (0: none). Returns the delete's id. */
-static uint64_t mv_held(struct jobs *e, const char *src, const char *dst, uint64_t group)
+static uint64_t mv_held(struct engine *e, const char *src, const char *dst, uint64_t group)
 {
     struct job_spec s = {.kind = JOB_COPY,
                          .bucket = "bkt",
@@ -330,12 +330,12 @@ static uint64_t mv_held(struct jobs *e, const char *src, const char *dst, uint64
                          .src_key = src,
                          .src_size = 1};
     uint64_t copy_id, del_id;
-    assert_int_equal(jobs_submit_move(e, &s, group, &copy_id, &del_id), 0);
+    assert_int_equal(engine_submit_move(e, &s, group, &copy_id, &del_id), 0);
     assert_int_equal(del_id, copy_id + 1);
     return del_id;
 }
 
-static uint64_t mv(struct jobs *e, const char *src, const char *dst)
+static uint64_t mv(struct engine *e, const char *src, const char *dst)
 {
     return mv_held(e, src, dst, 0);
 }
@@ -369,28 +369,28 @@ static int batches(void)
 static void test_cp_then_rm_source(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("slow-a", 11);
     cp(e, "slow-a", "slow-b"); /* 40 ms */
     rm(e, "slow-a");
-    assert_true(jobs_pending_key(e, "bkt", "slow-a", JOBS_AS_SOURCE));
-    assert_true(jobs_pending_key(e, "bkt", "slow-a", JOBS_AS_DEST)); /* the delete */
-    assert_false(jobs_pending_key(e, "bkt", "slow-b", JOBS_AS_SOURCE));
-    assert_int_equal(jobs_drain(e), 0);
+    assert_true(engine_pending_key(e, "bkt", "slow-a", ENGINE_AS_SOURCE));
+    assert_true(engine_pending_key(e, "bkt", "slow-a", ENGINE_AS_DEST)); /* the delete */
+    assert_false(engine_pending_key(e, "bkt", "slow-b", ENGINE_AS_SOURCE));
+    assert_int_equal(engine_drain(e), 0);
     assert_int_equal(get("slow-b"), 11); /* a delete first would have lost it */
     assert_int_equal(get("slow-a"), 0);
-    assert_false(jobs_pending_key(e, "bkt", "slow-a", JOBS_AS_SOURCE | JOBS_AS_DEST));
+    assert_false(engine_pending_key(e, "bkt", "slow-a", ENGINE_AS_SOURCE | ENGINE_AS_DEST));
     stop(e);
 }
 
 static void test_cp_chain(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("a", 7);
     uint64_t first = cp(e, "a", "slow-b");
     uint64_t second = cp(e, "slow-b", "c");
-    assert_int_equal(jobs_wait_key(e, "bkt", "c", JOBS_AS_DEST), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "c", ENGINE_AS_DEST), 0);
     assert_int_equal(get("c"), 7);
     assert_true(started_at(second) > ended_at(first));
     stop(e);
@@ -399,12 +399,12 @@ static void test_cp_chain(void **state)
 static void test_two_copies_onto_one_key(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("slow-a", 1);
     put("c", 2);
     uint64_t first = cp(e, "slow-a", "b"); /* slow: a reordering would end with 1 */
     uint64_t second = cp(e, "c", "b");
-    assert_int_equal(jobs_wait_key(e, "bkt", "b", JOBS_AS_DEST), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "b", ENGINE_AS_DEST), 0);
     assert_int_equal(get("b"), 2);
     assert_true(started_at(second) > ended_at(first));
     stop(e);
@@ -413,25 +413,25 @@ static void test_two_copies_onto_one_key(void **state)
 static void test_disjoint_and_readers_run_in_parallel(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("x", 1);
     put("z", 2);
     gate("y", true);
     cp(e, "x", "y"); /* held by the gate */
     cp(e, "z", "w");
-    assert_int_equal(jobs_wait_key(e, "bkt", "w", JOBS_AS_DEST), 0); /* did not wait for y */
+    assert_int_equal(engine_wait_key(e, "bkt", "w", ENGINE_AS_DEST), 0); /* did not wait for y */
     assert_int_equal(get("w"), 2);
-    assert_true(jobs_pending_key(e, "bkt", "y", JOBS_AS_DEST));
+    assert_true(engine_pending_key(e, "bkt", "y", ENGINE_AS_DEST));
     gate(NULL, false);
     /* two readers of one key meet inside the executor */
     pthread_mutex_lock(&F.lock);
     F.max = 0;
     pthread_mutex_unlock(&F.lock);
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_drain(e), 0);
     put("src", 3);
     cp(e, "src", "tog1");
     cp(e, "src", "tog2");
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_drain(e), 0);
     pthread_mutex_lock(&F.lock);
     int max = F.max;
     pthread_mutex_unlock(&F.lock);
@@ -444,7 +444,7 @@ static void test_disjoint_and_readers_run_in_parallel(void **state)
 static void test_self_copy_orders_both_ways(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("slow-a", 5);
     const struct s3_meta m[] = {{"mode", "33261"}};
     struct job_spec self = {.kind = JOB_COPY,
@@ -455,9 +455,9 @@ static void test_self_copy_orders_both_ways(void **state)
                             .meta = m,
                             .nmeta = 1};
     cp(e, "slow-a", "b");
-    assert_int_equal(jobs_submit(e, &self, NULL), 0); /* chmod b, after the copy */
-    cp(e, "b", "c");                                  /* sees the new mode */
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_submit(e, &self, NULL), 0); /* chmod b, after the copy */
+    cp(e, "b", "c");                                    /* sees the new mode */
+    assert_int_equal(engine_drain(e), 0);
     char buf[64];
     assert_string_equal(get_meta("c", buf, sizeof buf), "mode=33261;");
     assert_int_equal(get("c"), 5);
@@ -468,7 +468,7 @@ static void test_self_copy_orders_both_ways(void **state)
 static void test_many_copies_run_concurrently(void **state)
 {
     (void)state;
-    struct jobs *e = start(64, (struct jobs_config){0});
+    struct engine *e = start(64, (struct engine_config){0});
     char src[32], dst[32];
     for (int i = 0; i < 2000; i++) {
         snprintf(src, sizeof src, "src/%d", i);
@@ -482,7 +482,7 @@ static void test_many_copies_run_concurrently(void **state)
         snprintf(dst, sizeof dst, "dst/%d", i);
         cp(e, src, dst);
     }
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "dst/"), 0);
+    assert_int_equal(engine_wait_prefix(e, "bkt", "dst/"), 0);
     for (int i = 0; i < 2000; i++) {
         snprintf(dst, sizeof dst, "dst/%d", i);
         assert_int_equal(get(dst), i + 1);
@@ -493,8 +493,8 @@ static void test_many_copies_run_concurrently(void **state)
     print_message("most copies at once: %d\n", max);
     assert_true(max >= 60);
     assert_true(max <= 64);
-    struct jobs_status st;
-    jobs_status(e, &st);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.done, 2000);
     assert_int_equal(st.pending, 0);
     stop(e);
@@ -505,15 +505,15 @@ static void test_many_copies_run_concurrently(void **state)
 static void test_delete_batches_full(void **state)
 {
     (void)state;
-    struct jobs *e =
-        start(8, (struct jobs_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
+    struct engine *e =
+        start(8, (struct engine_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     char key[32];
     for (int i = 0; i < 2500; i++) {
         snprintf(key, sizeof key, "k%d", i);
         put(key, 1);
         rm(e, key);
     }
-    assert_int_equal(jobs_drain(e), 0); /* sends the partial third batch at once */
+    assert_int_equal(engine_drain(e), 0); /* sends the partial third batch at once */
     assert_int_equal(batches(), 3);
     assert_int_equal(F.batch_n[0], 1000);
     assert_int_equal(F.batch_n[1], 1000);
@@ -528,8 +528,8 @@ static void test_delete_batches_full(void **state)
 static void test_delete_batches_per_bucket(void **state)
 {
     (void)state;
-    struct jobs *e =
-        start(8, (struct jobs_config){
+    struct engine *e =
+        start(8, (struct engine_config){
                      .delete_batch = 100, .batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     char key[32];
     for (int i = 0; i < 300; i++) {
@@ -538,7 +538,7 @@ static void test_delete_batches_per_bucket(void **state)
         snprintf(key, sizeof key, "b2-%d", i);
         rm_in(e, "b2", key);
     }
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_drain(e), 0);
     assert_int_equal(batches(), 6);
     assert_false(F.batch_mixed);
     for (int i = 0; i < 6; i++)
@@ -551,7 +551,7 @@ static void test_delete_batches_per_bucket(void **state)
 static void test_delete_batch_flushes_after_delay(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 1000});
+    struct engine *e = start(8, (struct engine_config){.batch_delay_ms = 1000});
     char key[32];
     int64_t t0 = now_ms();
     for (int i = 0; i < 10; i++) {
@@ -571,7 +571,7 @@ static void test_delete_batch_flushes_after_delay(void **state)
 
     /* a steady trickle: sent at batch_delay_ms after the first key */
     memset(&F, 0, sizeof F);
-    e = start(8, (struct jobs_config){.batch_delay_ms = 400});
+    e = start(8, (struct engine_config){.batch_delay_ms = 400});
     t0 = now_ms();
     for (int i = 0; i < 12 && batches() == 0; i++) {
         snprintf(key, sizeof key, "t%d", i);
@@ -609,12 +609,12 @@ static void on_failure(void *arg, const char *bucket, const char *key, int err, 
 /* mv whose source another client replaced after the copy: the delete is
  * sent with the copied ETag, the fake answers PreconditionFailed for
  * "replaced*" keys: the object stays, no wait reports an error (the move
- * happened), jobs_failures lists it, and a move without a known ETag
+ * happened), engine_failures lists it, and a move without a known ETag
  * deletes unconditionally. */
 static void test_move_source_replaced_is_kept(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("replaced-a", 7);
     put("replaced-b", 8);
     struct job_spec s = {.kind = JOB_COPY,
@@ -624,22 +624,22 @@ static void test_move_source_replaced_is_kept(void **state)
                          .src_key = "replaced-a",
                          .src_etag = "etag-copied",
                          .src_size = 1};
-    assert_int_equal(jobs_submit_move(e, &s, 0, NULL, NULL), 0);
+    assert_int_equal(engine_submit_move(e, &s, 0, NULL, NULL), 0);
     mv(e, "replaced-b", "moved-b"); /* no ETag known: unconditional */
-    assert_int_equal(jobs_wait_key(e, "bkt", "replaced-a", JOBS_AS_DEST), 0);
-    assert_int_equal(jobs_wait_key(e, "bkt", "moved-a", JOBS_AS_DEST), 0);
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "replaced-a", ENGINE_AS_DEST), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "moved-a", ENGINE_AS_DEST), 0);
+    assert_int_equal(engine_drain(e), 0);
     assert_int_equal(get("moved-a"), 7);
     assert_int_equal(get("replaced-a"), 7); /* kept */
     assert_int_equal(get("moved-b"), 8);
     assert_int_equal(get("replaced-b"), 0);
     struct listed l = {0};
-    assert_int_equal(jobs_failures(e, on_failure, &l), 1);
+    assert_int_equal(engine_failures(e, on_failure, &l), 1);
     assert_string_equal(l.key[0], "replaced-a");
     assert_int_equal(l.err[0], -ESTALE);
     assert_non_null(strstr(l.msg[0], "kept"));
-    struct jobs_status st;
-    jobs_status(e, &st);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.failed, 0);
     assert_int_equal(st.done, 4);
     stop(e);
@@ -648,37 +648,37 @@ static void test_move_source_replaced_is_kept(void **state)
 static void test_failure_kept_reported_once_listed(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("a", 1);
     cp(e, "a", "bad");
     cp(e, "a", "good");
-    assert_int_equal(jobs_wait_key(e, "bkt", "good", JOBS_AS_DEST), 0);
-    assert_int_equal(jobs_wait_key(e, "bkt", "bad", JOBS_AS_DEST), -EACCES);
-    assert_int_equal(jobs_wait_key(e, "bkt", "bad", JOBS_AS_DEST), 0); /* reported once */
+    assert_int_equal(engine_wait_key(e, "bkt", "good", ENGINE_AS_DEST), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "bad", ENGINE_AS_DEST), -EACCES);
+    assert_int_equal(engine_wait_key(e, "bkt", "bad", ENGINE_AS_DEST), 0); /* reported once */
     /* the source role is reported separately: rm a must learn of it */
-    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST), 0);
-    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_SOURCE), -EACCES);
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "a", ENGINE_AS_DEST), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "a", ENGINE_AS_SOURCE), -EACCES);
+    assert_int_equal(engine_drain(e), 0);
     struct listed l = {0};
-    assert_int_equal(jobs_failures(e, on_failure, &l), 1);
+    assert_int_equal(engine_failures(e, on_failure, &l), 1);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.key[0], "bad");
     assert_int_equal(l.err[0], -EACCES);
     assert_non_null(strstr(l.msg[0], "AccessDenied"));
     assert_non_null(strstr(l.msg[0], "bkt/a"));
-    struct jobs_status st;
-    jobs_status(e, &st);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.failed, 1);
     assert_int_equal(st.done, 1);
     assert_int_equal(st.failures_kept, 1);
 
     /* drain and wait_prefix report too, once */
     cp(e, "a", "bad2");
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "other/"), 0);
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "bad"), -EACCES);
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "bad"), 0);
-    assert_int_equal(jobs_drain(e), -EACCES); /* a's source role */
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_wait_prefix(e, "bkt", "other/"), 0);
+    assert_int_equal(engine_wait_prefix(e, "bkt", "bad"), -EACCES);
+    assert_int_equal(engine_wait_prefix(e, "bkt", "bad"), 0);
+    assert_int_equal(engine_drain(e), -EACCES); /* a's source role */
+    assert_int_equal(engine_drain(e), 0);
     stop(e);
 }
 
@@ -688,7 +688,7 @@ static void test_failure_kept_reported_once_listed(void **state)
 static void test_failed_move_keeps_its_source(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("a", 1);
     put("keep", 3);
     gate("bad", true); /* a->bad fails only once bad->x is queued behind it */
@@ -696,17 +696,17 @@ static void test_failed_move_keeps_its_source(void **state)
     mv(e, "bad", "x");  /* reads the failed destination: cancelled, not ENOENT */
     cp(e, "keep", "y"); /* unrelated: runs */
     gate(NULL, false);
-    assert_int_equal(jobs_wait_key(e, "bkt", "x", JOBS_AS_DEST), -EACCES);
-    assert_int_equal(jobs_drain(e), -EACCES);
+    assert_int_equal(engine_wait_key(e, "bkt", "x", ENGINE_AS_DEST), -EACCES);
+    assert_int_equal(engine_drain(e), -EACCES);
     assert_int_equal(get("a"), 1);
     assert_int_equal(get("x"), 0);
     assert_int_equal(get("y"), 3);
-    struct jobs_status st;
-    jobs_status(e, &st);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.failed, 4); /* a->bad, delete a, bad->x, delete bad */
     assert_int_equal(st.done, 1);
     struct listed l = {0};
-    assert_int_equal(jobs_failures(e, on_failure, &l), 4);
+    assert_int_equal(engine_failures(e, on_failure, &l), 4);
     assert_string_equal(l.key[1], "a");
     assert_non_null(strstr(l.msg[1], "source is kept"));
     assert_string_equal(l.key[2], "x");
@@ -720,14 +720,14 @@ static void test_failed_move_keeps_its_source(void **state)
 static void test_explicit_delete_after_failed_copy_runs(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("a", 1);
     put("dir/f", 2);
     put("c", 5);
     mv(e, "a", "bad");      /* fails: a is kept */
     mv(e, "dir/f", "bad2"); /* fails: dir/f is kept */
     cp(e, "c", "bad3");     /* fails: a copy onto bad3 */
-    jobs_wait_idle(e);      /* over, nothing reported yet */
+    engine_wait_idle(e);    /* over, nothing reported yet */
     assert_int_equal(get("a"), 1);
     assert_int_equal(get("dir/f"), 2);
     rm(e, "a");     /* the user's rm, after the failure */
@@ -735,24 +735,24 @@ static void test_explicit_delete_after_failed_copy_runs(void **state)
     put("bad3", 7);
     rm(e, "bad3");       /* a key whose copy onto it failed */
     cp(e, "c", "other"); /* unrelated */
-    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST), -EACCES); /* the move's */
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "dir/"), -EACCES);         /* the move's, once */
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "dir/"), 0);
-    assert_int_equal(jobs_wait_key(e, "bkt", "bad3", JOBS_AS_DEST), -EACCES); /* its copy's */
+    assert_int_equal(engine_wait_key(e, "bkt", "a", ENGINE_AS_DEST), -EACCES); /* the move's */
+    assert_int_equal(engine_wait_prefix(e, "bkt", "dir/"), -EACCES); /* the move's, once */
+    assert_int_equal(engine_wait_prefix(e, "bkt", "dir/"), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "bad3", ENGINE_AS_DEST), -EACCES); /* its copy's */
     assert_int_equal(get("a"), 0);
     assert_int_equal(get("dir/f"), 0);
     assert_int_equal(get("bad3"), 0);
-    assert_int_equal(jobs_drain(e), -EACCES);
-    struct jobs_status st;
-    jobs_status(e, &st);
+    assert_int_equal(engine_drain(e), -EACCES);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.failed, 5); /* 3 copies, 2 move deletes; the rms landed */
     /* an overwrite of the kept source runs too: the user's latest word */
     put("a", 1);
     mv(e, "a", "bad4");
-    jobs_wait_idle(e);
+    engine_wait_idle(e);
     cp(e, "c", "a");
-    assert_int_equal(jobs_wait_key(e, "bkt", "a", JOBS_AS_DEST), -EACCES);
-    assert_int_equal(jobs_drain(e), -EACCES);
+    assert_int_equal(engine_wait_key(e, "bkt", "a", ENGINE_AS_DEST), -EACCES);
+    assert_int_equal(engine_drain(e), -EACCES);
     assert_int_equal(get("a"), 5);
     stop(e);
 }
@@ -763,23 +763,23 @@ static void test_explicit_delete_after_failed_copy_runs(void **state)
 static void test_fail_closed_without_memory(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20});
+    struct engine *e = start(8, (struct engine_config){.batch_delay_ms = 20});
     put("a", 1);
     put("t1", 2);
-    jobs_test_fail_alloc(e, true);
+    engine_test_fail_alloc(e, true);
     mv(e, "a", "bad");
-    uint64_t g = jobs_new_group(e);
+    uint64_t g = engine_new_group(e);
     mv_held(e, "t1", "bad-t1", g);
-    assert_int_equal(jobs_wait_key(e, "bkt", "bad-t1", JOBS_AS_DEST), 0); /* not kept */
-    jobs_release(e, g);
-    jobs_wait_idle(e);
-    jobs_test_fail_alloc(e, false);
+    assert_int_equal(engine_wait_key(e, "bkt", "bad-t1", ENGINE_AS_DEST), 0); /* not kept */
+    engine_release(e, g);
+    engine_wait_idle(e);
+    engine_test_fail_alloc(e, false);
     assert_int_equal(get("a"), 1);
     assert_int_equal(get("t1"), 2);
     assert_int_equal(batches(), 0);
-    assert_int_equal(jobs_drain(e), -EACCES);
-    struct jobs_status st;
-    jobs_status(e, &st);
+    assert_int_equal(engine_drain(e), -EACCES);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.failed, 4);
     stop(e);
 }
@@ -789,8 +789,8 @@ static void test_fail_closed_without_memory(void **state)
 static void test_held_group(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.batch_delay_ms = 20});
-    uint64_t g = jobs_new_group(e);
+    struct engine *e = start(8, (struct engine_config){.batch_delay_ms = 20});
+    uint64_t g = engine_new_group(e);
     char src[16], dst[16];
     for (int i = 0; i < 10; i++) {
         snprintf(src, sizeof src, "s%d", i);
@@ -798,14 +798,14 @@ static void test_held_group(void **state)
         put(src, i + 1);
         cp(e, src, dst);
         struct job_spec del = {.kind = JOB_DELETE, .bucket = "bkt", .key = src, .hold = g};
-        assert_int_equal(jobs_submit(e, &del, NULL), 0);
+        assert_int_equal(engine_submit(e, &del, NULL), 0);
     }
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "d"), 0);
+    assert_int_equal(engine_wait_prefix(e, "bkt", "d"), 0);
     sleep_ms(100); /* well past the batch delay */
     assert_int_equal(batches(), 0);
     assert_int_equal(get("s3"), 4);
-    jobs_release(e, g);
-    assert_int_equal(jobs_wait_prefix(e, "bkt", "s"), 0);
+    engine_release(e, g);
+    assert_int_equal(engine_wait_prefix(e, "bkt", "s"), 0);
     assert_int_equal(batches(), 1);
     assert_int_equal(F.batch_n[0], 10);
     for (int i = 0; i < 10; i++) {
@@ -816,8 +816,8 @@ static void test_held_group(void **state)
     }
     put("x", 7);
     struct job_spec del = {.kind = JOB_DELETE, .bucket = "bkt", .key = "x", .hold = g + 1};
-    assert_int_equal(jobs_submit(e, &del, NULL), 0);
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_submit(e, &del, NULL), 0);
+    assert_int_equal(engine_drain(e), 0);
     assert_int_equal(get("x"), 0);
     stop(e);
 }
@@ -827,45 +827,45 @@ static void test_held_group(void **state)
 static void test_unreported_failures_capped(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("a", 1);
     char key[16];
     for (int i = 0; i < 4100; i++) {
         snprintf(key, sizeof key, "bad%d", i);
         cp(e, "a", key);
     }
-    struct jobs_status st;
+    struct engine_status st;
     do { /* all over, nothing reported yet */
         sleep_ms(10);
-        jobs_status(e, &st);
+        engine_status(e, &st);
     } while (st.pending > 0);
     int kept = 0;
     for (int i = 0; i < 4100; i++) {
         snprintf(key, sizeof key, "bad%d", i);
-        kept += jobs_wait_key(e, "bkt", key, JOBS_AS_DEST) == -EACCES;
+        kept += engine_wait_key(e, "bkt", key, ENGINE_AS_DEST) == -EACCES;
     }
     assert_true(kept < 4096 && kept > 4000); /* a's own entry counts too */
-    assert_int_equal(jobs_drain(e), -EACCES);
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_drain(e), -EACCES);
+    assert_int_equal(engine_drain(e), 0);
     stop(e);
 }
 
 static void test_delete_per_key_failure(void **state)
 {
     (void)state;
-    struct jobs *e =
-        start(8, (struct jobs_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
+    struct engine *e =
+        start(8, (struct engine_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     put("k1", 1);
     put("k2", 1);
     rm(e, "k1");
     rm(e, "protected-1");
     rm(e, "k2");
-    assert_int_equal(jobs_wait_prefix(e, "bkt", ""), -EACCES);
+    assert_int_equal(engine_wait_prefix(e, "bkt", ""), -EACCES);
     assert_int_equal(batches(), 1);
     assert_int_equal(get("k1"), 0);
     assert_int_equal(get("k2"), 0);
     struct listed l = {0};
-    assert_int_equal(jobs_failures(e, on_failure, &l), 1);
+    assert_int_equal(engine_failures(e, on_failure, &l), 1);
     assert_string_equal(l.key[0], "protected-1");
     stop(e);
 }
@@ -873,25 +873,25 @@ static void test_delete_per_key_failure(void **state)
 static void test_transient_failure_retried(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.retry_delay_ms = 10});
+    struct engine *e = start(8, (struct engine_config){.retry_delay_ms = 10});
     put("a", 4);
     pthread_mutex_lock(&F.lock);
     F.flaky_left = 2;
     pthread_mutex_unlock(&F.lock);
     cp(e, "a", "flaky");
-    assert_int_equal(jobs_wait_key(e, "bkt", "flaky", JOBS_AS_DEST), 0);
+    assert_int_equal(engine_wait_key(e, "bkt", "flaky", ENGINE_AS_DEST), 0);
     assert_int_equal(get("flaky"), 4);
-    struct jobs_status st;
-    jobs_status(e, &st);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.retried, 2);
     assert_int_equal(st.failed, 0);
     pthread_mutex_lock(&F.lock);
     F.flaky_left = 10; /* more than max_retries (2) */
     pthread_mutex_unlock(&F.lock);
     cp(e, "a", "flaky2");
-    assert_int_equal(jobs_wait_key(e, "bkt", "flaky2", JOBS_AS_DEST), -EAGAIN);
-    assert_int_equal(jobs_drain(e), -EAGAIN); /* the source role of a */
-    jobs_status(e, &st);
+    assert_int_equal(engine_wait_key(e, "bkt", "flaky2", ENGINE_AS_DEST), -EAGAIN);
+    assert_int_equal(engine_drain(e), -EAGAIN); /* the source role of a */
+    engine_status(e, &st);
     assert_int_equal(st.retried, 4);
     assert_int_equal(st.failed, 1);
     stop(e);
@@ -935,7 +935,7 @@ static void test_over_once_per_final_job(void **state)
 {
     (void)state;
     memset(&O, 0, sizeof O);
-    struct jobs *e = start(8, (struct jobs_config){.retry_delay_ms = 10, .over = record_over});
+    struct engine *e = start(8, (struct engine_config){.retry_delay_ms = 10, .over = record_over});
     put("a", 4);
     pthread_mutex_lock(&F.lock);
     F.flaky_left = 2;
@@ -944,7 +944,7 @@ static void test_over_once_per_final_job(void **state)
     cp(e, "a", "twice"); /* two jobs on one key: only the second is last */
     cp(e, "a", "twice");
     mv(e, "a", "bad"); /* the copy fails for good, the source's delete is cancelled */
-    assert_int_equal(jobs_drain(e), -EACCES);
+    assert_int_equal(engine_drain(e), -EACCES);
     int rc;
     bool last;
     assert_int_equal(over_of("flaky", &rc, &last), 1);
@@ -970,7 +970,7 @@ static void test_over_once_per_final_job(void **state)
 static void test_fold_meta(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){0});
+    struct engine *e = start(8, (struct engine_config){0});
     put("x", 9);
     gate("y", true);
     cp(e, "x", "y");
@@ -978,14 +978,14 @@ static void test_fold_meta(void **state)
     while (started_at(1) == 0)
         sleep_ms(1);
     const struct s3_meta m[] = {{"mode", "33261"}, {"uid", "1000"}};
-    assert_int_equal(jobs_fold_meta(e, "bkt", "z", m, 2), 0);
-    assert_int_equal(jobs_fold_meta(e, "bkt", "y", m, 2), -EALREADY); /* running */
-    assert_int_equal(jobs_fold_meta(e, "bkt", "nothing", m, 2), -ENOENT);
-    assert_int_equal(jobs_fold_meta(e, "bkt", "z", NULL, 0), -EINVAL);
+    assert_int_equal(engine_fold_meta(e, "bkt", "z", m, 2), 0);
+    assert_int_equal(engine_fold_meta(e, "bkt", "y", m, 2), -EALREADY); /* running */
+    assert_int_equal(engine_fold_meta(e, "bkt", "nothing", m, 2), -ENOENT);
+    assert_int_equal(engine_fold_meta(e, "bkt", "z", NULL, 0), -EINVAL);
     cp(e, "z", "w"); /* a reader after the copy onto z: too late to fold into it */
-    assert_int_equal(jobs_fold_meta(e, "bkt", "z", m, 1), -EALREADY);
+    assert_int_equal(engine_fold_meta(e, "bkt", "z", m, 1), -EALREADY);
     gate(NULL, false);
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_drain(e), 0);
     char buf[64];
     assert_string_equal(get_meta("z", buf, sizeof buf), "mode=33261;uid=1000;");
     assert_string_equal(get_meta("w", buf, sizeof buf), "mode=33261;uid=1000;");
@@ -996,7 +996,7 @@ static void test_fold_meta(void **state)
 /* ---------- back-pressure ---------- */
 
 struct submitter {
-    struct jobs *e;
+    struct engine *e;
     const char *key;
     bool del;
     atomic_bool returned;
@@ -1010,7 +1010,7 @@ static void *submit_thread(void *arg)
                             .key = s->key,
                             .src_bucket = "bkt",
                             .src_key = "src"};
-    jobs_submit(s->e, &spec, NULL);
+    engine_submit(s->e, &spec, NULL);
     atomic_store(&s->returned, true);
     return NULL;
 }
@@ -1018,7 +1018,7 @@ static void *submit_thread(void *arg)
 static void test_back_pressure(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.max_pending = 8});
+    struct engine *e = start(8, (struct engine_config){.max_pending = 8});
     put("src", 1);
     gate("g", true);
     cp(e, "src", "g"); /* blocked in the executor */
@@ -1032,18 +1032,18 @@ static void test_back_pressure(void **state)
     assert_int_equal(pthread_create(&th, NULL, submit_thread, &s), 0);
     sleep_ms(150);
     assert_false(atomic_load(&s.returned));
-    struct jobs_status st;
-    jobs_status(e, &st);
+    struct engine_status st;
+    engine_status(e, &st);
     assert_int_equal(st.pending, 8);
     gate(NULL, false);
     pthread_join(th, NULL);
     assert_true(atomic_load(&s.returned));
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_drain(e), 0);
     assert_int_equal(get("ninth"), 1);
     stop(e);
 
     /* deletes waiting for their batch make room by being sent */
-    e = start(8, (struct jobs_config){
+    e = start(8, (struct engine_config){
                      .max_pending = 8, .batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     for (int i = 0; i < 8; i++) {
         snprintf(key[i % 8], sizeof key[0], "d%d", i);
@@ -1063,7 +1063,7 @@ static void test_back_pressure(void **state)
 enum { MOVERS = 6, PAGES = 4, PER_PAGE = 10, MOVE_MAX_PENDING = 16 };
 
 struct mover {
-    struct jobs *e;
+    struct engine *e;
     int n;
     atomic_bool done;
 };
@@ -1073,7 +1073,7 @@ static void *mover_main(void *arg)
     struct mover *m = arg;
     char src[32], dst[32];
     for (int p = 0; p < PAGES; p++) {
-        uint64_t g = jobs_new_group(m->e);
+        uint64_t g = engine_new_group(m->e);
         for (int i = 0; i < PER_PAGE; i++) {
             snprintf(src, sizeof src, "m%d/p%d/%d", m->n, p, i);
             snprintf(dst, sizeof dst, "moved%d/p%d/%d", m->n, p, i);
@@ -1081,9 +1081,9 @@ static void *mover_main(void *arg)
         }
         for (int i = 0; i < PER_PAGE; i++) {
             snprintf(dst, sizeof dst, "moved%d/p%d/%d", m->n, p, i);
-            jobs_wait_key(m->e, "bkt", dst, JOBS_AS_DEST);
+            engine_wait_key(m->e, "bkt", dst, ENGINE_AS_DEST);
         }
-        jobs_release(m->e, g);
+        engine_release(m->e, g);
     }
     atomic_store(&m->done, true);
     return NULL;
@@ -1100,9 +1100,9 @@ static bool movers_done(struct mover *m)
 static void test_concurrent_tree_moves_progress(void **state)
 {
     (void)state;
-    struct jobs *e = start(8, (struct jobs_config){.max_pending = MOVE_MAX_PENDING,
-                                                   .batch_delay_ms = 20000,
-                                                   .batch_quiet_ms = 20000});
+    struct engine *e = start(8, (struct engine_config){.max_pending = MOVE_MAX_PENDING,
+                                                       .batch_delay_ms = 20000,
+                                                       .batch_quiet_ms = 20000});
     char key[32];
     for (int t = 0; t < MOVERS; t++)
         for (int p = 0; p < PAGES; p++)
@@ -1123,14 +1123,14 @@ static void test_concurrent_tree_moves_progress(void **state)
     uint64_t most = 0;
     int64_t t0 = now_ms();
     while (!movers_done(m) && now_ms() - t0 < 10000) {
-        struct jobs_status st;
-        jobs_status(e, &st);
+        struct engine_status st;
+        engine_status(e, &st);
         most = st.pending > most ? st.pending : most;
         sleep_ms(1);
     }
     bool progressed = movers_done(m);
     while (!movers_done(m)) { /* stuck: let every group go, again and again, to end the test */
-        jobs_release(e, 0);
+        engine_release(e, 0);
         sleep_ms(1);
     }
     for (int t = 0; t < MOVERS; t++)
@@ -1140,7 +1140,7 @@ static void test_concurrent_tree_moves_progress(void **state)
                   (unsigned long long)most);
     assert_true(progressed);
     assert_true(most <= MOVE_MAX_PENDING + 1); /* a move is two jobs */
-    assert_int_equal(jobs_drain(e), 0);
+    assert_int_equal(engine_drain(e), 0);
     for (int t = 0; t < MOVERS; t++)
         for (int p = 0; p < PAGES; p++)
             for (int i = 0; i < PER_PAGE; i++) {
@@ -1157,29 +1157,29 @@ static void test_concurrent_tree_moves_progress(void **state)
 static void test_throttle_halves_and_grows_back(void **state)
 {
     (void)state;
-    struct jobs *e = start(64, (struct jobs_config){.grow_every = 2, .throttle_hold_ms = 50});
-    struct jobs_status st;
+    struct engine *e = start(64, (struct engine_config){.grow_every = 2, .throttle_hold_ms = 50});
+    struct engine_status st;
     struct pool_stats ps;
-    jobs_status(e, &st);
+    engine_status(e, &st);
     assert_int_equal(st.limit, 64);
     assert_int_equal(st.batch, 1000);
-    jobs_throttled(e);
-    jobs_throttled(e); /* the same burst: one cut */
-    jobs_status(e, &st);
+    engine_throttled(e);
+    engine_throttled(e); /* the same burst: one cut */
+    engine_status(e, &st);
     pool_get_stats(the_pool, &ps);
     assert_int_equal(st.limit, 32);
     assert_int_equal(ps.limit, 32);
     assert_int_equal(st.batch, 500);
     sleep_ms(60);
-    jobs_throttled(e);
-    jobs_status(e, &st);
+    engine_throttled(e);
+    engine_status(e, &st);
     assert_int_equal(st.limit, 16);
     assert_int_equal(st.batch, 250);
     for (int i = 0; i < 20; i++) {
         sleep_ms(60);
-        jobs_throttled(e);
+        engine_throttled(e);
     }
-    jobs_status(e, &st);
+    engine_status(e, &st);
     assert_int_equal(st.limit, 1);
     assert_int_equal(st.batch, 1);
 
@@ -1190,8 +1190,8 @@ static void test_throttle_halves_and_grows_back(void **state)
         snprintf(dst, sizeof dst, "d%d", i);
         cp(e, "src", dst);
     }
-    assert_int_equal(jobs_drain(e), 0);
-    jobs_status(e, &st);
+    assert_int_equal(engine_drain(e), 0);
+    engine_status(e, &st);
     pool_get_stats(the_pool, &ps);
     assert_int_equal(st.limit, 21);
     assert_int_equal(ps.limit, 21);
@@ -1208,8 +1208,8 @@ static void test_throttle_halves_and_grows_back(void **state)
 static void test_free_drains(void **state)
 {
     (void)state;
-    struct jobs *e =
-        start(8, (struct jobs_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
+    struct engine *e =
+        start(8, (struct engine_config){.batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     char src[16], dst[16];
     for (int i = 0; i < 100; i++) {
         snprintf(src, sizeof src, "s%d", i);
@@ -1236,23 +1236,23 @@ static void test_free_drains(void **state)
 static void test_bad_arguments(void **state)
 {
     (void)state;
-    struct jobs *e = start(2, (struct jobs_config){0});
+    struct engine *e = start(2, (struct engine_config){0});
     struct job_spec s = {.kind = JOB_COPY, .bucket = "bkt", .key = "k"};
-    assert_int_equal(jobs_submit(e, &s, NULL), -EINVAL); /* no source */
+    assert_int_equal(engine_submit(e, &s, NULL), -EINVAL); /* no source */
     s.kind = JOB_DELETE;
     s.key = "";
-    assert_int_equal(jobs_submit(e, &s, NULL), -EINVAL);
-    assert_int_equal(jobs_wait_key(e, "bkt", "never", JOBS_AS_DEST), 0);
-    assert_false(jobs_pending_key(e, "bkt", "never", JOBS_AS_DEST));
+    assert_int_equal(engine_submit(e, &s, NULL), -EINVAL);
+    assert_int_equal(engine_wait_key(e, "bkt", "never", ENGINE_AS_DEST), 0);
+    assert_false(engine_pending_key(e, "bkt", "never", ENGINE_AS_DEST));
     stop(e);
-    struct jobs_config bad = {.pool = NULL, .exec = fake_exec, .del = fake_del};
-    assert_int_equal(jobs_new(&bad, &e), -EINVAL);
+    struct engine_config bad = {.pool = NULL, .exec = fake_exec, .del = fake_del};
+    assert_int_equal(engine_new(&bad, &e), -EINVAL);
     assert_int_equal(pool_new(1, 1, &the_pool), 0);
     bad.pool = the_pool;
     bad.delete_batch = 1001;
-    assert_int_equal(jobs_new(&bad, &e), -EINVAL);
+    assert_int_equal(engine_new(&bad, &e), -EINVAL);
     pool_free(the_pool);
-    jobs_free(NULL);
+    engine_free(NULL);
 }
 
 /* ---------- memory per pending job ---------- */
@@ -1266,8 +1266,8 @@ static void test_memory_per_pending_job(void **state)
 {
     (void)state;
     enum { N = 4000 };
-    struct jobs *e =
-        start(8, (struct jobs_config){
+    struct engine *e =
+        start(8, (struct engine_config){
                      .max_pending = 2 * N + 16, .batch_delay_ms = 20000, .batch_quiet_ms = 20000});
     put("src", 1);
     gate("gate/0000000000000000000000", true);
