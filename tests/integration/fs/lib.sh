@@ -1,6 +1,21 @@
 # Shared helpers for the filesystem tests: a real s3cfs mount (FUSE) on a
 # fresh bucket of the test server, checks through the mount and through the
-# AWS CLI, and a pass/fail tally. Source it; call fs_setup first.
+# AWS CLI, a pass/fail tally, and a runner of named cases. Source it; call
+# fs_setup (or proxied_setup) first.
+#
+# Cases. A test is a set of functions named case_NAME, each checking one
+# thing on its own, and ends with `run_cases "$@"` (which also reports and
+# exits, like fs_done). The runner runs them in the order the script
+# defines them, in the same shell, each starting in $MNT (or $WORK when
+# there is no mount), each with its own time limit (CASE_TIMEOUT seconds,
+# 300 by default; `case_timeout NAME SECONDS` sets one case's). A case that
+# runs out of time has its commands killed and counts as a failure; the
+# other cases still run. A case must not `exit`: it returns.
+#   bash test_fs_x.sh --list          the case names
+#   bash test_fs_x.sh NAME [NAME...]  only these cases (also S3CFS_CASES="A B",
+#                                     as in: S3CFS_CASES=A ctest -R test_fs_x)
+# Outside ctest, run a script under tests/integration/with-server.sh, which
+# starts the server and sets the environment below.
 #
 # Environment (from with-server.sh): S3_ENDPOINT, AWS_ACCESS_KEY_ID,
 # AWS_SECRET_ACCESS_KEY; S3CFS_BIN (the s3cfs binary), S3CFS_S3C (the s3c
@@ -53,7 +68,7 @@ mount_fs() {
         >>"$WORK/s3cfs.log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 100); do
-        mountpoint -q "$dir" && { MOUNTS+=("$dir"); PIDS+=("$pid"); return 0; }
+        mountpoint -q "$dir" && { MOUNTS+=("$dir"); PIDS+=("$pid"); echo "$pid" >>"$WORK/.pids"; return 0; }
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -103,6 +118,14 @@ fs_setup() {
     BUCKET=$(new_bucket)
     MNT=$WORK/mnt
     mount_fs "$MNT" "$BUCKET" "$@" || exit 2
+}
+
+# remount [ARGS...]: unmount $MNT and mount the same bucket there again
+# (with ARGS), then cd into it: what a fresh daemon reads from S3
+remount() {
+    cd / && unmount_fs "$MNT"
+    mount_fs "$MNT" "$BUCKET" "$@" || { bad "remount of $MNT failed"; return 1; }
+    cd "$MNT" || return 1
 }
 
 # fsync of the mount's top directory: returns when every queued copy and
@@ -167,7 +190,11 @@ private_syslog_end() {
     for n in "${SYSLOG_NODES[@]}"; do umount "$WORK/node-$n" 2>/dev/null; done
 }
 
-# wait_for SECONDS COMMAND...: poll until the command succeeds (1 if never)
+# wait_until SECONDS COMMAND...: poll every 0.1 s until the command
+# succeeds (status 1 if it never does in time). Use it, never a bare sleep,
+# to wait for something to happen; a sleep only to let time pass (past a
+# cache lifetime, say) says so in a comment. wait_for is the older name.
+wait_until() { wait_for "$@"; }
 wait_for() {
     local end=$((SECONDS + $1))
     shift
@@ -184,6 +211,7 @@ start_proxy() {
         --quiet --max-seconds 1200 "$@" >/dev/null 2>&1 &
     PIDS+=($!)
     MOUNTS+=("")
+    echo "$!" >>"$WORK/.pids"
     for _ in $(seq 1 50); do [ -s "$WORK/proxy.port" ] && break; sleep 0.1; done
     PROXY=http://127.0.0.1:$(cat "$WORK/proxy.port")
 }
@@ -201,4 +229,87 @@ proxied_setup() {
     start_proxy
     MNT=$WORK/mnt
     mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" "$@" || exit 2
+}
+
+# mount_pid DIR: the pid of the daemon serving DIR (empty when none)
+mount_pid() {
+    local i
+    for i in "${!MOUNTS[@]}"; do [ "${MOUNTS[$i]}" == "$1" ] && echo "${PIDS[$i]}"; done
+}
+# forget_mount DIR: stop tracking DIR's daemon without unmounting (after the
+# test killed it on purpose); the caller reaps it
+forget_mount() {
+    local i
+    for i in "${!MOUNTS[@]}"; do [ "${MOUNTS[$i]}" == "$1" ] && unset 'MOUNTS[i]' 'PIDS[i]'; done
+}
+
+declare -A CASE_LIMIT=()
+CASE_TIMEOUT=${CASE_TIMEOUT:-300}
+case_timeout() { CASE_LIMIT[$1]=$2; }
+
+# the case functions in the order the script defines them
+case_names() {
+    grep -oE '^case_[A-Za-z0-9_]+ *\(\)' "$0" | sed -E 's/^case_([A-Za-z0-9_]+).*/\1/'
+}
+
+# the watchdog of one case: after LIMIT seconds it marks the case timed out
+# and then keeps killing the test shell's children (the case's commands,
+# never the daemons and proxies of $WORK/.pids) until the case ends
+case_watchdog() { # LIMIT FLAG SHELLPID
+    sleep "$1"
+    touch "$2"
+    while [ -e "$2" ]; do
+        for c in $(pgrep -P "$3"); do
+            [ "$c" == "$BASHPID" ] && continue
+            grep -qx "$c" "$WORK/.pids" 2>/dev/null && continue
+            pkill -KILL -P "$c" 2>/dev/null
+            kill -KILL "$c" 2>/dev/null
+        done
+        sleep 0.5
+    done
+}
+
+run_one_case() { # NAME
+    local name=$1 limit=${CASE_LIMIT[$1]:-$CASE_TIMEOUT} fail0=$FAIL start=$SECONDS wd flag
+    flag=$WORK/.timeout.$name
+    echo "# case $name"
+    # the watchdog starts outside the mount: its working directory would
+    # keep the mount busy, and an unmount in the case would not end it
+    cd / && case_watchdog "$limit" "$flag" $$ >/dev/null 2>&1 &
+    wd=$!
+    if [ -n "${MNT:-}" ] && mountpoint -q "$MNT"; then cd "$MNT" || return; else cd "$WORK" || return; fi
+    "case_$name"
+    kill "$wd" 2>/dev/null
+    wait "$wd" 2>/dev/null
+    if [ -e "$flag" ]; then
+        rm -f "$flag"
+        bad "$name: timed out after $limit s (its commands were killed)"
+    fi
+    cd /
+    if [ "$FAIL" -eq "$fail0" ]; then
+        echo "# case $name: ok ($((SECONDS - start)) s)"
+    else
+        echo "# case $name: FAILED ($((FAIL - fail0)) checks, $((SECONDS - start)) s)"
+        FAILED_CASES+=("$name")
+    fi
+}
+
+# run_cases [--list | NAME...]: run the cases (all, or the named ones, or
+# those of S3CFS_CASES), then report and exit as fs_done does
+FAILED_CASES=()
+run_cases() {
+    local all n want=("$@")
+    mapfile -t all < <(case_names)
+    if [ "${1:-}" == "--list" ]; then printf '%s\n' "${all[@]}"; exit 0; fi
+    [ ${#want[@]} -eq 0 ] && [ -n "${S3CFS_CASES:-}" ] && read -ra want <<<"$S3CFS_CASES"
+    [ ${#want[@]} -eq 0 ] && want=("${all[@]}")
+    for n in "${want[@]}"; do
+        if ! declare -F "case_$n" >/dev/null; then
+            bad "no case named $n (--list shows them)"
+            continue
+        fi
+        run_one_case "$n"
+    done
+    [ ${#FAILED_CASES[@]} -gt 0 ] && echo "# failed cases: ${FAILED_CASES[*]}"
+    fs_done
 }
