@@ -1,4 +1,4 @@
-#include "s3cfs/http.h"
+#include "http.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -121,21 +121,10 @@ void http_response_init(struct http_response *r)
     sbuf_init(&r->err_body);
 }
 
-static void fields_free(struct http_meta **v, size_t *n)
-{
-    for (size_t i = 0; i < *n; i++) {
-        free((*v)[i].name);
-        free((*v)[i].value);
-    }
-    free(*v);
-    *v = NULL;
-    *n = 0;
-}
-
 static void meta_free(struct http_response *r)
 {
-    fields_free(&r->meta, &r->nmeta);
-    fields_free(&r->object_headers, &r->nobject_headers);
+    s3_meta_free(&r->meta, &r->nmeta);
+    s3_meta_free(&r->object_headers, &r->nobject_headers);
 }
 
 void http_response_free(struct http_response *r)
@@ -186,31 +175,30 @@ static void copy_field(char *dst, size_t size, const char *v, size_t n)
 }
 
 /* Append name (lower-cased) and value to the array *v of *n fields. */
-static int add_field(struct http_meta **v, size_t *n, const char *name, size_t nlen,
-                     const char *val, size_t vlen)
+static int add_field(struct s3_meta **v, size_t *n, const char *name, size_t nlen, const char *val,
+                     size_t vlen)
 {
-    struct http_meta *m = realloc(*v, (*n + 1) * sizeof *m);
+    struct s3_meta *m = realloc(*v, (*n + 1) * sizeof *m);
     if (!m)
         return -ENOMEM;
     *v = m;
-    m[*n].name = strndup(name, nlen);
-    m[*n].value = strndup(val, vlen);
-    if (!m[*n].name || !m[*n].value) {
-        free(m[*n].name);
-        free(m[*n].value);
+    char *lname = strndup(name, nlen), *value = strndup(val, vlen);
+    if (!lname || !value) {
+        free(lname);
+        free(value);
         return -ENOMEM;
     }
     for (size_t i = 0; i < nlen; i++)
-        m[*n].name[i] = (char)tolower((unsigned char)m[*n].name[i]);
-    (*n)++;
+        lname[i] = (char)tolower((unsigned char)lname[i]);
+    m[(*n)++] = (struct s3_meta){lname, value};
     return 0;
 }
 
 /* The headers describing an object that http_response.object_headers
- * keeps (see http.h). */
+ * keeps (see s3.h). */
 static bool object_header(const char *name, size_t nlen)
 {
-    static const char *const names[] = {HTTP_OBJECT_HEADERS};
+    static const char *const names[] = {S3_OBJECT_HEADERS};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strlen(names[i]) == nlen && strncasecmp(name, names[i], nlen) == 0)
             return true;
@@ -307,7 +295,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 static size_t on_read(char *dst, size_t size, size_t n, void *arg)
 {
     struct transfer *t = arg;
-    const struct http_body *b = t->req->body;
+    const struct s3_body *b = t->req->body;
     if (!b)
         return 0;
     size_t want = size * n;

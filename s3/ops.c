@@ -9,7 +9,8 @@
 #include <time.h>
 
 #include "s3cfs/log.h"
-#include "s3cfs/s3_request.h"
+#include "request.h"
+#include "xml.h"
 
 #define XML_MAX (16 * 1024 * 1024)
 
@@ -216,7 +217,7 @@ static int write_headers(const struct s3_write_opts *o, const char *dflt_type,
         h[(*nh)++] = (struct http_header){names[i], o->meta[i].value};
     }
     for (size_t i = 0; o && i < o->nheaders; i++)
-        h[(*nh)++] = o->headers[i];
+        h[(*nh)++] = (struct http_header){o->headers[i].name, o->headers[i].value};
     return 0;
 }
 
@@ -274,7 +275,7 @@ static int etag_of(struct s3_client *c, const char *bucket, const char *key, cha
  * ETag, unencrypted); an identical body from another client passes too,
  * which leaves the same bytes. */
 static bool put_landed(struct s3_client *c, const char *bucket, const char *key,
-                       const struct http_body *body, int attempts)
+                       const struct s3_body *body, int attempts)
 {
     char md5[2 * 16 + 1], etag[80];
     struct s3_error e;
@@ -289,17 +290,17 @@ static bool put_landed(struct s3_client *c, const char *bucket, const char *key,
 }
 
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
-                  const struct http_body *body, const struct s3_write_opts *opts, char etag_out[80],
+                  const struct s3_body *body, const struct s3_write_opts *opts, char etag_out[80],
                   struct s3_error *err)
 {
     return s3_put_object_cond(c, bucket, key, body, opts, false, etag_out, err);
 }
 
 int s3_put_object_cond(struct s3_client *c, const char *bucket, const char *key,
-                       const struct http_body *body, const struct s3_write_opts *opts,
+                       const struct s3_body *body, const struct s3_write_opts *opts,
                        bool if_none_match, char etag_out[80], struct s3_error *err)
 {
-    static const struct http_body empty = {.fd = -1};
+    static const struct s3_body empty = {.fd = -1};
     static const struct http_header create_only = {"If-None-Match", "*"};
     struct s3_req r = {.method = "PUT", .bucket = bucket, .key = key, .body = body ? body : &empty};
     int rc = send_write(c, &r, &create_only, if_none_match ? 1 : 0, opts, "binary/octet-stream",
@@ -389,7 +390,7 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
     if (rep) /* S3's default, but said: the tags are not metadata */
         fixed[n++] = (struct http_header){"x-amz-tagging-directive", "COPY"};
     for (size_t i = 0; i < nextra; i++)
-        fixed[n++] = opts->headers[i];
+        fixed[n++] = (struct http_header){opts->headers[i].name, opts->headers[i].value};
     struct s3_req r = {.method = "PUT", .bucket = dst_bucket, .key = dst_key};
     struct http_header *hdrs = NULL;
     char **names = NULL;
@@ -436,7 +437,7 @@ static void md5_base64(const void *data, size_t len, char out[32])
 struct xml_upload {
     char md5[32];
     struct http_header h[2];
-    struct http_body body;
+    struct s3_body body;
 };
 
 static void xml_upload_init(struct xml_upload *x, const struct sbuf *xml, const char *method,
@@ -446,7 +447,7 @@ static void xml_upload_init(struct xml_upload *x, const struct sbuf *xml, const 
     md5_base64(xml->data, xml->len, x->md5);
     x->h[0] = (struct http_header){"Content-MD5", x->md5};
     x->h[1] = (struct http_header){"Content-Type", "application/xml"};
-    x->body = (struct http_body){.data = xml->data, .fd = -1, .len = xml->len};
+    x->body = (struct s3_body){.data = xml->data, .fd = -1, .len = xml->len};
     *r = (struct s3_req){.method = method,
                          .bucket = bucket,
                          .key = key,
@@ -553,7 +554,7 @@ static void part_query(struct query_param q[2], char num[16], int part, const ch
 }
 
 int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
-                       const char *upload_id, int part, const struct http_body *body,
+                       const char *upload_id, int part, const struct s3_body *body,
                        char etag_out[80], struct s3_error *err)
 {
     char num[16];
@@ -642,7 +643,7 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
     }
     struct query_param q = {"uploadId", upload_id};
     struct http_header h[2] = {{"Content-Type", "application/xml"}, {"If-None-Match", "*"}};
-    struct http_body b = {.data = body.data, .fd = -1, .len = body.len};
+    struct s3_body b = {.data = body.data, .fd = -1, .len = body.len};
     struct s3_req r = {.method = "POST",
                        .bucket = bucket,
                        .key = key,

@@ -1,4 +1,5 @@
-#include "s3cfs/s3_request.h"
+#include "request.h"
+#include "xml.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,7 +11,7 @@
 #include <unistd.h>
 
 #include "s3cfs/log.h"
-#include "s3cfs/sigv4.h"
+#include "sigv4.h"
 
 #define EMPTY_SHA256  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define AUTO_HASH_MAX (1024 * 1024)
@@ -204,7 +205,7 @@ static int build_target(const struct s3_client *c, const struct s3_req *r, struc
     return rc ? -ENOMEM : 0;
 }
 
-int s3_body_digest(const struct http_body *b, const void *type, char *hex)
+int s3_body_digest(const struct s3_body *b, const void *type, char *hex)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char md[EVP_MAX_MD_SIZE], chunk[65536];
@@ -234,7 +235,7 @@ int s3_body_digest(const struct http_body *b, const void *type, char *hex)
     return rc;
 }
 
-static int payload_hash(const struct s3_client *c, const struct http_body *b, char hex[65])
+static int payload_hash(const struct s3_client *c, const struct s3_body *b, char hex[65])
 {
     if (!b || b->len == 0) {
         strcpy(hex, EMPTY_SHA256);

@@ -106,11 +106,12 @@ int s3_list_walk(s3_list_fetch_fn fetch, void *src, s3_list_cb cb, void *arg, st
 
 /* ---- objects ---- */
 
-static void fields_free(struct http_meta **v, size_t *n)
+void s3_meta_free(struct s3_meta **v, size_t *n)
 {
     for (size_t i = 0; i < *n; i++) {
-        free((*v)[i].name);
-        free((*v)[i].value);
+        /* a result's strings are its own: const only for its readers */
+        free((char *)(*v)[i].name);
+        free((char *)(*v)[i].value);
     }
     free(*v);
     *v = NULL;
@@ -119,11 +120,11 @@ static void fields_free(struct http_meta **v, size_t *n)
 
 void s3_head_free(struct s3_head *h)
 {
-    fields_free(&h->meta, &h->nmeta);
-    fields_free(&h->headers, &h->nheaders);
+    s3_meta_free(&h->meta, &h->nmeta);
+    s3_meta_free(&h->headers, &h->nheaders);
 }
 
-static const char *field_find(const struct http_meta *v, size_t n, const char *name)
+static const char *field_find(const struct s3_meta *v, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i].name, name) == 0)

@@ -5,7 +5,7 @@
  * string is built in an sbuf local to the call, so the only shared state is
  * the signing-key cache below.
  */
-#include "s3cfs/sigv4.h"
+#include "sigv4.h"
 
 #include <errno.h>
 #include <pthread.h>

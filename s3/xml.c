@@ -9,7 +9,7 @@
  * key, not once per field. Absent and empty elements read the same (""):
  * the callers that need a value treat "" as a protocol error.
  */
-#include "s3cfs/xml.h"
+#include "xml.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -79,7 +79,7 @@ static void note(struct probe *p, enum cond_kind k, int rc, const struct s3_erro
 static int put_text(struct probe *p, const char *key, const char *text, bool if_none_match,
                     struct s3_error *err)
 {
-    struct http_body body = {.data = text, .fd = -1, .len = strlen(text)};
+    struct s3_body body = {.data = text, .fd = -1, .len = strlen(text)};
     return s3_put_object_cond(p->s3, p->bucket, key, &body, NULL, if_none_match, NULL, err);
 }
 
@@ -90,7 +90,7 @@ static void probe_complete(struct probe *p)
     char *id = NULL;
     int rc = s3_mpu_create(p->s3, p->bucket, p->a, NULL, &id, &err);
     struct s3_part part = {.number = 1};
-    struct http_body body = {.data = "probe-m", .fd = -1, .len = 7};
+    struct s3_body body = {.data = "probe-m", .fd = -1, .len = 7};
     if (rc == 0)
         rc = s3_mpu_upload_part(p->s3, p->bucket, p->a, id, 1, &body, part.etag, &err);
     if (rc) {

@@ -28,7 +28,7 @@ _Static_assert(F_COUNT + 2 == META_SET_MAX, "meta_set holds the fields, rdev and
 /* largest time_t, without assuming its width */
 #define TIME_MAX ((uint64_t)(sizeof(time_t) >= 8 ? INT64_MAX : INT32_MAX))
 
-const char *meta_find(const struct http_meta *m, size_t n, const char *name)
+const char *meta_find(const struct s3_meta *m, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (m[i].name && m[i].value && strcmp(m[i].name, name) == 0)
@@ -179,7 +179,7 @@ static struct timespec resolve_time(const char *v, const struct timespec *dflt)
     return ts;
 }
 
-void meta_to_stat(const struct http_meta *m, size_t n, uint64_t size,
+void meta_to_stat(const struct s3_meta *m, size_t n, uint64_t size,
                   const struct timespec *last_modified, enum meta_kind kind,
                   const struct meta_defaults *d, struct stat *st)
 {

@@ -392,7 +392,7 @@ static int put_new(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
         mime_type(c->mime, path, type, sizeof type);
     struct s3_write_opts wo = {
         .content_type = type[0] ? type : NULL, .meta = ms.meta, .nmeta = ms.nmeta};
-    struct http_body b = {.data = body, .fd = -1, .len = len};
+    struct s3_body b = {.data = body, .fd = -1, .len = len};
     struct s3_error err;
     char etag[80];
     int rc = fs_settle_name(c, path); /* rm n; ln -s t n, rmdir n; mkfifo n */

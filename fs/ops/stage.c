@@ -244,11 +244,11 @@ uint64_t stage_size(const struct stage *s)
     return s->size;
 }
 
-void stage_body(const struct stage *s, uint64_t off, uint64_t len, struct http_body *out)
+void stage_body(const struct stage *s, uint64_t off, uint64_t len, struct s3_body *out)
 {
     off = off > s->size ? s->size : off;
     len = len > s->size - off ? s->size - off : len;
-    *out = (struct http_body){.fd = s->fd, .len = len};
+    *out = (struct s3_body){.fd = s->fd, .len = len};
     if (s->fd >= 0)
         out->offset = (off_t)off;
     else if (s->mem)

@@ -51,7 +51,7 @@ static bool content_header(const char *name)
 struct transfer_carry {
     struct s3_write_opts wo;
     struct s3_meta *meta;
-    struct http_header *hdrs;
+    struct s3_meta *hdrs;
 };
 
 static void transfer_carry_free(struct transfer_carry *cw)
@@ -89,7 +89,7 @@ static int transfer_carry_build(struct transfer_carry *cw, const struct s3_write
     for (size_t i = 0; i < nh; i++) {
         const char *name = from->headers[i].name;
         if (strcmp(name, "x-amz-tagging-count") != 0 && (content || !content_header(name)))
-            cw->hdrs[k++] = (struct http_header){name, from->headers[i].value};
+            cw->hdrs[k++] = (struct s3_meta){name, from->headers[i].value};
     }
     const char *type = own ? own->content_type : NULL;
     if (!type && from && from->content_type[0])
@@ -166,7 +166,7 @@ static int mpu_part(void *arg)
     struct s3_error err;
     int rc;
     if (m->stage) {
-        struct http_body body;
+        struct s3_body body;
         stage_body(m->stage, off, len, &body);
         rc = s3_mpu_upload_part(m->c->s3, m->dst->bucket, m->dst->key, m->id, part->number, &body,
                                 part->etag, &err);
@@ -238,7 +238,7 @@ static int upload_with(struct fs_ctx *c, struct transfer_upload *up, const struc
         m.create_only = up->create_only && cond_on(&c->conds, COND_COMPLETE_CREATE);
         return mpu_run(&m, wo, c->opt.part_size, up->etag);
     }
-    struct http_body body = {.fd = -1};
+    struct s3_body body = {.fd = -1};
     if (up->stage)
         stage_body(up->stage, 0, size, &body);
     struct s3_error err;

@@ -20,7 +20,6 @@
 #include <time.h>
 
 #include "s3cfs/buf.h"
-#include "s3cfs/http.h"
 #include "s3cfs/s3.h"
 
 /* st_blksize reported for every entry: the largest request FUSE sends by
@@ -55,7 +54,7 @@ struct meta_defaults {
 
 /* The value of metadata `name` (lower case, without "x-amz-meta-"), or NULL.
  * Points into m. */
-const char *meta_find(const struct http_meta *m, size_t n, const char *name);
+const char *meta_find(const struct s3_meta *m, size_t n, const char *name);
 
 /* Fill *st (zeroed first) from HeadObject metadata m[0..n) (n may be 0, as
  * for a listing entry), the object size and Last-Modified (NULL: d->time).
@@ -73,7 +72,7 @@ const char *meta_find(const struct http_meta *m, size_t n, const char *name);
  *   - st_nlink 1 (2 for directories), st_blocks ceil(size / 512) (coreutils
  *     takes fewer blocks as a sparse file), st_blksize META_BLKSIZE.
  * st_ino and st_dev are left 0 for the caller. */
-void meta_to_stat(const struct http_meta *m, size_t n, uint64_t size,
+void meta_to_stat(const struct s3_meta *m, size_t n, uint64_t size,
                   const struct timespec *last_modified, enum meta_kind kind,
                   const struct meta_defaults *d, struct stat *st);
 

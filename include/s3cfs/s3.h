@@ -15,6 +15,11 @@
  * The client holds no lock while a request is in flight: its shared parts
  * (connection pool, signing-key cache, credentials, counters) each protect
  * themselves for the few instructions they need.
+ *
+ * This page is the whole S3 API: every type the filesystem (and the unit
+ * tests' in-memory store, tests/fakes3) passes in or gets back is declared
+ * here. The layers under it (HTTP, SigV4 signing, the XML documents, the
+ * retrying request) are internal to s3/ and have their headers there.
  */
 #ifndef S3CFS_S3_H
 #define S3CFS_S3_H
@@ -23,13 +28,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
+#include "s3cfs/buf.h"
 #include "s3cfs/credentials.h"
 #include "s3cfs/error.h"
-#include "s3cfs/http.h"
 #include "s3cfs/retry.h"
-#include "s3cfs/xml.h"
 
 enum s3_addressing {
     S3_ADDR_AUTO =
@@ -86,22 +91,51 @@ struct s3_stats *s3_client_stats(struct s3_client *c);
 void s3_client_set_throttle_cb(struct s3_client *c, void (*cb)(void *arg), void *arg);
 const char *s3_client_endpoint(const struct s3_client *c);
 
-/* User metadata: name without "x-amz-meta-", lower case. */
+/* ---- the values operations take and give ---- */
+
+/* One item of an object's metadata, a name and its value. The one type for
+ * both kinds S3 has: user metadata (x-amz-meta-NAME, given and returned as
+ * NAME alone, lower case) and the object headers (system metadata: the
+ * S3_OBJECT_HEADERS, by their header name). Passed in, the strings are
+ * borrowed; in a result (struct s3_head) they are the result's own. */
 struct s3_meta {
     const char *name;
     const char *value;
 };
 
-/* What HeadObject says. meta and headers are owned: s3_head_free(). */
+/* The headers of an answer, besides Content-Type and x-amz-meta-*, that
+ * describe the object itself and that a rewrite of it must send again:
+ * S3 drops the content headers on a CopyObject with REPLACE, and every
+ * copy or upload resets the storage class and the encryption to the
+ * bucket's defaults unless they are sent. x-amz-tagging-count says
+ * whether the object has tags (read with GetObjectTagging). */
+#define S3_OBJECT_HEADERS                                                                          \
+    "cache-control", "content-disposition", "content-encoding", "content-language", "expires",     \
+        "x-amz-website-redirect-location", "x-amz-storage-class", "x-amz-server-side-encryption",  \
+        "x-amz-server-side-encryption-aws-kms-key-id",                                             \
+        "x-amz-server-side-encryption-bucket-key-enabled", "x-amz-tagging-count"
+
+/* A request body: memory, or len bytes of a file at offset (read with
+ * pread, so the same body can be sent again on a retry). Borrowed. */
+struct s3_body {
+    const char *data;
+    int fd; /* -1 for memory; otherwise read from fd at offset */
+    off_t offset;
+    uint64_t len;
+};
+
+/* An object's metadata as HeadObject gives it: the system metadata S3
+ * reports for every object (size, ETag, mtime, Content-Type), the user
+ * metadata and the object headers. meta and headers, names and values,
+ * are owned: s3_head_free(). */
 struct s3_head {
     uint64_t size;
     char etag[80]; /* unquoted */
     struct timespec mtime;
     char content_type[128];
-    struct http_meta *meta;
+    struct s3_meta *meta; /* user metadata, names without "x-amz-meta-" */
     size_t nmeta;
-    /* the answer's HTTP_OBJECT_HEADERS (http.h), names lower case */
-    struct http_meta *headers;
+    struct s3_meta *headers; /* the answer's S3_OBJECT_HEADERS, names lower case */
     size_t nheaders;
     unsigned long tag_count; /* x-amz-tagging-count; 0 when absent */
 };
@@ -109,8 +143,51 @@ void s3_head_free(struct s3_head *h);
 /* The value of user metadata `name` (lower case) or NULL. */
 const char *s3_head_meta(const struct s3_head *h, const char *name);
 /* The value of object header `name` (lower case, one of
- * HTTP_OBJECT_HEADERS) or NULL. */
+ * S3_OBJECT_HEADERS) or NULL. */
 const char *s3_head_header(const struct s3_head *h, const char *name);
+/* Frees an owned array of n items (names and values) and empties it: what
+ * s3_head_free does to each of its two. */
+void s3_meta_free(struct s3_meta **v, size_t *n);
+
+/* An entry of a listing. */
+struct s3_object {
+    char *key; /* decoded (listings ask for EncodingType=url) */
+    uint64_t size;
+    char etag[80];         /* without quotes */
+    struct timespec mtime; /* LastModified */
+};
+
+/* One page of ListObjectsV2; strings owned: s3_list_page_free(). */
+struct s3_list_page {
+    struct s3_object *objects;
+    size_t nobjects;
+    char **prefixes; /* CommonPrefixes/Prefix, decoded, with the delimiter */
+    size_t nprefixes;
+    bool truncated;
+    char *next_token; /* NextContinuationToken, NULL when none */
+};
+void s3_list_page_free(struct s3_list_page *p);
+
+struct s3_bucket {
+    char *name;
+    time_t created;
+};
+/* Frees the heap array of n buckets s3_list_buckets gave. */
+void s3_buckets_free(struct s3_bucket *b, size_t n);
+
+/* A key DeleteObjects did not delete, and why. */
+struct s3_delete_error {
+    char *key;
+    char code[64];
+    char message[256];
+};
+void s3_delete_errors_free(struct s3_delete_error *e, size_t n);
+
+/* A part of a multipart upload, for s3_mpu_complete. */
+struct s3_part {
+    int number;
+    char etag[80]; /* unquoted; quotes are added when sent */
+};
 
 /* Options for writes that create an object (PutObject, CopyObject with
  * REPLACE, CreateMultipartUpload). */
@@ -119,8 +196,9 @@ struct s3_write_opts {
     const struct s3_meta *meta;
     size_t nmeta;
     /* further headers sent as they are (Cache-Control, storage class,
-     * encryption: what a rewrite carries over); may be NULL */
-    const struct http_header *headers;
+     * encryption: what a rewrite carries over: a s3_head's headers); may
+     * be NULL */
+    const struct s3_meta *headers;
     size_t nheaders;
 };
 
@@ -187,14 +265,14 @@ int s3_get_object_buf(struct s3_client *c, const char *bucket, const char *key, 
                       size_t max, struct s3_error *err);
 /* PUT body (memory or file range). etag_out may be NULL. */
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
-                  const struct http_body *body, const struct s3_write_opts *opts, char etag_out[80],
+                  const struct s3_body *body, const struct s3_write_opts *opts, char etag_out[80],
                   struct s3_error *err);
 /* The same; if_none_match sends If-None-Match: * (create only if no object
  * has the key). A server may ignore it: see cond.h. A 412 is a success when
  * the object's ETag is the MD5 of body: an earlier sending (a retry, or
  * libcurl's own resend) landed and its answer was lost (one HEAD). */
 int s3_put_object_cond(struct s3_client *c, const char *bucket, const char *key,
-                       const struct http_body *body, const struct s3_write_opts *opts,
+                       const struct s3_body *body, const struct s3_write_opts *opts,
                        bool if_none_match, char etag_out[80], struct s3_error *err);
 
 /* Which spellings of the source's ETag condition a copy sends. */
@@ -212,7 +290,7 @@ struct s3_copy_opts {
     const struct s3_write_opts *replace;
     /* with the COPY directive: further headers (storage class, encryption,
      * which S3 does not copy) */
-    const struct http_header *headers;
+    const struct s3_meta *headers;
     size_t nheaders;
     bool if_none_match; /* destination: If-None-Match: * */
     enum s3_copy_if copy_if;
@@ -245,7 +323,7 @@ int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const
 int s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
                   const struct s3_write_opts *opts, char **upload_id, struct s3_error *err);
 int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
-                       const char *upload_id, int part, const struct http_body *body,
+                       const char *upload_id, int part, const struct s3_body *body,
                        char etag_out[80], struct s3_error *err);
 /* UploadPartCopy of bytes [first, last] of the source. */
 int s3_mpu_copy_part(struct s3_client *c, const char *bucket, const char *key,

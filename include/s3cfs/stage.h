@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "s3cfs/http.h"
+#include "s3cfs/s3.h"
 
 #define STAGE_MEM_DEFAULT ((size_t)1 << 20)
 
@@ -57,7 +57,7 @@ uint64_t stage_size(const struct stage *s);
  * (fd -1) or the temporary file at an offset, read with pread so that a
  * retry can send it again. len is clipped to the stage's size. Valid until
  * the stage is next changed or freed. */
-void stage_body(const struct stage *s, uint64_t off, uint64_t len, struct http_body *out);
+void stage_body(const struct stage *s, uint64_t off, uint64_t len, struct s3_body *out);
 
 /* Whether the content lives in the temporary file (for tests and stats). */
 bool stage_is_spilled(const struct stage *s);

@@ -167,7 +167,7 @@ static void key_of(int group, size_t i, char *out)
 static int op_put(struct phase *ph, size_t i, struct s3_error *err)
 {
     char key[KEY_MAX];
-    struct http_body b = {.data = payload, .fd = -1, .len = cfg.size};
+    struct s3_body b = {.data = payload, .fd = -1, .len = cfg.size};
     key_of(ph->group, i, key);
     return s3_put_object(cli, cfg.bucket, key, &b, NULL, NULL, err);
 }

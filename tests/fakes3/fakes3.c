@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "s3cfs/buf.h"
+#include "xml.h" /* the request documents are checked as the real client builds them */
 
 #define MAX_KEYS     1000
 #define META_MAX     2048 /* S3's limit on user metadata (names and values) */
@@ -399,7 +400,7 @@ static void answer_etag(char out[80], const char *etag, unsigned flags)
 
 /* The bytes of a request body (memory or a file range), read before the
  * store's lock is taken. */
-static int read_body(const struct http_body *body, char **out, size_t *len, struct s3_error *err)
+static int read_body(const struct s3_body *body, char **out, size_t *len, struct s3_error *err)
 {
     size_t n = body ? (size_t)body->len : 0;
     char *p = malloc(n + 1);
@@ -796,14 +797,14 @@ int s3_get_object_buf(struct s3_client *c, const char *bucket, const char *key, 
  * server that does not honour them: the mount only sends what its probe
  * saw honoured, and the layer tests run no probe. */
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
-                  const struct http_body *body, const struct s3_write_opts *opts, char etag_out[80],
+                  const struct s3_body *body, const struct s3_write_opts *opts, char etag_out[80],
                   struct s3_error *err)
 {
     return s3_put_object_cond(c, bucket, key, body, opts, false, etag_out, err);
 }
 
 int s3_put_object_cond(struct s3_client *c, const char *bucket, const char *key,
-                       const struct http_body *body, const struct s3_write_opts *opts,
+                       const struct s3_body *body, const struct s3_write_opts *opts,
                        bool if_none_match, char etag_out[80], struct s3_error *err)
 {
     (void)if_none_match;
@@ -1042,7 +1043,7 @@ static int store_part(const char *bucket, const char *key, const char *upload_id
 }
 
 int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
-                       const char *upload_id, int part, const struct http_body *body,
+                       const char *upload_id, int part, const struct s3_body *body,
                        char etag_out[80], struct s3_error *err)
 {
     char *data = NULL;

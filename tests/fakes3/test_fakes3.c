@@ -100,7 +100,7 @@ static void test_objects(void **state)
     struct s3_error err;
     struct s3_meta m[] = {{"Mode", "33188"}};
     struct s3_write_opts wo = {.content_type = "text/plain", .meta = m, .nmeta = 1};
-    struct http_body body = {.data = "hello", .fd = -1, .len = 5};
+    struct s3_body body = {.data = "hello", .fd = -1, .len = 5};
     char etag[80], got[16];
     assert_int_equal(s3_put_object(cl, "b", "k", &body, &wo, etag, &err), 0);
     assert_string_equal(etag, "5d41402abc4b2a76b9719d911017c592"); /* MD5 of "hello" */
@@ -149,7 +149,7 @@ static void test_multipart(void **state)
     fakes3_set_min_part(4);
     assert_int_equal(fakes3_put("b", "src", "0123456789", 10), 0);
     assert_int_equal(s3_mpu_create(cl, "b", "dst", NULL, &id, &err), 0);
-    struct http_body body = {.data = "abcd", .fd = -1, .len = 4};
+    struct s3_body body = {.data = "abcd", .fd = -1, .len = 4};
     assert_int_equal(s3_mpu_upload_part(cl, "b", "dst", id, 1, &body, e1, &err), 0);
     assert_int_equal(s3_mpu_copy_part(cl, "b", "dst", id, 2, "b", "src", 2, 4, NULL, e2, &err), 0);
     struct s3_part parts[2] = {{1, ""}, {2, ""}};

@@ -18,7 +18,7 @@ static void check_time(const struct timespec *ts)
     FUZZ_CHECK(ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000);
 }
 
-static void check_stat(const struct http_meta *m, size_t n, enum meta_kind kind)
+static void check_stat(const struct s3_meta *m, size_t n, enum meta_kind kind)
 {
     const struct meta_defaults d = {.uid = 1000,
                                     .gid = 1000,
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(text, data, size);
     text[size] = '\0';
-    struct http_meta m[NFIELDS];
+    struct s3_meta m[NFIELDS];
     size_t n = 0;
     for (char *save, *v = text; v && n < NFIELDS; v = save, n++) {
         save = strchr(v, '\n');

@@ -11,7 +11,7 @@
 #include <libxml/tree.h>
 
 #include "fuzz.h"
-#include "s3cfs/xml.h"
+#include "xml.h"
 
 /* A parser's result is 0 or a negative errno it documents. */
 static void check_rc(int rc)

@@ -53,7 +53,7 @@ static void op_put(struct model *m, int i, int seed)
     char k[32];
     key_name(i, k);
     size_t n = content(seed, (size_t)(seed * 7919) % MAXSZ);
-    struct http_body b = {.data = buf, .fd = -1, .len = n};
+    struct s3_body b = {.data = buf, .fd = -1, .len = n};
     struct s3_error err;
     check(s3_put_object(faulty, bucket, k, &b, NULL, NULL, &err), "put", &err);
     m->seed[i] = seed;
@@ -142,7 +142,7 @@ static void op_multipart(int n)
     itest_fill(part, sizeof part, (unsigned)n);
     struct s3_part parts[2];
     for (int p = 0; p < 2; p++) {
-        struct http_body b = {.data = part, .fd = -1, .len = p ? 1000 : sizeof part};
+        struct s3_body b = {.data = part, .fd = -1, .len = p ? 1000 : sizeof part};
         parts[p].number = p + 1;
         check(s3_mpu_upload_part(faulty, bucket, k, id, p + 1, &b, parts[p].etag, &err), "mpu part",
               &err);
@@ -218,7 +218,7 @@ static void test_copy_outlasts_stall_timeout(void **state)
     direct = itest_client(NULL, NULL, 0);
     itest_bucket(direct, "slowcopy", bucket);
     static const char data[] = "copied slowly";
-    struct http_body b = {.data = data, .fd = -1, .len = sizeof data - 1};
+    struct s3_body b = {.data = data, .fd = -1, .len = sizeof data - 1};
     struct s3_error err;
     check(s3_put_object(direct, bucket, "src", &b, NULL, NULL, &err), "put", &err);
     const char *url = itest_proxy_start(NULL);

@@ -38,7 +38,7 @@ static int teardown(void **state)
 
 static void put_mem(const char *bucket, const char *key, const char *data, size_t len)
 {
-    struct http_body b = {.data = data, .fd = -1, .len = len};
+    struct s3_body b = {.data = data, .fd = -1, .len = len};
     struct s3_error err;
     int rc = s3_put_object(cli, bucket, key, &b, NULL, NULL, &err);
     if (rc)
@@ -92,7 +92,7 @@ static void test_put_get_head(void **state)
     itest_fill(data, sizeof data, 1);
     struct s3_meta meta[] = {{"mode", "33188"}, {"uid", "1000"}, {"mtime", "1700000000"}};
     struct s3_write_opts wo = {.content_type = "text/plain", .meta = meta, .nmeta = 3};
-    struct http_body body = {.data = data, .fd = -1, .len = sizeof data};
+    struct s3_body body = {.data = data, .fd = -1, .len = sizeof data};
     struct s3_error err;
     char etag[80];
     assert_int_equal(s3_put_object(cli, b, "dir/file.bin", &body, &wo, etag, &err), 0);
@@ -162,7 +162,7 @@ static void test_put_get_head(void **state)
     assert_int_equal(itest_aws(NULL, "s3 cp --quiet %s s3://%s/from-cli", path, b), 0);
     assert_content(b, "from-cli", data, sizeof data);
     fd = open(path, O_RDONLY);
-    struct http_body fb = {.fd = fd, .offset = 100, .len = 5000};
+    struct s3_body fb = {.fd = fd, .offset = 100, .len = 5000};
     assert_int_equal(s3_put_object(cli, b, "from-fd", &fb, NULL, NULL, &err), 0);
     close(fd);
     unlink(path);
@@ -345,7 +345,7 @@ static void test_copy(void **state)
     itest_bucket(cli, "cp2", b2);
     struct s3_meta meta[] = {{"mode", "33261"}};
     struct s3_write_opts wo = {.content_type = "application/x-thing", .meta = meta, .nmeta = 1};
-    struct http_body body = {.data = "hello copy", .fd = -1, .len = 10};
+    struct s3_body body = {.data = "hello copy", .fd = -1, .len = 10};
     struct s3_error err;
     char etag[80], cetag[80];
     assert_int_equal(s3_put_object(cli, b, "src", &body, &wo, etag, &err), 0);
@@ -373,7 +373,7 @@ static void test_copy(void **state)
     assert_content(b, "src", "hello copy", 10);
 
     /* a source that changed behind our back: the copy fails cleanly */
-    struct http_body body2 = {.data = "changed!", .fd = -1, .len = 8};
+    struct s3_body body2 = {.data = "changed!", .fd = -1, .len = 8};
     assert_int_equal(s3_put_object(cli, b, "src", &body2, NULL, NULL, &err), 0);
     assert_int_equal(s3_copy_object(cli, b, "src", b, "dst2", &co, NULL, &err), -ESTALE);
     assert_int_equal(s3_head_object(cli, b, "dst2", &h, &err), -ENOENT);
@@ -388,11 +388,11 @@ static void test_object_headers_and_tags(void **state)
     (void)state;
     char b[64];
     itest_bucket(cli, "hdr", b);
-    struct http_header extra[] = {{"Cache-Control", "max-age=60"},
-                                  {"Content-Language", "de"},
-                                  {"Content-Disposition", "attachment; filename=\"x.txt\""}};
+    struct s3_meta extra[] = {{"Cache-Control", "max-age=60"},
+                              {"Content-Language", "de"},
+                              {"Content-Disposition", "attachment; filename=\"x.txt\""}};
     struct s3_write_opts wo = {.content_type = "text/x-test", .headers = extra, .nheaders = 3};
-    struct http_body body = {.data = "tagged", .fd = -1, .len = 6};
+    struct s3_body body = {.data = "tagged", .fd = -1, .len = 6};
     struct s3_error err;
     assert_int_equal(s3_put_object(cli, b, "o", &body, &wo, NULL, &err), 0);
     struct s3_head h;
@@ -450,7 +450,7 @@ static void test_multipart(void **state)
     size_t psz = 5 * MIB;
     for (int i = 0; i < 3; i++) {
         size_t off = i * psz, n = i < 2 ? psz : len - 2 * psz;
-        struct http_body pb = {.data = data + off, .fd = -1, .len = n};
+        struct s3_body pb = {.data = data + off, .fd = -1, .len = n};
         parts[i].number = i + 1;
         assert_int_equal(s3_mpu_upload_part(cli, b, "big", id, i + 1, &pb, parts[i].etag, &err), 0);
     }
@@ -502,7 +502,7 @@ static void test_multipart(void **state)
     }
     assert_int_equal(s3_mpu_abort(cli, b, "aborted", id, &err), 0);
     assert_int_equal(s3_mpu_upload_part(cli, b, "aborted", id, 1,
-                                        &(struct http_body){.data = "x", .fd = -1, .len = 1}, pe,
+                                        &(struct s3_body){.data = "x", .fd = -1, .len = 1}, pe,
                                         &err),
                      -ENOENT);
     free(id);

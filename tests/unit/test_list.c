@@ -17,7 +17,7 @@
 
 #include "s3cfs/error.h"
 #include "s3cfs/s3.h"
-#include "s3cfs/xml.h"
+#include "xml.h"
 
 /* A ListBucketResult with the given Contents keys and CommonPrefixes
  * (NULL-terminated lists) and, when token is not NULL, truncated with

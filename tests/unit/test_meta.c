@@ -33,7 +33,7 @@ static struct meta_defaults defaults(void)
 /* stat of one object with up to 8 name/value pairs, NULL-terminated. */
 static void stat_of(struct stat *st, enum meta_kind kind, const char *const *kv)
 {
-    struct http_meta m[8];
+    struct s3_meta m[8];
     size_t n = 0;
     for (; kv && kv[2 * n]; n++) {
         m[n].name = (char *)kv[2 * n];
@@ -231,7 +231,7 @@ static void test_umask_on_defaults_only(void **state)
     const char *setuid[] = {"mode", "36333", NULL}; /* 0106755 */
     stat_of(&st, META_FILE, setuid);
     assert_int_equal(st.st_mode, S_IFREG | 06755);
-    struct http_meta m = {.name = "mode", .value = "36333"};
+    struct s3_meta m = {.name = "mode", .value = "36333"};
     struct meta_defaults d = defaults();
     d.show_suid = 0;
     meta_to_stat(&m, 1, 0, &last_mod, META_FILE, &d, &st);
@@ -266,7 +266,7 @@ static const char *set_value(const struct meta_set *s, const char *name)
 static void round_trip(const struct stat *in, enum meta_kind kind, struct stat *out)
 {
     struct meta_set set;
-    struct http_meta m[META_SET_MAX];
+    struct s3_meta m[META_SET_MAX];
     meta_from_stat(in, &set);
     for (size_t i = 0; i < set.nmeta; i++) {
         m[i].name = (char *)set.meta[i].name;

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "s3cfs/buf.h"
-#include "s3cfs/sigv4.h"
+#include "sigv4.h"
 #include "s3cfs/uri.h"
 
 #define VECTOR_DIR TEST_DATA_DIR "/sigv4"

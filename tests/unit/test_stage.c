@@ -205,7 +205,7 @@ static void test_body(void **state)
 {
     (void)state;
     struct stage *s;
-    struct http_body b;
+    struct s3_body b;
     char ref[5000], got[5000];
     fill(ref, sizeof ref);
     assert_int_equal(stage_new(tmpdir, 8192, &s), 0);
@@ -235,7 +235,7 @@ static void test_sparse_extension(void **state)
 {
     (void)state;
     struct stage *s;
-    struct http_body b;
+    struct s3_body b;
     struct stat st;
     assert_int_equal(stage_new(tmpdir, 0, &s), 0);
     assert_int_equal(stage_pwrite(s, "abc", 3, 0), 3);

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "s3cfs/buf.h"
-#include "s3cfs/sigv4.h"
+#include "sigv4.h"
 
 static size_t blocks, dirty, bytes;
 

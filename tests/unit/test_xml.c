@@ -20,7 +20,7 @@
 
 #include "s3cfs/buf.h"
 #include "s3cfs/error.h"
-#include "s3cfs/xml.h"
+#include "xml.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 

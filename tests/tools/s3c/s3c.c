@@ -65,7 +65,7 @@ static int cmd_put(const char *bucket, const char *key, const char *file)
         perror(file);
         return 1;
     }
-    struct http_body b = {.fd = fd, .len = (uint64_t)st.st_size};
+    struct s3_body b = {.fd = fd, .len = (uint64_t)st.st_size};
     struct s3_error err;
     char etag[80];
     int rc = s3_put_object(cli, bucket, key, &b, NULL, etag, &err);

@@ -13,9 +13,12 @@
  * Memory: requests borrow everything they point to for the duration of
  * http_perform(). The response owns its heap parts (meta, error body); free
  * them with http_response_free().
+ *
+ * Internal to s3/. It borrows the value types of s3.h (struct s3_body,
+ * struct s3_meta, S3_OBJECT_HEADERS) rather than have its own copies.
  */
-#ifndef S3CFS_HTTP_H
-#define S3CFS_HTTP_H
+#ifndef S3CFS_S3_HTTP_H
+#define S3CFS_S3_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,7 +27,8 @@
 
 #include "s3cfs/buf.h"
 #include "s3cfs/error.h"
-#include "s3cfs/sigv4.h"
+#include "s3cfs/s3.h"
+#include "sigv4.h"
 
 struct http_pool_options {
     long connect_timeout_ms; /* TCP (and TLS) connect; default 5000 */
@@ -38,15 +42,6 @@ struct http_pool;
 
 int http_pool_new(const struct http_pool_options *opt, struct http_pool **out);
 void http_pool_free(struct http_pool *p);
-
-/* Request body: memory, or len bytes of a file at offset (read with pread,
- * so the same body can be sent again on a retry). */
-struct http_body {
-    const char *data;
-    int fd; /* -1 for memory; otherwise read from fd at offset */
-    off_t offset;
-    uint64_t len;
-};
 
 /* Where a 2xx answer's body goes: into buf (grown as needed, at most max
  * bytes when max > 0), or into the fixed area dst[0..cap). Error answers
@@ -63,29 +58,12 @@ struct http_request {
     const char *url;
     const struct http_header *headers;
     size_t nheaders;
-    const struct http_body *body; /* NULL: no body */
+    const struct s3_body *body; /* NULL: no body */
     struct http_sink sink;
     bool head; /* a HEAD: no body expected */
     /* under 1 byte/s for this long aborts; 0: the pool's stall_timeout_s */
     long stall_timeout_s;
 };
-
-struct http_meta {
-    char *name; /* lower-case, without "x-amz-meta-" */
-    char *value;
-};
-
-/* The headers of an answer, besides Content-Type and x-amz-meta-*, that
- * describe the object itself and that a rewrite of it must send again:
- * S3 drops the content headers on a CopyObject with REPLACE, and every
- * copy or upload resets the storage class and the encryption to the
- * bucket's defaults unless they are sent. x-amz-tagging-count says
- * whether the object has tags (read with GetObjectTagging). */
-#define HTTP_OBJECT_HEADERS                                                                        \
-    "cache-control", "content-disposition", "content-encoding", "content-language", "expires",     \
-        "x-amz-website-redirect-location", "x-amz-storage-class", "x-amz-server-side-encryption",  \
-        "x-amz-server-side-encryption-aws-kms-key-id",                                             \
-        "x-amz-server-side-encryption-bucket-key-enabled", "x-amz-tagging-count"
 
 struct http_response {
     int status;
@@ -96,9 +74,9 @@ struct http_response {
     char content_type[128];
     char request_id[64];
     char content_range[96];
-    struct http_meta *meta;
+    struct s3_meta *meta; /* x-amz-meta-NAME as NAME, lower case */
     size_t nmeta;
-    struct http_meta *object_headers; /* HTTP_OBJECT_HEADERS, names lower case */
+    struct s3_meta *object_headers; /* S3_OBJECT_HEADERS, names lower case */
     size_t nobject_headers;
     struct sbuf err_body;  /* body of a >= 300 answer, at most 64 KiB */
     const char *malformed; /* static text: why the answer's headers were refused */

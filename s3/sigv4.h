@@ -14,9 +14,12 @@
  * region, service); the cache is protected by an internal mutex held only
  * for the lookup, so sigv4_sign() is safe from any number of threads.
  * Outputs are written into caller-owned buffers; nothing is kept.
+ *
+ * Internal to s3/ (request.c signs every attempt; the test vectors in
+ * tests/unit/test_sigv4.c).
  */
-#ifndef S3CFS_SIGV4_H
-#define S3CFS_SIGV4_H
+#ifndef S3CFS_S3_SIGV4_H
+#define S3CFS_S3_SIGV4_H
 
 #include <stddef.h>
 #include <time.h>

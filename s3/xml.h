@@ -10,9 +10,12 @@
  *
  * libxml2 is initialised once by xml_init() (called by s3_global_init());
  * after that every function here is safe from any thread.
+ *
+ * Internal to s3/: the parsers fill the result types of s3.h, whose
+ * *_free() functions live in xml.c.
  */
-#ifndef S3CFS_XML_H
-#define S3CFS_XML_H
+#ifndef S3CFS_S3_XML_H
+#define S3CFS_S3_XML_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +24,7 @@
 
 #include "s3cfs/buf.h"
 #include "s3cfs/error.h"
+#include "s3cfs/s3.h"
 
 void xml_init(void);
 
@@ -29,34 +33,12 @@ void xml_init(void);
  * if it is well-formed XML of another kind, -EPROTO if it is not XML. */
 int xml_parse_error(const char *body, size_t len, struct s3_error *e);
 
-struct s3_object {
-    char *key; /* decoded when the answer used EncodingType=url */
-    uint64_t size;
-    char etag[80];         /* without quotes */
-    struct timespec mtime; /* LastModified */
-};
-
-struct s3_list_page {
-    struct s3_object *objects;
-    size_t nobjects;
-    char **prefixes; /* CommonPrefixes/Prefix, decoded, with the delimiter */
-    size_t nprefixes;
-    bool truncated;
-    char *next_token; /* NextContinuationToken, NULL when none */
-};
-
 /* ListBucketResult of ListObjectsV2. If the document says
  * <EncodingType>url</EncodingType>, Key and Prefix values are URL-decoded. */
 int xml_parse_list_objects(const char *body, size_t len, struct s3_list_page *out);
-void s3_list_page_free(struct s3_list_page *p);
 
-struct s3_bucket {
-    char *name;
-    time_t created;
-};
 /* ListAllMyBucketsResult. *out is a heap array of *n entries. */
 int xml_parse_list_buckets(const char *body, size_t len, struct s3_bucket **out, size_t *n);
-void s3_buckets_free(struct s3_bucket *b, size_t n);
 
 /* CopyObjectResult or CopyPartResult: ETag (unquoted, never empty) and
  * LastModified (mtime may be NULL). S3 can answer 200 and still fail, with an
@@ -73,15 +55,9 @@ int xml_parse_initiate_multipart(const char *body, size_t len, char **upload_id)
  * Same <Error> rule as xml_parse_copy_result. */
 int xml_parse_complete_multipart(const char *body, size_t len, char etag[80], struct s3_error *e);
 
-struct s3_delete_error {
-    char *key;
-    char code[64];
-    char message[256];
-};
 /* DeleteResult: the <Deleted> count and the per-key <Error>s. */
 int xml_parse_delete_result(const char *body, size_t len, size_t *ndeleted,
                             struct s3_delete_error **errors, size_t *nerrors);
-void s3_delete_errors_free(struct s3_delete_error *e, size_t n);
 
 /* Builders append to out (on failure out keeps its previous content) and
  * return 0, -EINVAL or -ENOMEM. Keys are escaped for XML; a key holding a
@@ -95,10 +71,6 @@ int xml_build_delete(struct sbuf *out, const char *const *keys, size_t nkeys, bo
 int xml_build_delete_etags(struct sbuf *out, const char *const *keys, const char *const *etags,
                            size_t nkeys, bool quiet);
 
-struct s3_part {
-    int number;
-    char etag[80]; /* unquoted; the builder adds quotes */
-};
 /* parts: at least one, numbers 1..10000 strictly ascending, else -EINVAL. */
 int xml_build_complete_multipart(struct sbuf *out, const struct s3_part *parts, size_t n);
 

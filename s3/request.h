@@ -1,4 +1,4 @@
-/* s3_request.h - one S3 request, signed, sent and retried (request.c).
+/* request.h - one S3 request, signed, sent and retried (request.c).
  *
  * The layer between the operations (ops.c) and HTTP (http.c): it builds the
  * URL for the endpoint's addressing style, computes the payload hash, signs
@@ -10,6 +10,7 @@
 #ifndef S3CFS_S3_REQUEST_H
 #define S3CFS_S3_REQUEST_H
 
+#include "http.h"
 #include "s3cfs/s3.h"
 #include "s3cfs/uri.h"
 
@@ -21,7 +22,7 @@ struct s3_req {
     size_t nquery;
     const struct http_header *headers; /* extra headers, all signed */
     size_t nheaders;
-    const struct http_body *body;
+    const struct s3_body *body;
     struct http_sink sink;
     bool head;
     /* The 2xx body is an XML result that may instead be <Error> (CopyObject,
@@ -37,7 +38,7 @@ int s3_send(struct s3_client *c, const struct s3_req *r, struct http_response *r
 /* The lower-case hex digest of a body (memory or file range) with md
  * (an EVP_MD *: EVP_sha256(), EVP_md5()) into hex (2 * digest size + 1).
  * 0, -EIO, -ENOMEM. */
-int s3_body_digest(const struct http_body *b, const void *md, char *hex);
+int s3_body_digest(const struct s3_body *b, const void *md, char *hex);
 
 /* Whether the client sends radosgw's legacy copy-if headers too. */
 bool s3_client_legacy_copy_if(const struct s3_client *c);
