@@ -54,23 +54,22 @@ int http_pool_new(const struct http_pool_options *opt, struct http_pool **out)
         p->opt.stall_timeout_s = 30;
     if (p->opt.max_idle <= 0)
         p->opt.max_idle = 64;
-    p->idle = calloc((size_t)p->opt.max_idle, sizeof *p->idle);
-    p->share = curl_share_init();
-    if (!p->idle || !p->share) {
-        free(p->idle);
-        if (p->share)
-            curl_share_cleanup(p->share);
-        free(p);
-        return -ENOMEM;
-    }
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->share_lock, NULL);
-    curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock_cb);
-    curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock_cb);
-    curl_share_setopt(p->share, CURLSHOPT_USERDATA, p);
-    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    p->idle = calloc((size_t)p->opt.max_idle, sizeof *p->idle);
+    p->share = curl_share_init();
+    int rc = p->idle && p->share ? 0 : -ENOMEM;
+    if (rc == 0) {
+        curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock_cb);
+        curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock_cb);
+        curl_share_setopt(p->share, CURLSHOPT_USERDATA, p);
+        curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    } else {
+        http_pool_free(p);
+        p = NULL;
+    }
     *out = p;
-    return 0;
+    return rc;
 }
 
 void http_pool_free(struct http_pool *p)
@@ -79,7 +78,8 @@ void http_pool_free(struct http_pool *p)
         return;
     for (int i = 0; i < p->nidle; i++)
         curl_easy_cleanup(p->idle[i]);
-    curl_share_cleanup(p->share);
+    if (p->share)
+        curl_share_cleanup(p->share);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->share_lock);
     free(p->idle);
@@ -336,29 +336,42 @@ static void free_headers(struct curl_slist *list)
     curl_slist_free_all(list);
 }
 
+/* Appends s to *list; on failure *list stays as it was. */
+static int slist_add(struct curl_slist **list, const char *s)
+{
+    struct curl_slist *tmp = curl_slist_append(*list, s);
+    if (!tmp)
+        return -ENOMEM;
+    *list = tmp;
+    return 0;
+}
+
+static int header_line(struct curl_slist **list, struct sbuf *line, const struct http_header *h)
+{
+    sbuf_reset(line);
+    const char *v = h->value;
+    /* "Name;" is curl's way of sending a header with an empty value */
+    if (sbuf_appendf(line, v && *v ? "%s: %s" : "%s;", h->name, v))
+        return -ENOMEM;
+    return slist_add(list, sbuf_str(line));
+}
+
 static struct curl_slist *build_headers(const struct http_request *req)
 {
-    struct curl_slist *list = NULL, *tmp;
+    struct curl_slist *list = NULL;
     struct sbuf line = SBUF_SECRET_INIT;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        sbuf_reset(&line);
-        const char *v = req->headers[i].value;
-        /* "Name;" is curl's way of sending a header with an empty value */
-        if (sbuf_appendf(&line, v && *v ? "%s: %s" : "%s;", req->headers[i].name, v) ||
-            !(tmp = curl_slist_append(list, sbuf_str(&line))))
-            goto fail;
-        list = tmp;
-    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < req->nheaders; i++)
+        rc = header_line(&list, &line, &req->headers[i]);
     /* no 100-continue round trip: S3 answers errors before reading anyway */
-    if (!(tmp = curl_slist_append(list, "Expect:")))
-        goto fail;
-    list = tmp;
+    if (rc == 0)
+        rc = slist_add(&list, "Expect:");
     sbuf_free(&line);
+    if (rc) {
+        free_headers(list);
+        list = NULL;
+    }
     return list;
-fail:
-    sbuf_free(&line);
-    free_headers(list);
-    return NULL;
 }
 
 static bool sends_body(const struct http_request *req)
@@ -438,39 +451,53 @@ static const char *curl_tag(CURLcode rc)
     }
 }
 
+/* One transfer on h, which goes back to the pool afterwards. */
+static CURLcode run_transfer(struct http_pool *p, CURL *h, struct transfer *t,
+                             struct curl_slist *hdrs, char ebuf[CURL_ERROR_SIZE])
+{
+    set_options(p, h, t->req, t, hdrs);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+    CURLcode cc = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_SHARE, NULL);
+    pool_give(p, h);
+    return cc;
+}
+
+/* What a finished transfer means for the caller (see http_perform). */
+static int transfer_result(const struct transfer *t, CURLcode cc, const char *ebuf,
+                           struct s3_error *err)
+{
+    if (t->resp->malformed) {
+        s3_error_set(err, "BadResponse", t->resp->malformed);
+        return -EPROTO;
+    }
+    if (t->overflow) {
+        s3_error_set(err, "BadResponse", "response body larger than expected");
+        return -ENOSPC;
+    }
+    if (cc != CURLE_OK) {
+        err->curl_code = (int)cc;
+        err->http_status = 0;
+        s3_error_set(err, curl_tag(cc), ebuf[0] ? ebuf : curl_easy_strerror(cc));
+        return s3_errno_for(err->code, 0);
+    }
+    return 0;
+}
+
 int http_perform(struct http_pool *p, const struct http_request *req, struct http_response *resp,
                  struct s3_error *err)
 {
     response_reset(resp);
-    struct curl_slist *hdrs = build_headers(req);
-    CURL *h = hdrs ? pool_take(p) : NULL;
-    if (!h) {
-        free_headers(hdrs);
-        s3_error_set(err, "NoMemory", "out of memory building the request");
-        return -ENOMEM;
-    }
     struct transfer t = {.req = req, .resp = resp};
     char ebuf[CURL_ERROR_SIZE] = "";
-    set_options(p, h, req, &t, hdrs);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    curl_easy_setopt(h, CURLOPT_SHARE, NULL);
-    pool_give(p, h);
+    struct curl_slist *hdrs = build_headers(req);
+    CURL *h = hdrs ? pool_take(p) : NULL;
+    int rc = h ? 0 : -ENOMEM;
+    if (rc == 0)
+        rc = transfer_result(&t, run_transfer(p, h, &t, hdrs, ebuf), ebuf, err);
+    else
+        s3_error_set(err, "NoMemory", "out of memory building the request");
     free_headers(hdrs);
-    if (resp->malformed) {
-        s3_error_set(err, "BadResponse", resp->malformed);
-        return -EPROTO;
-    }
-    if (t.overflow) {
-        s3_error_set(err, "BadResponse", "response body larger than expected");
-        return -ENOSPC;
-    }
-    if (rc != CURLE_OK) {
-        err->curl_code = (int)rc;
-        err->http_status = 0;
-        s3_error_set(err, curl_tag(rc), ebuf[0] ? ebuf : curl_easy_strerror(rc));
-        return s3_errno_for(err->code, 0);
-    }
-    return 0;
+    return rc;
 }

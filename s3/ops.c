@@ -125,6 +125,25 @@ static void parse_http_date(const char *s, struct timespec *ts)
         ts->tv_sec = timegm(&tm);
 }
 
+/* A HeadObject answer into out, which takes its metadata over. */
+static void head_from_answer(struct http_response *resp, struct s3_head *out)
+{
+    out->size = (uint64_t)resp->content_length;
+    snprintf(out->etag, sizeof out->etag, "%s", resp->etag);
+    snprintf(out->content_type, sizeof out->content_type, "%s", resp->content_type);
+    parse_http_date(resp->last_modified, &out->mtime);
+    out->meta = resp->meta; /* hand the metadata over */
+    out->nmeta = resp->nmeta;
+    out->headers = resp->object_headers;
+    out->nheaders = resp->nobject_headers;
+    resp->meta = NULL;
+    resp->nmeta = 0;
+    resp->object_headers = NULL;
+    resp->nobject_headers = 0;
+    const char *tags = s3_head_header(out, "x-amz-tagging-count");
+    out->tag_count = tags ? strtoul(tags, NULL, 10) : 0;
+}
+
 int s3_head_object(struct s3_client *c, const char *bucket, const char *key, struct s3_head *out,
                    struct s3_error *err)
 {
@@ -138,24 +157,10 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key, str
         s3_error_set(err, "BadResponse", "HEAD answer without a Content-Length");
         rc = -EPROTO;
     }
-    if (rc == 0) {
-        out->size = (uint64_t)resp.content_length;
-        snprintf(out->etag, sizeof out->etag, "%s", resp.etag);
-        snprintf(out->content_type, sizeof out->content_type, "%s", resp.content_type);
-        parse_http_date(resp.last_modified, &out->mtime);
-        out->meta = resp.meta; /* hand the metadata over */
-        out->nmeta = resp.nmeta;
-        out->headers = resp.object_headers;
-        out->nheaders = resp.nobject_headers;
-        resp.meta = NULL;
-        resp.nmeta = 0;
-        resp.object_headers = NULL;
-        resp.nobject_headers = 0;
-        const char *tags = s3_head_header(out, "x-amz-tagging-count");
-        out->tag_count = tags ? strtoul(tags, NULL, 10) : 0;
-    } else if (rc == -ENOENT && err->code[0] == 'N' && strcmp(err->code, "NotFound") == 0) {
+    if (rc == 0)
+        head_from_answer(&resp, out);
+    else if (rc == -ENOENT && err->code[0] == 'N' && strcmp(err->code, "NotFound") == 0)
         s3_error_set(err, "NoSuchKey", "The specified key does not exist.");
-    }
     http_response_free(&resp);
     return rc;
 }
@@ -223,7 +228,7 @@ static int write_headers(const struct s3_write_opts *o, const char *dflt_type,
 
 static void free_names(char **names, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; names && i < n; i++)
         free(names[i]);
     free(names);
 }
@@ -368,20 +373,12 @@ static int send_copy(struct s3_client *c, struct s3_req *r, char etag_out[80], s
     return rc;
 }
 
-int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_key,
-                   const char *dst_bucket, const char *dst_key, const struct s3_copy_opts *opts,
-                   char etag_out[80], struct s3_error *err)
+/* The headers of a CopyObject before the replacement's into fixed[] (room
+ * for 6 + opts->nheaders); returns their count. */
+static size_t copy_object_headers(struct s3_client *c, const struct s3_copy_opts *opts,
+                                  const char *src, char quoted[96], struct http_header *fixed)
 {
-    struct sbuf src = SBUF_INIT;
-    char quoted[96];
-    size_t nextra = opts ? opts->nheaders : 0;
-    struct http_header *fixed = calloc(6 + nextra, sizeof *fixed);
-    if (!fixed || copy_source(&src, src_bucket, src_key)) {
-        free(fixed);
-        s3_error_set(err, "NoMemory", "out of memory");
-        return -ENOMEM;
-    }
-    size_t n = copy_headers(c, fixed, sbuf_str(&src), opts ? opts->if_match : NULL,
+    size_t n = copy_headers(c, fixed, src, opts ? opts->if_match : NULL,
                             opts ? opts->copy_if : S3_COPY_IF_BOTH, quoted);
     const struct s3_write_opts *rep = opts ? opts->replace : NULL;
     fixed[n++] = (struct http_header){"x-amz-metadata-directive", rep ? "REPLACE" : "COPY"};
@@ -389,20 +386,35 @@ int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_
         fixed[n++] = (struct http_header){"If-None-Match", "*"};
     if (rep) /* S3's default, but said: the tags are not metadata */
         fixed[n++] = (struct http_header){"x-amz-tagging-directive", "COPY"};
-    for (size_t i = 0; i < nextra; i++)
+    for (size_t i = 0; opts && i < opts->nheaders; i++)
         fixed[n++] = (struct http_header){opts->headers[i].name, opts->headers[i].value};
-    struct s3_req r = {.method = "PUT", .bucket = dst_bucket, .key = dst_key};
+    return n;
+}
+
+int s3_copy_object(struct s3_client *c, const char *src_bucket, const char *src_key,
+                   const char *dst_bucket, const char *dst_key, const struct s3_copy_opts *opts,
+                   char etag_out[80], struct s3_error *err)
+{
+    struct sbuf src = SBUF_INIT;
+    char quoted[96];
+    const struct s3_write_opts *rep = opts ? opts->replace : NULL;
+    struct http_header *fixed = calloc(6 + (opts ? opts->nheaders : 0), sizeof *fixed);
     struct http_header *hdrs = NULL;
     char **names = NULL;
     size_t nh = 0;
-    /* the replacement's headers (none for COPY) after the fixed ones */
-    int rc = write_header_set(fixed, n, rep, NULL, &hdrs, &nh, &names);
-    r.headers = hdrs;
-    r.nheaders = nh;
-    if (rc == 0)
+    int rc = fixed ? copy_source(&src, src_bucket, src_key) : -ENOMEM;
+    if (rc == 0) {
+        size_t n = copy_object_headers(c, opts, sbuf_str(&src), quoted, fixed);
+        /* the replacement's headers (none for COPY) after the fixed ones */
+        rc = write_header_set(fixed, n, rep, NULL, &hdrs, &nh, &names);
+    }
+    if (rc == 0) {
+        struct s3_req r = {
+            .method = "PUT", .bucket = dst_bucket, .key = dst_key, .headers = hdrs, .nheaders = nh};
         rc = send_copy(c, &r, etag_out, err);
-    else
+    } else {
         s3_error_set(err, "NoMemory", "out of memory");
+    }
     free(hdrs);
     free_names(names, rep ? rep->nmeta : 0);
     free(fixed);
@@ -486,31 +498,38 @@ int s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *k
     return send_plain(c, &r, NULL, err);
 }
 
-int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys,
-                      const char *const *etags, size_t nkeys, struct s3_delete_error **errors,
-                      size_t *nerrors, struct s3_error *err)
+/* POST ?delete with the document in body; the per-key errors into *errors. */
+static int send_delete(struct s3_client *c, const char *bucket, const struct sbuf *body,
+                       struct s3_delete_error **errors, size_t *nerrors, struct s3_error *err)
 {
-    struct sbuf body = SBUF_INIT, buf = SBUF_INIT;
-    *errors = NULL;
-    *nerrors = 0;
-    int rc = xml_build_delete_etags(&body, keys, etags, nkeys, true);
-    if (rc) {
-        s3_error_set(err, "InvalidKey", "a key cannot be sent in a DeleteObjects request");
-        sbuf_free(&body);
-        return rc;
-    }
     struct query_param q = {"delete", NULL};
     struct xml_upload x;
     struct s3_req r;
-    xml_upload_init(&x, &body, "POST", bucket, NULL, &q, &r);
+    xml_upload_init(&x, body, "POST", bucket, NULL, &q, &r);
+    struct sbuf buf = SBUF_INIT;
     struct http_response resp;
     http_response_init(&resp);
-    rc = send_xml(c, &r, &buf, &resp, err);
+    int rc = send_xml(c, &r, &buf, &resp, err);
     size_t ndeleted = 0;
     if (rc == 0 && xml_parse_delete_result(buf.data, buf.len, &ndeleted, errors, nerrors))
         rc = bad_xml(err, "unreadable DeleteResult");
     http_response_free(&resp);
     sbuf_free(&buf);
+    return rc;
+}
+
+int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys,
+                      const char *const *etags, size_t nkeys, struct s3_delete_error **errors,
+                      size_t *nerrors, struct s3_error *err)
+{
+    struct sbuf body = SBUF_INIT;
+    *errors = NULL;
+    *nerrors = 0;
+    int rc = xml_build_delete_etags(&body, keys, etags, nkeys, true);
+    if (rc)
+        s3_error_set(err, "InvalidKey", "a key cannot be sent in a DeleteObjects request");
+    else
+        rc = send_delete(c, bucket, &body, errors, nerrors, err);
     sbuf_free(&body);
     return rc;
 }
@@ -574,22 +593,23 @@ int s3_mpu_copy_part(struct s3_client *c, const char *bucket, const char *key,
     struct query_param q[2];
     part_query(q, num, part, upload_id);
     struct sbuf src = SBUF_INIT;
-    if (copy_source(&src, src_bucket, src_key)) {
+    int rc = copy_source(&src, src_bucket, src_key);
+    if (rc == 0) {
+        struct http_header h[4];
+        size_t n = copy_headers(c, h, sbuf_str(&src), if_match, S3_COPY_IF_BOTH, quoted);
+        snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, first, last);
+        h[n++] = (struct http_header){"x-amz-copy-source-range", range};
+        struct s3_req r = {.method = "PUT",
+                           .bucket = bucket,
+                           .key = key,
+                           .query = q,
+                           .nquery = 2,
+                           .headers = h,
+                           .nheaders = n};
+        rc = send_copy(c, &r, etag_out, err);
+    } else {
         s3_error_set(err, "NoMemory", "out of memory");
-        return -ENOMEM;
     }
-    struct http_header h[4];
-    size_t n = copy_headers(c, h, sbuf_str(&src), if_match, S3_COPY_IF_BOTH, quoted);
-    snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, first, last);
-    h[n++] = (struct http_header){"x-amz-copy-source-range", range};
-    struct s3_req r = {.method = "PUT",
-                       .bucket = bucket,
-                       .key = key,
-                       .query = q,
-                       .nquery = 2,
-                       .headers = h,
-                       .nheaders = n};
-    int rc = send_copy(c, &r, etag_out, err);
     sbuf_free(&src);
     return rc;
 }
@@ -630,20 +650,30 @@ static int complete_landed(struct s3_client *c, const char *bucket, const char *
     return 0;
 }
 
-int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
-                    const struct s3_part *parts, size_t nparts, bool if_none_match,
-                    char etag_out[80], struct s3_error *err)
+/* The ETag of a completed upload from its result document in buf. */
+static int complete_result(struct s3_client *c, const char *bucket, const char *key,
+                           const struct sbuf *buf, char etag_out[80], struct s3_error *err)
 {
-    struct sbuf body = SBUF_INIT, buf = SBUF_INIT;
-    int rc = xml_build_complete_multipart(&body, parts, nparts);
-    if (rc) {
-        s3_error_set(err, "InvalidPart", "could not build CompleteMultipartUpload (part list)");
-        sbuf_free(&body);
-        return rc;
-    }
+    char etag[80] = "";
+    struct s3_error e;
+    s3_error_clear(&e);
+    if (xml_parse_complete_multipart(buf->data, buf->len, etag, &e) < 0)
+        return bad_xml(err, "unreadable CompleteMultipartUploadResult");
+    if (etag_out && etag[0])
+        snprintf(etag_out, 80, "%s", etag);
+    else if (etag_out) /* radosgw answers without an ETag: ask for it */
+        return etag_of(c, bucket, key, etag_out, err);
+    return 0;
+}
+
+/* POST ?uploadId with the part list in body. */
+static int send_complete(struct s3_client *c, const char *bucket, const char *key,
+                         const char *upload_id, const struct sbuf *body, size_t nparts,
+                         bool if_none_match, char etag_out[80], struct s3_error *err)
+{
     struct query_param q = {"uploadId", upload_id};
     struct http_header h[2] = {{"Content-Type", "application/xml"}, {"If-None-Match", "*"}};
-    struct s3_body b = {.data = body.data, .fd = -1, .len = body.len};
+    struct s3_body b = {.data = body->data, .fd = -1, .len = body->len};
     struct s3_req r = {.method = "POST",
                        .bucket = bucket,
                        .key = key,
@@ -653,24 +683,29 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
                        .nheaders = if_none_match ? 2 : 1,
                        .body = &b,
                        .error_in_200 = true};
+    struct sbuf buf = SBUF_INIT;
     struct http_response resp;
     http_response_init(&resp);
-    rc = send_xml(c, &r, &buf, &resp, err);
-    if (rc == 0) {
-        char etag[80] = "";
-        struct s3_error e;
-        s3_error_clear(&e);
-        if (xml_parse_complete_multipart(buf.data, buf.len, etag, &e) < 0)
-            rc = bad_xml(err, "unreadable CompleteMultipartUploadResult");
-        else if (etag_out && etag[0])
-            snprintf(etag_out, 80, "%s", etag);
-        else if (etag_out) /* radosgw answers without an ETag: ask for it */
-            rc = etag_of(c, bucket, key, etag_out, err);
-    } else if (rc == -ENOENT && err->attempts > 1) {
+    int rc = send_xml(c, &r, &buf, &resp, err);
+    if (rc == 0)
+        rc = complete_result(c, bucket, key, &buf, etag_out, err);
+    else if (rc == -ENOENT && err->attempts > 1)
         rc = complete_landed(c, bucket, key, nparts, etag_out, err);
-    }
     http_response_free(&resp);
     sbuf_free(&buf);
+    return rc;
+}
+
+int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                    const struct s3_part *parts, size_t nparts, bool if_none_match,
+                    char etag_out[80], struct s3_error *err)
+{
+    struct sbuf body = SBUF_INIT;
+    int rc = xml_build_complete_multipart(&body, parts, nparts);
+    if (rc)
+        s3_error_set(err, "InvalidPart", "could not build CompleteMultipartUpload (part list)");
+    else
+        rc = send_complete(c, bucket, key, upload_id, &body, nparts, if_none_match, etag_out, err);
     sbuf_free(&body);
     return rc;
 }
