@@ -207,6 +207,7 @@ struct s3_write_opts {
  * and the condition does not hold; nothing was written or deleted then. */
 
 /* ---- service and buckets ---- */
+/* ListBuckets: *out is a heap array of *n entries (s3_buckets_free). */
 int s3_list_buckets(struct s3_client *c, struct s3_bucket **out, size_t *n, struct s3_error *err);
 int s3_head_bucket(struct s3_client *c, const char *bucket, struct s3_error *err);
 int s3_create_bucket(struct s3_client *c, const char *bucket, struct s3_error *err);
