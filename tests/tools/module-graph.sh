@@ -2,8 +2,9 @@
 # Prints the module graph of the daemon and its libraries, read from the
 # includes: one line per module, "module -> the modules it includes".
 # A module is a .c file (its name without .c) with the header of the same
-# name in include/s3cfs/; an edge is an #include "s3cfs/NAME.h" in the .c
-# file or in its own header. Usage: module-graph.sh [--dot]
+# name in include/s3cfs/ or beside it (the layers internal to s3/); an edge
+# is an #include "s3cfs/NAME.h" or "NAME.h" in the .c file or in its own
+# header. Usage: module-graph.sh [--dot]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dot=0
