@@ -256,7 +256,8 @@ static int absolute_paths(struct fs_options *o)
     return rc;
 }
 
-static int finish_options(struct cli *cli)
+/* The sizes in MiB become bytes, once checked. */
+static int size_options(struct cli *cli)
 {
     struct fs_options *o = &cli->o;
     if (cli->mb_multipart < 5 || cli->mb_part < 5 || cli->mb_copy_part < 5 || cli->mb_copy < 5 ||
@@ -274,11 +275,17 @@ static int finish_options(struct cli *cli)
     o->copy_part_size = (size_t)cli->mb_copy_part * MIB;
     o->stage_mem = (size_t)cli->mb_stage * MIB;
     o->readahead_mem = (size_t)cli->mb_readahead * MIB;
-    /* a directory's own attributes live as long as a file's, except under
-     * coherent: there, files, listings and negative answers are never
-     * cached, whatever lifetimes were given too (the option is a promise),
-     * but a directory's existence is kept for 1 s, because every system
-     * call revalidates each component of its path (3 requests each) */
+    return 0;
+}
+
+/* A directory's own attributes live as long as a file's, except under
+ * coherent: there, files, listings and negative answers are never cached,
+ * whatever lifetimes were given too (the option is a promise), but a
+ * directory's existence is kept for 1 s, because every system call
+ * revalidates each component of its path (3 requests each). */
+static int ttl_options(struct cli *cli)
+{
+    struct fs_options *o = &cli->o;
     o->dir_attr_ttl = o->attr_ttl;
     if (cli->coherent) {
         o->attr_ttl = o->dir_ttl = o->negative_ttl = 0;
@@ -288,19 +295,34 @@ static int finish_options(struct cli *cli)
         fprintf(stderr, "s3cfs: cache lifetimes cannot be negative\n");
         return -EINVAL;
     }
-    if (!o->tmpdir)
-        o->tmpdir = strdup("/tmp");
-    if (absolute_paths(o))
-        return -EINVAL;
-    if (o->log_level) {
-        int lvl = log_parse_level(o->log_level);
-        if (lvl < 0) {
-            fprintf(stderr, "s3cfs: unknown log level %s\n", o->log_level);
-            return -EINVAL;
-        }
-        log_set_level((enum log_level)lvl);
-    }
     return 0;
+}
+
+static int set_log_level(const char *name)
+{
+    int lvl = name ? log_parse_level(name) : 0;
+    if (lvl < 0) {
+        fprintf(stderr, "s3cfs: unknown log level %s\n", name);
+        return -EINVAL;
+    }
+    if (name)
+        log_set_level((enum log_level)lvl);
+    return 0;
+}
+
+static int finish_options(struct cli *cli)
+{
+    struct fs_options *o = &cli->o;
+    int rc = size_options(cli);
+    if (rc == 0)
+        rc = ttl_options(cli);
+    if (rc == 0 && !o->tmpdir)
+        o->tmpdir = strdup("/tmp");
+    if (rc == 0 && absolute_paths(o))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = set_log_level(o->log_level);
+    return rc;
 }
 
 static void set_defaults(struct fs_ctx *c)
@@ -345,27 +367,33 @@ static bool plain_http_warning(const struct fs_ctx *c, char *msg, size_t size)
     return true;
 }
 
+/* The first request: ListBuckets for all buckets, else HeadBucket. */
+static int probe_store(struct fs_ctx *c, struct s3_error *err)
+{
+    if (c->map.all_buckets) {
+        struct s3_bucket *b;
+        size_t n;
+        int rc = s3_list_buckets(c->s3, &b, &n, err);
+        if (rc == 0)
+            s3_buckets_free(b, n);
+        return rc;
+    }
+    int rc = s3_head_bucket(c->s3, c->map.bucket, err);
+    if (rc != -EACCES)
+        return rc;
+    /* a HEAD answer has no body: ask again with a GET to learn why */
+    struct s3_list_page p = {0};
+    rc = s3_list_objects(c->s3, c->map.bucket, NULL, NULL, NULL, 1, &p, err);
+    s3_list_page_free(&p);
+    return rc;
+}
+
 /* Endpoint, credentials and bucket, before anything is mounted. */
 static int check_store(struct fs_ctx *c)
 {
     struct s3_error err;
     char msg[600];
-    int rc;
-    if (c->map.all_buckets) {
-        struct s3_bucket *b;
-        size_t n;
-        rc = s3_list_buckets(c->s3, &b, &n, &err);
-        if (rc == 0)
-            s3_buckets_free(b, n);
-    } else {
-        rc = s3_head_bucket(c->s3, c->map.bucket, &err);
-        if (rc == -EACCES) {
-            /* a HEAD answer has no body: ask again with a GET to learn why */
-            struct s3_list_page p = {0};
-            rc = s3_list_objects(c->s3, c->map.bucket, NULL, NULL, NULL, 1, &p, &err);
-            s3_list_page_free(&p);
-        }
-    }
+    int rc = probe_store(c, &err);
     if (rc == 0)
         return 0;
     s3_error_format(&err, msg, sizeof msg);
@@ -415,6 +443,16 @@ static int make_client(struct fs_ctx *c, const char *bucket)
  * reload does file and network I/O, which no signal handler may do, so a
  * thread takes the signal with sigwait(); every other thread starts with
  * SIGHUP blocked, libfuse's own handler included. */
+static void reload_creds(struct fs_ctx *c)
+{
+    struct s3_error err;
+    s3_error_clear(&err);
+    if (creds_reload(c->creds, &err) == 0)
+        LOGW("SIGHUP: credentials read again (%s)", creds_source(c->creds));
+    else
+        LOGE("SIGHUP: credentials not read again, the old ones stay: %s", err.message);
+}
+
 static void *sighup_main(void *arg)
 {
     struct fs_ctx *c = arg;
@@ -423,14 +461,8 @@ static void *sighup_main(void *arg)
     sigaddset(&set, SIGHUP);
     for (;;) {
         int sig;
-        if (sigwait(&set, &sig) != 0)
-            continue;
-        struct s3_error err;
-        s3_error_clear(&err);
-        if (creds_reload(c->creds, &err) == 0)
-            LOGW("SIGHUP: credentials read again (%s)", creds_source(c->creds));
-        else
-            LOGE("SIGHUP: credentials not read again, the old ones stay: %s", err.message);
+        if (sigwait(&set, &sig) == 0)
+            reload_creds(c);
     }
     return NULL;
 }
@@ -448,103 +480,152 @@ static void start_sighup(struct fs_ctx *c)
         LOGW("no SIGHUP thread: credentials are read again only when they expire");
 }
 
+/* Detached from the terminal: messages go to syslog from here on, and the
+ * plain-HTTP warning the terminal had is written there too. */
+static void log_to_syslog(const struct fs_ctx *c)
+{
+    char warn[PATH_MAX];
+    log_use_syslog(true);
+    if (plain_http_warning(c, warn, sizeof warn))
+        LOGW("%s", warn);
+}
+
+/* The threads that serve the mount, in their order; 0 or -errno (then
+ * nothing more is started, and fs_ctx_free ends what was). */
+static int start_threads(struct fs_ctx *c, struct fuse_session *se)
+{
+    start_sighup(c);          /* first: the threads started after inherit the mask */
+    cond_probe_mount(c);      /* before the journal's replay: its deletes may be conditional */
+    int rc = fs_ctx_start(c); /* the engine, which replays the journal */
+    if (rc == 0 && fuse_set_signal_handlers(se) != 0)
+        rc = -EIO;
+    if (rc)
+        return rc;
+    ctl_server_start(c); /* s3cfs-ctl; the mount works without it (logged) */
+    if (!c->opt.mountpoint ||
+        kevict_new(se, c->opt.mountpoint, (size_t)c->opt.kept_files, &c->evict))
+        LOGW("kernel entries of closed files will not be trimmed");
+    return 0;
+}
+
+/* A loop ended by SIGTERM/SIGINT reports the signal: that is a clean stop
+ * (the queues drain after it). */
+static bool clean_stop(int lr)
+{
+    return lr == 0 || lr == SIGTERM || lr == SIGINT || lr == -SIGTERM || lr == -SIGINT;
+}
+
+/* Serves the mount until it is unmounted or signalled; the exit status. */
+static int serve_loop(struct fs_ctx *c, struct fuse *fuse, const char *mountpoint)
+{
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_idle_threads(lc, 64);
+    fuse_loop_cfg_set_max_threads(lc, 256);
+    LOGI("mounted %s on %s", c->map.all_buckets ? "all buckets" : c->map.bucket, mountpoint);
+    int lr = fuse_loop_mt(fuse, lc);
+    int rc = clean_stop(lr) ? 0 : 1;
+    if (rc)
+        LOGE("the FUSE loop ended with %d (%s)", lr, lr < 0 ? strerror(-lr) : "signal");
+    fuse_loop_cfg_destroy(lc);
+    return rc;
+}
+
+/* What start_threads started for the loop, once the loop ended. */
+static void stop_loop(struct fs_ctx *c, struct fuse_session *se)
+{
+    kevict_stop(c->evict);
+    fuse_remove_signal_handlers(se);
+    /* the drain in fs_ctx_free must not be cut short by a second SIGTERM
+     * (SIGKILL still stops it; the journal covers it) */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+}
+
+/* Mounted and detached: start the threads, serve, stop; the exit status. */
+static int serve(struct fs_ctx *c, struct fuse *fuse, const char *mountpoint)
+{
+    struct fuse_session *se = fuse_get_session(fuse);
+    if (!c->opt.foreground)
+        log_to_syslog(c);
+    if (start_threads(c, se) != 0)
+        return 1;
+    int rc = serve_loop(c, fuse, mountpoint);
+    stop_loop(c, se);
+    return rc;
+}
+
+/* The end of a mount that fuse_mount made, whatever happened after it. */
+static void end_mount(struct fs_ctx *c, struct fuse *fuse, const char *mountpoint)
+{
+    fuse_unmount(fuse); /* closes the device: a notification in flight ends */
+    LOGI("unmounted %s; queued copies and deletes land before exit", mountpoint);
+    kevict_free(c->evict);
+    c->evict = NULL;
+    /* after the unmount (nothing waits on the mount), before fs_ctx_free:
+     * s3cfs-ctl can watch the final drain */
+    ctl_server_stop(c);
+}
+
+/* Mount, serve, unmount; the exit status. The drain is fs_ctx_free's. */
 static int run(struct fs_ctx *c, struct fuse_args *args, const char *mountpoint)
 {
     struct fuse *fuse = fuse_new(args, fsops_table(), sizeof(struct fuse_operations), c);
     if (!fuse)
         return 1;
+    bool mounted = fuse_mount(fuse, mountpoint) == 0;
     int rc = 1;
-    if (fuse_mount(fuse, mountpoint) == 0) {
-        if (fuse_daemonize(c->opt.foreground) == 0) {
-            char warn[PATH_MAX];
-            if (!c->opt.foreground) {
-                log_use_syslog(true);
-                if (plain_http_warning(c, warn, sizeof warn)) /* the terminal had it */
-                    LOGW("%s", warn);
-            }
-            start_sighup(c);     /* first: the threads started after inherit the mask */
-            cond_probe_mount(c); /* before the journal's replay: its deletes may be conditional */
-            if (fs_ctx_start(c) == 0 && fuse_set_signal_handlers(fuse_get_session(fuse)) == 0) {
-                ctl_server_start(c); /* s3cfs-ctl; the mount works without it (logged) */
-                if (!c->opt.mountpoint || kevict_new(fuse_get_session(fuse), c->opt.mountpoint,
-                                                     (size_t)c->opt.kept_files, &c->evict))
-                    LOGW("kernel entries of closed files will not be trimmed");
-                struct fuse_loop_config *lc = fuse_loop_cfg_create();
-                fuse_loop_cfg_set_idle_threads(lc, 64);
-                fuse_loop_cfg_set_max_threads(lc, 256);
-                LOGI("mounted %s on %s", c->map.all_buckets ? "all buckets" : c->map.bucket,
-                     mountpoint);
-                int lr = fuse_loop_mt(fuse, lc);
-                /* a loop ended by SIGTERM/SIGINT reports the signal: that
-                 * is a clean stop (the queues drain below) */
-                rc = lr == 0 || lr == SIGTERM || lr == SIGINT || lr == -SIGTERM || lr == -SIGINT
-                         ? 0
-                         : 1;
-                if (rc)
-                    LOGE("the FUSE loop ended with %d (%s)", lr, lr < 0 ? strerror(-lr) : "signal");
-                fuse_loop_cfg_destroy(lc);
-                kevict_stop(c->evict);
-                fuse_remove_signal_handlers(fuse_get_session(fuse));
-                /* the drain in fs_ctx_free must not be cut short by a second
-                 * SIGTERM (SIGKILL still stops it; the journal covers it) */
-                signal(SIGTERM, SIG_IGN);
-                signal(SIGINT, SIG_IGN);
-            }
-        }
-        fuse_unmount(fuse); /* closes the device: a notification in flight ends */
-        LOGI("unmounted %s; queued copies and deletes land before exit", mountpoint);
-        kevict_free(c->evict);
-        c->evict = NULL;
-        /* after the unmount (nothing waits on the mount), before fs_ctx_free:
-         * s3cfs-ctl can watch the final drain */
-        ctl_server_stop(c);
-    }
+    if (mounted && fuse_daemonize(c->opt.foreground) == 0)
+        rc = serve(c, fuse, mountpoint);
+    if (mounted)
+        end_mount(c, fuse, mountpoint);
     fuse_destroy(fuse);
     return rc;
 }
 
-/* Everything after the command line is parsed; returns the exit status.
- * ARGS stays owned by the caller, which frees it on every path. */
-static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *prog)
+/* --help, --version and a missing mount point: the exit status, or -1 when
+ * there is a mount to make. */
+static int answer_without_mount(const struct cli *cli, const char *prog)
 {
-    if (cli->help) {
+    if (cli->help)
         usage(prog);
-        return 0;
-    }
-    if (cli->version) {
+    else if (cli->version)
         printf("s3cfs %s (libfuse %d, %s)\n", S3CFS_VERSION, fuse_version(), curl_version());
-        return 0;
-    }
-    if (cli->nnonopt < 1) {
+    else if (cli->nnonopt < 1)
         fprintf(stderr, "s3cfs: no mount point given (try --help)\n");
-        return 2;
-    }
-    static struct fs_ctx ctx;
-    ctx.opt = cli->o;
-    const char *spec = cli->nnonopt == 2 ? cli->nonopt[0] : NULL;
-    const char *mountpoint = cli->nonopt[cli->nnonopt - 1];
-    ctx.opt.mountpoint = realpath(mountpoint, NULL);
+    else
+        return -1;
+    return cli->help || cli->version ? 0 : 2;
+}
+
+/* The context from the options: 0, or the exit status (nothing to free:
+ * what is set up so far stays until exit). */
+static int build_ctx(struct fs_ctx *c, struct cli *cli, const char *spec, const char *mountpoint)
+{
+    c->opt.mountpoint = realpath(mountpoint, NULL);
     if (finish_options(cli))
         return 2;
-    cli->o.mountpoint = ctx.opt.mountpoint;
-    ctx.opt = cli->o;
-    ctx.ra_budget.max = ctx.opt.readahead_mem;
-    if (path_map_init(&ctx.map, spec)) {
+    cli->o.mountpoint = c->opt.mountpoint;
+    c->opt = cli->o;
+    c->ra_budget.max = c->opt.readahead_mem;
+    if (path_map_init(&c->map, spec)) {
         fprintf(stderr, "s3cfs: %s is not a valid BUCKET[:/PREFIX]\n", spec);
         return 2;
     }
-    set_defaults(&ctx);
-    if (!ctx.opt.nomime && mime_load("/etc/mime.types", &ctx.mime)) {
+    set_defaults(c);
+    if (!c->opt.nomime && mime_load("/etc/mime.types", &c->mime)) {
         fprintf(stderr, "s3cfs: out of memory\n");
         return 1;
     }
-    fs_set(&ctx);
-    s3_global_init();
+    return 0;
+}
+
+/* The source column of /proc/mounts is what was mounted (mount -a and
+ * findmnt match fstab entries by it); the option parser takes "\\," and
+ * "\\\\" as escapes. A user's own fsname= comes later and wins. */
+static void add_mount_args(struct fuse_args *args, const char *spec)
+{
     /* permission checks by the kernel against the modes we show */
     fuse_opt_add_arg(args, "-odefault_permissions");
-    /* the source column of /proc/mounts is what was mounted (mount -a and
-     * findmnt match fstab entries by it); the option parser takes "\\," and
-     * "\\\\" as escapes. A user's own fsname= comes later and wins. */
     char fsname[2 * (S3CFS_BUCKET_MAX + S3CFS_KEY_MAX) + 16] = "-ofsname=";
     size_t fl = strlen(fsname);
     for (const char *p = spec ? spec : "s3cfs"; *p && fl + 3 < sizeof fsname; p++) {
@@ -555,15 +636,41 @@ static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *
     fsname[fl] = '\0';
     fuse_opt_insert_arg(args, 1, fsname);
     fuse_opt_add_arg(args, "-osubtype=s3cfs");
+}
+
+/* The credentials, the client and a first request: 0 or -errno (told on
+ * stderr, while it is still the terminal). */
+static int connect_store(struct fs_ctx *c, const struct cli *cli)
+{
     protect_secrets(cli); /* before any key is read */
-    int rc = make_client(&ctx, ctx.map.all_buckets ? NULL : ctx.map.bucket);
+    int rc = make_client(c, c->map.all_buckets ? NULL : c->map.bucket);
     char warn[PATH_MAX];
-    if (rc == 0 && plain_http_warning(&ctx, warn, sizeof warn))
+    if (rc == 0 && plain_http_warning(c, warn, sizeof warn))
         fprintf(stderr, "s3cfs: %s\n", warn);
     if (rc == 0)
-        rc = check_store(&ctx) || fsq_open_journal(&ctx) ? 1 : run(&ctx, args, mountpoint);
-    else
-        rc = 1;
+        rc = check_store(c);
+    return rc;
+}
+
+/* Everything after the command line is parsed; returns the exit status.
+ * ARGS stays owned by the caller, which frees it on every path. */
+static int mount_and_serve(struct fuse_args *args, struct cli *cli, const char *prog)
+{
+    int rc = answer_without_mount(cli, prog);
+    if (rc >= 0)
+        return rc;
+    static struct fs_ctx ctx;
+    const char *spec = cli->nnonopt == 2 ? cli->nonopt[0] : NULL;
+    const char *mountpoint = cli->nonopt[cli->nnonopt - 1];
+    rc = build_ctx(&ctx, cli, spec, mountpoint);
+    if (rc)
+        return rc;
+    fs_set(&ctx);
+    s3_global_init();
+    add_mount_args(args, spec);
+    rc = connect_store(&ctx, cli) == 0 && fsq_open_journal(&ctx) == 0 ? 0 : 1;
+    if (rc == 0)
+        rc = run(&ctx, args, mountpoint);
     fs_ctx_free(&ctx);
     return rc;
 }

@@ -725,6 +725,52 @@ static void usage(FILE *out)
             prog);
 }
 
+/* One option: 0, or the exit status to stop with. */
+static int take_option(int ch, struct opts *o)
+{
+    char *end;
+    switch (ch) {
+    case 'q':
+        o->quiet = true;
+        return 0;
+    case 'r':
+        o->raw = true;
+        return 0;
+    case 't':
+        o->timeout_s = strtod(optarg, &end);
+        if (!*end && o->timeout_s > 0)
+            return 0;
+        fprintf(stderr, "%s: bad timeout %s\n", prog, optarg);
+        return EXIT_USAGE;
+    case 'h':
+        usage(stdout);
+        exit(0);
+    case 'V':
+        printf("s3cfs-ctl %s (protocol %d)\n", S3CFS_VERSION, CTL_PROTO_VERSION);
+        exit(0);
+    default:
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+}
+
+/* COMMAND [PATH [MOUNTPOINT]]: 0, or the exit status to stop with. */
+static int take_operands(int n, char **args, struct opts *o)
+{
+    if (n < 1 || n > 3) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    o->cmd = args[0];
+    o->path = n >= 2 ? args[1] : NULL;
+    o->mountpoint = n == 3 ? args[2] : NULL;
+    if (strcmp(o->cmd, "status") && strcmp(o->cmd, "wait") && strcmp(o->cmd, "errors")) {
+        fprintf(stderr, "%s: unknown command %s (status, wait, errors)\n", prog, o->cmd);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
     static const struct option longs[] = {
@@ -732,47 +778,12 @@ static int parse(int argc, char **argv, struct opts *o)
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
     };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "qrt:hV", longs, NULL)) != -1) {
-        char *end;
-        switch (ch) {
-        case 'q':
-            o->quiet = true;
-            break;
-        case 'r':
-            o->raw = true;
-            break;
-        case 't':
-            o->timeout_s = strtod(optarg, &end);
-            if (*end || o->timeout_s <= 0) {
-                fprintf(stderr, "%s: bad timeout %s\n", prog, optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            printf("s3cfs-ctl %s (protocol %d)\n", S3CFS_VERSION, CTL_PROTO_VERSION);
-            exit(0);
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    int n = argc - optind;
-    if (n < 1 || n > 3) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    o->cmd = argv[optind];
-    o->path = n >= 2 ? argv[optind + 1] : NULL;
-    o->mountpoint = n == 3 ? argv[optind + 2] : NULL;
-    if (strcmp(o->cmd, "status") && strcmp(o->cmd, "wait") && strcmp(o->cmd, "errors")) {
-        fprintf(stderr, "%s: unknown command %s (status, wait, errors)\n", prog, o->cmd);
-        return EXIT_USAGE;
-    }
-    return 0;
+    int ch, rc = 0;
+    while (rc == 0 && (ch = getopt_long(argc, argv, "qrt:hV", longs, NULL)) != -1)
+        rc = take_option(ch, o);
+    if (rc == 0)
+        rc = take_operands(argc - optind, argv + optind, o);
+    return rc;
 }
 
 int main(int argc, char **argv)

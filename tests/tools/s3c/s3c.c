@@ -205,13 +205,22 @@ static int cmd_rmr(const char *bucket, const char *prefix)
     return failed != 0;
 }
 
+static int usage(void)
+{
+    fprintf(stderr, "usage: s3c [--endpoint URL] [--region R] [-v] COMMAND\n"
+                    "  buckets | mb B | rb B | ls B [PREFIX] | find B [PREFIX]\n"
+                    "  put B KEY FILE | get B KEY FILE|- | head B KEY | rm B KEY\n"
+                    "  cp SB SKEY DB DKEY | mpcopy SB SKEY DB DKEY PART_MIB | rmr B PREFIX\n");
+    return 2;
+}
+
 static int dispatch(int argc, char **argv)
 {
     struct s3_error err;
     const char *c = argv[0];
 #define NEED(n)                                                                                    \
     if (argc != (n) + 1)                                                                           \
-        goto usage;
+        return usage();
     if (strcmp(c, "buckets") == 0) {
         NEED(0) return cmd_buckets();
     } else if (strcmp(c, "mb") == 0) {
@@ -240,12 +249,7 @@ static int dispatch(int argc, char **argv)
     } else if (strcmp(c, "rmr") == 0) {
         NEED(2) return cmd_rmr(argv[1], argv[2]);
     }
-usage:
-    fprintf(stderr, "usage: s3c [--endpoint URL] [--region R] [-v] COMMAND\n"
-                    "  buckets | mb B | rb B | ls B [PREFIX] | find B [PREFIX]\n"
-                    "  put B KEY FILE | get B KEY FILE|- | head B KEY | rm B KEY\n"
-                    "  cp SB SKEY DB DKEY | mpcopy SB SKEY DB DKEY PART_MIB | rmr B PREFIX\n");
-    return 2;
+    return usage();
 #undef NEED
 }
 
