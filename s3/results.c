@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "s3cfs/htab.h"
 #include "s3cfs/log.h"
 #include "s3cfs/s3.h"
 
@@ -45,10 +46,7 @@ struct token_set {
 
 static uint64_t token_hash(const char *s)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return hash_fnv1a64(s, strlen(s));
 }
 
 /* 0 for a new token (now remembered), -EIO for a repeated one, -ENOMEM. */

@@ -110,3 +110,12 @@ void htab_filter(struct htab *t, bool (*take)(struct htab_node *n, void *arg), v
         }
     }
 }
+
+bool htab_each(const struct htab *t, bool (*fn)(struct htab_node *n, void *arg), void *arg)
+{
+    for (size_t i = 0; i < t->nb; i++)
+        for (struct htab_node *n = t->b[i]; n; n = n->next)
+            if (!fn(n, arg))
+                return false;
+    return true;
+}

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "s3cfs/engine.h"
+#include "s3cfs/htab.h"
 #include "s3cfs/journal.h"
 #include "s3cfs/log.h"
 #include "s3cfs/nscache.h"
@@ -179,10 +180,8 @@ static int journal_path(struct fs_ctx *c, char *out, size_t size)
     int rc = journal_dir(c, dir, sizeof dir);
     if (rc)
         return rc;
-    unsigned h = 2166136261u;
-    for (const char *p = c->opt.mountpoint ? c->opt.mountpoint : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    snprintf(out, size, "%s/journal-%08x.log", dir, h);
+    const char *mp = c->opt.mountpoint ? c->opt.mountpoint : "";
+    snprintf(out, size, "%s/journal-%08x.log", dir, (unsigned)hash_fnv1a32(mp, strlen(mp)));
     return 0;
 }
 

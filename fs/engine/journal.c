@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "s3cfs/buf.h"
+#include "s3cfs/htab.h"
 #include "s3cfs/log.h"
 #include "s3cfs/uri.h"
 
@@ -164,10 +165,7 @@ struct journal {
 /* FNV-1a: catches torn or garbled lines; not a defence against malice. */
 static uint32_t line_sum(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    return hash_fnv1a32(s, n);
 }
 
 /* ---------- writing records ---------- */

@@ -62,5 +62,9 @@ void htab_remove(struct htab *t, struct htab_node *n);
  * true leave the table (take may free them: the chain is relinked without
  * reading them again). Nothing may be inserted meanwhile. */
 void htab_filter(struct htab *t, bool (*take)(struct htab_node *n, void *arg), void *arg);
+/* Calls fn(n, arg) for every node, in no particular order, until it returns
+ * false; returns whether every node was visited. The table must not change
+ * meanwhile (the nodes may). */
+bool htab_each(const struct htab *t, bool (*fn)(struct htab_node *n, void *arg), void *arg);
 
 #endif

@@ -11,16 +11,14 @@
 
 #include "fuzz.h"
 #include "s3cfs/buf.h"
+#include "s3cfs/htab.h"
 #include "s3cfs/journal.h"
 #include "s3cfs/log.h"
 
 /* The journal's line checksum (journal.h: FNV-1a of the line). */
 static uint32_t line_sum(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    return hash_fnv1a32(s, n);
 }
 
 /* Each complete line of in with " %08x" of its sum before the newline; a

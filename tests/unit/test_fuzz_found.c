@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "s3cfs/htab.h"
 #include "s3cfs/journal.h"
 
 /* ---- journal ---- */
@@ -52,10 +53,8 @@ static void write_journal(uint64_t first_id, const char *const *lines, size_t n)
     int fd = open(path, O_WRONLY | O_APPEND);
     assert_true(fd >= 0);
     for (size_t i = 0; i < n; i++) {
-        uint32_t h = 2166136261u;
-        for (const char *p = lines[i]; *p; p++)
-            h = (h ^ (unsigned char)*p) * 16777619u;
         char line[256];
+        unsigned h = hash_fnv1a32(lines[i], strlen(lines[i]));
         int len = snprintf(line, sizeof line, "%s %08x\n", lines[i], h);
         assert_int_equal(write(fd, line, (size_t)len), len);
     }

@@ -1,6 +1,6 @@
 /* Unit tests of htab.c: FNV-1a's published values (they name files on
  * disk, so they must never change), and the table's find/insert/remove,
- * growth and filter. */
+ * growth, filter and each. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -135,13 +135,50 @@ static void test_filter(void **state)
     htab_free(&t);
 }
 
+struct visit {
+    int seen, stop_after;
+    unsigned char hit[64];
+};
+
+static bool visit_one(struct htab_node *n, void *arg)
+{
+    struct visit *v = arg;
+    v->hit[((struct item *)n)->value]++;
+    return ++v->seen != v->stop_after;
+}
+
+/* each visits every node once, and stops when told. */
+static void test_each(void **state)
+{
+    (void)state;
+    struct htab t;
+    assert_int_equal(htab_init(&t, 0, item_eq), 0);
+    struct visit v = {0};
+    assert_true(htab_each(&t, visit_one, &v)); /* empty: nothing to visit */
+    assert_int_equal(v.seen, 0);
+    struct item items[64];
+    for (int i = 0; i < 64; i++) {
+        items[i] = (struct item){.value = i};
+        snprintf(items[i].key, sizeof items[i].key, "%d", i);
+        htab_insert(&t, &items[i].h, hash_of(items[i].key));
+    }
+    assert_true(htab_each(&t, visit_one, &v));
+    assert_int_equal(v.seen, 64);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(v.hit[i], 1);
+    v = (struct visit){.stop_after = 10};
+    assert_false(htab_each(&t, visit_one, &v));
+    assert_int_equal(v.seen, 10);
+    assert_int_equal(t.n, 64); /* visiting takes nothing out */
+    htab_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fnv_values),
-        cmocka_unit_test(test_insert_find_remove_grow),
-        cmocka_unit_test(test_same_hash),
-        cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_fnv_values), cmocka_unit_test(test_insert_find_remove_grow),
+        cmocka_unit_test(test_same_hash),  cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "s3cfs/engine.h"
+#include "s3cfs/htab.h"
 #include "s3cfs/journal.h"
 #include "s3cfs/pool.h"
 
@@ -367,11 +368,8 @@ static void append_raw(const char *text)
 /* Append body as a record line with its checksum (FNV-1a, as journal.c). */
 static void append_record(const char *body)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = body; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
     char line[256];
-    snprintf(line, sizeof line, "%s %08x\n", body, h);
+    snprintf(line, sizeof line, "%s %08x\n", body, (unsigned)hash_fnv1a32(body, strlen(body)));
     append_raw(line);
 }
 
