@@ -590,6 +590,21 @@ static void mark_served(struct fs_node *n, const struct transfer_source *src)
     pthread_mutex_unlock(&n->lock);
 }
 
+/* The handle's read-ahead, made by its first read. */
+static int file_ra(struct fs_ctx *c, struct fs_file *f, struct readahead **out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&f->lock);
+    if (!f->ra) {
+        struct ra_config cfg;
+        transfer_ra_config(c, &cfg);
+        rc = ra_new(&cfg, &f->ra);
+    }
+    *out = f->ra;
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
 int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t off)
 {
     struct fs_node *n = f->node;
@@ -606,10 +621,11 @@ int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t
     pthread_mutex_unlock(&n->lock);
     if (rc == 0 && fsq_pending(c, &src.loc, ENGINE_AS_DEST))
         rc = fsq_wait(c, &src.loc, ENGINE_AS_DEST);
-    if (rc == 0)
-        rc = transfer_read(c, f, &src, buf, size, off);
+    struct readahead *ra = NULL;
+    if (rc == 0 && (rc = file_ra(c, f, &ra)) == 0)
+        rc = transfer_read(ra, &src, buf, size, off);
     if (rc == -ESTALE && (rc = follow_version(c, n, &src)) == 0)
-        rc = transfer_read(c, f, &src, buf, size, off);
+        rc = transfer_read(ra, &src, buf, size, off);
     if (rc == -ESTALE)
         rc = -EIO; /* changed again: give up rather than mix versions */
     if (rc > 0)

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "s3cfs/log.h"
-#include "s3cfs/node.h"
 #include "s3cfs/pool.h"
 #include "s3cfs/readahead.h"
 #include "s3cfs/stage.h"
@@ -466,16 +465,14 @@ static int ra_spawn(void *ctx, int (*fn)(void *), void *arg)
     return pool_try_submit(c->pool, fn, arg);
 }
 
-int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_source *src, char *buf,
-                  size_t size, off_t off)
+void transfer_ra_config(struct fs_ctx *c, struct ra_config *cfg)
 {
-    int rc = 0;
-    pthread_mutex_lock(&f->lock);
-    if (!f->ra) {
-        struct ra_config cfg = {
-            .fetch = ra_fetch, .spawn = ra_spawn, .ctx = c, .budget = &c->ra_budget};
-        rc = ra_new(&cfg, &f->ra);
-    }
-    pthread_mutex_unlock(&f->lock);
-    return rc ? rc : ra_read(f->ra, src, sizeof *src, src->size, buf, size, (uint64_t)off);
+    *cfg =
+        (struct ra_config){.fetch = ra_fetch, .spawn = ra_spawn, .ctx = c, .budget = &c->ra_budget};
+}
+
+int transfer_read(struct readahead *ra, const struct transfer_source *src, char *buf, size_t size,
+                  off_t off)
+{
+    return ra_read(ra, src, sizeof *src, src->size, buf, size, (uint64_t)off);
 }

@@ -19,7 +19,8 @@
 #include "s3cfs/fs.h"
 
 struct stage;
-struct fs_file;
+struct readahead;
+struct ra_config;
 
 struct transfer_upload {
     struct fs_loc loc;
@@ -57,10 +58,13 @@ struct transfer_source {
     bool dst_create_only;
 };
 
-/* read(2) of an object through the handle's read-ahead window: returns the
- * byte count (short at the end) or -errno. */
-int transfer_read(struct fs_ctx *c, struct fs_file *f, const struct transfer_source *src, char *buf,
-                  size_t size, off_t off);
+/* The read-ahead configuration whose windows are ranged GETs on c's pool
+ * (for an open handle's readahead, which the handle owns: node.h). */
+void transfer_ra_config(struct fs_ctx *c, struct ra_config *cfg);
+/* read(2) of an object through a handle's read-ahead (made with
+ * transfer_ra_config): returns the byte count (short at the end) or -errno. */
+int transfer_read(struct readahead *ra, const struct transfer_source *src, char *buf, size_t size,
+                  off_t off);
 
 /* Server-side copy of src (pinned to etag, size bytes; one HEAD reads it)
  * onto dst: with wo, wo's metadata (REPLACE) plus the rest of the
