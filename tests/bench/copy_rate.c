@@ -7,6 +7,14 @@
  * PutObject, HeadObject and DeleteObjects lines at 64 in flight are printed
  * for context; the DeleteObjects pass is also the cleanup.
  *
+ * --head-copy LEVELS adds the same-mix ceiling: per file a HeadObject of the
+ * source and then its CopyObject, the requests the filesystem's `cp -r`
+ * sends per file, so "% of ceiling" compares like with like.
+ *
+ * --put-only writes --objects keys PREFIX000000, PREFIX000001, ... at the
+ * first --inflight level and keeps them: a fast plain writer for the
+ * benchmark's large flat directory (W9), which must not go through a mount.
+ *
  * Every phase is bounded: after --seconds-max the remaining work is skipped
  * (the cleanup gets CLEANUP_S more), and a watchdog ends the process if even
  * that hangs, so a wedged server cannot hold a CI job forever.
@@ -46,6 +54,9 @@ struct config {
     size_t size;
     int levels[MAX_LEVELS];
     int nlevels;
+    int hc_levels[MAX_LEVELS]; /* --head-copy: HEAD + CopyObject per file */
+    int nhc;
+    bool put_only;
     double seconds_max;
     int watch[MAX_WATCH]; /* processes (the server's) whose CPU use is reported */
     char watch_name[MAX_WATCH][32];
@@ -88,7 +99,7 @@ static atomic_bool aborted;
 static char *payload;
 /* How many keys of each group may exist: what was handed out, so the
  * cleanup covers every key a request was sent for, even a failed one. */
-static size_t issued[MAX_LEVELS + 1];
+static size_t issued[2 * MAX_LEVELS + 1];
 static char (*batch_keys)[KEY_MAX];
 
 static double elapsed(void)
@@ -154,12 +165,17 @@ static uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/* Group 0 the sources (flat under the prefix with --put-only), 1..nlevels
+ * the copies of each level, then the head-copy levels' copies. */
 static void key_of(int group, size_t i, char *out)
 {
     if (group == 0)
-        snprintf(out, KEY_MAX, "%ssrc/%06zu", cfg.prefix, i);
-    else
+        snprintf(out, KEY_MAX, cfg.put_only ? "%s%06zu" : "%ssrc/%06zu", cfg.prefix, i);
+    else if (group <= cfg.nlevels)
         snprintf(out, KEY_MAX, "%sdst-%d/%06zu", cfg.prefix, cfg.levels[group - 1], i);
+    else
+        snprintf(out, KEY_MAX, "%shc-%d/%06zu", cfg.prefix, cfg.hc_levels[group - 1 - cfg.nlevels],
+                 i);
 }
 
 /* ---- the operations ---- */
@@ -191,11 +207,20 @@ static int op_copy(struct phase *ph, size_t i, struct s3_error *err)
     return s3_copy_object(cli, cfg.bucket, src, cfg.bucket, dst, NULL, NULL, err);
 }
 
+/* The same-mix ceiling: the source's attributes first, as `cp -r` through
+ * the mount needs them, then the copy. */
+static int op_head_copy(struct phase *ph, size_t i, struct s3_error *err)
+{
+    struct phase src = {.group = 0};
+    int rc = op_head(&src, i, err);
+    return rc ? rc : op_copy(ph, i, err);
+}
+
 /* Batch i of the cleanup: the keys of every group, numbered group by group. */
 static size_t batch_fill(size_t batch, char (*keys)[KEY_MAX], const char **ptrs)
 {
     size_t first = batch * BATCH, pos = 0, m = 0;
-    for (int g = 0; g <= cfg.nlevels && m < BATCH; g++) {
+    for (int g = 0; g <= cfg.nlevels + cfg.nhc && m < BATCH; g++) {
         for (size_t i = 0; i < issued[g] && m < BATCH; i++, pos++) {
             if (pos < first)
                 continue;
@@ -406,30 +431,32 @@ static int run(const char *name, const char *kind, op_fn op, int group, int infl
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bench_copy_rate --endpoint URL --bucket B [--objects N (2000)]\n"
-            "         [--size BYTES (2048)] [--inflight 1,16,64] [--seconds-max S (300)]\n"
-            "         [--prefix P (bench/copy-rate/)] [--proxy-stats URL] [--watch-pids PID,...]\n"
-            "Credentials come from the environment (AWS_ACCESS_KEY_ID, profile, ...).\n");
+    fprintf(
+        f,
+        "usage: bench_copy_rate --endpoint URL --bucket B [--objects N (2000)]\n"
+        "         [--size BYTES (2048)] [--inflight 1,16,64] [--seconds-max S (300)]\n"
+        "         [--prefix P (bench/copy-rate/)] [--proxy-stats URL] [--watch-pids PID,...]\n"
+        "         [--head-copy 64 (HEAD + CopyObject per file)] [--put-only (keep PREFIXnnnnnn)]\n"
+        "Credentials come from the environment (AWS_ACCESS_KEY_ID, profile, ...).\n");
 }
 
-static int parse_levels(const char *s)
+static int parse_levels(const char *s, int *levels, int *nlevels)
 {
-    cfg.nlevels = 0;
+    *nlevels = 0;
     while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > MAX_INFLIGHT || cfg.nlevels == MAX_LEVELS)
+        if (end == s || v < 1 || v > MAX_INFLIGHT || *nlevels == MAX_LEVELS)
             return -EINVAL;
-        for (int i = 0; i < cfg.nlevels; i++)
-            if (cfg.levels[i] == v)
+        for (int i = 0; i < *nlevels; i++)
+            if (levels[i] == v)
                 return -EINVAL; /* two levels would write the same keys */
-        cfg.levels[cfg.nlevels++] = (int)v;
+        levels[(*nlevels)++] = (int)v;
         s = *end == ',' ? end + 1 : end;
         if (*end && *end != ',')
             return -EINVAL;
     }
-    return cfg.nlevels ? 0 : -EINVAL;
+    return *nlevels ? 0 : -EINVAL;
 }
 
 /* --watch-pids: remember each process's name now, for the output lines. */
@@ -477,6 +504,8 @@ static int parse_args(int argc, char **argv)
         {"prefix", required_argument, NULL, 'p'},
         {"proxy-stats", required_argument, NULL, 'P'},
         {"watch-pids", required_argument, NULL, 'w'},
+        {"head-copy", required_argument, NULL, 'H'},
+        {"put-only", no_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -503,7 +532,13 @@ static int parse_args(int argc, char **argv)
             bad |= parse_size(optarg, &cfg.size);
             break;
         case 'l':
-            bad |= parse_levels(optarg) != 0;
+            bad |= parse_levels(optarg, cfg.levels, &cfg.nlevels) != 0;
+            break;
+        case 'H':
+            bad |= parse_levels(optarg, cfg.hc_levels, &cfg.nhc) != 0;
+            break;
+        case 'O':
+            cfg.put_only = true;
             break;
         case 'w':
             bad |= parse_pids(optarg) != 0;
@@ -562,15 +597,20 @@ static int bench(void)
 {
     double dl = cfg.seconds_max;
     size_t n = cfg.objects;
+    if (cfg.put_only) /* the keys stay: they are the workload's input */
+        return run("put", "PutObject", op_put, 0, cfg.levels[0], n, dl) || aborted ? -1 : 0;
     int bad = run("put", "PutObject", op_put, 0, CONTEXT_L, n, dl);
     if (!bad && !aborted)
         bad |= run("head", "HeadObject", op_head, 0, CONTEXT_L, n, dl);
     for (int g = 1; g <= cfg.nlevels && !bad && !aborted; g++)
         bad |= run("copyobject", "CopyObject", op_copy, g, cfg.levels[g - 1], n, dl);
+    for (int h = 0; h < cfg.nhc && !bad && !aborted; h++)
+        bad |= run("headcopy", "CopyObject", op_head_copy, cfg.nlevels + 1 + h, cfg.hc_levels[h], n,
+                   dl);
     if (aborted)
         printf("aborted: --seconds-max %.0f reached, remaining work skipped\n", cfg.seconds_max);
     size_t total = 0;
-    for (int g = 0; g <= cfg.nlevels; g++)
+    for (int g = 0; g <= cfg.nlevels + cfg.nhc; g++)
         total += issued[g];
     size_t batches = (total + BATCH - 1) / BATCH;
     batch_keys = calloc(batches ? batches * BATCH : 1, KEY_MAX);
