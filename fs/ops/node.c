@@ -590,8 +590,10 @@ static void mark_served(struct fs_node *n, const struct transfer_source *src)
     pthread_mutex_unlock(&n->lock);
 }
 
-/* The handle's read-ahead, made by its first read. */
-static int file_ra(struct fs_ctx *c, struct fs_file *f, struct readahead **out)
+/* A read of the object through the handle's read-ahead, which the
+ * handle's first read makes (whichever path reaches it first). */
+static int read_object(struct fs_ctx *c, struct fs_file *f, const struct transfer_source *src,
+                       char *buf, size_t size, off_t off)
 {
     int rc = 0;
     pthread_mutex_lock(&f->lock);
@@ -600,9 +602,9 @@ static int file_ra(struct fs_ctx *c, struct fs_file *f, struct readahead **out)
         transfer_ra_config(c, &cfg);
         rc = ra_new(&cfg, &f->ra);
     }
-    *out = f->ra;
+    struct readahead *ra = f->ra;
     pthread_mutex_unlock(&f->lock);
-    return rc;
+    return rc ? rc : transfer_read(ra, src, buf, size, off);
 }
 
 int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t off)
@@ -621,11 +623,10 @@ int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t
     pthread_mutex_unlock(&n->lock);
     if (rc == 0 && fsq_pending(c, &src.loc, ENGINE_AS_DEST))
         rc = fsq_wait(c, &src.loc, ENGINE_AS_DEST);
-    struct readahead *ra = NULL;
-    if (rc == 0 && (rc = file_ra(c, f, &ra)) == 0)
-        rc = transfer_read(ra, &src, buf, size, off);
+    if (rc == 0)
+        rc = read_object(c, f, &src, buf, size, off);
     if (rc == -ESTALE && (rc = follow_version(c, n, &src)) == 0)
-        rc = transfer_read(ra, &src, buf, size, off);
+        rc = read_object(c, f, &src, buf, size, off);
     if (rc == -ESTALE)
         rc = -EIO; /* changed again: give up rather than mix versions */
     if (rc > 0)

@@ -99,6 +99,31 @@ static void test_upload_failure_reported(void **state)
     free(big);
 }
 
+/* A read that waits for a queued copy onto its file, which failed with
+ * -ESTALE (the copy's precondition), follows the version in the store and
+ * reads it through the handle's read-ahead, made at that point: the second
+ * read path once had no read-ahead yet (NULL) and crashed. */
+static void test_read_after_failed_copy_onto_file(void **state)
+{
+    (void)state;
+    assert_int_equal(fakes3_put(BUCKET, "cpdst", "old", 3), 0);
+    assert_int_equal(fakes3_put(BUCKET, "cpsrc", "newer", 5), 0);
+    fakes3_fail_rate(FAKES3_COPY, 1.0, "PreconditionFailed", 412, 1);
+    assert_int_equal(fsd_cp(D, "/cpsrc", "/cpdst"), 0);
+    struct fsd_file *f;
+    char buf[16];
+    assert_int_equal(fsd_open(D, "/cpdst", O_RDONLY, &f), 0);
+    /* the copy's failure is reported (once) by the next wait; this read
+     * follows the version in the store: the old bytes */
+    assert_int_equal(fsd_read(f, buf, sizeof buf, 0), 3);
+    assert_memory_equal(buf, "old", 3);
+    fsd_close(f);
+    fakes3_fail_rate(FAKES3_COPY, 0, NULL, 0, 1);
+    /* the failed copy stays listed: the stop reports it */
+    assert_int_equal(fsd_stop(D), -ESTALE);
+    mount_b(NULL);
+}
+
 /* Reads of an object: ranged GETs, the bytes as stored. */
 static void test_read_ranges(void **state)
 {
@@ -126,6 +151,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_single_and_multipart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_failure_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_after_failed_copy_onto_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
