@@ -10,10 +10,14 @@
 # there is no mount), each with its own time limit (CASE_TIMEOUT seconds,
 # 300 by default; `case_timeout NAME SECONDS` sets one case's). A case that
 # runs out of time has its commands killed and counts as a failure; the
-# other cases still run. A case must not `exit`: it returns.
-#   bash test_fs_x.sh --list          the case names
+# other cases still run. A case must not `exit`: it returns. The watchdog
+# can kill only processes: a case stuck in the test shell itself (a builtin
+# `read` from a fifo, a busy loop) is given CASE_GRACE more seconds (30),
+# then the whole script is ended (failing, its EXIT trap cleaning up).
+#   bash test_fs_x.sh --list          the case names (no server needed)
 #   bash test_fs_x.sh NAME [NAME...]  only these cases (also S3CFS_CASES="A B",
-#                                     as in: S3CFS_CASES=A ctest -R test_fs_x)
+#                                     as in: S3CFS_CASES=A ctest -R test_fs_x);
+#                                     an unknown name fails before any setup
 # Outside ctest, run a script under tests/integration/with-server.sh, which
 # starts the server and sets the environment below.
 #
@@ -21,6 +25,24 @@
 # AWS_SECRET_ACCESS_KEY; S3CFS_BIN (the s3cfs binary), S3CFS_S3C (the s3c
 # client), S3CFS_PROXY (the proxy).
 set -uo pipefail
+
+# the case functions in the order the script defines them
+case_names() {
+    grep -oE '^case_[A-Za-z0-9_]+ *\(\)' "$0" | sed -E 's/^case_([A-Za-z0-9_]+).*/\1/'
+}
+# before any setup (sourced, this file sees the script's arguments): --list
+# needs no server, and a name that is no case fails at once
+case_args_check() {
+    local n all
+    all=" $(case_names | tr '\n' ' ') "
+    [ "${1:-}" == "--list" ] && { case_names; exit 0; }
+    [ $# -eq 0 ] && [ -n "${S3CFS_CASES:-}" ] && set -- $S3CFS_CASES
+    for n in "$@"; do
+        [[ $all == *" $n "* ]] || { echo "FAIL - no case named $n (--list shows them)"; exit 2; }
+    done
+}
+# a script with no case runs as a plain script (fs_done)
+[ -z "$(case_names)" ] || case_args_check "$@"
 
 : "${S3CFS_BIN:?run through ctest (S3CFS_BIN unset)}" "${S3CFS_S3C:?}" "${S3CFS_PROXY:?}" "${S3_ENDPOINT:?}"
 PASS=0
@@ -79,6 +101,7 @@ mount_fs() {
 
 unmount_fs() {
     local dir=$1 i st
+    case $PWD/ in "$dir"/*) cd / ;; esac # a case starts in $MNT: not busy
     fusermount3 -u "$dir" 2>/dev/null || umount -l "$dir" 2>/dev/null
     for i in "${!MOUNTS[@]}"; do
         if [ "${MOUNTS[$i]}" == "$dir" ]; then
@@ -117,12 +140,16 @@ fs_setup() {
     trap fs_cleanup EXIT
     BUCKET=$(new_bucket)
     MNT=$WORK/mnt
+    MNT_ARGS=("$@")
     mount_fs "$MNT" "$BUCKET" "$@" || exit 2
 }
 
 # remount [ARGS...]: unmount $MNT and mount the same bucket there again
-# (with ARGS), then cd into it: what a fresh daemon reads from S3
+# (with ARGS; without, with those fs_setup or proxied_setup mounted it
+# with), then cd into it: what a fresh daemon reads from S3
+MNT_ARGS=()
 remount() {
+    [ $# -eq 0 ] && set -- "${MNT_ARGS[@]}"
     cd / && unmount_fs "$MNT"
     mount_fs "$MNT" "$BUCKET" "$@" || { bad "remount of $MNT failed"; return 1; }
     cd "$MNT" || return 1
@@ -181,6 +208,7 @@ with open(sys.argv[1], "ab", buffering=0) as f:
 PY
     PIDS+=($!)
     MOUNTS+=("")
+    echo "$!" >>"$WORK/.pids"
     for _ in $(seq 1 50); do [ -S /dev/log ] && break; sleep 0.1; done
     [ -S /dev/log ] || { echo "the syslog listener did not start" >&2; exit 2; }
 }
@@ -203,6 +231,10 @@ wait_for() {
         sleep 0.1
     done
 }
+
+# for wait_until: PID has ended; DIR is no mount point
+not_running() { ! kill -0 "$1" 2>/dev/null; }
+not_mounted() { ! mountpoint -q "$1"; }
 
 # start_proxy [ARGS...]: the fault/latency proxy in front of the server;
 # sets PROXY (its URL). proxy_count KIND, proxy_reset, proxy_config QUERY.
@@ -228,7 +260,8 @@ proxied_setup() {
     BUCKET=$(new_bucket)
     start_proxy
     MNT=$WORK/mnt
-    mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,journal_dir=$WORK/journal" "$@" || exit 2
+    MNT_ARGS=(-o "endpoint=$PROXY,journal_dir=$WORK/journal" "$@")
+    mount_fs "$MNT" "$BUCKET" "${MNT_ARGS[@]}" || exit 2
 }
 
 # mount_pid DIR: the pid of the daemon serving DIR (empty when none)
@@ -247,40 +280,62 @@ declare -A CASE_LIMIT=()
 CASE_TIMEOUT=${CASE_TIMEOUT:-300}
 case_timeout() { CASE_LIMIT[$1]=$2; }
 
-# the case functions in the order the script defines them
-case_names() {
-    grep -oE '^case_[A-Za-z0-9_]+ *\(\)' "$0" | sed -E 's/^case_([A-Za-z0-9_]+).*/\1/'
+CASE_GRACE=${CASE_GRACE:-30}
+# the processes of the running case: the test shell's children and all
+# their descendants (a pipeline in a command substitution, say), never the
+# watchdog (PID ME) nor the daemons and proxies of $WORK/.pids
+case_victims() { # PID ME
+    local c
+    for c in $(pgrep -P "$1"); do
+        [ "$c" == "$2" ] && continue
+        grep -qx "$c" "$WORK/.pids" 2>/dev/null && continue
+        case_victims "$c" "$2"
+        echo "$c"
+    done
 }
 
 # the watchdog of one case: after LIMIT seconds it marks the case timed out
-# and then keeps killing the test shell's children (the case's commands,
-# never the daemons and proxies of $WORK/.pids) until the case ends
-case_watchdog() { # LIMIT FLAG SHELLPID
-    sleep "$1"
+# and then keeps killing the case's processes until the case ends; a case
+# still running CASE_GRACE seconds later is stuck in the test shell itself,
+# which is then ended
+case_watchdog() { # LIMIT FLAG SHELLPID NAME
+    local me=$BASHPID end v
+    # its sleeps hold no descriptor of the script: a reader of the script's
+    # output (a command substitution) must not wait for them
+    sleep "$1" >/dev/null 2>&1
     touch "$2"
+    end=$((SECONDS + CASE_GRACE))
     while [ -e "$2" ]; do
-        for c in $(pgrep -P "$3"); do
-            [ "$c" == "$BASHPID" ] && continue
-            grep -qx "$c" "$WORK/.pids" 2>/dev/null && continue
-            pkill -KILL -P "$c" 2>/dev/null
-            kill -KILL "$c" 2>/dev/null
-        done
-        sleep 0.5
+        v=$(case_victims "$3" "$me")
+        # shellcheck disable=SC2086
+        [ -n "$v" ] && kill -KILL $v 2>/dev/null
+        if [ $SECONDS -ge $end ]; then
+            echo "FAIL - $4: still running ${CASE_GRACE} s after its time limit of $1 s," \
+                "stuck in the test shell (a builtin?): ending the script"
+            kill -TERM "$3"
+            return
+        fi
+        sleep 0.5 >/dev/null 2>&1
     done
 }
 
 run_one_case() { # NAME
-    local name=$1 limit=${CASE_LIMIT[$1]:-$CASE_TIMEOUT} fail0=$FAIL start=$SECONDS wd flag
+    local name=$1 limit=${CASE_LIMIT[$1]:-$CASE_TIMEOUT} fail0=$FAIL start=$SECONDS wd flag kids
     flag=$WORK/.timeout.$name
     echo "# case $name"
     # the watchdog starts outside the mount: its working directory would
     # keep the mount busy, and an unmount in the case would not end it
-    cd / && case_watchdog "$limit" "$flag" $$ >/dev/null 2>&1 &
+    cd / && case_watchdog "$limit" "$flag" $$ "$name" 2>/dev/null &
     wd=$!
     if [ -n "${MNT:-}" ] && mountpoint -q "$MNT"; then cd "$MNT" || return; else cd "$WORK" || return; fi
     "case_$name"
+    # the watchdog first, then its sleep: its sleep killed first, it would go
+    # on and mark a case that ended in time as timed out
+    kids=$(pgrep -P "$wd")
     kill "$wd" 2>/dev/null
     wait "$wd" 2>/dev/null
+    # shellcheck disable=SC2086
+    [ -n "$kids" ] && kill $kids 2>/dev/null
     if [ -e "$flag" ]; then
         rm -f "$flag"
         bad "$name: timed out after $limit s (its commands were killed)"
