@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "s3cfs/htab.h"
 #include "s3cfs/journal.h"
 #include "s3cfs/log.h"
 #include "s3cfs/pool.h"
@@ -262,17 +263,11 @@ static const char *describe(int rc, const struct s3_error *err, char *buf, unsig
 
 /* ---------- the key map ---------- */
 
+/* FNV-1a over bucket NUL key, so that ("a", "bc") and ("ab", "c") differ. */
 static uint64_t key_hash(const char *bucket, const char *key)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (const char *p = bucket;; p++) { /* FNV-1a over bucket NUL key */
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        if (!*p)
-            break;
-    }
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return h;
+    uint32_t h = hash_fnv1a32(bucket, strlen(bucket) + 1);
+    return hash_fnv1a32_more(h, key, strlen(key));
 }
 
 static struct keystate *ks_lookup(const struct engine *e, const char *bucket, const char *key)
