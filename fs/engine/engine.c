@@ -420,30 +420,41 @@ static void *failure_alloc(const struct engine *e, size_t size)
     return e->fail_alloc ? NULL : calloc(1, size);
 }
 
+/* The key's failure entry, made and put first in the list of failures if
+ * the key has none; NULL when out of memory, after recording the failure
+ * for the next wait for everything (never silent). */
+static struct kerr *ks_error_entry(struct engine *e, struct keystate *ks, int rc)
+{
+    if (ks->err)
+        return ks->err;
+    if (e->nkerr >= MAX_KERR)
+        kerr_forget_oldest(e);
+    ks->err = failure_alloc(e, sizeof *ks->err);
+    if (!ks->err) {
+        LOGE("jobs: out of memory: the failure on %s/%s is kept only for the next wait for "
+             "everything",
+             ks->name, ks_key(ks));
+        if (e->dropped_rc == 0)
+            e->dropped_rc = rc;
+        e->ndropped++;
+        return NULL;
+    }
+    ks->err->ks = ks;
+    ks->err->next = e->errs;
+    *(e->errs ? &e->errs->prev : &e->errs_tail) = ks->err;
+    e->errs = ks->err;
+    e->nkerr++;
+    return ks->err;
+}
+
+/* Records rc as the key's failure in slot (as source or destination); the
+ * first failure of a slot is kept. */
 static void ks_set_error(struct engine *e, struct keystate *ks, int slot, int rc)
 {
-    if (!ks->err) {
-        if (e->nkerr >= MAX_KERR)
-            kerr_forget_oldest(e);
-        ks->err = failure_alloc(e, sizeof *ks->err);
-        if (!ks->err) { /* never silent: the next wait for everything returns it */
-            LOGE("jobs: out of memory: the failure on %s/%s is kept only for the next wait for "
-                 "everything",
-                 ks->name, ks_key(ks));
-            if (e->dropped_rc == 0)
-                e->dropped_rc = rc;
-            e->ndropped++;
-            return;
-        }
-        ks->err->ks = ks;
-        ks->err->next = e->errs;
-        *(e->errs ? &e->errs->prev : &e->errs_tail) = ks->err;
-        e->errs = ks->err;
-        e->nkerr++;
-    }
-    if (ks->err->rc[slot] == 0) {
-        ks->err->rc[slot] = rc;
-        ks->err->seq[slot] = ++e->fail_seq;
+    struct kerr *err = ks_error_entry(e, ks, rc);
+    if (err && err->rc[slot] == 0) {
+        err->rc[slot] = rc;
+        err->seq[slot] = ++e->fail_seq;
     }
 }
 
