@@ -232,25 +232,34 @@ static void sleep_ms(int ms)
 
 /* One write(2) in the normal case; a short write continues, a failed one
  * cuts the file back so no partial line stays in front of later records. */
+/* All n bytes of p at fd's offset: 0, or -errno (-EIO if nothing could be
+ * written). */
+static int write_whole(int fd, const char *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
 static int write_locked(struct journal *j, const char *p, size_t n)
 {
     if (j->test_delay_ms > 0)
         sleep_ms(j->test_delay_ms);
     if (j->test_fail_rc)
         return j->test_fail_rc;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(j->fd, p + done, n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int rc = w < 0 ? -errno : -EIO;
-            if (ftruncate(j->fd, (off_t)j->size) != 0)
-                LOGW("journal %s: cannot cut a failed write: %s", j->path, strerror(errno));
-            LOGE("journal %s: write: %s", j->path, strerror(-rc));
-            return rc;
-        }
-        done += (size_t)w;
+    int rc = write_whole(j->fd, p, n);
+    if (rc != 0) { /* a torn line is cut, so the next line starts clean */
+        if (ftruncate(j->fd, (off_t)j->size) != 0)
+            LOGW("journal %s: cannot cut a failed write: %s", j->path, strerror(errno));
+        LOGE("journal %s: write: %s", j->path, strerror(-rc));
+        return rc;
     }
     j->size += n;
     j->writes++;
@@ -628,37 +637,40 @@ static int load_buffer(struct journal *j, const char *data, size_t len, uint64_t
 
 /* The whole file, read through fd (the descriptor that was checked, never
  * the name again). */
+/* Doubles *buf's capacity: 0 or -ENOMEM (*buf is then unchanged). */
+static int grow(char **buf, size_t *cap)
+{
+    char *big = realloc(*buf, *cap * 2);
+    if (!big)
+        return -ENOMEM;
+    *buf = big;
+    *cap *= 2;
+    return 0;
+}
+
 static int read_all(int fd, char **out, size_t *len)
 {
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
-    for (;;) {
-        if (!buf)
-            return -ENOMEM;
-        if (n == cap) {
-            char *big = realloc(buf, cap * 2);
-            if (!big)
-                break;
-            buf = big;
-            cap *= 2;
-        }
+    int rc = buf ? 0 : -ENOMEM;
+    while (rc == 0) {
+        if (n == cap && (rc = grow(&buf, &cap)) != 0)
+            break;
         ssize_t r = pread(fd, buf + n, cap - n, (off_t)n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            int rc = r < 0 ? -errno : 0;
-            if (rc == 0) {
-                *out = buf;
-                *len = n;
-                return 0;
-            }
-            free(buf);
-            return rc;
+        if (r < 0)
+            rc = -errno;
+        if (r == 0) {
+            *out = buf;
+            *len = n;
+            return 0;
         }
-        n += (size_t)r;
+        if (r > 0)
+            n += (size_t)r;
     }
     free(buf);
-    return -ENOMEM;
+    return rc;
 }
 
 static void journal_destroy(struct journal *j)
@@ -768,6 +780,38 @@ static long lock_holder(int fd)
  * jobs again, and the first one's compaction would cut the second one's
  * records. Wait up to wait_ms for the holder (a previous mount finishing
  * its queue), then refuse. */
+static void log_lock_wait(const struct journal *j, int fd, int wait_ms)
+{
+    LOGW("journal %s is in use by another s3cfs (pid %ld), a previous mount still "
+         "finishing its queued operations: waiting up to %d s for it",
+         j->path, lock_holder(fd), wait_ms / 1000);
+}
+
+static void log_lock_refused(const struct journal *j, int fd, int wait_ms)
+{
+    LOGE("journal %s is in use by another s3cfs (pid %ld) that is still finishing "
+         "its queued operations%s: refusing to mount (try again once it exited)",
+         j->path, lock_holder(fd), wait_ms > 0 ? " after waiting" : "");
+}
+
+/* flock on fd, retried every 100 ms for up to wait_ms: 0, -EBUSY, -errno. */
+static int lock_within(const struct journal *j, int fd, int wait_ms)
+{
+    for (int waited = 0;; waited += 100) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return -errno;
+        if (waited >= wait_ms) {
+            log_lock_refused(j, fd, wait_ms);
+            return -EBUSY;
+        }
+        if (waited == 0)
+            log_lock_wait(j, fd, wait_ms);
+        sleep_ms(100);
+    }
+}
+
 static int take_lock(struct journal *j, int wait_ms)
 {
     struct sbuf name = SBUF_INIT;
@@ -778,23 +822,9 @@ static int take_lock(struct journal *j, int wait_ms)
     if (fd < 0)
         return fd;
     j->lockfd = fd;
-    for (int waited = 0;; waited += 100) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            break;
-        if (errno != EWOULDBLOCK && errno != EINTR)
-            return -errno;
-        if (waited >= wait_ms) {
-            LOGE("journal %s is in use by another s3cfs (pid %ld) that is still finishing "
-                 "its queued operations%s: refusing to mount (try again once it exited)",
-                 j->path, lock_holder(fd), wait_ms > 0 ? " after waiting" : "");
-            return -EBUSY;
-        }
-        if (waited == 0)
-            LOGW("journal %s is in use by another s3cfs (pid %ld), a previous mount still "
-                 "finishing its queued operations: waiting up to %d s for it",
-                 j->path, lock_holder(fd), wait_ms / 1000);
-        sleep_ms(100);
-    }
+    int rc = lock_within(j, fd, wait_ms);
+    if (rc != 0)
+        return rc;
     char pid[24];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
