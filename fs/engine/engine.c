@@ -6,7 +6,8 @@
  * queue is in submission order and no two jobs can wait for each other.
  * What a queue grants is always a prefix of it: one writer at the head, or
  * readers up to the first writer. A job whose accesses are all granted is
- * ready.
+ * ready. The queues and the map of keys are keyqueue.c's; this file decides what
+ * a grant means for a job.
  *
  * Ready jobs go to the dispatcher thread, the only one that starts work: it
  * cancels the jobs a failure doomed, moves DELETEs into their bucket's
@@ -32,8 +33,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "s3cfs/htab.h"
 #include "s3cfs/journal.h"
+#include "s3cfs/keyqueue.h"
 #include "s3cfs/log.h"
 #include "s3cfs/pool.h"
 
@@ -46,7 +47,6 @@
 #define DEF_RETRY_DELAY_MS 1000
 #define FAIL_RING          256
 #define MAX_KERR           4096 /* keys with an unreported failure kept */
-#define FIRST_BUCKETS      256  /* a power of two: buckets are picked by mask */
 
 enum { ERR_DEST, ERR_SRC }; /* a role's slot in struct kerr */
 
@@ -60,16 +60,7 @@ enum job_state {
 };
 
 struct job;
-struct keystate;
-
-/* One job's use of one key: a link in the key's queue. */
-struct access {
-    struct job *job;     /* constant */
-    struct keystate *ks; /* constant */
-    struct access *prev; /* lock */
-    struct access *next; /* lock */
-    unsigned char roles; /* constant: ENGINE_AS_DEST (exclusive) and/or ENGINE_AS_SOURCE */
-};
+struct kq_key;
 
 /* REPLACE metadata in one allocation: the array, then its strings. */
 struct meta_set {
@@ -82,7 +73,7 @@ struct job {
     uint64_t id;              /* constant once queued */
     struct job *prev, *next;  /* lock: the pending list, in submission order */
     struct job *link;         /* lock: a ready list, a batch or the retry list */
-    struct access acc[2];     /* [0] the written key, [1] a COPY's other source */
+    struct kq_access acc[2];  /* [0] the written key, [1] a COPY's other source */
     unsigned char nacc;       /* constant once queued */
     unsigned char ungranted;  /* lock */
     unsigned char kind;       /* constant */
@@ -112,23 +103,9 @@ struct jlist {
 /* Unreported failures on one key, by role (ERR_DEST, ERR_SRC). */
 struct kerr {
     struct kerr *prev, *next; /* lock: the engine's list of keys with errors */
-    struct keystate *ks;      /* constant */
+    struct kq_key *ks;        /* constant */
     int rc[2];                /* lock: 0: none */
     uint64_t seq[2];          /* lock: failure order, to report the earliest */
-};
-
-/* The map entry of one key in use: bucket NUL key NUL in name[]. */
-struct keystate {
-    struct keystate *hnext;     /* lock: hash chain */
-    uint64_t hash;              /* constant */
-    struct access *head, *tail; /* lock: pending accesses in submission order */
-    struct access *frontier;    /* lock: the first access not granted, or NULL */
-    unsigned ngranted;          /* lock */
-    unsigned refs;              /* lock: waiters pinning the entry */
-    bool writer_granted;        /* lock */
-    struct kerr *err;           /* lock: NULL unless a failure is unreported */
-    size_t blen;                /* constant: strlen of the bucket */
-    char name[];
 };
 
 /* The ready DELETEs of one bucket. Freed when empty. */
@@ -149,7 +126,7 @@ struct failure {
 /* A thread in engine_wait_key/prefix/drain. Lives on its stack. */
 struct waiter {
     struct waiter *prev, *next; /* lock */
-    struct keystate *ks;        /* a key wait (pinned by refs), else NULL */
+    struct kq_key *ks;          /* a key wait (pinned by refs), else NULL */
     const char *bucket;         /* a prefix wait; NULL with ks NULL: drain */
     const char *prefix;
     size_t plen;
@@ -179,8 +156,7 @@ struct engine {
     pthread_cond_t room; /* submitters blocked by max_pending */
     pthread_cond_t idle; /* npending reached 0 */
     /* everything below: lock */
-    struct keystate **tab;
-    size_t nb, nkeys;
+    struct keyqueue keys;
     struct job *pend_head, *pend_tail;
     size_t npending;
     struct jlist ready_copy, ready_del, retry;
@@ -237,20 +213,21 @@ static struct job *jlist_pop(struct jlist *l)
     return jb;
 }
 
-static const char *ks_key(const struct keystate *ks)
+/* The job that made an access. */
+static struct job *acc_job(const struct kq_access *a)
 {
-    return ks->name + ks->blen + 1;
+    return a->owner;
 }
 
 /* The key a job writes, and the one it reads. */
-static struct keystate *job_dest(const struct job *jb)
+static struct kq_key *job_dest(const struct job *jb)
 {
-    return jb->acc[0].ks;
+    return jb->acc[0].key;
 }
 
-static struct keystate *job_src(const struct job *jb)
+static struct kq_key *job_src(const struct job *jb)
 {
-    return jb->acc[jb->nacc - 1].ks;
+    return jb->acc[jb->nacc - 1].key;
 }
 
 static const char *describe(int rc, const struct s3_error *err, char *buf, unsigned size)
@@ -259,78 +236,6 @@ static const char *describe(int rc, const struct s3_error *err, char *buf, unsig
         return s3_error_format(err, buf, size);
     snprintf(buf, size, "%s", strerror(-rc));
     return buf;
-}
-
-/* ---------- the key map ---------- */
-
-/* FNV-1a over bucket NUL key, so that ("a", "bc") and ("ab", "c") differ. */
-static uint64_t key_hash(const char *bucket, const char *key)
-{
-    uint32_t h = hash_fnv1a32(bucket, strlen(bucket) + 1);
-    return hash_fnv1a32_more(h, key, strlen(key));
-}
-
-static struct keystate *ks_lookup(const struct engine *e, const char *bucket, const char *key)
-{
-    uint64_t h = key_hash(bucket, key);
-    struct keystate *ks = e->tab[h & (e->nb - 1)];
-    while (ks && !(ks->hash == h && strcmp(ks->name, bucket) == 0 && strcmp(ks_key(ks), key) == 0))
-        ks = ks->hnext;
-    return ks;
-}
-
-/* Double the table when it is fuller than one key per bucket. */
-static void table_grow(struct engine *e)
-{
-    size_t nb = e->nb * 2;
-    struct keystate **tab = calloc(nb, sizeof *tab);
-    if (!tab)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < e->nb; i++) {
-        while (e->tab[i]) {
-            struct keystate *ks = e->tab[i];
-            e->tab[i] = ks->hnext;
-            ks->hnext = tab[ks->hash & (nb - 1)];
-            tab[ks->hash & (nb - 1)] = ks;
-        }
-    }
-    free(e->tab);
-    e->tab = tab;
-    e->nb = nb;
-}
-
-/* The entry of bucket/key, created if needed; NULL: ENOMEM. */
-static struct keystate *ks_get(struct engine *e, const char *bucket, const char *key)
-{
-    struct keystate *ks = ks_lookup(e, bucket, key);
-    if (ks)
-        return ks;
-    size_t blen = strlen(bucket), klen = strlen(key);
-    ks = calloc(1, sizeof *ks + blen + klen + 2);
-    if (!ks)
-        return NULL;
-    ks->hash = key_hash(bucket, key);
-    ks->blen = blen;
-    memcpy(ks->name, bucket, blen + 1);
-    memcpy(ks->name + blen + 1, key, klen + 1);
-    if (++e->nkeys > e->nb)
-        table_grow(e);
-    ks->hnext = e->tab[ks->hash & (e->nb - 1)];
-    e->tab[ks->hash & (e->nb - 1)] = ks;
-    return ks;
-}
-
-/* Free the entry if nothing uses it any more. */
-static void ks_put(struct engine *e, struct keystate *ks)
-{
-    if (ks->head || ks->refs || ks->err)
-        return;
-    struct keystate **pp = &e->tab[ks->hash & (e->nb - 1)];
-    while (*pp != ks)
-        pp = &(*pp)->hnext;
-    *pp = ks->hnext;
-    e->nkeys--;
-    free(ks);
 }
 
 /* ---------- per-key queues ---------- */
@@ -346,46 +251,12 @@ static void job_ready(struct engine *e, struct job *jb)
     pthread_cond_signal(&e->wake);
 }
 
-/* Grant what the queue allows from its frontier on. */
-static void ks_grant(struct engine *e, struct keystate *ks)
+/* A job's access to a key was granted: the job is ready once all are. */
+static void access_granted(struct kq_access *a, void *arg)
 {
-    struct access *a = ks->frontier;
-    while (a) {
-        bool writer = a->roles & ENGINE_AS_DEST;
-        if (writer ? ks->ngranted > 0 : ks->writer_granted)
-            break;
-        ks->ngranted++;
-        ks->writer_granted = writer;
-        if (--a->job->ungranted == 0)
-            job_ready(e, a->job);
-        a = a->next;
-        if (writer)
-            break;
-    }
-    ks->frontier = a;
-}
-
-static void acc_append(struct engine *e, struct access *a)
-{
-    struct keystate *ks = a->ks;
-    a->prev = ks->tail;
-    *(ks->tail ? &ks->tail->next : &ks->head) = a;
-    ks->tail = a;
-    if (!ks->frontier)
-        ks->frontier = a;
-    ks_grant(e, ks);
-}
-
-/* Only granted accesses leave a queue: jobs end after they ran. */
-static void acc_remove(struct engine *e, struct access *a)
-{
-    struct keystate *ks = a->ks;
-    ks->ngranted--;
-    if (a->roles & ENGINE_AS_DEST)
-        ks->writer_granted = false;
-    *(a->prev ? &a->prev->next : &ks->head) = a->next;
-    *(a->next ? &a->next->prev : &ks->tail) = a->prev;
-    ks_grant(e, ks);
+    struct job *jb = a->owner;
+    if (--jb->ungranted == 0)
+        job_ready(arg, jb);
 }
 
 /* ---------- failures ---------- */
@@ -400,18 +271,18 @@ static void kerr_unlink(struct engine *e, struct kerr *k)
 static void kerr_forget_oldest(struct engine *e)
 {
     struct kerr *k = e->errs_tail;
-    struct keystate *ks = k->ks;
+    struct kq_key *ks = k->ks;
     int slot = k->rc[ERR_DEST] ? ERR_DEST : ERR_SRC;
     LOGE("jobs: more than %d keys with unreported failures: %s/%s (%s) will not be returned by "
          "fsync of the file, only by the next wait for everything",
-         MAX_KERR, ks->name, ks_key(ks), strerror(-k->rc[slot]));
+         MAX_KERR, kq_bucket(ks), kq_keyname(ks), strerror(-k->rc[slot]));
     if (e->dropped_rc == 0)
         e->dropped_rc = k->rc[slot];
     e->ndropped++;
     kerr_unlink(e, k);
     free(k);
-    ks->err = NULL;
-    ks_put(e, ks);
+    ks->user = NULL;
+    kq_put(&e->keys, ks);
 }
 
 /* The allocations of failure records, which engine_test_fail_alloc fails. */
@@ -423,33 +294,34 @@ static void *failure_alloc(const struct engine *e, size_t size)
 /* The key's failure entry, made and put first in the list of failures if
  * the key has none; NULL when out of memory, after recording the failure
  * for the next wait for everything (never silent). */
-static struct kerr *ks_error_entry(struct engine *e, struct keystate *ks, int rc)
+static struct kerr *ks_error_entry(struct engine *e, struct kq_key *ks, int rc)
 {
-    if (ks->err)
-        return ks->err;
+    if (ks->user)
+        return ks->user;
     if (e->nkerr >= MAX_KERR)
         kerr_forget_oldest(e);
-    ks->err = failure_alloc(e, sizeof *ks->err);
-    if (!ks->err) {
+    struct kerr *k = failure_alloc(e, sizeof *k);
+    if (!k) {
         LOGE("jobs: out of memory: the failure on %s/%s is kept only for the next wait for "
              "everything",
-             ks->name, ks_key(ks));
+             kq_bucket(ks), kq_keyname(ks));
         if (e->dropped_rc == 0)
             e->dropped_rc = rc;
         e->ndropped++;
         return NULL;
     }
-    ks->err->ks = ks;
-    ks->err->next = e->errs;
-    *(e->errs ? &e->errs->prev : &e->errs_tail) = ks->err;
-    e->errs = ks->err;
+    k->ks = ks;
+    k->next = e->errs;
+    *(e->errs ? &e->errs->prev : &e->errs_tail) = k;
+    e->errs = k;
     e->nkerr++;
-    return ks->err;
+    ks->user = k; /* keeps the key's entry until the failure is reported */
+    return k;
 }
 
 /* Records rc as the key's failure in slot (as source or destination); the
  * first failure of a slot is kept. */
-static void ks_set_error(struct engine *e, struct keystate *ks, int slot, int rc)
+static void ks_set_error(struct engine *e, struct kq_key *ks, int slot, int rc)
 {
     struct kerr *err = ks_error_entry(e, ks, rc);
     if (err && err->rc[slot] == 0) {
@@ -458,13 +330,13 @@ static void ks_set_error(struct engine *e, struct keystate *ks, int slot, int rc
     }
 }
 
-static void ring_add(struct engine *e, const struct keystate *ks, int rc, const char *msg)
+static void ring_add(struct engine *e, const struct kq_key *ks, int rc, const char *msg)
 {
     struct failure *f = &e->ring[e->ring_next];
     free(f->bucket);
     free(f->key);
     free(f->msg);
-    *f = (struct failure){strdup(ks->name), strdup(ks_key(ks)), strdup(msg), rc};
+    *f = (struct failure){strdup(kq_bucket(ks)), strdup(kq_keyname(ks)), strdup(msg), rc};
     e->ring_next = (e->ring_next + 1) % FAIL_RING;
     if (e->ring_len < FAIL_RING)
         e->ring_len++;
@@ -472,13 +344,14 @@ static void ring_add(struct engine *e, const struct keystate *ks, int rc, const 
 
 static void job_failed(struct engine *e, struct job *jb, int rc, const char *why)
 {
-    struct keystate *dst = job_dest(jb), *src = job_src(jb);
+    struct kq_key *dst = job_dest(jb), *src = job_src(jb);
     char msg[640];
     if (jb->kind == JOB_COPY)
-        snprintf(msg, sizeof msg, "copy from %s/%s: %s", src->name, ks_key(src), why);
+        snprintf(msg, sizeof msg, "copy from %s/%s: %s", kq_bucket(src), kq_keyname(src), why);
     else
         snprintf(msg, sizeof msg, "delete: %s", why);
-    LOGE("job %llu on %s/%s failed: %s", (unsigned long long)jb->id, dst->name, ks_key(dst), msg);
+    LOGE("job %llu on %s/%s failed: %s", (unsigned long long)jb->id, kq_bucket(dst),
+         kq_keyname(dst), msg);
     e->nfailed++;
     ring_add(e, dst, rc, msg);
     ks_set_error(e, dst, ERR_DEST, rc);
@@ -504,12 +377,12 @@ static void doom_behind(const struct job *f, int rc, struct jlist *set)
 {
     if (f->kind != JOB_COPY)
         return;
-    for (struct access *a = f->acc[f->nacc - 1].next; a; a = a->next)
-        if (a->job->guard == f->id)
-            doom(a->job, f, rc, set);
-    for (struct access *a = f->acc[0].next; a; a = a->next) {
-        if (a->job->kind == JOB_COPY && (a->roles & ENGINE_AS_SOURCE))
-            doom(a->job, f, rc, set);
+    for (struct kq_access *a = f->acc[f->nacc - 1].next; a; a = a->next)
+        if (acc_job(a)->guard == f->id)
+            doom(acc_job(a), f, rc, set);
+    for (struct kq_access *a = f->acc[0].next; a; a = a->next) {
+        if (acc_job(a)->kind == JOB_COPY && (a->roles & ENGINE_AS_SOURCE))
+            doom(acc_job(a), f, rc, set);
         if (a->roles & ENGINE_AS_DEST)
             break;
     }
@@ -584,9 +457,10 @@ static void done_flush(struct engine *e)
 
 /* ---------- waiters ---------- */
 
-static bool in_prefix(const struct keystate *ks, const struct waiter *w)
+static bool in_prefix(const struct kq_key *ks, const struct waiter *w)
 {
-    return strcmp(ks->name, w->bucket) == 0 && strncmp(ks_key(ks), w->prefix, w->plen) == 0;
+    return strcmp(kq_bucket(ks), w->bucket) == 0 &&
+           strncmp(kq_keyname(ks), w->prefix, w->plen) == 0;
 }
 
 static bool waiter_covers(const struct waiter *w, const struct job *jb)
@@ -595,7 +469,7 @@ static bool waiter_covers(const struct waiter *w, const struct job *jb)
         return false;
     if (w->ks) {
         for (unsigned i = 0; i < jb->nacc; i++)
-            if (jb->acc[i].ks == w->ks && (jb->acc[i].roles & w->roles))
+            if (jb->acc[i].key == w->ks && (jb->acc[i].roles & w->roles))
                 return true;
         return false;
     }
@@ -606,7 +480,7 @@ static size_t waiter_count(const struct engine *e, const struct waiter *w)
 {
     size_t n = 0;
     if (w->ks) {
-        for (const struct access *a = w->ks->head; a; a = a->next)
+        for (const struct kq_access *a = w->ks->head; a; a = a->next)
             n += (a->roles & w->roles) != 0;
         return n;
     }
@@ -625,7 +499,7 @@ static void waiters_notify(struct engine *e, const struct job *jb)
 }
 
 /* The roles of ks whose errors w reports. */
-static int waiter_roles(const struct waiter *w, const struct keystate *ks)
+static int waiter_roles(const struct waiter *w, const struct kq_key *ks)
 {
     if (w->ks)
         return ks == w->ks ? w->roles : 0;
@@ -635,9 +509,9 @@ static int waiter_roles(const struct waiter *w, const struct keystate *ks)
 }
 
 /* Clear ks's errors in roles, keeping the earliest in *rc / *seq. */
-static void kerr_take(struct engine *e, struct keystate *ks, int roles, int *rc, uint64_t *seq)
+static void kerr_take(struct engine *e, struct kq_key *ks, int roles, int *rc, uint64_t *seq)
 {
-    struct kerr *k = ks->err;
+    struct kerr *k = ks->user;
     for (int slot = 0; slot < 2; slot++) {
         int bit = slot == ERR_DEST ? ENGINE_AS_DEST : ENGINE_AS_SOURCE;
         if (!(roles & bit) || !k->rc[slot])
@@ -652,8 +526,8 @@ static void kerr_take(struct engine *e, struct keystate *ks, int roles, int *rc,
         return;
     kerr_unlink(e, k);
     free(k);
-    ks->err = NULL;
-    ks_put(e, ks);
+    ks->user = NULL;
+    kq_put(&e->keys, ks);
 }
 
 static int take_errors(struct engine *e, const struct waiter *w)
@@ -661,7 +535,7 @@ static int take_errors(struct engine *e, const struct waiter *w)
     int rc = 0;
     uint64_t seq = UINT64_MAX;
     if (w->ks) {
-        if (w->ks->err)
+        if (w->ks->user)
             kerr_take(e, w->ks, w->roles, &rc, &seq);
         return rc;
     }
@@ -722,12 +596,12 @@ static void job_free(struct job *jb)
 }
 
 /* Lock held: the job writing dst is over (its access already removed). */
-static void tell_over(struct engine *e, const struct keystate *dst, int rc)
+static void tell_over(struct engine *e, const struct kq_key *dst, int rc)
 {
     bool last = true;
-    for (const struct access *a = dst->head; a && last; a = a->next)
+    for (const struct kq_access *a = dst->head; a && last; a = a->next)
         last = !(a->roles & ENGINE_AS_DEST);
-    e->cfg.over(e->cfg.ctx, dst->name, ks_key(dst), rc, last); /* name: bucket, NUL, key */
+    e->cfg.over(e->cfg.ctx, kq_bucket(dst), kq_keyname(dst), rc, last); /* name: bucket, NUL, key */
 }
 
 static void job_end(struct engine *e, struct job *jb, int rc);
@@ -755,10 +629,10 @@ static bool job_kept(const struct job *jb, int rc)
  * deleted nothing; listed, so that s3cfs-ctl errors tells. */
 static void job_keep(struct engine *e, struct job *jb)
 {
-    struct keystate *ks = job_dest(jb);
+    struct kq_key *ks = job_dest(jb);
     static const char msg[] = "delete: kept: another client replaced the object after it was "
                               "copied (its ETag is no longer the one copied); not deleted";
-    LOGW("job %llu on %s/%s: %s", (unsigned long long)jb->id, ks->name, ks_key(ks), msg);
+    LOGW("job %llu on %s/%s: %s", (unsigned long long)jb->id, kq_bucket(ks), kq_keyname(ks), msg);
     ring_add(e, ks, -ESTALE, msg);
     e->ndone++;
     job_end(e, jb, -ESTALE);
@@ -770,12 +644,12 @@ static void job_end(struct engine *e, struct job *jb, int rc)
     if (jb->state == JS_RUNNING)
         e->nrunning--;
     for (unsigned i = 0; i < jb->nacc; i++)
-        acc_remove(e, &jb->acc[i]);
+        kq_remove(&e->keys, &jb->acc[i]);
     if (e->cfg.over && !jb->silent) /* its submitter undid what it showed */
         tell_over(e, job_dest(jb), rc);
     waiters_notify(e, jb);
     for (unsigned i = 0; i < jb->nacc; i++)
-        ks_put(e, jb->acc[i].ks);
+        kq_put(&e->keys, jb->acc[i].key);
     *(jb->prev ? &jb->prev->next : &e->pend_head) = jb->next;
     *(jb->next ? &jb->next->prev : &e->pend_tail) = jb->prev;
     if (e->blocked > 0)
@@ -811,9 +685,9 @@ static bool will_retry(const struct engine *e, const struct job *jb, int rc, int
 
 static void retry_later(struct engine *e, struct job *jb, const char *why)
 {
-    struct keystate *dst = job_dest(jb);
-    LOGW("job %llu on %s/%s: %s; trying again", (unsigned long long)jb->id, dst->name, ks_key(dst),
-         why);
+    struct kq_key *dst = job_dest(jb);
+    LOGW("job %llu on %s/%s: %s; trying again", (unsigned long long)jb->id, kq_bucket(dst),
+         kq_keyname(dst), why);
     jb->tries++;
     e->nretried++;
     e->nrunning--;
@@ -872,13 +746,13 @@ static void task_done(struct engine *e, struct job **jobs, const int *rcs, uint6
 /* The spec a job was submitted with, pointing into the engine's copies. */
 static void job_view(const struct job *jb, struct job_spec *s)
 {
-    const struct keystate *dst = job_dest(jb), *src = job_src(jb);
-    *s =
-        (struct job_spec){.kind = (enum job_kind)jb->kind, .bucket = dst->name, .key = ks_key(dst)};
+    const struct kq_key *dst = job_dest(jb), *src = job_src(jb);
+    *s = (struct job_spec){
+        .kind = (enum job_kind)jb->kind, .bucket = kq_bucket(dst), .key = kq_keyname(dst)};
     if (jb->kind != JOB_COPY)
         return;
-    s->src_bucket = src->name;
-    s->src_key = ks_key(src);
+    s->src_bucket = kq_bucket(src);
+    s->src_key = kq_keyname(src);
     s->src_etag = jb->src_etag;
     s->src_size = jb->src_size;
     s->dst_create_only = jb->dst_create_only;
@@ -978,7 +852,7 @@ static void send_batch(struct engine *e, struct batchq *q)
         }
         job_start(e, jb);
         t->jobs[i] = jb;
-        t->keys[i] = ks_key(job_dest(jb));
+        t->keys[i] = kq_keyname(job_dest(jb));
         t->etags[i] = jb->src_etag;
     }
     if (q->n == 0)
@@ -991,7 +865,7 @@ static void send_batch(struct engine *e, struct batchq *q)
 
 static void batch_add(struct engine *e, struct job *jb)
 {
-    const char *bucket = job_dest(jb)->name;
+    const char *bucket = kq_bucket(job_dest(jb));
     struct batchq *q = e->batches;
     while (q && strcmp(q->bucket, bucket) != 0)
         q = q->next;
@@ -1200,19 +1074,20 @@ static int job_take_keys(struct engine *e, struct job *jb, const struct job_spec
 {
     bool copy = s->kind == JOB_COPY;
     bool self = copy && strcmp(s->bucket, s->src_bucket) == 0 && strcmp(s->key, s->src_key) == 0;
-    struct keystate *dst = ks_get(e, s->bucket, s->key);
-    struct keystate *src = dst && copy && !self ? ks_get(e, s->src_bucket, s->src_key) : NULL;
+    struct kq_key *dst = kq_get(&e->keys, s->bucket, s->key);
+    struct kq_key *src = dst && copy && !self ? kq_get(&e->keys, s->src_bucket, s->src_key) : NULL;
     if (!dst || (copy && !self && !src)) {
         if (dst)
-            ks_put(e, dst);
+            kq_put(&e->keys, dst);
         return -ENOMEM;
     }
     jb->nacc = src ? 2 : 1;
-    jb->acc[0] = (struct access){.job = jb, .ks = dst, .roles = ENGINE_AS_DEST};
+    jb->acc[0] =
+        (struct kq_access){.owner = jb, .key = dst, .roles = ENGINE_AS_DEST, .writer = true};
     if (self)
         jb->acc[0].roles |= ENGINE_AS_SOURCE;
     if (src)
-        jb->acc[1] = (struct access){.job = jb, .ks = src, .roles = ENGINE_AS_SOURCE};
+        jb->acc[1] = (struct kq_access){.owner = jb, .key = src, .roles = ENGINE_AS_SOURCE};
     return 0;
 }
 
@@ -1221,8 +1096,9 @@ static int job_take_keys(struct engine *e, struct job *jb, const struct job_spec
  * DONE would have been written with its own. */
 static uint64_t guard_find(const struct job *jb, uint64_t guard)
 {
-    for (const struct access *a = guard ? job_dest(jb)->head : NULL; a; a = a->next)
-        if (a->job->id == guard && a->job->kind == JOB_COPY && (a->roles & ENGINE_AS_SOURCE))
+    for (const struct kq_access *a = guard ? job_dest(jb)->head : NULL; a; a = a->next)
+        if (acc_job(a)->id == guard && acc_job(a)->kind == JOB_COPY &&
+            (a->roles & ENGINE_AS_SOURCE))
             return guard;
     return 0;
 }
@@ -1240,7 +1116,7 @@ static void job_link(struct engine *e, struct job *jb, uint64_t id, uint64_t hol
     e->npending++;
     jb->ungranted = jb->nacc;
     for (unsigned i = 0; i < jb->nacc; i++)
-        acc_append(e, &jb->acc[i]);
+        kq_append(&e->keys, jb->acc[i].key, &jb->acc[i]);
 }
 
 /* Lock held: take the keys and queue jb, as job id (a replay) or as the
@@ -1306,7 +1182,8 @@ static int move_enqueue(struct engine *e, struct job *cj, const struct job_spec 
     del->guard = id;
     e->next_id += 2;
     dj->nacc = 1; /* the copy's source entry: the same key */
-    dj->acc[0] = (struct access){.job = dj, .ks = job_src(cj), .roles = ENGINE_AS_DEST};
+    dj->acc[0] = (struct kq_access){
+        .owner = dj, .key = job_src(cj), .roles = ENGINE_AS_DEST, .writer = true};
     cj->writing = dj->writing = e->cfg.journal != NULL;
     job_link(e, cj, id, 0, 0);
     job_link(e, dj, id + 1, del->hold, id);
@@ -1407,9 +1284,9 @@ struct recovery {
 static bool key_written(struct engine *e, const char *bucket, const char *key)
 {
     pthread_mutex_lock(&e->lock);
-    struct keystate *ks = ks_lookup(e, bucket, key);
+    struct kq_key *ks = kq_find(&e->keys, bucket, key);
     bool written = false;
-    for (struct access *a = ks ? ks->head : NULL; a && !written; a = a->next)
+    for (struct kq_access *a = ks ? ks->head : NULL; a && !written; a = a->next)
         written = (a->roles & ENGINE_AS_DEST) != 0;
     pthread_mutex_unlock(&e->lock);
     return written;
@@ -1460,13 +1337,14 @@ int engine_recover(struct engine *e, size_t *count)
 
 /* Lock held: the last job on bucket/key, if it is a COPY writing it that
  * has not started. */
-static int fold_target(struct engine *e, const char *bucket, const char *key, struct access **out)
+static int fold_target(struct engine *e, const char *bucket, const char *key,
+                       struct kq_access **out)
 {
-    struct keystate *ks = ks_lookup(e, bucket, key);
-    struct access *a = ks ? ks->tail : NULL;
+    struct kq_key *ks = kq_find(&e->keys, bucket, key);
+    struct kq_access *a = ks ? ks->tail : NULL;
     if (!a)
         return -ENOENT;
-    if (a->job->kind != JOB_COPY || !(a->roles & ENGINE_AS_DEST) || a->job->started)
+    if (acc_job(a)->kind != JOB_COPY || !(a->roles & ENGINE_AS_DEST) || acc_job(a)->started)
         return -EALREADY;
     *out = a;
     return 0;
@@ -1481,12 +1359,12 @@ int engine_fold_meta(struct engine *e, const char *bucket, const char *key,
     if (!ms)
         return -ENOMEM;
     pthread_mutex_lock(&e->lock);
-    struct access *a;
+    struct kq_access *a;
     int rc;
     /* its own record first: an M record must follow it in the file */
-    while ((rc = fold_target(e, bucket, key, &a)) == 0 && a->job->writing)
+    while ((rc = fold_target(e, bucket, key, &a)) == 0 && acc_job(a)->writing)
         pthread_cond_wait(&e->written, &e->lock);
-    struct job *jb = rc == 0 ? a->job : NULL;
+    struct job *jb = rc == 0 ? acc_job(a) : NULL;
     if (jb) {
         struct meta_set *old = jb->meta;
         jb->meta = ms;
@@ -1515,13 +1393,13 @@ int engine_wait_key(struct engine *e, const char *bucket, const char *key, int r
 {
     int rc = 0;
     pthread_mutex_lock(&e->lock);
-    struct keystate *ks = ks_lookup(e, bucket, key);
+    struct kq_key *ks = kq_find(&e->keys, bucket, key);
     if (ks) {
         ks->refs++;
         struct waiter w = {.ks = ks, .roles = roles};
         rc = wait_for(e, &w);
         ks->refs--;
-        ks_put(e, ks);
+        kq_put(&e->keys, ks);
     }
     pthread_mutex_unlock(&e->lock);
     return rc;
@@ -1565,8 +1443,8 @@ bool engine_pending_key(struct engine *e, const char *bucket, const char *key, i
 {
     bool found = false;
     pthread_mutex_lock(&e->lock);
-    struct keystate *ks = ks_lookup(e, bucket, key);
-    for (struct access *a = ks ? ks->head : NULL; a && !found; a = a->next)
+    struct kq_key *ks = kq_find(&e->keys, bucket, key);
+    for (struct kq_access *a = ks ? ks->head : NULL; a && !found; a = a->next)
         found = (a->roles & roles) != 0;
     pthread_mutex_unlock(&e->lock);
     return found;
@@ -1667,16 +1545,13 @@ static int config_fill(struct engine_config *c)
 
 static void engine_destroy(struct engine *e)
 {
-    for (size_t i = 0; i < e->nb; i++) {
-        while (e->tab[i]) { /* only keys with unreported errors are left */
-            struct keystate *ks = e->tab[i];
-            e->tab[i] = ks->hnext;
-            free(ks->err);
-            free(ks);
-        }
+    /* only keys with unreported errors are left */
+    for (struct kerr *k = e->errs, *next; k; k = next) {
+        next = k->next;
+        free(k);
     }
+    kq_free(&e->keys);
     failures_free(e->ring, FAIL_RING);
-    free(e->tab);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     pthread_cond_destroy(&e->room);
@@ -1703,12 +1578,11 @@ int engine_new(const struct engine_config *cfg, struct engine **out)
     if (rc)
         return rc;
     struct engine *e = calloc(1, sizeof *e);
-    if (!e || !(e->tab = calloc(FIRST_BUCKETS, sizeof *e->tab))) {
+    if (!e || kq_init(&e->keys, access_granted, e) != 0) {
         free(e);
         return -ENOMEM;
     }
     e->cfg = c;
-    e->nb = FIRST_BUCKETS;
     struct pool_stats ps;
     pool_get_stats(c.pool, &ps);
     e->limit = e->max_limit = ps.limit;
