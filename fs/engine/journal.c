@@ -1,7 +1,7 @@
 /* journal.c - the intent journal (see journal.h for the contract).
  *
- * In memory the journal keeps only the set of live ids (an open-addressing
- * map), so its size follows the number of pending jobs, not the length of
+ * In memory the journal keeps only the set of live ids (a hash map on
+ * util/htab), so its size follows the number of pending jobs, not the length of
  * the file. The records themselves are read back from the file twice only:
  * at open (to rebuild the live set and the jobs to replay) and when a
  * rewrite copies the live lines to a new file.
@@ -32,99 +32,84 @@
 
 /* ---------- a map from job id (never 0) to a pointer ---------- */
 
+/* On util/htab, one small entry per live id; zeroed, it is an empty map
+ * whose buckets come with the first id. */
 struct idmap {
-    uint64_t *ids; /* 0: empty slot */
-    void **vals;
-    size_t cap; /* a power of two, or 0 */
-    size_t n;
+    struct htab t;
 };
 
-static size_t id_home(uint64_t id, size_t cap)
+struct identry {
+    struct htab_node hn; /* first: a node is its entry */
+    uint64_t id;
+    void *val;
+};
+
+static bool id_eq(const struct htab_node *n, const void *key, size_t len)
 {
-    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+    (void)len;
+    return ((const struct identry *)n)->id == *(const uint64_t *)key;
 }
 
-static size_t id_find(const struct idmap *m, uint64_t id)
+static uint32_t id_hash(uint64_t id)
 {
-    size_t i = id_home(id, m->cap);
-    while (m->ids[i] != 0 && m->ids[i] != id)
-        i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
-static int idmap_grow(struct idmap *m)
-{
-    struct idmap big = {.cap = m->cap ? m->cap * 2 : 64};
-    big.ids = calloc(big.cap, sizeof *big.ids);
-    big.vals = calloc(big.cap, sizeof *big.vals);
-    if (!big.ids || !big.vals) {
-        free(big.ids);
-        free(big.vals);
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (m->ids[i] == 0)
-            continue;
-        size_t s = id_find(&big, m->ids[i]);
-        big.ids[s] = m->ids[i];
-        big.vals[s] = m->vals[i];
-    }
-    big.n = m->n;
-    free(m->ids);
-    free(m->vals);
-    *m = big;
-    return 0;
-}
-
-/* Insert or overwrite. */
-static int idmap_put(struct idmap *m, uint64_t id, void *val)
-{
-    if ((m->n + 1) * 4 > m->cap * 3 && idmap_grow(m) != 0)
-        return -ENOMEM;
-    size_t i = id_find(m, id);
-    m->n += m->ids[i] == 0;
-    m->ids[i] = id;
-    m->vals[i] = val;
-    return 0;
+    return hash_fnv1a32(&id, sizeof id);
 }
 
 /* The value's slot, or NULL when id is absent. */
 static void **idmap_get(const struct idmap *m, uint64_t id)
 {
-    if (m->cap == 0)
+    if (!m->t.b)
         return NULL;
-    size_t i = id_find(m, id);
-    return m->ids[i] == id ? &m->vals[i] : NULL;
+    struct identry *e = (struct identry *)htab_find(&m->t, id_hash(id), &id, sizeof id);
+    return e ? &e->val : NULL;
 }
 
-/* Remove id, shifting later entries of the probe chain back so that no
- * tombstones are needed. */
+/* Insert or overwrite. */
+static int idmap_put(struct idmap *m, uint64_t id, void *val)
+{
+    void **slot = idmap_get(m, id);
+    if (slot) {
+        *slot = val;
+        return 0;
+    }
+    if (!m->t.b && htab_init(&m->t, 64, id_eq) != 0)
+        return -ENOMEM;
+    struct identry *e = malloc(sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    *e = (struct identry){.id = id, .val = val};
+    htab_insert(&m->t, &e->hn, id_hash(id));
+    return 0;
+}
+
 static void idmap_del(struct idmap *m, uint64_t id)
 {
-    if (!idmap_get(m, id))
+    struct identry *e =
+        m->t.b ? (struct identry *)htab_find(&m->t, id_hash(id), &id, sizeof id) : NULL;
+    if (!e)
         return;
-    size_t mask = m->cap - 1, i = id_find(m, id), j = i;
-    m->ids[i] = 0;
-    m->n--;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (m->ids[j] == 0)
-            return;
-        size_t k = id_home(m->ids[j], m->cap);
-        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-        if (stays)
-            continue;
-        m->ids[i] = m->ids[j];
-        m->vals[i] = m->vals[j];
-        m->ids[j] = 0;
-        i = j;
-    }
+    htab_remove(&m->t, &e->hn);
+    free(e);
+}
+
+static size_t idmap_count(const struct idmap *m)
+{
+    return m->t.n;
+}
+
+static bool free_entry(struct htab_node *n, void *arg)
+{
+    (void)arg;
+    free(n);
+    return true;
 }
 
 static void idmap_free(struct idmap *m)
 {
-    free(m->ids);
-    free(m->vals);
+    if (m->t.b) {
+        htab_filter(&m->t, free_entry, NULL);
+        htab_free(&m->t);
+    }
     *m = (struct idmap){0};
 }
 
@@ -379,9 +364,9 @@ static int line_head(const char *line, size_t len, char *type, uint64_t *id, siz
     *type = line[0];
     *body_end = end;
     *fields = id_end;
-    /* no job has id 0: it marks the live map's empty slots (a record with
-     * it was replayed as a job, and "M 0" read a freed one); only the S
-     * record, about no job, has it */
+    /* no job has id 0 (the engine's ids start at 1; a record with it
+     * would be replayed as a job that never was); only the S record,
+     * about no job, has it */
     int rc = parse_u64(line + 2, id_end - 2, id);
     return rc == 0 && (*id == 0) != (line[0] == 'S') ? -EINVAL : rc;
 }
@@ -849,10 +834,10 @@ static int check_source(struct journal *j, const char *want)
     const char *have = j->file_source;
     if (have && strcmp(have, want) == 0)
         return 0;
-    if (j->live.n > 0) {
+    if (idmap_count(&j->live) > 0) {
         LOGE("journal %s holds %zu unfinished operations of %s%s, not of this mount (%s): "
              "they are not replayed; mount that source here to finish them, or remove the file",
-             j->path, j->live.n, have ? "another source: " : "an unknown source",
+             j->path, idmap_count(&j->live), have ? "another source: " : "an unknown source",
              have ? have : " (no source recorded)", want);
         return -EXDEV;
     }
@@ -931,8 +916,8 @@ int journal_open_opts(const char *path, const struct journal_opts *opts, struct 
         journal_destroy(j);
         return rc;
     }
-    if (j->live.n > 0)
-        LOGI("journal %s: %zu unfinished jobs from a previous run", path, j->live.n);
+    if (idmap_count(&j->live) > 0)
+        LOGI("journal %s: %zu unfinished jobs from a previous run", path, idmap_count(&j->live));
     *out = j;
     return 0;
 }
@@ -985,7 +970,7 @@ void journal_test_writes(struct journal *j, int delay_ms, int fail_rc)
 void journal_info(struct journal *j, struct journal_info *out)
 {
     pthread_mutex_lock(&j->lock);
-    *out = (struct journal_info){j->size, j->live.n, j->max_id};
+    *out = (struct journal_info){j->size, idmap_count(&j->live), j->max_id};
     pthread_mutex_unlock(&j->lock);
 }
 
@@ -1140,7 +1125,7 @@ int journal_compact(struct journal *j)
 {
     int rc = 0;
     pthread_mutex_lock(&j->lock);
-    if (j->live.n == 0 && j->size > j->header_len) {
+    if (idmap_count(&j->live) == 0 && j->size > j->header_len) {
         /* the source's record stays */
         rc = ftruncate(j->fd, (off_t)j->header_len) == 0 ? 0 : -errno;
         if (rc == 0) {
@@ -1148,7 +1133,7 @@ int journal_compact(struct journal *j)
             j->writes++;
         }
         j->limit = j->max_size;
-    } else if (j->live.n > 0 && j->size > j->limit) {
+    } else if (idmap_count(&j->live) > 0 && j->size > j->limit) {
         rc = rewrite_locked(j);
         /* live records alone near the limit would rewrite on every call */
         if (rc == 0)
