@@ -388,6 +388,18 @@ static void finish_update(struct creds_provider *p)
     pthread_cond_broadcast(&p->updated);
 }
 
+/* Called with p->lock held after a failed fetch (rc): the current keys
+ * serve on while they last, so an IMDS hiccup costs no request. */
+static int refresh_failed(struct creds_provider *p, time_t now, int rc, const struct s3_error *err)
+{
+    p->next_try = now + RETRY_DELAY;
+    if (p->cur.expires <= now)
+        return rc;
+    LOGW("credentials refresh failed (%s); keeping the current ones for %lds", err->message,
+         (long)(p->cur.expires - now));
+    return 0;
+}
+
 /* Runs with p->updating set by this thread and the lock released. */
 static int refresh(struct creds_provider *p, struct s3_creds *out, struct s3_error *err)
 {
@@ -403,12 +415,7 @@ static int refresh(struct creds_provider *p, struct s3_creds *out, struct s3_err
             p->next_try = now + RETRY_DELAY;
         p->cur = fresh;
     } else {
-        p->next_try = now + RETRY_DELAY;
-        if (p->cur.expires > now) {
-            LOGW("credentials refresh failed (%s); keeping the current ones for %lds", err->message,
-                 (long)(p->cur.expires - now));
-            rc = 0;
-        }
+        rc = refresh_failed(p, now, rc, err);
     }
     if (rc == 0)
         *out = p->cur;

@@ -35,7 +35,10 @@ int s3_global_init(void)
     return http_global_init();
 }
 
-static int parse_endpoint(struct s3_client *c, const char *url, struct s3_error *err)
+/* The scheme of url, lower-cased into c->scheme; *rest is what follows
+ * its "://". */
+static int parse_scheme(struct s3_client *c, const char *url, const char **rest,
+                        struct s3_error *err)
 {
     const char *p = strstr(url, "://");
     if (!p || (size_t)(p - url) >= sizeof c->scheme) {
@@ -44,20 +47,33 @@ static int parse_endpoint(struct s3_client *c, const char *url, struct s3_error 
     }
     memcpy(c->scheme, url, (size_t)(p - url));
     c->scheme[p - url] = '\0';
+    /* (tolower), the function: glibc's macro nests blocks (see add_field in http.c) */
     for (char *s = c->scheme; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
+        *s = (char)(tolower)((unsigned char)*s);
     if (strcmp(c->scheme, "http") != 0 && strcmp(c->scheme, "https") != 0) {
         s3_error_set(err, "InvalidEndpoint", "endpoint scheme must be http or https");
         return -EINVAL;
     }
-    const char *h = p + 3, *end = h + strcspn(h, "/?");
-    const char *colon = NULL;
-    if (*h == '[') {
-        const char *rb = memchr(h, ']', (size_t)(end - h));
-        colon = rb && rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
-    } else {
-        colon = memchr(h, ':', (size_t)(end - h));
-    }
+    *rest = p + 3;
+    return 0;
+}
+
+/* The colon before the port in the authority [h, end), or NULL: those of
+ * an IPv6 literal are inside its brackets. */
+static const char *port_colon(const char *h, const char *end)
+{
+    if (*h != '[')
+        return memchr(h, ':', (size_t)(end - h));
+    const char *rb = memchr(h, ']', (size_t)(end - h));
+    return rb && rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+}
+
+/* Host and port of the authority starting at h; the scheme's default port
+ * is dropped, so that one endpoint has one spelling. */
+static int parse_authority(struct s3_client *c, const char *h, struct s3_error *err)
+{
+    const char *end = h + strcspn(h, "/?");
+    const char *colon = port_colon(h, end);
     const char *hend = colon ? colon : end;
     if (hend == h || (size_t)(hend - h) >= sizeof c->host ||
         (colon && (size_t)(end - colon - 1) >= sizeof c->port)) {
@@ -74,6 +90,17 @@ static int parse_endpoint(struct s3_client *c, const char *url, struct s3_error 
             (strcmp(c->scheme, "https") == 0 && strcmp(c->port, "443") == 0))
             c->port[0] = '\0';
     }
+    return 0;
+}
+
+static int parse_endpoint(struct s3_client *c, const char *url, struct s3_error *err)
+{
+    const char *h = NULL;
+    int rc = parse_scheme(c, url, &h, err);
+    if (rc == 0)
+        rc = parse_authority(c, h, err);
+    if (rc)
+        return rc;
     c->is_aws = strstr(c->host, "amazonaws.com") != NULL;
     snprintf(c->endpoint, sizeof c->endpoint, "%s://%s%s%s", c->scheme, c->host,
              c->port[0] ? ":" : "", c->port);
@@ -205,6 +232,24 @@ static int build_target(const struct s3_client *c, const struct s3_req *r, struc
     return rc ? -ENOMEM : 0;
 }
 
+/* The piece of b that starts at done, at most size bytes: in place for a
+ * body in memory, else read from its file into chunk. Returns the length
+ * taken, or -EIO when the file fails or ends before b does. */
+static ssize_t body_piece(const struct s3_body *b, uint64_t done, unsigned char *chunk, size_t size,
+                          const void **piece)
+{
+    size_t n = b->len - done > size ? size : (size_t)(b->len - done);
+    if (b->fd < 0) {
+        *piece = b->data + done;
+        return (ssize_t)n;
+    }
+    ssize_t got = pread(b->fd, chunk, n, b->offset + (off_t)done);
+    if (got <= 0)
+        return -EIO;
+    *piece = chunk;
+    return got;
+}
+
 int s3_body_digest(const struct s3_body *b, const void *type, char *hex)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -212,20 +257,15 @@ int s3_body_digest(const struct s3_body *b, const void *type, char *hex)
     unsigned mdlen = 0;
     int rc = ctx && EVP_DigestInit_ex(ctx, type, NULL) ? 0 : -ENOMEM;
     for (uint64_t done = 0; rc == 0 && done < b->len;) {
-        size_t n = b->len - done > sizeof chunk ? sizeof chunk : (size_t)(b->len - done);
-        const void *p = b->data + done;
-        if (b->fd >= 0) {
-            ssize_t got = pread(b->fd, chunk, n, b->offset + (off_t)done);
-            if (got <= 0) {
-                rc = -EIO;
-                break;
-            }
-            n = (size_t)got;
-            p = chunk;
+        const void *p = NULL;
+        ssize_t n = body_piece(b, done, chunk, sizeof chunk, &p);
+        if (n < 0) {
+            rc = (int)n;
+            break;
         }
-        if (!EVP_DigestUpdate(ctx, p, n))
+        if (!EVP_DigestUpdate(ctx, p, (size_t)n))
             rc = -ENOMEM;
-        done += n;
+        done += (uint64_t)n;
     }
     if (rc == 0 && !EVP_DigestFinal_ex(ctx, md, &mdlen))
         rc = -ENOMEM;

@@ -49,27 +49,41 @@ static uint64_t token_hash(const char *s)
     return hash_fnv1a64(s, strlen(s));
 }
 
+static bool token_known(const struct token_set *t, uint64_t h)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i] == h)
+            return true;
+    return false;
+}
+
+/* Room for one more token: 0, or -ENOMEM with the set unchanged. */
+static int token_room(struct token_set *t)
+{
+    if (t->n < t->cap)
+        return 0;
+    size_t cap = t->cap ? t->cap * 2 : 16;
+    uint64_t *v = realloc(t->v, cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    t->v = v;
+    t->cap = cap;
+    return 0;
+}
+
 /* 0 for a new token (now remembered), -EIO for a repeated one, -ENOMEM. */
 static int token_add(struct token_set *t, const char *token, struct s3_error *err)
 {
     uint64_t h = token_hash(token);
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->v[i] == h) {
-            LOGW("listing stopped: the server repeated the continuation token '%.100s'", token);
-            s3_error_set(err, "BadResponse", "listing repeated a continuation token");
-            return -EIO;
-        }
+    if (token_known(t, h)) {
+        LOGW("listing stopped: the server repeated the continuation token '%.100s'", token);
+        s3_error_set(err, "BadResponse", "listing repeated a continuation token");
+        return -EIO;
     }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        uint64_t *v = realloc(t->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        t->v = v;
-        t->cap = cap;
-    }
-    t->v[t->n++] = h;
-    return 0;
+    int rc = token_room(t);
+    if (rc == 0)
+        t->v[t->n++] = h;
+    return rc;
 }
 
 int s3_list_walk(s3_list_fetch_fn fetch, void *src, s3_list_cb cb, void *arg, struct s3_error *err)

@@ -79,6 +79,21 @@ static int decode_escape(const char *s, size_t n, size_t i)
     return hi << 4 | lo;
 }
 
+/* The byte s[*i] stands for, with *i moved onto the last character of an
+ * escape; -1 for an escape decode_escape refuses. */
+static int decoded_byte(const char *s, size_t n, size_t *i, bool plus_is_space)
+{
+    if (s[*i] == '%') {
+        int b = decode_escape(s, n, *i);
+        if (b >= 0)
+            *i += 2;
+        return b;
+    }
+    if (s[*i] == '+' && plus_is_space)
+        return ' ';
+    return (unsigned char)s[*i];
+}
+
 int uri_decode(struct sbuf *out, const char *s, size_t n, bool plus_is_space)
 {
     /* decoding never grows the text */
@@ -86,20 +101,13 @@ int uri_decode(struct sbuf *out, const char *s, size_t n, bool plus_is_space)
         return -ENOMEM;
     size_t len = out->len;
     for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int b = decode_escape(s, n, i);
-            if (b < 0) {
-                /* undo the partial write: out is as it was before the call */
-                out->data[out->len] = '\0';
-                return -EINVAL;
-            }
-            c = (char)b;
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
+        int c = decoded_byte(s, n, &i, plus_is_space);
+        if (c < 0) {
+            /* undo the partial write: out is as it was before the call */
+            out->data[out->len] = '\0';
+            return -EINVAL;
         }
-        out->data[len++] = c;
+        out->data[len++] = (char)c;
     }
     commit(out, len);
     return 0;

@@ -95,20 +95,26 @@ void htab_remove(struct htab *t, struct htab_node *n)
     t->n--;
 }
 
-void htab_filter(struct htab *t, bool (*take)(struct htab_node *n, void *arg), void *arg)
+/* One chain of htab_filter: next is read before take() sees a node,
+ * which it may free. */
+static void filter_chain(struct htab *t, struct htab_node **pp,
+                         bool (*take)(struct htab_node *n, void *arg), void *arg)
 {
-    for (size_t i = 0; i < t->nb; i++) {
-        struct htab_node **pp = &t->b[i];
-        while (*pp) {
-            struct htab_node *n = *pp, *next = n->next;
-            if (take(n, arg)) {
-                *pp = next;
-                t->n--;
-            } else {
-                pp = &n->next;
-            }
+    while (*pp) {
+        struct htab_node *n = *pp, *next = n->next;
+        if (take(n, arg)) {
+            *pp = next;
+            t->n--;
+        } else {
+            pp = &n->next;
         }
     }
+}
+
+void htab_filter(struct htab *t, bool (*take)(struct htab_node *n, void *arg), void *arg)
+{
+    for (size_t i = 0; i < t->nb; i++)
+        filter_chain(t, &t->b[i], take, arg);
 }
 
 bool htab_each(const struct htab *t, bool (*fn)(struct htab_node *n, void *arg), void *arg)

@@ -1,6 +1,8 @@
 /* Unit tests for SigV4: the AWS test-suite vectors in tests/data/sigv4, the
- * S3 documentation examples, header ordering S3 copies depend on, and the
- * signing-key cache under concurrency. */
+ * S3 documentation examples, header ordering S3 copies depend on, what a
+ * client signs (the payload hash of a body in memory or in a file, the
+ * endpoint its Host comes from) and the signing-key cache under
+ * concurrency. */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -16,8 +18,12 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <unistd.h>
 
+#include "request.h"
 #include "s3cfs/buf.h"
+#include "s3cfs/s3.h"
 #include "sigv4.h"
 #include "s3cfs/uri.h"
 
@@ -622,6 +628,105 @@ static void test_session_token_signed(void **state)
     assert_non_null(strstr(res.authorization, "x-amz-date, Signature="));
 }
 
+/* ---- what a client signs ------------------------------------------------ */
+
+/* A body read from a file hashes like the same bytes in memory, across the
+ * 64 KiB pieces it is read in and from an offset; a file shorter than the
+ * body is an error, not a hash of fewer bytes. */
+static void test_body_digest(void **state)
+{
+    (void)state;
+    enum { SKIP = 100, LEN = 3 * 65536 + 7 };
+    char *data = malloc(SKIP + LEN), want[65], got[65];
+    assert_non_null(data);
+    for (size_t i = 0; i < SKIP + LEN; i++)
+        data[i] = (char)(i * 7 + i / 251);
+    char path[] = "/tmp/test_sigv4_body.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, data, SKIP + LEN), SKIP + LEN);
+    sigv4_sha256_hex(data + SKIP, LEN, want);
+
+    struct s3_body mem = {.data = data + SKIP, .fd = -1, .len = LEN};
+    assert_int_equal(s3_body_digest(&mem, EVP_sha256(), got), 0);
+    assert_string_equal(got, want);
+    struct s3_body file = {.fd = fd, .offset = SKIP, .len = LEN};
+    memset(got, 0, sizeof got);
+    assert_int_equal(s3_body_digest(&file, EVP_sha256(), got), 0);
+    assert_string_equal(got, want);
+
+    struct s3_body empty = {.fd = -1};
+    assert_int_equal(s3_body_digest(&empty, EVP_sha256(), got), 0);
+    assert_string_equal(got, EMPTY_SHA256);
+    file.len = LEN + 1; /* one byte past the end of the file */
+    assert_int_equal(s3_body_digest(&file, EVP_sha256(), got), -EIO);
+    file.offset = SKIP + LEN; /* nothing left to read at all */
+    file.len = 1;
+    assert_int_equal(s3_body_digest(&file, EVP_sha256(), got), -EIO);
+    close(fd);
+    free(data);
+}
+
+/* The endpoint a client is made with, as it spells it back (NULL: refused
+ * with that message). */
+static const struct {
+    const char *url, *endpoint, *message;
+} endpoints[] = {
+    {"http://127.0.0.1:7480", "http://127.0.0.1:7480", NULL},
+    {"HTTPS://S3.Example.com/some/path?x=1", "https://S3.Example.com", NULL},
+    {"http://host:80", "http://host", NULL},
+    {"https://host:443/", "https://host", NULL},
+    {"http://host:443", "http://host:443", NULL},
+    {"https://host:80", "https://host:80", NULL},
+    {"http://[::1]:7480", "http://[::1]:7480", NULL},
+    {"http://[::1]", "http://[::1]", NULL},
+    {"http://[::1]:80/x", "http://[::1]", NULL},
+    {"http://host:1234567", "http://host:1234567", NULL},
+    {"host:7480", NULL, "endpoint must look like http(s)://host[:port]"},
+    {"httpsxyz://host", NULL, "endpoint must look like http(s)://host[:port]"},
+    {"httpss://host", NULL, "endpoint scheme must be http or https"},
+    {"ftp://host", NULL, "endpoint scheme must be http or https"},
+    {"://host", NULL, "endpoint scheme must be http or https"},
+    {"http://", NULL, "endpoint host is empty or too long"},
+    {"http://:7480", NULL, "endpoint host is empty or too long"},
+    {"http:///bucket", NULL, "endpoint host is empty or too long"},
+    {"http://host:12345678", NULL, "endpoint host is empty or too long"},
+};
+
+static void test_client_endpoint(void **state)
+{
+    (void)state;
+    assert_int_equal(s3_global_init(), 0);
+    for (size_t i = 0; i < sizeof endpoints / sizeof *endpoints; i++) {
+        struct s3_client_options opt = {.endpoint = endpoints[i].url};
+        struct s3_client *c = NULL;
+        struct s3_error err = {0};
+        int rc = s3_client_new(&opt, &c, &err);
+        if (!endpoints[i].endpoint) {
+            assert_int_equal(rc, -EINVAL);
+            assert_string_equal(err.code, "InvalidEndpoint");
+            assert_string_equal(err.message, endpoints[i].message);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_string_equal(s3_client_endpoint(c), endpoints[i].endpoint);
+        s3_client_free(c);
+    }
+    /* a host that does not fit is refused rather than cut */
+    char url[300] = "http://";
+    memset(url + 7, 'h', 256);
+    struct s3_client_options opt = {.endpoint = url};
+    struct s3_client *c = NULL;
+    struct s3_error err = {0};
+    assert_int_equal(s3_client_new(&opt, &c, &err), -EINVAL);
+    assert_string_equal(err.message, "endpoint host is empty or too long");
+    url[7 + 255] = '\0'; /* 255 bytes fit */
+    assert_int_equal(s3_client_new(&opt, &c, &err), 0);
+    assert_int_equal(strlen(s3_client_endpoint(c)), 7 + 255);
+    s3_client_free(c);
+}
+
 /* ---- the signing-key cache --------------------------------------------- */
 
 /* More (date, region) pairs than the cache holds, so entries are evicted and
@@ -700,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_s3_put_object),     cmocka_unit_test(test_s3_get_lifecycle),
         cmocka_unit_test(test_s3_list_objects),   cmocka_unit_test(test_copy_headers_sorted),
         cmocka_unit_test(test_rejects_bad_input), cmocka_unit_test(test_session_token_signed),
+        cmocka_unit_test(test_body_digest),       cmocka_unit_test(test_client_endpoint),
         cmocka_unit_test(test_key_cache_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
