@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,11 @@
 #include "s3cfs/log.h"
 #include "s3cfs/path.h"
 
-#define DT_BUCKETS 1024
-#define DT_TICK_MS 250
+#define DT_FIRST_BUCKETS 64 /* the table doubles up to about DIRTIMES_MAX */
+#define DT_TICK_MS       250
 
 struct dt_entry {
+    struct htab_node h; /* in the table by path; h.user is its length */
     char *path;
     struct timespec mtime, ctime; /* CLOCK_REALTIME */
     bool has_mtime;               /* only ctime changed (a rename of the directory) */
@@ -22,7 +24,6 @@ struct dt_entry {
     bool busy;                              /* a write of it is in flight (the writer, or held) */
     uint64_t gen;                           /* changes so far: a write covers the ones it saw */
     int64_t first_dirty_ms, last_change_ms; /* CLOCK_MONOTONIC */
-    struct dt_entry *hnext;                 /* hash chain */
     struct dt_entry *prev, *next;           /* least recently changed first */
 };
 
@@ -34,7 +35,7 @@ struct dirtimes {
     bool stop;
     dirtimes_write_fn write;
     void *ctx;
-    struct dt_entry *slots[DT_BUCKETS];
+    struct htab table; /* struct dt_entry by path */
     struct dt_entry *head, *tail;
     size_t n;
 };
@@ -54,9 +55,14 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static unsigned slot_of(const char *path)
+static struct dt_entry *entry_of(const struct htab_node *h)
 {
-    return hash_fnv1a32(path, strlen(path)) % DT_BUCKETS;
+    return (struct dt_entry *)(void *)((const char *)h - offsetof(struct dt_entry, h));
+}
+
+static bool entry_eq(const struct htab_node *h, const void *path, size_t len)
+{
+    return h->user == len && memcmp(entry_of(h)->path, path, len) == 0;
 }
 
 /* path is dir or below it ("/" covers everything) */
@@ -71,10 +77,9 @@ static bool at_or_below(const char *dir, const char *path)
 /* lock held */
 static struct dt_entry *find(struct dirtimes *d, const char *path)
 {
-    for (struct dt_entry *e = d->slots[slot_of(path)]; e; e = e->hnext)
-        if (strcmp(e->path, path) == 0)
-            return e;
-    return NULL;
+    size_t len = strlen(path);
+    struct htab_node *h = htab_find(&d->table, hash_fnv1a32(path, len), path, len);
+    return h ? entry_of(h) : NULL;
 }
 
 static void list_unlink(struct dirtimes *d, struct dt_entry *e)
@@ -104,10 +109,7 @@ static void list_append(struct dirtimes *d, struct dt_entry *e)
 /* lock held */
 static void remove_entry(struct dirtimes *d, struct dt_entry *e)
 {
-    struct dt_entry **pp = &d->slots[slot_of(e->path)];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
+    htab_remove(&d->table, &e->h);
     list_unlink(d, e);
     d->n--;
     free(e->path);
@@ -144,9 +146,9 @@ static struct dt_entry *get(struct dirtimes *d, const char *path)
         free(e);
         return NULL;
     }
-    unsigned s = slot_of(path);
-    e->hnext = d->slots[s];
-    d->slots[s] = e;
+    size_t len = strlen(path);
+    e->h.user = (uint32_t)len;
+    htab_insert(&d->table, &e->h, hash_fnv1a32(path, len));
     list_append(d, e);
     d->n++;
     return e;
@@ -320,21 +322,30 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* The table's own parts, once its thread is gone and it is empty. */
+static void destroy(struct dirtimes *d)
+{
+    htab_free(&d->table);
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->wake);
+    pthread_cond_destroy(&d->idle);
+    free(d);
+}
+
 int dirtimes_new(dirtimes_write_fn write, void *ctx, struct dirtimes **out)
 {
     struct dirtimes *d = calloc(1, sizeof *d);
-    if (!d)
+    if (!d || htab_init(&d->table, DT_FIRST_BUCKETS, entry_eq) != 0) {
+        free(d);
         return -ENOMEM;
+    }
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->wake, NULL);
     pthread_cond_init(&d->idle, NULL);
     d->write = write;
     d->ctx = ctx;
     if (pthread_create(&d->thread, NULL, writer, d) != 0) {
-        pthread_mutex_destroy(&d->lock);
-        pthread_cond_destroy(&d->wake);
-        pthread_cond_destroy(&d->idle);
-        free(d);
+        destroy(d);
         return -EAGAIN;
     }
     *out = d;
@@ -355,10 +366,7 @@ void dirtimes_free(struct dirtimes *d)
         LOGW("directory times not written at exit: %s", strerror(-rc));
     while (d->head)
         remove_entry(d, d->head);
-    pthread_mutex_destroy(&d->lock);
-    pthread_cond_destroy(&d->wake);
-    pthread_cond_destroy(&d->idle);
-    free(d);
+    destroy(d);
 }
 
 uint64_t dirtimes_hold(struct dirtimes *d, const char *dir)

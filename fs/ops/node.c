@@ -1,6 +1,7 @@
 #include "s3cfs/node.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "s3cfs/fsqueue.h"
 #include "s3cfs/engine.h"
+#include "s3cfs/htab.h"
 #include "s3cfs/log.h"
 #include "s3cfs/mime.h"
 #include "s3cfs/nscache.h"
@@ -17,18 +19,31 @@
 #include "s3cfs/transfer.h"
 #include "s3cfs/kernel_evict.h"
 
-#define NODE_BUCKETS 1024
+#define FIRST_BUCKETS 64 /* the table doubles as files are opened */
 
 struct node_table {
-    pthread_mutex_t lock; /* protects slots[] chains and every node's refs/path/next */
-    struct fs_node *slots[NODE_BUCKETS];
+    pthread_mutex_t lock; /* guards nodes and every node's refs, path and h */
+    struct htab nodes;    /* struct fs_node by path; a detached node ("") is not in it */
 };
+
+static struct fs_node *node_of(const struct htab_node *h)
+{
+    return (struct fs_node *)(void *)((const char *)h - offsetof(struct fs_node, h));
+}
+
+/* h.user is the path's length: most other paths differ in it */
+static bool node_eq(const struct htab_node *h, const void *path, size_t len)
+{
+    return h->user == len && memcmp(node_of(h)->path, path, len) == 0;
+}
 
 int node_table_new(struct node_table **out)
 {
     struct node_table *t = calloc(1, sizeof *t);
-    if (!t)
+    if (!t || htab_init(&t->nodes, FIRST_BUCKETS, node_eq) != 0) {
+        free(t);
         return -ENOMEM;
+    }
     pthread_mutex_init(&t->lock, NULL);
     *out = t;
     return 0;
@@ -44,35 +59,37 @@ static void node_free(struct fs_node *n)
     free(n);
 }
 
+static bool free_entry(struct htab_node *h, void *arg)
+{
+    (void)arg;
+    node_free(node_of(h));
+    return true;
+}
+
 void node_table_free(struct node_table *t)
 {
     if (!t)
         return;
-    for (int i = 0; i < NODE_BUCKETS; i++)
-        while (t->slots[i]) {
-            struct fs_node *n = t->slots[i];
-            t->slots[i] = n->next;
-            node_free(n);
-        }
+    htab_filter(&t->nodes, free_entry, NULL);
+    htab_free(&t->nodes);
     pthread_mutex_destroy(&t->lock);
     free(t);
-}
-
-static unsigned slot_of(const char *path)
-{
-    unsigned h = 2166136261u; /* FNV-1a */
-    for (; *path; path++)
-        h = (h ^ (unsigned char)*path) * 16777619u;
-    return h % NODE_BUCKETS;
 }
 
 /* table lock held */
 static struct fs_node *find_locked(struct node_table *t, const char *path)
 {
-    for (struct fs_node *n = t->slots[slot_of(path)]; n; n = n->next)
-        if (strcmp(n->path, path) == 0)
-            return n;
-    return NULL;
+    size_t len = strlen(path);
+    struct htab_node *h = htab_find(&t->nodes, hash_fnv1a32(path, len), path, len);
+    return h ? node_of(h) : NULL;
+}
+
+/* table lock held: n, whose path is not "", goes into the table */
+static void insert_locked(struct node_table *t, struct fs_node *n)
+{
+    size_t len = strlen(n->path);
+    n->h.user = (uint32_t)len;
+    htab_insert(&t->nodes, &n->h, hash_fnv1a32(n->path, len));
 }
 
 struct fs_node *node_find(struct node_table *t, const char *path)
@@ -85,22 +102,13 @@ struct fs_node *node_find(struct node_table *t, const char *path)
     return n;
 }
 
-static void unlink_locked(struct node_table *t, struct fs_node *n)
-{
-    struct fs_node **pp = &t->slots[slot_of(n->path)];
-    while (*pp && *pp != n)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = n->next;
-}
-
 void node_unref(struct fs_ctx *c, struct fs_node *n)
 {
     struct node_table *t = c->nodes;
     pthread_mutex_lock(&t->lock);
     bool last = --n->refs == 0;
     if (last && n->path[0])
-        unlink_locked(t, n);
+        htab_remove(&t->nodes, &n->h);
     pthread_mutex_unlock(&t->lock);
     if (!last)
         return;
@@ -130,13 +138,13 @@ int node_stat(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]
     return 0;
 }
 
-/* table lock held: give n another path (NULL: none, unlinked). The path is
- * written under both the table and the node lock, so either lock is enough
- * to read it. */
+/* table lock held: give n, which is in the table, another path ("": none,
+ * unlinked). The path is written under both the table and the node lock,
+ * so either lock is enough to read it. */
 static void set_path_locked(struct node_table *t, struct fs_node *n, char *p,
                             const struct fs_loc *loc)
 {
-    unlink_locked(t, n);
+    htab_remove(&t->nodes, &n->h);
     pthread_mutex_lock(&n->lock);
     char *old = n->path;
     n->path = p;
@@ -144,11 +152,8 @@ static void set_path_locked(struct node_table *t, struct fs_node *n, char *p,
         n->loc = *loc;
     pthread_mutex_unlock(&n->lock);
     free(old);
-    if (p[0]) {
-        unsigned s = slot_of(p);
-        n->next = t->slots[s];
-        t->slots[s] = n;
-    }
+    if (p[0])
+        insert_locked(t, n);
 }
 
 void node_rename(struct node_table *t, const char *from, const char *to,
@@ -193,9 +198,7 @@ static struct fs_node *node_get(struct fs_ctx *c, const char *path, const struct
         n->st = *st;
         n->exists = etag != NULL;
         snprintf(n->etag, sizeof n->etag, "%s", etag ? etag : "");
-        unsigned s = slot_of(path);
-        n->next = t->slots[s];
-        t->slots[s] = n;
+        insert_locked(t, n);
     }
     pthread_mutex_unlock(&t->lock);
     return n;
@@ -559,6 +562,14 @@ static int take_new_version(struct fs_ctx *c, struct fs_node *n)
     return rc;
 }
 
+/* node lock held: bytes of the old version were served already; reading
+ * on would mix two versions */
+static int changed_while_read(const struct fs_node *n)
+{
+    LOGW("%s: the object changed while it was being read", n->path);
+    return -EIO;
+}
+
 /* A read of the object found another version than src (ETag condition):
  * before any byte of this node's version was served, follow the new one,
  * so a reader gets one version whole; after that it would get a mix:
@@ -568,14 +579,8 @@ static int follow_version(struct fs_ctx *c, struct fs_node *n, struct transfer_s
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
     int rc = 0;
-    if (strcmp(n->etag, src->etag) == 0) { /* nobody followed it yet */
-        if (n->served) {
-            LOGW("%s: the object changed while it was being read", n->path);
-            rc = -EIO;
-        } else {
-            rc = take_new_version(c, n);
-        }
-    }
+    if (strcmp(n->etag, src->etag) == 0) /* nobody followed it yet */
+        rc = n->served ? changed_while_read(n) : take_new_version(c, n);
     src->size = (uint64_t)n->st.st_size;
     memcpy(src->etag, n->etag, sizeof src->etag);
     pthread_mutex_unlock(&n->lock);
@@ -672,31 +677,64 @@ static bool is_below(const char *dir, const char *path)
     return strncmp(path, dir, dl) == 0 && path[dl] == '/' && path[dl + 1];
 }
 
-/* References to every open node below dir (*out: free it, node_unref each). */
+/* A walk over the table that collects, into v, an element of elem bytes
+ * for each node it keeps (n of cap, doubling from first). */
+struct walk {
+    const char *dir;
+    void *v;
+    size_t n, cap, elem, first;
+};
+
+/* Room for the next element of w->v: the element, or NULL (w->v is then
+ * unchanged). */
+static void *walk_next(struct walk *w)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : w->first;
+        void *v = realloc(w->v, cap * w->elem);
+        if (!v)
+            return NULL;
+        w->v = v;
+        w->cap = cap;
+    }
+    return (char *)w->v + w->n++ * w->elem;
+}
+
+/* keep(node, w) for each node under the table lock: 0, or -ENOMEM when
+ * keep ran out of memory (w->v holds what it collected so far). */
+static int walk_table(struct node_table *t, bool (*keep)(struct htab_node *, void *),
+                      struct walk *w)
+{
+    pthread_mutex_lock(&t->lock);
+    bool all = htab_each(&t->nodes, keep, w);
+    pthread_mutex_unlock(&t->lock);
+    return all ? 0 : -ENOMEM;
+}
+
+/* table lock held: a reference to a node below w->dir */
+static bool ref_below(struct htab_node *h, void *arg)
+{
+    struct walk *w = arg;
+    struct fs_node *nd = node_of(h);
+    if (!is_below(w->dir, nd->path))
+        return true;
+    struct fs_node **ref = walk_next(w);
+    if (ref) {
+        nd->refs++;
+        *ref = nd;
+    }
+    return ref != NULL;
+}
+
+/* References to every open node below dir (*out: free it, node_unref each;
+ * on -ENOMEM it holds those taken so far). */
 static int nodes_below(struct node_table *t, const char *dir, struct fs_node ***out, size_t *n)
 {
-    size_t cap = 0;
-    *out = NULL;
-    *n = 0;
-    pthread_mutex_lock(&t->lock);
-    for (int i = 0; i < NODE_BUCKETS; i++)
-        for (struct fs_node *nd = t->slots[i]; nd; nd = nd->next) {
-            if (!is_below(dir, nd->path))
-                continue;
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 16;
-                struct fs_node **v = realloc(*out, cap * sizeof *v);
-                if (!v) {
-                    pthread_mutex_unlock(&t->lock);
-                    return -ENOMEM;
-                }
-                *out = v;
-            }
-            nd->refs++;
-            (*out)[(*n)++] = nd;
-        }
-    pthread_mutex_unlock(&t->lock);
-    return 0;
+    struct walk w = {.dir = dir, .elem = sizeof **out, .first = 16};
+    int rc = walk_table(t, ref_below, &w);
+    *out = w.v;
+    *n = w.n;
+    return rc;
 }
 
 static void unref_all(struct fs_ctx *c, struct fs_node **v, size_t n)
@@ -758,36 +796,31 @@ static bool is_child(const char *dir, const char *path)
     return strncmp(path, dir, dl) == 0 && path[dl] == '/' && !strchr(path + dl + 1, '/');
 }
 
+/* table lock held: a child of w->dir not in S3 yet */
+static bool add_pending_child(struct htab_node *h, void *arg)
+{
+    struct walk *w = arg;
+    struct fs_node *nd = node_of(h);
+    if (!is_child(w->dir, nd->path))
+        return true;
+    pthread_mutex_lock(&nd->lock);
+    bool pending = !nd->exists && !nd->unlinked;
+    struct stat st = nd->st;
+    pthread_mutex_unlock(&nd->lock);
+    struct node_child *child = pending ? walk_next(w) : NULL;
+    if (child) {
+        snprintf(child->name, sizeof child->name, "%s", path_basename(nd->path));
+        child->st = st;
+    }
+    return !pending || child;
+}
+
 int node_children(struct node_table *t, const char *dir, struct node_child **out, size_t *n)
 {
-    *out = NULL;
-    *n = 0;
-    size_t cap = 0;
-    int rc = 0;
-    pthread_mutex_lock(&t->lock);
-    for (int i = 0; rc == 0 && i < NODE_BUCKETS; i++)
-        for (struct fs_node *nd = t->slots[i]; nd && rc == 0; nd = nd->next) {
-            if (!is_child(dir, nd->path))
-                continue;
-            pthread_mutex_lock(&nd->lock);
-            bool pending = !nd->exists && !nd->unlinked;
-            struct stat st = nd->st;
-            pthread_mutex_unlock(&nd->lock);
-            if (!pending)
-                continue;
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 8;
-                struct node_child *v = realloc(*out, cap * sizeof *v);
-                if (!v) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                *out = v;
-            }
-            snprintf((*out)[*n].name, sizeof(*out)[*n].name, "%s", path_basename(nd->path));
-            (*out)[(*n)++].st = st;
-        }
-    pthread_mutex_unlock(&t->lock);
+    struct walk w = {.dir = dir, .elem = sizeof **out, .first = 8};
+    int rc = walk_table(t, add_pending_child, &w);
+    *out = w.v;
+    *n = w.n;
     return rc;
 }
 

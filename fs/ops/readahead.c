@@ -291,6 +291,46 @@ static void prefetch(struct readahead *ra, uint64_t pos)
     }
 }
 
+/* lock held (dropped during a fetch): a read of len bytes at pos off the
+ * sequential path, or over the budget, fetches exactly them. */
+static int read_direct(struct readahead *ra, char *buf, size_t len, uint64_t pos, size_t *got)
+{
+    int rc = fetch_direct(ra, buf, len, pos);
+    *got = rc ? 0 : len;
+    return rc;
+}
+
+/* lock held (dropped while fetching or waiting): one step of a read of len
+ * bytes at pos into buf. It copies from the window holding pos, fetches a
+ * window there (or exactly the bytes), or waits for a fetch to finish;
+ * *got is the bytes it placed in buf (0 after a wait or a window fetch:
+ * the next step copies from it). 0 or the fetch's error. */
+static int read_step(struct readahead *ra, char *buf, size_t len, uint64_t pos, size_t *got)
+{
+    struct window *w = covering(ra, pos);
+    *got = 0;
+    if (w && w->state == W_FETCHING) {
+        pthread_cond_wait(&ra->cond, &ra->lock);
+        return 0;
+    }
+    if (w) {
+        size_t n = (size_t)(w->off + w->len - pos);
+        *got = n < len ? n : len;
+        memcpy(buf, w->buf + (pos - w->off), *got);
+        return 0;
+    }
+    if (!sequential(ra, pos))
+        return read_direct(ra, buf, len, pos, got);
+    if (!(w = claim(ra, UINT64_MAX))) {
+        pthread_cond_wait(&ra->cond, &ra->lock); /* every slot fetching */
+        return 0;
+    }
+    int rc = fetch_window(ra, w, pos, len);
+    if (rc == -ENOBUFS) /* over the budget: this read only */
+        return read_direct(ra, buf, len, pos, got);
+    return rc;
+}
+
 int ra_read(struct readahead *ra, const void *src, size_t src_len, uint64_t object_size, char *buf,
             size_t size, uint64_t off)
 {
@@ -303,30 +343,8 @@ int ra_read(struct readahead *ra, const void *src, size_t src_len, uint64_t obje
     pthread_mutex_lock(&ra->lock);
     set_source(ra, src, src_len, object_size);
     int rc = 0;
-    size_t done = 0;
-    while (rc == 0 && done < size) {
-        uint64_t pos = off + done;
-        struct window *w = covering(ra, pos);
-        if (w && w->state == W_FETCHING) {
-            pthread_cond_wait(&ra->cond, &ra->lock);
-        } else if (w) {
-            size_t n = (size_t)(w->off + w->len - pos);
-            n = n < size - done ? n : size - done;
-            memcpy(buf + done, w->buf + (pos - w->off), n);
-            done += n;
-        } else if (!sequential(ra, pos)) {
-            rc = fetch_direct(ra, buf + done, size - done, pos);
-            done = rc ? done : size;
-        } else if ((w = claim(ra, UINT64_MAX))) {
-            rc = fetch_window(ra, w, pos, size - done);
-            if (rc == -ENOBUFS) { /* over the budget: this read only */
-                rc = fetch_direct(ra, buf + done, size - done, pos);
-                done = rc ? done : size;
-            }
-        } else {
-            pthread_cond_wait(&ra->cond, &ra->lock); /* every slot fetching */
-        }
-    }
+    for (size_t done = 0, got; rc == 0 && done < size; done += got)
+        rc = read_step(ra, buf + done, size - done, off + done, &got);
     if (rc == 0) {
         ra->next_off = off + size;
         prefetch(ra, off + size);

@@ -323,6 +323,26 @@ static int copy_multipart(struct fs_ctx *c, const struct transfer_source *src,
     return rc;
 }
 
+/* One CopyObject of the pinned source onto dst. With replace, cw's
+ * metadata replaces the source's; without, the source's is copied and
+ * cw's headers, which S3 would reset, are sent again. */
+static int copy_single(struct fs_ctx *c, const struct transfer_source *src,
+                       const struct fs_loc *dst, const struct s3_write_opts *cw, bool replace,
+                       bool self, char etag_out[80], struct s3_error *err)
+{
+    struct s3_copy_opts co = {.if_match = src->etag, .replace = replace ? cw : NULL};
+    co.if_none_match = src->dst_create_only && cond_on(&c->conds, COND_COPY_CREATE);
+    if (!replace) {
+        co.headers = cw->headers;
+        co.nheaders = cw->nheaders;
+    }
+    int rc = s3_copy_object(c->s3, src->loc.bucket, src->loc.key, dst->bucket, dst->key, &co,
+                            etag_out, err);
+    if (rc)
+        fs_fail(self ? "rewrite metadata" : "copy", dst->key, rc, err);
+    return rc;
+}
+
 /* Copy the pinned source h describes. With wo (REPLACE) the copy has wo's
  * metadata and keeps the rest of the source's (other clients' fields,
  * content headers); without, it keeps all of it. Either way the storage
@@ -333,26 +353,16 @@ static int copy_pinned(struct fs_ctx *c, const struct transfer_source *src, cons
                        char etag_out[80], struct s3_error *err)
 {
     bool multi = src->size > c->opt.copy_threshold && src->size > 0;
-    struct transfer_carry cw;
+    struct transfer_carry cw = {0}; /* transfer_carry_free takes it unbuilt */
     struct sbuf tags = SBUF_INIT;
     int rc = tags_read(c, &src->loc, h, &tags);
-    if (rc == 0 && (rc = transfer_carry_build(&cw, wo, h, wo || multi)) == 0) {
-        if (multi) {
-            rc = copy_multipart(c, src, dst, &cw.wo, self, etag_out); /* errors logged */
-        } else {
-            struct s3_copy_opts co = {.if_match = src->etag, .replace = wo ? &cw.wo : NULL};
-            co.if_none_match = src->dst_create_only && cond_on(&c->conds, COND_COPY_CREATE);
-            if (!wo) {
-                co.headers = cw.wo.headers;
-                co.nheaders = cw.wo.nheaders;
-            }
-            rc = s3_copy_object(c->s3, src->loc.bucket, src->loc.key, dst->bucket, dst->key, &co,
-                                etag_out, err);
-            if (rc)
-                fs_fail(self ? "rewrite metadata" : "copy", dst->key, rc, err);
-        }
-        transfer_carry_free(&cw);
-    }
+    if (rc == 0)
+        rc = transfer_carry_build(&cw, wo, h, wo || multi);
+    if (rc == 0 && multi)
+        rc = copy_multipart(c, src, dst, &cw.wo, self, etag_out); /* errors logged */
+    else if (rc == 0)
+        rc = copy_single(c, src, dst, &cw.wo, wo != NULL, self, etag_out, err);
+    transfer_carry_free(&cw);
     if (rc == 0)
         rc = tags_restore(c, dst, &tags);
     sbuf_free(&tags);

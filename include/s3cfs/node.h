@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "s3cfs/fs.h"
+#include "s3cfs/htab.h"
 
 struct stage;
 struct node_table;
@@ -31,7 +32,7 @@ struct fs_node {
     /* table lock */
     char *path; /* written under the table and the node lock; "" once detached */
     int refs;
-    struct fs_node *next;
+    struct htab_node h; /* in the table's map while path is not "" */
     /* node lock */
     pthread_mutex_t lock;
     pthread_cond_t cond;

@@ -143,6 +143,41 @@ static void test_read_ranges(void **state)
     free(data);
 }
 
+/* Many files open at once (the node table grows several times over):
+ * readdir shows each one not uploaded yet, and a rename of their
+ * directory takes every one along, so that each lands under its new name
+ * and none under the old one. */
+#define MANY 300
+static void test_many_open_files_follow_rename(void **state)
+{
+    (void)state;
+    static struct fsd_file *f[MANY];
+    char path[64], names[MANY * 8];
+    size_t n;
+    assert_int_equal(fsd_mkdir(D, "/many", 0755), 0);
+    for (int i = 0; i < MANY; i++) {
+        snprintf(path, sizeof path, "/many/f%d", i);
+        assert_int_equal(fsd_create(D, path, 0644, &f[i]), 0);
+        assert_int_equal(fsd_write(f[i], path, strlen(path), 0), (ssize_t)strlen(path));
+    }
+    assert_int_equal(fsd_readdir(D, "/many", names, sizeof names, &n), 0);
+    assert_int_equal(n, MANY);
+    assert_int_equal(fsd_rename(D, "/many", "/moved", 0), 0);
+    for (int i = 0; i < MANY; i++) {
+        snprintf(path, sizeof path, "/many/f%d", i);
+        assert_int_equal(fsd_write(f[i], "+", 1, (off_t)strlen(path)), 1);
+        assert_int_equal(fsd_close(f[i]), 0);
+    }
+    settle();
+    assert_keys("many/", "");
+    for (int i = 0; i < MANY; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "/many/f%d+", i);
+        snprintf(path, sizeof path, "moved/f%d", i);
+        assert_object(path, want, strlen(want));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +187,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_failure_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_after_failed_copy_onto_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_open_files_follow_rename, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -169,6 +169,30 @@ static void test_bounded(void **state)
     dirtimes_free(d);
 }
 
+/* Many directories (the table grows several times over): each one's
+ * times are found by its path, and forgetting one leaves the others. */
+static void test_many_found(void **state)
+{
+    (void)state;
+    struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct dirtimes *d;
+    char p[32];
+    assert_int_equal(dirtimes_new(fake_write, &f, &d), 0);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(p, sizeof p, "/m%d/x", i);
+        dirtimes_touch_parent(d, p);
+    }
+    dirtimes_forget_tree(d, "/m7");
+    for (int i = 0; i < 1000; i++) {
+        struct stat st = {0};
+        snprintf(p, sizeof p, "/m%d", i);
+        dirtimes_apply(d, p, &st);
+        assert_int_equal(st.st_mtim.tv_sec != 0, i != 7);
+        assert_int_equal(st.st_ctim.tv_sec != 0, i != 7);
+    }
+    dirtimes_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_no_marker_and_gone),
         cmocka_unit_test(test_hold),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_many_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
