@@ -42,8 +42,8 @@ case_random_reads() {
     for i in $(seq 1 40); do
         off=$(((RANDOM * 32768 + RANDOM) % (64 * MIB)))
         len=$(((RANDOM % 300000) + 1))
-        a=$(dd if="$big" bs=1M iflag=skip_bytes,count_bytes skip=$off count=$len status=none | md5sum)
-        b=$(dd if="$MNT/big" bs=1M iflag=skip_bytes,count_bytes skip=$off count=$len status=none | md5sum)
+        a=$(dd if="$big" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none | md5sum)
+        b=$(dd if="$MNT/big" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none | md5sum)
         [ "$a" == "$b" ] || fails=$((fails + 1))
     done
     check_eq "40 random-offset reads match the source" 0 "$fails"

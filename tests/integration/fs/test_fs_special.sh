@@ -56,7 +56,7 @@ case_made_through_mount() {
 # ---- devices are inert unless the mount allows them ----
 case_devices_inert_without_dev() {
     local d=inert
-    made_nodes $d || return
+    made_nodes "$d" || return
     check "the mount is nodev and nosuid" grep -Eq " $MNT fuse[^ ]* [^ ]*nosuid,nodev" /proc/mounts
     check_err "writing to a device node on a nodev mount" "Permission denied" \
         sh -c "echo x >'$MNT/$d/null'"
@@ -87,7 +87,7 @@ plant() {
 
 case_planted_modes() {
     local p=planted
-    plant $p || { bad "cannot plant the objects"; return; }
+    plant "$p" || { bad "cannot plant the objects"; return; }
     dev_mount || { bad "the dev,suid mount failed"; return; }
     check_eq "planted device: type and rdev" "character special file 5 0" \
         "$(stat -c '%F %t %T' "$MNT/$p/tty")"
@@ -99,12 +99,12 @@ case_planted_modes() {
     mv "$MNT/$p/setuid" "$MNT/$p/setuid2"
     landed
     check_eq "chown and mv on a nosuid mount keep the stored setuid/setgid" "$((8#106755)) 1" \
-        "$(meta_of $p/setuid2 mode) $(meta_of $p/setuid2 uid)"
+        "$(meta_of "$p/setuid2" mode) $(meta_of "$p/setuid2" uid)"
 }
 
 case_planted_fifo() {
     local p=planted-fifo out=$WORK/out-fifo writer
-    plant $p || { bad "cannot plant the objects"; return; }
+    plant "$p" || { bad "cannot plant the objects"; return; }
     # cp -r recreates special files (coreutils never opens them without
     # --copy-contents): the planted FIFO neither hangs nor blocks it
     timeout 60 cp -r "$MNT/$p" "$out"
@@ -164,7 +164,7 @@ s3fs_nodes_here() {
 
 case_s3fs_both_ways() {
     local d=ours
-    made_nodes $d || return
+    made_nodes "$d" || return
     dev_mount || { bad "the dev,suid mount failed"; return; }
     landed
     if start_s3fs; then
