@@ -7,30 +7,36 @@
 . "$(dirname "$0")/lib.sh"
 fs_setup -o attr_ttl=60,dir_ttl=60
 export WORK
-cd "$MNT" || exit 2
 
-i=0
-for sizes in "1000 250000" "250000 1000" "5000 5000" "4 3000000"; do
-    i=$((i + 1))
-    set -- $sizes
-    head -c "$1" /dev/urandom >"$WORK/old$i"
-    head -c "$2" /dev/urandom >"$WORK/new$i"
-    cp "$WORK/old$i" f$i
-    check "f$i: the old version reads back" cmp -s f$i "$WORK/old$i"
+# replaced I OLD NEW: fI is written through the mount with OLD bytes and read
+# back, another client replaces it with NEW bytes, then it is read here
+replaced() {
+    local i=$1 old=$2 new=$3
+    head -c "$old" /dev/urandom >"$WORK/old$i"
+    head -c "$new" /dev/urandom >"$WORK/new$i"
+    cp "$WORK/old$i" "f$i" || { bad "cannot write f$i"; return; }
+    check "f$i: the old version reads back" cmp -s "f$i" "$WORK/old$i"
     aws_ s3 cp --quiet "$WORK/new$i" "s3://$BUCKET/f$i"
     # read it (cmp alone would compare the cached size and stop there)
-    cat f$i >"$WORK/read$i"
-    check "f$i: replaced elsewhere ($1 -> $2 bytes): the new version, whole" \
+    cat "f$i" >"$WORK/read$i"
+    check "f$i: replaced elsewhere ($old -> $new bytes): the new version, whole" \
         cmp -s "$WORK/read$i" "$WORK/new$i"
-    check_eq "f$i: once read, its size follows" "$2" "$(stat -c %s f$i)"
-done
+    check_eq "f$i: once read, its size follows" "$new" "$(stat -c %s "f$i")"
+}
+
+case_replaced_longer() { replaced 1 1000 250000; }
+case_replaced_shorter() { replaced 2 250000 1000; }
+case_replaced_same_size() { replaced 3 5000 5000; }
+case_replaced_tiny_by_large() { replaced 4 4 3000000; }
 
 # a reader that opened the old version and read part of it does not get
 # a mix of the two: it fails instead
-head -c 3000000 /dev/urandom >"$WORK/mixa"
-head -c 3000000 /dev/urandom >"$WORK/mixb"
-cp "$WORK/mixa" mix
-out=$(python3 - mix "$WORK/mixb" "$S3_ENDPOINT" "$BUCKET" <<'PYEOF'
+case_open_reader_no_mix() {
+    local out
+    head -c 3000000 /dev/urandom >"$WORK/mixa"
+    head -c 3000000 /dev/urandom >"$WORK/mixb"
+    cp "$WORK/mixa" mix || { bad "cannot write mix"; return; }
+    out=$(python3 - mix "$WORK/mixb" "$S3_ENDPOINT" "$BUCKET" <<'PYEOF'
 import os, subprocess, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 first = os.pread(fd, 4096, 0)
@@ -43,10 +49,11 @@ try:
 except OSError as e:
     print("error", e.errno)
 PYEOF
-)
-case $out in
-old | "error 5") ok "a read of the old version after its replacement: the old bytes or EIO ($out)" ;;
-*) bad "a read of the old version after its replacement gave: $out" ;;
-esac
+    )
+    case $out in
+    old | "error 5") ok "a read of the old version after its replacement: the old bytes or EIO ($out)" ;;
+    *) bad "a read of the old version after its replacement gave: $out" ;;
+    esac
+}
 
-fs_done
+run_cases "$@"

@@ -7,13 +7,17 @@ trap fs_cleanup EXIT
 BUCKET=$(new_bucket)
 start_proxy
 MNT=$WORK/mnt
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
+MNT_ARGS=(-o "endpoint=$PROXY")
+mount_fs "$MNT" "$BUCKET" "${MNT_ARGS[@]}" || exit 2
+
 
 # creating the destination costs nothing: no PUT until the file is flushed
 # (python holds the descriptor: a shell's redirections dup and close it,
 # and every close of a descriptor flushes)
-proxy_reset
-counts=$(python3 - "$MNT/new" "$PROXY" <<'PY'
+case_create_puts_on_close() {
+    local counts
+    proxy_reset
+    counts=$(python3 - "$MNT/new" "$PROXY" <<'PY'
 import os, sys, urllib.request
 def puts():
     s = urllib.request.urlopen(sys.argv[2] + "/__proxy/stats").read().decode()
@@ -25,64 +29,81 @@ b = puts()
 os.close(fd)
 print(a, b, puts())
 PY
-)
-check_eq "PutObject after open(O_CREAT), after write, after close" "0 0 1" "$counts"
+    )
+    check_eq "PutObject after open(O_CREAT), after write, after close" "0 0 1" "$counts"
+}
 
 # cp inside the mount: one CopyObject, no object data through the client
-head -c 200000 /dev/urandom >"$WORK/src"
-cp "$WORK/src" "$MNT/src"
-proxy_reset
-cp "$MNT/src" "$MNT/dst"
-landed
-check_eq "cp = exactly one CopyObject" 1 "$(proxy_count CopyObject)"
-check_eq "cp: no GetObject" 0 "$(proxy_count GetObject)"
-check_eq "cp: no PutObject" 0 "$(proxy_count PutObject)"
-check "cp: the copy is byte-identical in S3" same_in_s3 dst "$WORK/src"
+case_cp_is_one_copy() {
+    head -c 200000 /dev/urandom >"$WORK/src"
+    cp "$WORK/src" "$MNT/src" || { bad "cannot write src"; return; }
+    landed
+    proxy_reset
+    cp "$MNT/src" "$MNT/dst"
+    landed
+    check_eq "cp = exactly one CopyObject" 1 "$(proxy_count CopyObject)"
+    check_eq "cp: no GetObject" 0 "$(proxy_count GetObject)"
+    check_eq "cp: no PutObject" 0 "$(proxy_count PutObject)"
+    check "cp: the copy is byte-identical in S3" same_in_s3 dst "$WORK/src"
+}
 
 # ls -l of a directory listed once: attributes come with the listing
-mkdir "$MNT/many"
-for i in $(seq 1 60); do echo "$i" >"$MNT/many/f$i"; done
-unmount_fs "$MNT"
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,listing_attrs_only" || exit 2
-proxy_reset
-n=$(ls -l "$MNT/many" | grep -c '^-')
-check_eq "ls -l shows 60 files" 60 "$n"
-check "ls -l with listing_attrs_only: no HEAD per file" test "$(proxy_count HeadObject)" -le 3
-check "ls -l: one listing request (plus the directory's own lookup)" test "$(proxy_count ListObjects)" -le 2
-unmount_fs "$MNT"
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
-proxy_reset
-ls -l "$MNT/many" >/dev/null
-ls -l "$MNT/many" >/dev/null
-check "ls -l twice: one HEAD per file at most (cached after)" test "$(proxy_count HeadObject)" -le 62
+case_ls_no_head_per_file() {
+    local i n
+    mkdir "$MNT/many" || { bad "cannot mkdir many"; return; }
+    for i in $(seq 1 60); do echo "$i" >"$MNT/many/f$i"; done
+    remount -o "endpoint=$PROXY,listing_attrs_only" || return
+    proxy_reset
+    n=$(ls -l "$MNT/many" | grep -c '^-')
+    check_eq "ls -l shows 60 files" 60 "$n"
+    check "ls -l with listing_attrs_only: no HEAD per file" test "$(proxy_count HeadObject)" -le 3
+    check "ls -l: one listing request (plus the directory's own lookup)" test "$(proxy_count ListObjects)" -le 2
+    remount || return
+    proxy_reset
+    ls -l "$MNT/many" >/dev/null
+    ls -l "$MNT/many" >/dev/null
+    check "ls -l twice: one HEAD per file at most (cached after)" test "$(proxy_count HeadObject)" -le 62
+}
 
 # a large cp: parallel UploadPartCopy, still no data through the client
-unmount_fs "$MNT"
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY,copy_threshold=5,copy_part_size=5" || exit 2
-head -c $((12 * 1024 * 1024 + 7)) /dev/urandom >"$WORK/large"
-cp "$WORK/large" "$MNT/large"
-proxy_reset
-cp "$MNT/large" "$MNT/large-copy"
-landed
-check_eq "12 MiB cp: 3 UploadPartCopy" 3 "$(proxy_count UploadPartCopy)"
-check_eq "12 MiB cp: no CopyObject" 0 "$(proxy_count CopyObject)"
-check_eq "12 MiB cp: no GetObject" 0 "$(proxy_count GetObject)"
-check_eq "12 MiB cp: no UploadPart" 0 "$(proxy_count UploadPart)"
-check "12 MiB cp: byte-identical in S3" same_in_s3 large-copy "$WORK/large"
+case_large_cp_part_copies() {
+    remount -o "endpoint=$PROXY,copy_threshold=5,copy_part_size=5" || return
+    head -c $((12 * 1024 * 1024 + 7)) /dev/urandom >"$WORK/large"
+    cp "$WORK/large" "$MNT/large" || { bad "cannot write large"; return; }
+    landed
+    proxy_reset
+    cp "$MNT/large" "$MNT/large-copy"
+    landed
+    check_eq "12 MiB cp: 3 UploadPartCopy" 3 "$(proxy_count UploadPartCopy)"
+    check_eq "12 MiB cp: no CopyObject" 0 "$(proxy_count CopyObject)"
+    check_eq "12 MiB cp: no GetObject" 0 "$(proxy_count GetObject)"
+    check_eq "12 MiB cp: no UploadPart" 0 "$(proxy_count UploadPart)"
+    check "12 MiB cp: byte-identical in S3" same_in_s3 large-copy "$WORK/large"
+}
 
 # a sequential read fetches every byte once: the kernel's read-ahead sends
 # several reads at once, and those inside a window being fetched wait for it
-unmount_fs "$MNT"
-mount_fs "$MNT" "$BUCKET" -o "endpoint=$PROXY" || exit 2
-stat -c %s "$MNT/large" >/dev/null
-proxy_reset
-check "sequential read: right bytes" cmp "$MNT/large" "$WORK/large"
-got=$(curl -s "$PROXY/__proxy/stats" | awk '$1=="GetObject"{print $4}')
-check_eq "sequential read: GetObject bytes = the file's size" "$((12 * 1024 * 1024 + 7))" "${got:-0}"
+case_sequential_read_once() {
+    local got
+    head -c $((12 * 1024 * 1024 + 7)) /dev/urandom >"$WORK/seq"
+    cp "$WORK/seq" "$MNT/seq" || { bad "cannot write seq"; return; }
+    # a fresh daemon: nothing of the file is cached
+    remount || return
+    stat -c %s "$MNT/seq" >/dev/null
+    proxy_reset
+    check "sequential read: right bytes" cmp "$MNT/seq" "$WORK/seq"
+    got=$(curl -s "$PROXY/__proxy/stats" | awk '$1=="GetObject"{print $4}')
+    check_eq "sequential read: GetObject bytes = the file's size" "$((12 * 1024 * 1024 + 7))" "${got:-0}"
+}
+
+# the upload attempts of the file failing the log shows (close's and release's)
+failed_puts() { [ "$(grep -c 'put .*failing' "$WORK/s3cfs.log")" -ge 2 ]; }
 
 # a failed upload is returned by close, and nothing half-written is left
-proxy_config "fault_rate=1&faults=500&fault_kinds=PutObject"
-out=$(python3 - "$MNT/failing" <<'PY'
+case_failed_upload_close() {
+    local out
+    proxy_config "fault_rate=1&faults=500&fault_kinds=PutObject"
+    out=$(python3 - "$MNT/failing" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
 os.write(fd, b"lost")
@@ -92,15 +113,14 @@ try:
 except OSError as e:
     print(e.strerror)
 PY
-)
-check_eq "close reports the failed upload" "Input/output error" "$out"
-# the kernel's release comes after close and tries once more (with its own
-# retries): wait until that attempt has failed too before the faults stop
-for _ in $(seq 1 600); do
-    [ "$(grep -c 'put .*failing' "$WORK/s3cfs.log")" -ge 2 ] && break
-    sleep 0.1
-done
-proxy_config "fault_rate=0"
-check_not "the failed file is not in S3" aws_ s3api head-object --bucket "$BUCKET" --key failing
-check "the failure is logged" grep -q "InternalError" "$WORK/s3cfs.log"
-fs_done
+    )
+    check_eq "close reports the failed upload" "Input/output error" "$out"
+    # the kernel's release comes after close and tries once more (with its own
+    # retries): wait until that attempt has failed too before the faults stop
+    wait_until 60 failed_puts
+    proxy_config "fault_rate=0"
+    check_not "the failed file is not in S3" aws_ s3api head-object --bucket "$BUCKET" --key failing
+    check "the failure is logged" grep -q "InternalError" "$WORK/s3cfs.log"
+}
+
+run_cases "$@"
