@@ -29,7 +29,7 @@ for spec in sys.argv[1:]:
 PYEOF
 }
 # old_style P NAME...: below P, the old-style objects of these names, of
-# the kinds below (one put)
+# the kinds below (one put), then wait until the mount shows P
 old_style() {
     local p=$1 n specs=()
     shift
@@ -45,7 +45,10 @@ old_style() {
         *) return 1 ;;
         esac
     done
-    put "${specs[@]}"
+    put "${specs[@]}" || return 1
+    # P is new at the root, whose listing this mount may hold from a case
+    # just before (dir_ttl=1): another writer's name shows within dir_ttl
+    wait_until 5 test -d "$MNT/$p"
 }
 
 case_old_style_shows_as_dir() {
