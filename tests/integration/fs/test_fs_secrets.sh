@@ -193,18 +193,28 @@ nobody_setup() {
 }
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$N" "$@"; }
 owner_mode() { stat -c '%U %a' "$@" 2>&1 | tr '\n' ' ' | sed 's/ $//'; }
+# start_as_nobody WHAT OPTS MNT [VAR=VALUE...]: BUCKET's daemon on MNT as
+# nobody, with ",OPTS" after endpoint and tmpdir and the environment given;
+# checks that it started, and sets PID (status 1 when there is none)
+start_as_nobody() {
+    local what=$1 opts=$2 mnt=$3 out rc
+    shift 3
+    out=$WORK/nobody-${mnt##*/}.out
+    as_nobody env "$@" "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,tmpdir=$N$opts" \
+        "$BUCKET" "$mnt" >"$out" 2>&1
+    rc=$?
+    check_eq "$what as nobody: exit 0 ($(head -c 300 "$out"))" 0 $rc
+    PID=$(pid_of "$BUCKET $mnt")
+    [ -n "$PID" ] || { bad "no daemon on $mnt"; return 1; }
+    DAEMONS+=("$PID")
+}
 
 case_nobody_not_dumpable() {
-    local rc pid
+    local pid
     nobody_setup || { bad "the setup for nobody's daemons"; return; }
     # no journal_dir: a user other than root gets ~/.local/state/s3cfs
-    as_nobody "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,tmpdir=$N" \
-        "$BUCKET" "$N/mnt" >"$WORK/nobody.out" 2>&1
-    rc=$?
-    check_eq "s3cfs as nobody: exit 0 ($(head -c 300 "$WORK/nobody.out"))" 0 $rc
-    pid=$(pid_of "$BUCKET $N/mnt")
-    [ -n "$pid" ] || { bad "no daemon on $N/mnt"; return; }
-    DAEMONS+=("$pid")
+    start_as_nobody s3cfs "" "$N/mnt" || return
+    pid=$PID
     check_eq "the daemon runs as nobody" nobody "$(ps -o user= -p "$pid" 2>/dev/null)"
     check_eq "not dumpable: /proc/PID/status of nobody's daemon is root's" root "$(stat -c %U "/proc/$pid/status")"
     check_eq "a file written through nobody's mount" "as nobody" \
@@ -217,16 +227,11 @@ case_nobody_not_dumpable() {
 }
 
 case_nobody_dumpable() {
-    local rc pid
+    local pid
     nobody_setup || { bad "the setup for nobody's daemons"; return; }
     # and $XDG_STATE_HOME/s3cfs when that is set
-    as_nobody env XDG_STATE_HOME="$N/xdg" "$S3CFS_BIN" -o "endpoint=$S3_ENDPOINT,tmpdir=$N,dumpable" \
-        "$BUCKET" "$N/mnt2" >"$WORK/nobody2.out" 2>&1
-    rc=$?
-    check_eq "s3cfs -o dumpable as nobody: exit 0 ($(head -c 300 "$WORK/nobody2.out"))" 0 $rc
-    pid=$(pid_of "$BUCKET $N/mnt2")
-    [ -n "$pid" ] || { bad "no daemon on $N/mnt2"; return; }
-    DAEMONS+=("$pid")
+    start_as_nobody "s3cfs -o dumpable" ,dumpable "$N/mnt2" XDG_STATE_HOME="$N/xdg" || return
+    pid=$PID
     check_eq "-o dumpable: /proc/PID/status is nobody's" nobody "$(stat -c %U "/proc/$pid/status")"
     check_eq "with XDG_STATE_HOME: \$XDG_STATE_HOME/s3cfs, nobody's, 0700" "nobody 700" \
         "$(owner_mode "$N/xdg/s3cfs")"
