@@ -10,6 +10,7 @@
 #include "s3cfs/node.h"
 #include "s3cfs/nscache.h"
 #include "s3cfs/objops.h"
+#include "s3cfs/pagekeep.h"
 #include "s3cfs/pool.h"
 
 int fs_ctx_start(struct fs_ctx *c)
@@ -36,6 +37,8 @@ int fs_ctx_start(struct fs_ctx *c)
         rc = fsq_start(c);
     if (rc == 0)
         rc = dirtimes_new(obj_write_dir_times, c, &c->dirtimes);
+    if (rc == 0 && !c->opt.nokeep_cache)
+        rc = pagekeep_new(PAGEKEEP_MAX, &c->pages);
     return rc;
 }
 
@@ -55,6 +58,8 @@ int fs_ctx_free(struct fs_ctx *c)
     if (c->pool)
         pool_free(c->pool);
     node_table_free(c->nodes);
+    pagekeep_free(c->pages);
+    c->pages = NULL;
     mime_free(c->mime);
     c->mime = NULL;
     if (c->cache)

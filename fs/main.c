@@ -92,6 +92,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("journal_dir=%s", o.journal_dir),
     OPT("sync_jobs", o.sync),
     OPT("nomime", o.nomime),
+    OPT("nokeep_cache", o.nokeep_cache),
     /* kept for the kernel (fuse_opt keeps a matched option when the proc
      * returns 1): noted so that setuid/setgid bits are shown only here */
     FUSE_OPT_KEY("suid", KEY_SUID),
@@ -142,6 +143,9 @@ static void usage(const char *prog)
            "                        (default /var/lib/s3cfs, ~/.local/state/s3cfs)\n"
            "  sync_jobs             copies and deletes return when they landed\n"
            "  nomime                no Content-Type from /etc/mime.types for new files\n"
+           "  nokeep_cache          drop the kernel's cached pages of a file at every\n"
+           "                        open (by default they are kept while its ETag is\n"
+           "                        unchanged)\n"
            "  suid, dev             show setuid/setgid bits and honour them; make\n"
            "                        device nodes work (both off by default)\n"
            "  dumpable              debugging: allow core dumps and ptrace (they would\n"

@@ -18,6 +18,7 @@
 #include "s3cfs/node.h"
 #include "s3cfs/objops.h"
 #include "s3cfs/kernel_evict.h"
+#include "s3cfs/pagekeep.h"
 
 #define COPY_CHUNK (1u << 20)
 
@@ -111,6 +112,7 @@ static int op_rmdir(const char *path)
     int rc = dir_remove(fs_get(), path);
     if (rc == 0)
         dirtimes_forget_tree(fs_get()->dirtimes, path);
+    pagekeep_forget_tree(fs_get()->pages, path);
     return changed_parent(path, rc);
 }
 
@@ -126,9 +128,20 @@ static int open_node(const char *path, const struct stat *st, const char *etag,
         return -EISDIR;
     struct fs_file *f;
     rc = node_open(c, path, &loc, st, etag, fi->flags, &f);
-    if (rc == 0)
-        fi->fh = (uint64_t)(uintptr_t)f;
-    return rc;
+    if (rc)
+        return rc;
+    fi->fh = (uint64_t)(uintptr_t)f;
+    /* the kernel keeps its pages of path only when they hold the version
+     * opened now (a new or truncated file has none to keep) */
+    struct pagekeep_version v = {
+        .etag = (fi->flags & O_TRUNC) ? NULL : etag,
+        .size = (uint64_t)st->st_size,
+        .mtime = st->st_mtim,
+    };
+    fi->keep_cache = pagekeep_open(c->pages, path, &v);
+    if (fi->keep_cache)
+        node_pages_kept(f, etag);
+    return 0;
 }
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -237,6 +250,7 @@ static int op_unlink(const char *path)
     struct stat st;
     if (node_hidden_name(path)) /* the last close of an unlinked file */
         return node_stat(fs_get(), path, &st, NULL);
+    pagekeep_forget(fs_get()->pages, path);
     return changed_parent(path, obj_unlink(fs_get(), path));
 }
 
@@ -262,6 +276,9 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
     struct fs_ctx *c = fs_get();
     if (node_hidden_name(from))
         return -EPERM; /* not an object: nothing to rename in S3 */
+    /* the kernel's pages follow the inode, not the name */
+    pagekeep_forget_tree(c->pages, from);
+    pagekeep_forget_tree(c->pages, to);
     if (!node_hidden_name(to)) {
         /* a directory's unwritten times go with its tree (none: no I/O) */
         int trc = dirtimes_flush(c->dirtimes, from);

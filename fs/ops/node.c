@@ -14,6 +14,7 @@
 #include "s3cfs/log.h"
 #include "s3cfs/mime.h"
 #include "s3cfs/nscache.h"
+#include "s3cfs/pagekeep.h"
 #include "s3cfs/readahead.h"
 #include "s3cfs/stage.h"
 #include "s3cfs/transfer.h"
@@ -112,11 +113,14 @@ void node_unref(struct fs_ctx *c, struct fs_node *n)
     pthread_mutex_unlock(&t->lock);
     if (!last)
         return;
-    /* the cache takes over what the node knew */
+    /* the cache already has what a clean node knew, from the moment it
+     * was learnt (the lookup, the upload, the new version): putting it
+     * again now would restart its lifetime, and a file opened once per
+     * attr_ttl would never see another client's version */
     if (!n->path[0])
         ; /* unlinked while open: nothing to remember */
     else if (n->exists && !n->dirty && n->etag[0])
-        nscache_put(c->cache, n->path, &n->st, n->etag);
+        ;
     else if (n->exists && !n->dirty && !n->copy_pending)
         ; /* a queued copy: its pin in the cache shows it until it lands */
     else
@@ -483,6 +487,24 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
     return rc;
 }
 
+/* Node lock held: the node's content changed without a new ETag (or the
+ * ETag is not known yet): the kernel's pages of it must not be kept at the
+ * next open (pagekeep.h). */
+static void content_changed(struct fs_ctx *c, const struct fs_node *n)
+{
+    if (n->path[0])
+        pagekeep_forget(c->pages, n->path);
+}
+
+void node_pages_kept(struct fs_file *f, const char *etag)
+{
+    struct fs_node *n = f->node;
+    pthread_mutex_lock(&n->lock);
+    if (etag && etag[0] && strcmp(n->etag, etag) == 0)
+        n->served = true;
+    pthread_mutex_unlock(&n->lock);
+}
+
 int node_release(struct fs_ctx *c, struct fs_file *f)
 {
     struct fs_node *n = f->node;
@@ -507,6 +529,7 @@ int node_write(struct fs_ctx *c, struct fs_file *f, const char *buf, size_t size
         n->dirty = true;
         set_size(n, stage_size(n->stage));
         touch_times(n);
+        content_changed(c, n);
     }
     pthread_mutex_unlock(&n->lock);
     return (int)w;
@@ -550,6 +573,7 @@ static int take_new_version(struct fs_ctx *c, struct fs_node *n)
         st.st_nlink = n->st.st_nlink;
         n->st = st;
         memcpy(n->etag, etag, sizeof n->etag);
+        content_changed(c, n);
         if (path[0] && !node_hidden_name(path))
             nscache_put(c->cache, path, &st, etag);
         LOGI("%s was replaced by another client: reading the new version", path);
@@ -562,11 +586,15 @@ static int take_new_version(struct fs_ctx *c, struct fs_node *n)
     return rc;
 }
 
-/* node lock held: bytes of the old version were served already; reading
- * on would mix two versions */
-static int changed_while_read(const struct fs_node *n)
+/* node lock held: bytes of the old version were served already (or the
+ * kernel kept pages of it from an earlier open); reading on would mix two
+ * versions. The next open asks S3 again and drops the kernel's pages. */
+static int changed_while_read(struct fs_ctx *c, const struct fs_node *n)
 {
     LOGW("%s: the object changed while it was being read", n->path);
+    if (n->path[0] && !node_hidden_name(n->path))
+        nscache_invalidate(c->cache, n->path);
+    content_changed(c, n);
     return -EIO;
 }
 
@@ -580,7 +608,7 @@ static int follow_version(struct fs_ctx *c, struct fs_node *n, struct transfer_s
     wait_idle(n);
     int rc = 0;
     if (strcmp(n->etag, src->etag) == 0) /* nobody followed it yet */
-        rc = n->served ? changed_while_read(n) : take_new_version(c, n);
+        rc = n->served ? changed_while_read(c, n) : take_new_version(c, n);
     src->size = (uint64_t)n->st.st_size;
     memcpy(src->etag, n->etag, sizeof src->etag);
     pthread_mutex_unlock(&n->lock);
@@ -650,6 +678,7 @@ int node_truncate(struct fs_ctx *c, struct fs_node *n, uint64_t size)
         n->dirty = true;
         set_size(n, size);
         touch_times(n);
+        content_changed(c, n);
     }
     pthread_mutex_unlock(&n->lock);
     return rc;
@@ -931,7 +960,6 @@ static bool copy_extends(const struct fs_node *n, const struct fs_copy_src *s, u
 ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, uint64_t off_in,
                   uint64_t off_out, size_t len)
 {
-    (void)c;
     struct fs_copy_src s;
     if (off_in != off_out || src->node == dst->node || copy_source(src->node, &s))
         return -EAGAIN;
@@ -957,6 +985,7 @@ ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, ui
     }
     n->copy_done = off_in + want;
     set_size(n, n->copy_done);
+    content_changed(c, n);
     pthread_mutex_unlock(&n->lock);
     return (ssize_t)want;
 }

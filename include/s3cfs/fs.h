@@ -52,6 +52,7 @@ struct fs_options {
     char *mountpoint;       /* names the journal */
     int suid;               /* mounted with `suid`: setuid/setgid bits shown */
     int nomime;             /* no Content-Type from /etc/mime.types (mime.h) */
+    int nokeep_cache;       /* drop the kernel's pages at every open (pagekeep.h) */
     /* not a mount option: the job engine's bound on pending jobs (engine.h
      * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
     int max_pending;
@@ -64,6 +65,7 @@ struct engine;
 struct journal;
 struct ctl_server;
 struct kevict;
+struct pagekeep;
 struct mime_table;
 struct dirtimes;
 
@@ -83,6 +85,7 @@ struct fs_ctx {
     struct kevict *evict;       /* set before the FUSE loop starts; NULL: none */
     struct mime_table *mime;    /* Content-Type by extension (mime.h); NULL: nomime */
     struct dirtimes *dirtimes;  /* directory mtime/ctime (dirtimes.h); NULL: none */
+    struct pagekeep *pages;     /* versions the kernel's pages hold (pagekeep.h); NULL: none */
     struct ra_budget ra_budget; /* max is opt.readahead_mem */
     struct cond_caps conds;     /* what the server honours (cond.h), set before FUSE starts */
 };

@@ -83,6 +83,10 @@ void node_table_free(struct node_table *t);
  * locally. */
 int node_open(struct fs_ctx *c, const char *path, const struct fs_loc *loc, const struct stat *st,
               const char *etag, int flags, struct fs_file **out);
+/* The open of f let the kernel keep its pages of version etag (pagekeep.h):
+ * they count as bytes of that version served, so a read that finds
+ * another version fails (EIO) instead of mixing the two. */
+void node_pages_kept(struct fs_file *f, const char *etag);
 /* Close a handle; uploads a dirty node when it is the last handle. */
 int node_release(struct fs_ctx *c, struct fs_file *f);
 

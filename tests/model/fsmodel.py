@@ -135,7 +135,7 @@ class S3:
         self.region = os.environ.get('AWS_DEFAULT_REGION', 'us-east-1')
         self.host = urllib.parse.urlparse(self.ep).netloc
 
-    def req(self, method, bucket, key=None, query=None, ok=(200, 204)):
+    def req(self, method, bucket, key=None, query=None, ok=(200, 204), body=b'', headers=None):
         q = query or {}
         uri = '/' + bucket
         if key is not None:
@@ -146,8 +146,9 @@ class S3:
         now = datetime.datetime.now(datetime.timezone.utc)
         amzdate = now.strftime('%Y%m%dT%H%M%SZ')
         day = now.strftime('%Y%m%d')
-        ph = hashlib.sha256(b'').hexdigest()
-        hdrs = {'host': self.host, 'x-amz-content-sha256': ph, 'x-amz-date': amzdate}
+        ph = hashlib.sha256(body).hexdigest()
+        extra = {k.lower(): v.strip() for k, v in (headers or {}).items()}
+        hdrs = dict(extra, **{'host': self.host, 'x-amz-content-sha256': ph, 'x-amz-date': amzdate})
         sh = ';'.join(sorted(hdrs))
         ch = ''.join('%s:%s\n' % (k, hdrs[k]) for k in sorted(hdrs))
         creq = '\n'.join([method, uri, cq, ch, sh, ph])
@@ -161,8 +162,8 @@ class S3:
         auth = 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' % (
             self.ak, scope, sh, sig)
         url = self.ep + uri + ('?' + cq if cq else '')
-        r = urllib.request.Request(url, method=method, headers={
-            'x-amz-content-sha256': ph, 'x-amz-date': amzdate, 'Authorization': auth})
+        r = urllib.request.Request(url, method=method, data=body if body else None, headers=dict(
+            extra, **{'x-amz-content-sha256': ph, 'x-amz-date': amzdate, 'Authorization': auth}))
         try:
             with urllib.request.urlopen(r, timeout=60) as resp:
                 return resp.status, dict(resp.headers.items()), resp.read()
@@ -196,6 +197,9 @@ class S3:
     def get(self, b, key):
         _, h, body = self.req('GET', b, key)
         return {k.lower(): v for k, v in h.items()}, body
+
+    def put(self, b, key, body, headers):
+        self.req('PUT', b, key, body=body, headers=headers)
 
     def delete_bucket(self, b):
         for k in self.list(b):
@@ -636,6 +640,33 @@ def apply(op, root, fds, side, mount):
                     'tool', r.returncode, r.stdout.strip() + r.stderr.strip())
             except subprocess.TimeoutExpired:
                 return ('tool', 'timeout')
+        if k == 'ext_replace':
+            # another client rewrites a file in place: same size, same
+            # metadata (mode, owner, mtime, xattrs), other bytes, so only
+            # the ETag tells the versions apart; the mount must show the new
+            # bytes once the lifetimes (1 s) have passed, whatever the
+            # kernel's pages hold
+            if side == 'model':
+                n = os.path.getsize(P(op['p']))
+                fd = os.open(P(op['p']), os.O_WRONLY)
+                try:
+                    os.pwrite(fd, data(op['ds'], n), 0)
+                finally:
+                    os.close(fd)
+                return ('ok', n)
+            fd = os.open(root, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # every queued job has landed: S3 has the file
+            finally:
+                os.close(fd)
+            try:
+                h, body = mount.s3.get(mount.bucket, op['p'])
+            except RuntimeError as e:
+                return ('err', 's3get', str(e)[:200])
+            keep = {k: v for k, v in h.items() if k.startswith('x-amz-meta-') or k == 'content-type'}
+            mount.s3.put(mount.bucket, op['p'], data(op['ds'], len(body)), keep)
+            time.sleep(1.3)  # attr_ttl=1, dir_ttl=1
+            return ('ok', len(body))
         if k == 'link':
             if side == 'model':
                 os.link(P(op['s']), P(op['d']))
@@ -723,7 +754,7 @@ class Gen:
     WEIGHTS = dict(write_file=14, pwrite=6, append=5, truncate=5, open=5, fd_write=6, fd_read=3,
                    fd_truncate=2, fd_fstat=2, fd_fsync=2, close=4, unlink=6, mkdir=7, rmdir=4,
                    rename=9, rename_noreplace=3, cp=4, cp_r=3, cp_a=3, rm_r=1, symlink=3, chmod=3,
-                   setxattr=4, removexattr=2, fsync=2, syncdir=2, ctl_wait=1, link=1)
+                   setxattr=4, removexattr=2, fsync=2, syncdir=2, ctl_wait=1, link=1, ext_replace=2)
 
     def op(self, snap, open_slots):
         r = self.r
@@ -817,6 +848,13 @@ class Gen:
             return {'op': kind, 'p': r.choice(['.'] + [p for p, e in snap.items() if e[0] == 'd'])}
         if kind == 'link':
             return {'op': kind, 's': self.path(snap, ('f',), 0.95), 'd': self.fresh(snap)}
+        if kind == 'ext_replace':
+            # only with no descriptor open: an open file meeting another
+            # client's version is a race the model cannot predict
+            files = [p for p, e in snap.items() if e[0] == 'f' and e[2] > 0]
+            if open_slots or not files:
+                return {'op': 'fsync', 'p': '.'}
+            return {'op': kind, 'p': r.choice(sorted(files)), 'ds': r.getrandbits(32)}
         raise ValueError(kind)
 
 
@@ -832,6 +870,7 @@ class Runner:
         self.bucket = 's3cfs-model-%d-%d' % (os.getpid(), random.randrange(10 ** 9))
         self.s3.make_bucket(self.bucket)
         self.mount = Mount(self.work, self.bucket, args.mount_opts, args.step_timeout)
+        self.mount.s3 = self.s3  # for another client's writes (ext_replace)
         self.mfds, self.lfds = {}, {}
         self.snap = {}
         self.accept = {}   # path -> list of acceptable entries after a crash
@@ -933,6 +972,8 @@ class Runner:
                     self.durable(top, snap)
                 elif e:
                     self.accept[op['p']] = [e]
+            if k == 'ext_replace' and a[0] == 'ok':
+                self.durable('', snap)  # fsync of the root, then S3 itself
         finally:
             WATCHDOG.disarm()
 

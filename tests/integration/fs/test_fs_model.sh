@@ -9,7 +9,7 @@
 # the seed and the shortest failing sequence it found within the budget.
 #
 # Environment (ctest): S3CFS_BIN, S3_ENDPOINT, AWS_*; optional
-# S3CFS_MODEL_SEED (first seed, default 1), S3CFS_MODEL_SEEDS (4),
+# S3CFS_MODEL_SEED (first seed, default 1), S3CFS_MODEL_SEEDS (3),
 # S3CFS_MODEL_SECONDS (per seed, 35), S3CFS_MODEL_TOTAL (whole budget incl.
 # shrinking, 420 s; ctest's TIMEOUT is 900).
 set -uo pipefail
@@ -18,7 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(mktemp -d /tmp/s3cfs-test_fs_model.XXXXXX)
 export AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""
 python3 "$HERE/../../model/fsmodel.py" \
-    --seed "${S3CFS_MODEL_SEED:-1}" --seeds "${S3CFS_MODEL_SEEDS:-4}" \
+    --seed "${S3CFS_MODEL_SEED:-1}" --seeds "${S3CFS_MODEL_SEEDS:-3}" \
     --seconds "${S3CFS_MODEL_SECONDS:-35}" --total-seconds "${S3CFS_MODEL_TOTAL:-420}" \
     --shrink-seconds 60 --kill-every 0.02 --remount-every 0.02 --out "$OUT"
 rc=$?

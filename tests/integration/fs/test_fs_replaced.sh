@@ -4,8 +4,11 @@
 # never a mix, whether the new version is shorter, longer (the kernel must
 # learn the new size) or as long as the old one. (Until it is read, stat
 # may show the old attributes for attr_ttl: the documented cache promise.)
+# These are the daemon's reads: with nokeep_cache, so that the kernel's
+# pages of the old version are dropped at each open (with them kept, an
+# open within attr_ttl may show the old version whole: test_fs_reread).
 . "$(dirname "$0")/lib.sh"
-fs_setup -o attr_ttl=60,dir_ttl=60
+fs_setup -o attr_ttl=60,dir_ttl=60,nokeep_cache
 export WORK
 
 # replaced I OLD NEW: fI is written through the mount with OLD bytes and read
