@@ -445,7 +445,9 @@ int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t g
     rc = s3_put_object(c->s3, loc.bucket, key, NULL, &wo, etag, &err);
     if (rc)
         return fs_fail("mkdir", path, rc, &err);
-    nscache_invalidate(c->cache, path); /* drops the parent's listing too */
+    /* the parent's listing stays: the put adds the new name to it, so the
+     * next mkdir or create beside it needs no lookup in S3 (cp -r makes
+     * every directory of a tree in a directory it just made) */
     nscache_put(c->cache, path, &st, etag);
     /* a new directory is empty: names created in it need no lookup in S3 */
     nscache_dir_put(c->cache, path, NULL, 0);

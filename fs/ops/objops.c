@@ -401,8 +401,7 @@ static int put_new(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
     rc = s3_put_object(c->s3, loc->bucket, loc->key, &b, &wo, etag, &err);
     if (rc)
         return fs_fail(S_ISLNK(st->st_mode) ? "symlink" : "mknod", path, rc, &err);
-    nscache_invalidate(c->cache, path);
-    nscache_put(c->cache, path, st, etag);
+    nscache_put(c->cache, path, st, etag); /* also into the parent's listing (as mkdir) */
     return 0;
 }
 

@@ -96,6 +96,23 @@ case_sequential_read_once() {
     check_eq "sequential read: GetObject bytes = the file's size" "$((12 * 1024 * 1024 + 7))" "${got:-0}"
 }
 
+# names made beside each other in a directory this mount made (its listing
+# is held): each costs its one PUT, no lookup in S3 (issue 15 §3: mkdir used
+# to drop the parent's listing, so the next name cost HEAD + LIST + HEAD)
+case_mkdir_beside_mkdir_one_put() {
+    mkdir "$MNT/made" || { bad "cannot mkdir made"; return; }
+    proxy_reset
+    mkdir "$MNT/made/a" || { bad "cannot mkdir made/a"; return; }
+    check_eq "mkdir in a fresh directory: one PutObject" 1 "$(proxy_count PutObject)"
+    mkdir "$MNT/made/b" && ln -s a "$MNT/made/l" && mkdir "$MNT/made/c" ||
+        { bad "cannot make b, l, c"; return; }
+    check_eq "three more names beside it: one PutObject each" 4 "$(proxy_count PutObject)"
+    check_eq "no HeadObject" 0 "$(proxy_count HeadObject)"
+    check_eq "no ListObjects" 0 "$(proxy_count ListObjects)"
+    check_eq "ls shows the four" "a b c l" "$(ls "$MNT/made" | tr '\n' ' ' | sed 's/ $//')"
+    check "made/b is a marker in S3" aws_ s3api head-object --bucket "$BUCKET" --key made/b/
+}
+
 # the upload attempts of the file failing the log shows (close's and release's)
 failed_puts() { [ "$(grep -c 'put .*failing' "$WORK/s3cfs.log")" -ge 2 ]; }
 
