@@ -8,20 +8,59 @@
 # the slower ASan+UBSan build runs fewer steps); on a divergence it prints
 # the seed and the shortest failing sequence it found within the budget.
 #
-# Environment (ctest): S3CFS_BIN, S3_ENDPOINT, AWS_*; optional
-# S3CFS_MODEL_SEED (first seed, default 1), S3CFS_MODEL_SEEDS (3),
-# S3CFS_MODEL_SECONDS (per seed, 35), S3CFS_MODEL_TOTAL (whole budget incl.
-# shrinking, 420 s; ctest's TIMEOUT is 900).
-set -uo pipefail
-: "${S3CFS_BIN:?run through ctest (S3CFS_BIN unset)}" "${S3_ENDPOINT:?}"
+# Cases: seed_1 ... seed_6, one seed each, and `seeds`, the run of
+# S3CFS_MODEL_SEEDS seeds from S3CFS_MODEL_SEED in one process (any seeds).
+# With no case named (and no S3CFS_CASES), the seeds S3CFS_MODEL_SEED (1)
+# to S3CFS_MODEL_SEED + S3CFS_MODEL_SEEDS (3) - 1 run, as seed_N cases when
+# they are all among 1-6, else as `seeds`. S3CFS_MODEL_SECONDS: per seed
+# (35); S3CFS_MODEL_TOTAL: a cap on one case's budget, shrinking included
+# (420 s); ctest's TIMEOUT is 900.
+FIRST=${S3CFS_MODEL_SEED:-1}
+COUNT=${S3CFS_MODEL_SEEDS:-3}
+SECS=${S3CFS_MODEL_SECONDS:-35}
+SHRINK=60
+if [ $# -eq 0 ] && [ -z "${S3CFS_CASES:-}" ]; then
+    if [ "$FIRST" -ge 1 ] && [ $((FIRST + COUNT - 1)) -le 6 ]; then
+        S3CFS_CASES=$(seq -f 'seed_%g' "$FIRST" $((FIRST + COUNT - 1)) | tr '\n' ' ')
+    else
+        S3CFS_CASES=seeds
+    fi
+    export S3CFS_CASES
+fi
+. "$(dirname "$0")/lib.sh"
+trap fs_cleanup EXIT
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=$(mktemp -d /tmp/s3cfs-test_fs_model.XXXXXX)
 export AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""
-python3 "$HERE/../../model/fsmodel.py" \
-    --seed "${S3CFS_MODEL_SEED:-1}" --seeds "${S3CFS_MODEL_SEEDS:-3}" \
-    --seconds "${S3CFS_MODEL_SECONDS:-35}" --total-seconds "${S3CFS_MODEL_TOTAL:-420}" \
-    --shrink-seconds 60 --kill-every 0.02 --remount-every 0.02 --out "$OUT"
-rc=$?
-# failing sequences (JSON lines) are kept for --replay; nothing else is left
-if [ $rc -eq 0 ]; then rm -rf "$OUT"; else echo "failing sequences kept in $OUT"; fi
-exit $rc
+
+# model_run FIRST COUNT: fsmodel.py over COUNT seeds from FIRST; failing
+# sequences (JSON lines, for --replay) are kept outside WORK, nothing else
+model_run() {
+    local first=$1 count=$2 out total rc
+    out=$WORK/model-$first
+    total=$((count * (SECS + SHRINK)))
+    [ "$total" -gt "${S3CFS_MODEL_TOTAL:-420}" ] && total=${S3CFS_MODEL_TOTAL:-420}
+    python3 "$HERE/../../model/fsmodel.py" \
+        --seed "$first" --seeds "$count" --seconds "$SECS" --total-seconds "$total" \
+        --shrink-seconds "$SHRINK" --kill-every 0.02 --remount-every 0.02 --out "$out"
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        ok "model: seeds $first..$((first + count - 1)) match the model (mount and S3)"
+    else
+        bad "model: seeds $first..$((first + count - 1)) diverged (status $rc)"
+        cp -r "$out" "/tmp/s3cfs-model-fail-$first-$$" 2>/dev/null &&
+            echo "failing sequences kept in /tmp/s3cfs-model-fail-$first-$$"
+    fi
+}
+
+# one seed's run, shrinking included, plus the mount's start and the bucket check
+for s in 1 2 3 4 5 6; do case_timeout "seed_$s" $((SECS + SHRINK + 120)); done
+case_timeout seeds $((COUNT * (SECS + SHRINK) + 120))
+case_seed_1() { model_run 1 1; }
+case_seed_2() { model_run 2 1; }
+case_seed_3() { model_run 3 1; }
+case_seed_4() { model_run 4 1; }
+case_seed_5() { model_run 5 1; }
+case_seed_6() { model_run 6 1; }
+case_seeds() { model_run "$FIRST" "$COUNT"; }
+
+run_cases "$@"
