@@ -82,6 +82,24 @@ static int lookup_folder(struct fs_ctx *c, const struct fs_loc *loc, struct stat
     return 0;
 }
 
+/* A directory is at loc: implicit, or with its marker "key/", whose
+ * metadata carries the directory's mode, owner and times. */
+static int found_dir(struct fs_ctx *c, const struct fs_loc *loc, bool marker, struct stat *st,
+                     struct s3_head *head)
+{
+    char prefix[S3CFS_KEY_MAX + 2];
+    struct s3_error err;
+    fs_dir_stat(c, st);
+    st->st_dev = FS_DIR_IMPLICIT;
+    int rc = marker ? path_dir_prefix(loc, prefix, sizeof prefix) : 0;
+    if (rc || !marker)
+        return rc;
+    rc = s3_head_object(c->s3, loc->bucket, prefix, head, &err);
+    if (rc == 0)
+        stat_from_head(c, head, META_DIR, st);
+    return rc == -ENOENT ? 0 : rc;
+}
+
 /* A directory below a key: its marker "key/" or any key under it. */
 static int lookup_dir(struct fs_ctx *c, const struct fs_loc *loc, struct stat *st,
                       struct s3_head *head)
@@ -98,17 +116,49 @@ static int lookup_dir(struct fs_ctx *c, const struct fs_loc *loc, struct stat *s
     bool found = page.nobjects > 0 || page.nprefixes > 0;
     bool marker = page.nobjects > 0 && strcmp(page.objects[0].key, prefix) == 0;
     s3_list_page_free(&page);
-    if (!found)
-        return lookup_folder(c, loc, st, head);
-    fs_dir_stat(c, st);
-    st->st_dev = FS_DIR_IMPLICIT;
-    if (!marker)
+    return found ? found_dir(c, loc, marker, st, head) : lookup_folder(c, loc, st, head);
+}
+
+/* What one page of the keys starting with key says of it (after a HEAD of
+ * key found nothing), so that a name that does not exist costs one LIST:
+ * 1 a directory (*marker: "key/" itself is there), 2 only "key_$folder$",
+ * -ENOENT none of them, 0 not settled by the page (it was cut short
+ * before: then each is asked for as before). */
+#define BELOW_PAGE 100
+static int scan_below(const struct s3_list_page *p, const char *key, bool *marker)
+{
+    size_t kl = strlen(key);
+    bool dir = false, folder = false;
+    *marker = false;
+    for (size_t i = 0; i < p->nobjects; i++) {
+        const char *rest = p->objects[i].key + kl; /* every key starts with key (s3.h) */
+        dir |= rest[0] == '/';
+        *marker |= strcmp(rest, "/") == 0;
+        folder |= strcmp(rest, FS_FOLDER_SUFFIX) == 0;
+    }
+    if (dir)
+        return 1;
+    if (p->truncated)
         return 0;
-    /* the marker's metadata carries the directory's mode, owner and times */
-    rc = s3_head_object(c->s3, loc->bucket, prefix, head, &err);
-    if (rc == 0)
-        stat_from_head(c, head, META_DIR, st);
-    return rc == -ENOENT ? 0 : rc;
+    return folder ? 2 : -ENOENT;
+}
+
+static int lookup_below(struct fs_ctx *c, const struct fs_loc *loc, struct stat *st,
+                        struct s3_head *head)
+{
+    struct s3_error err;
+    struct s3_list_page page = {0};
+    int rc = s3_list_objects(c->s3, loc->bucket, loc->key, NULL, NULL, BELOW_PAGE, &page, &err);
+    if (rc)
+        return fs_fail("list", loc->key, rc, &err);
+    bool marker;
+    int found = scan_below(&page, loc->key, &marker);
+    s3_list_page_free(&page);
+    if (found == 0)
+        return lookup_dir(c, loc, st, head);
+    if (found == -ENOENT)
+        return -ENOENT;
+    return found == 2 ? lookup_folder(c, loc, st, head) : found_dir(c, loc, marker, st, head);
 }
 
 int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc, struct stat *st,
@@ -139,7 +189,7 @@ int fs_lookup_head(struct fs_ctx *c, const char *path, const struct fs_loc *loc,
     }
     if (rc != -ENOENT)
         return fs_fail("head", path, rc, &err);
-    return lookup_dir(c, loc, st, head);
+    return lookup_below(c, loc, st, head);
 }
 
 static int count_subdir(const char *name, const struct stat *st, void *arg)

@@ -113,6 +113,37 @@ case_mkdir_beside_mkdir_one_put() {
     check "made/b is a marker in S3" aws_ s3api head-object --bucket "$BUCKET" --key made/b/
 }
 
+# a name looked up in a directory whose listing this mount does not hold:
+# missing costs one HEAD and one LIST (the keys starting with the name say
+# at once whether "name/", "name/..." or "name_$folder$" exists); each kind
+# of directory is still found, also when the page of such keys is cut short
+# before the answer (more than 100 keys "name-...": asked as before)
+case_lookup_miss_two_requests() {
+    local i
+    aws_ s3api put-object --bucket "$BUCKET" --key lk/x --body /etc/hostname >/dev/null &&
+        aws_ s3api put-object --bucket "$BUCKET" --key lk/imp/y --body /etc/hostname >/dev/null &&
+        aws_ s3api put-object --bucket "$BUCKET" --key lk/mk/ --metadata mode=16832 >/dev/null &&
+        aws_ s3api put-object --bucket "$BUCKET" --key 'lk/fo_$folder$' >/dev/null &&
+        aws_ s3api put-object --bucket "$BUCKET" --key lk/cut/ >/dev/null ||
+        { bad "cannot put the lk keys"; return; }
+    for i in $(seq -w 1 101); do echo "lk/cut-$i"; echo "lk/gone-$i"; done |
+        xargs -P 8 -I K "$S3CFS_S3C" put "$BUCKET" K /etc/hostname >/dev/null ||
+        { bad "cannot put the cut keys"; return; }
+    remount || return
+    stat "$MNT/lk" >/dev/null || { bad "lk not found"; return; }
+    proxy_reset
+    check_not "a missing name is missing" stat "$MNT/lk/missing"
+    check_eq "missing: one HeadObject" 1 "$(proxy_count HeadObject)"
+    check_eq "missing: one ListObjects" 1 "$(proxy_count ListObjects)"
+    check "an implicit directory is a directory" test -d "$MNT/lk/imp"
+    check "a directory with a marker is a directory" test -d "$MNT/lk/mk"
+    check_eq "its mode comes from the marker" 700 "$(stat -c %a "$MNT/lk/mk")"
+    check "an old-style folder object is a directory" test -d "$MNT/lk/fo"
+    check "a marker after 101 keys cut-NNN is found" test -d "$MNT/lk/cut"
+    check_not "a missing name after 101 keys gone-NNN is missing" stat "$MNT/lk/gone"
+    check "a file is a file" test -f "$MNT/lk/x"
+}
+
 # the upload attempts of the file failing the log shows (close's and release's)
 failed_puts() { [ "$(grep -c 'put .*failing' "$WORK/s3cfs.log")" -ge 2 ]; }
 
