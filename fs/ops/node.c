@@ -154,6 +154,7 @@ static void set_path_locked(struct node_table *t, struct fs_node *n, char *p,
     n->path = p;
     if (loc)
         n->loc = *loc;
+    n->own_meta = false; /* the moved object's type and fields are the move's */
     pthread_mutex_unlock(&n->lock);
     free(old);
     if (p[0])
@@ -453,7 +454,7 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
         return rc;
     }
     struct transfer_upload up = {.loc = n->loc, .stage = n->stage, .st = n->st};
-    bool replaces = n->exists;
+    bool replaces = n->exists && !n->own_meta; /* what it carries must be kept */
     up.create_only = n->create_only && !replaces;
     char *path = strdup(n->path);
     n->busy = true;
@@ -476,6 +477,7 @@ int node_flush(struct fs_ctx *c, struct fs_node *n)
         nscache_invalidate(c->cache, n->path); /* show the other client's object */
     }
     if (rc == 0) {
+        n->own_meta = !replaces;
         n->dirty = false;
         n->exists = true;
         n->create_only = false;
@@ -573,6 +575,7 @@ static int take_new_version(struct fs_ctx *c, struct fs_node *n)
         st.st_nlink = n->st.st_nlink;
         n->st = st;
         memcpy(n->etag, etag, sizeof n->etag);
+        n->own_meta = false;
         content_changed(c, n);
         if (path[0] && !node_hidden_name(path))
             nscache_put(c->cache, path, &st, etag);

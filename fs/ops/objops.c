@@ -79,6 +79,7 @@ static int rewrite_meta(struct fs_ctx *c, const char *path, struct current *cur,
         pthread_mutex_lock(&n->lock);
         if (n->exists && !n->dirty)
             memcpy(n->etag, etag, sizeof n->etag);
+        n->own_meta = false; /* its next upload keeps what this wrote */
         pthread_mutex_unlock(&n->lock);
         node_unref(c, n);
     }

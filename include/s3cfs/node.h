@@ -61,6 +61,11 @@ struct fs_node {
      * flush and the next one with EEXIST, drops what was written (a later
      * write tries the create again) and stays as it is */
     bool create_only;
+    /* the object at etag is one this node uploaded as a new object, and
+     * no metadata rewrite or other version came since: it carries only
+     * what the node sent, so the next upload need not HEAD it for what to
+     * keep (write, fsync, write: one request per upload) */
+    bool own_meta;
     int error; /* a failed upload, reported by the next flush/fsync */
 };
 

@@ -144,6 +144,42 @@ case_lookup_miss_two_requests() {
     check "a file is a file" test -f "$MNT/lk/x"
 }
 
+# a new file written, fsynced and written again: each upload is one PUT; the
+# second need not ask S3 what to keep, the object being the one the first
+# made. A setxattr in between is kept by the next upload (it asks then).
+case_rewrite_after_fsync_one_put() {
+    mkdir "$MNT/fs2" || { bad "cannot mkdir fs2"; return; }
+    proxy_reset
+    # from /: a python started in the mount looks for .python-version there
+    cd / || return
+    python3 - "$MNT/fs2/n.txt" <<'PY' || { bad "write, fsync, write failed"; return; }
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"first ")
+os.fsync(fd)
+os.write(fd, b"second")
+os.close(fd)
+PY
+    check_eq "write, fsync, write, close: two PutObject" 2 "$(proxy_count PutObject)"
+    check_eq "and no HeadObject" 0 "$(proxy_count HeadObject)"
+    check_eq "S3 has both writes" "first second" "$(s3c get "$BUCKET" fs2/n.txt -)"
+    check_eq "the second upload kept the type from the name" text/plain \
+        "$(aws_ s3api head-object --bucket "$BUCKET" --key fs2/n.txt --query ContentType --output text)"
+    python3 - "$MNT/fs2/x.txt" <<'PY' || { bad "write, fsync, setxattr, write failed"; return; }
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"one ")
+os.fsync(fd)
+os.setxattr(sys.argv[1], "user.k", b"v")
+os.write(fd, b"two")
+os.close(fd)
+PY
+    check_eq "S3 has both writes of x.txt" "one two" "$(s3c get "$BUCKET" fs2/x.txt -)"
+    check "the xattr set between the uploads is kept" test -n "$(meta_of fs2/x.txt xattr | grep -v None)"
+    remount || return
+    check_eq "and read back after a remount" v "$(getfattr --only-values -n user.k "$MNT/fs2/x.txt" 2>/dev/null)"
+}
+
 # the upload attempts of the file failing the log shows (close's and release's)
 failed_puts() { [ "$(grep -c 'put .*failing' "$WORK/s3cfs.log")" -ge 2 ]; }
 
