@@ -213,6 +213,11 @@ int fsd_open(struct fsd *d, const char *path, int flags, struct fsd_file **out)
     return f ? opened(f, ops()->open(path, &f->fi), out) : -ENOMEM;
 }
 
+bool fsd_kept_pages(const struct fsd_file *f)
+{
+    return f->fi.keep_cache;
+}
+
 /* The path an operation on f is given (libfuse's current name). */
 static void path_of(struct fsd_file *f, char out[PATH_SIZE])
 {

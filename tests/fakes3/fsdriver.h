@@ -60,6 +60,9 @@ ssize_t fsd_copy_file_range(struct fsd_file *in, off_t off_in, struct fsd_file *
 int fsd_fsync(struct fsd_file *f);
 int fsd_fstat(struct fsd_file *f, struct stat *st);
 int fsd_ftruncate(struct fsd_file *f, off_t size);
+/* Whether the open of f told the kernel to keep its cached pages
+ * (fuse_file_info.keep_cache, pagekeep.h). */
+bool fsd_kept_pages(const struct fsd_file *f);
 /* FLUSH then RELEASE; frees f whatever the result (the first error). */
 int fsd_close(struct fsd_file *f);
 

@@ -178,6 +178,48 @@ static void test_many_open_files_follow_rename(void **state)
     }
 }
 
+/* Whether an open of path keeps the kernel's pages (then closed). */
+static bool kept(const char *path, int flags)
+{
+    struct fsd_file *f;
+    assert_int_equal(fsd_open(D, path, flags, &f), 0);
+    bool k = fsd_kept_pages(f);
+    assert_int_equal(fsd_close(f), 0);
+    return k;
+}
+
+/* keep_cache (pagekeep.h): the second open of an unchanged object keeps
+ * the pages; a write, a truncate by name, a rename onto the name, an
+ * O_TRUNC open and another client's version (lifetimes 0) drop them. */
+static void test_keep_cache_answers(void **state)
+{
+    (void)state;
+    struct fsd_options o = {.coherent = true};
+    remount(&o);
+    assert_int_equal(fakes3_put(BUCKET, "k", "version one", 11), 0);
+    assert_false(kept("/k", O_RDONLY)); /* nothing cached yet */
+    assert_true(kept("/k", O_RDONLY));
+    struct fsd_file *f;
+    assert_int_equal(fsd_open(D, "/k", O_RDWR, &f), 0);
+    assert_int_equal(fsd_write(f, "V", 1, 0), 1);
+    assert_int_equal(fsd_close(f), 0);
+    assert_false(kept("/k", O_RDONLY)); /* written: a new version */
+    assert_true(kept("/k", O_RDONLY));
+    assert_int_equal(fsd_truncate(D, "/k", 5), 0);
+    assert_false(kept("/k", O_RDONLY));
+    assert_true(kept("/k", O_RDONLY));
+    assert_false(kept("/k", O_RDWR | O_TRUNC)); /* emptied: no pages to keep */
+    assert_int_equal(fakes3_put(BUCKET, "k", "other client", 12), 0);
+    assert_false(kept("/k", O_RDONLY)); /* another version */
+    assert_true(kept("/k", O_RDONLY));
+    assert_int_equal(fakes3_put(BUCKET, "j", "other client", 12), 0);
+    assert_false(kept("/j", O_RDONLY));
+    assert_true(kept("/j", O_RDONLY));
+    assert_int_equal(fsd_rename(D, "/k", "/j", 0), 0); /* same bytes, same ETag */
+    settle();
+    assert_false(kept("/j", O_RDONLY)); /* the name's pages are another inode's */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +230,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_after_failed_copy_onto_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_open_files_follow_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_cache_answers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
