@@ -983,6 +983,7 @@ ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, ui
         n->stage = NULL;
         n->dirty = false;
         n->etag[0] = '\0'; /* known when it lands */
+        n->own_meta = false; /* the copy carries the source's type */
         n->copy_pending = true;
         n->copy_src = s;
     }
