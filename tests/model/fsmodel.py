@@ -764,6 +764,8 @@ class Gen:
         if r.random() < a.remount_every:
             return {'op': 'remount'}
         w = dict(self.WEIGHTS)
+        if not a.ext_replace:
+            w.pop('ext_replace')  # the sequences are then those of the op set before it
         if len(snap) > 60:
             w.update(unlink=20, rmdir=10, rm_r=8)
         for x in a.exclude:
@@ -1288,6 +1290,8 @@ def main():
     ap.add_argument('--extra-opts', default='', help='appended to --mount-opts')
     ap.add_argument('--kill-every', type=float, default=0.01, help='probability of a SIGKILL step')
     ap.add_argument('--remount-every', type=float, default=0.01, help='probability of a remount step')
+    ap.add_argument('--ext-replace', action='store_true',
+                    help="generate ext_replace: another client's same-size rewrite")
     ap.add_argument('--exclude', default='', help='comma-separated op kinds not to generate (iteration only)')
     ap.add_argument('--no-big', action='store_true', help='no files above the thresholds')
     ap.add_argument('--no-shrink', action='store_true')

@@ -14,7 +14,9 @@
 # to S3CFS_MODEL_SEED + S3CFS_MODEL_SEEDS (3) - 1 run, as seed_N cases when
 # they are all among 1-6, else as `seeds`. S3CFS_MODEL_SECONDS: per seed
 # (35); S3CFS_MODEL_TOTAL: a cap on one case's budget, shrinking included
-# (420 s); ctest's TIMEOUT is 900.
+# (420 s); ctest's TIMEOUT is 900. S3CFS_MODEL_EXT=0: no ext_replace ops
+# (another client's rewrites), so a seed generates the sequence it did
+# before that op existed.
 FIRST=${S3CFS_MODEL_SEED:-1}
 COUNT=${S3CFS_MODEL_SEEDS:-3}
 SECS=${S3CFS_MODEL_SECONDS:-35}
@@ -41,7 +43,8 @@ model_run() {
     [ "$total" -gt "${S3CFS_MODEL_TOTAL:-420}" ] && total=${S3CFS_MODEL_TOTAL:-420}
     python3 "$HERE/../../model/fsmodel.py" \
         --seed "$first" --seeds "$count" --seconds "$SECS" --total-seconds "$total" \
-        --shrink-seconds "$SHRINK" --kill-every 0.02 --remount-every 0.02 --out "$out"
+        --shrink-seconds "$SHRINK" --kill-every 0.02 --remount-every 0.02 --out "$out" \
+        $([ "${S3CFS_MODEL_EXT:-1}" == 1 ] && echo --ext-replace)
     rc=$?
     if [ $rc -eq 0 ]; then
         ok "model: seeds $first..$((first + count - 1)) match the model (mount and S3)"
