@@ -219,10 +219,15 @@ static bool replay_key_ok(struct fs_ctx *c, const char *bucket, const char *key)
 }
 
 /* A replayed delete removes only what was there when it was queued: an
- * object written since (Last-Modified at or after the second the delete was
- * queued: another client's upload, or ours before a power loss ate the
- * delete's DONE) is kept. Its object being an earlier replayed job's result,
- * or a record without a time (older versions), it runs as it is. */
+ * object written since (another client's upload, or ours before a power
+ * loss ate the delete's DONE) is kept. Last-Modified has whole seconds:
+ * an object of a later second is newer, one of an earlier second older;
+ * one of the same second (a file written and removed at once, as rm -r
+ * after a build) is the one the delete meant if it has the ETag the mount
+ * knew when it queued the delete, or if that was not known (a later
+ * writer within that second races the delete as it would have without the
+ * crash). Its object being an earlier replayed job's result, or a record
+ * without a time (older versions), it runs as it is. */
 static enum engine_admit replay_delete(struct fs_ctx *c, const struct job_spec *s)
 {
     struct s3_head h = {0};
@@ -238,11 +243,13 @@ static enum engine_admit replay_delete(struct fs_ctx *c, const struct job_spec *
         return ENGINE_ADMIT_KEEP;
     }
     int64_t mtime = (int64_t)h.mtime.tv_sec;
+    bool seen = s->seen_etag && *s->seen_etag;
+    bool same = !seen || strcmp(s->seen_etag, h.etag) == 0;
     s3_head_free(&h);
-    if (mtime < s->queued_s)
+    if (mtime < s->queued_s || (mtime == s->queued_s && same))
         return ENGINE_ADMIT_RUN;
-    LOGW("replay: not deleting %s/%s: it was written (%lld) after its delete was queued (%lld)",
-         s->bucket, s->key, (long long)mtime, (long long)s->queued_s);
+    LOGW("replay: not deleting %s/%s: it was written (%lld%s) after its delete was queued (%lld)",
+         s->bucket, s->key, (long long)mtime, same ? "" : ", another ETag", (long long)s->queued_s);
     return ENGINE_ADMIT_DROP;
 }
 
@@ -359,9 +366,10 @@ int fsq_copy(struct fs_ctx *c, const struct fs_loc *src, const char *etag, uint6
     return after_submit(c, dst, submit_shown(c, &spec, dst_path, st));
 }
 
-int fsq_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path)
+int fsq_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path, const char *etag)
 {
-    struct job_spec spec = {.kind = JOB_DELETE, .bucket = loc->bucket, .key = loc->key};
+    struct job_spec spec = {
+        .kind = JOB_DELETE, .bucket = loc->bucket, .key = loc->key, .seen_etag = etag};
     return after_submit(
         c, loc, path ? submit_shown(c, &spec, path, NULL) : engine_submit(c->jobs, &spec, NULL));
 }

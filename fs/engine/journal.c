@@ -205,6 +205,8 @@ static int put_job(struct sbuf *b, uint64_t id, const struct job_spec *s)
     if (rc == 0 && !copy) { /* a replay keeps a delete off newer objects by its time */
         int64_t when = s->queued_s > 0 ? s->queued_s : (int64_t)time(NULL);
         rc = sbuf_appendf(b, " %" PRIu64 " %" PRId64, s->guard, when);
+        if (rc == 0)
+            rc = put_field(b, s->seen_etag && *s->seen_etag ? s->seen_etag : NULL);
     }
     return rc ? rc : put_end(b, 0);
 }
@@ -449,7 +451,8 @@ static int parse_meta(const struct parsed *p, const char *base, size_t first, st
 }
 
 /* A DELETE's optional fields: "[<guard>]" (before delete times were
- * recorded; the guard above 0) or "<guard|0> <queued>". */
+ * recorded; the guard above 0), "<guard|0> <queued>" (before the ETag seen
+ * was recorded) or "<guard|0> <queued> <etag|*>". */
 static int parse_delete_tail(const struct parsed *p, const char *b, struct job_spec *s)
 {
     if (p->n == 3)
@@ -462,6 +465,7 @@ static int parse_delete_tail(const struct parsed *p, const char *b, struct job_s
         parse_u64(t, strlen(t), &when) != 0 || when == 0 || when > INT64_MAX)
         return -EINVAL;
     s->queued_s = (int64_t)when;
+    s->seen_etag = p->n == 5 ? field(p, b, 4) : NULL; /* '*': NULL */
     return 0;
 }
 
@@ -478,7 +482,7 @@ static int jrec_fill(struct jrec *r, struct parsed *p)
 {
     struct job_spec *s = &r->spec;
     bool copy = p->type == 'C';
-    if (copy ? p->n < 8 : p->n < 2 || p->n > 4)
+    if (copy ? p->n < 8 : p->n < 2 || p->n > 5)
         return -EINVAL;
     r->data = sbuf_detach(&p->buf);
     if (!r->data)

@@ -464,9 +464,9 @@ static int remove_old_style(struct fs_ctx *c, const struct fs_loc *loc, const st
     as_folder.st_dev = FS_DIR_FOLDER;
     int rc = 0;
     if (st->st_dev != FS_DIR_MARKER && fs_dir_meta_key(loc, &as_folder, k.key, sizeof k.key) == 0)
-        rc = fsq_delete(c, &k, NULL);
+        rc = fsq_delete(c, &k, NULL, NULL);
     if (rc == 0 && st->st_dev == FS_DIR_OBJECT)
-        rc = fsq_delete(c, loc, NULL);
+        rc = fsq_delete(c, loc, NULL, NULL);
     return rc;
 }
 
@@ -479,7 +479,8 @@ int dir_remove(struct fs_ctx *c, const char *path)
     if (loc.kind != LOC_OBJECT)
         return -EBUSY;
     struct stat st;
-    if ((rc = fs_lookup(c, path, &st, NULL)))
+    char etag[80] = "";
+    if ((rc = fs_lookup(c, path, &st, etag)))
         return rc;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
@@ -489,6 +490,7 @@ int dir_remove(struct fs_ctx *c, const char *path)
     if ((rc = path_dir_prefix(&loc, marker.key, sizeof marker.key)))
         return rc;
     nscache_invalidate_tree(c->cache, path);
-    rc = fsq_delete(c, &marker, path); /* batched with the files' deletes */
+    /* the marker's ETag only when the marker is what the lookup saw */
+    rc = fsq_delete(c, &marker, path, st.st_dev == FS_DIR_MARKER ? etag : NULL);
     return rc ? rc : remove_old_style(c, &loc, &st);
 }

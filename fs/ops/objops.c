@@ -202,7 +202,8 @@ int obj_unlink(struct fs_ctx *c, const char *path)
 {
     struct fs_loc loc;
     struct stat st;
-    int rc = lookup_loc(c, path, &loc, &st, NULL);
+    char etag[80] = "";
+    int rc = lookup_loc(c, path, &loc, &st, etag);
     if (rc)
         return rc;
     if (S_ISDIR(st.st_mode))
@@ -210,7 +211,7 @@ int obj_unlink(struct fs_ctx *c, const char *path)
     if ((rc = node_detach(c, path, NULL))) /* an open file keeps its content */
         return rc;
     nscache_invalidate(c->cache, path);
-    return fsq_delete(c, &loc, path); /* batched; the name is gone at once */
+    return fsq_delete(c, &loc, path, etag); /* batched; the name is gone at once */
 }
 
 static int rename_file(struct fs_ctx *c, const char *from, const struct fs_loc *fl, const char *to,

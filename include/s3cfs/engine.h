@@ -148,6 +148,11 @@ struct job_spec {
      * journal (0: now) and handed to a replay (0: not recorded), so that a
      * replayed delete spares an object written after it (fsqueue.c). */
     int64_t queued_s;
+    /* DELETE only: the ETag the object had, as far as the mount knew, when
+     * the delete was queued (NULL or "": unknown). Journaled: a replay that
+     * finds an object written in the very second the delete was queued in
+     * tells its own object (this ETag) from a later one by it. */
+    const char *seen_etag;
 };
 
 /* Runs one COPY; returns 0 or -errno, filling err on failure. The spec's

@@ -65,8 +65,10 @@ int fsq_move_held(struct fs_ctx *c, const struct fs_loc *from, const char *etag,
                   const struct fs_loc *to, uint64_t group, bool noreplace);
 void fsq_release(struct fs_ctx *c, uint64_t group);
 /* Queue a delete of loc (batched per bucket); path (if not NULL)
- * disappears at once. It runs whatever failed on loc before. */
-int fsq_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path);
+ * disappears at once. It runs whatever failed on loc before. etag (NULL or
+ * "": unknown) is the object's as the caller knew it, journaled so that a
+ * replay after a crash tells that object from a later one. */
+int fsq_delete(struct fs_ctx *c, const struct fs_loc *loc, const char *path, const char *etag);
 /* A queued copy onto loc takes st as its attributes (cp -a/-p): 0, or
  * -EALREADY/-ENOENT when there is none that has not started. */
 int fsq_fold_attrs(struct fs_ctx *c, const struct fs_loc *loc, const struct stat *st);

@@ -10,8 +10,9 @@
  * the engine writes records outside its lock, so they may reach the file
  * in another order), and the engine runs them again: a COPY is idempotent
  * given its source ETag condition; a DELETE runs only on an object older
- * than the second it was queued in (fsqueue.c), so it never removes what
- * was written after it.
+ * than the second it was queued in, or of that second with the ETag the
+ * mount knew it by (fsqueue.c), so it never removes what was written after
+ * it.
  *
  * Trust: the journal tells a daemon, often root's, what to copy and
  * delete, so nobody else may write it. journal_open refuses a directory
@@ -47,9 +48,12 @@
  *   S 0 <source>                             the mount's source; only as the first line
  *   C <id> <bucket> <key> <src_bucket> <src_key> <src_etag> <size> <ctype> <nmeta|*> [<name> <value>]...
  *                                            a COPY
- *   D <id> <bucket> <key> <guard|0> <queued> a DELETE; guard: the id of the COPY whose failure
+ *   D <id> <bucket> <key> <guard|0> <queued> <etag|*>
+ *                                            a DELETE; guard: the id of the COPY whose failure
  *                                            cancels it (a move's source), 0: none; queued:
- *                                            when it was queued (Unix seconds). Also read:
+ *                                            when it was queued (Unix seconds); etag: the one
+ *                                            the mount knew the object by, *: unknown. Also read:
+ *   D <id> <bucket> <key> <guard|0> <queued> as written before the ETag (unknown)
  *   D <id> <bucket> <key> [<guard>]          as written before delete times (no time: a
  *                                            replay deletes whatever is there)
  *   M <id> <nmeta|*> [<name> <value>]...     new metadata of a COPY

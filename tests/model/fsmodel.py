@@ -1012,14 +1012,22 @@ class Runner:
             if o2.get(p) not in ok:
                 lines.append('  %s: mount=%s acceptable=%s' % (p, short(o2.get(p)), short(ok)))
         if lines:
+            keys = [k for k in self.s3.list(self.bucket)
+                    if any(k == b or k.startswith(b + '/') or k.startswith(b + '_$')
+                           for b in self.bad_kill_paths(o2))]
             raise Divergence('kill-state', 'step %d: after SIGKILL+remount, states that no durability rule '
-                             'allows:\n%s' % (i, '\n'.join(lines[:12])))
+                             'allows:\n%s\n  keys in S3 at those paths: %s' % (
+                                 i, '\n'.join(lines[:12]), keys[:40]))
         # rebuild the model from what the mount shows, and go on from there
         shutil.rmtree(self.local)
         clone_tree(self.mount.mnt, self.local)
         snap = self.compare(i, op)
         self.accept = {}
         self.durable('', snap)
+
+    def bad_kill_paths(self, snap):
+        return [p for p in sorted(set(snap) | set(self.accept))
+                if snap.get(p) not in self.accept.get(p, [None])]
 
     def step_inner_sync(self):
         for root in (self.local, self.mount.mnt):

@@ -87,7 +87,7 @@ static void sleep_ms(long ms)
 struct rec {
     uint64_t id;
     enum job_kind kind;
-    char *bucket, *key, *src_bucket, *src_key, *src_etag, *content_type;
+    char *bucket, *key, *src_bucket, *src_key, *src_etag, *content_type, *seen_etag;
     uint64_t src_size, guard;
     int64_t queued_s;
     bool has_meta;
@@ -119,6 +119,7 @@ static int collect(void *arg, uint64_t id, const struct job_spec *s)
                       .src_key = dup_or_null(s->src_key),
                       .src_etag = dup_or_null(s->src_etag),
                       .content_type = dup_or_null(s->content_type),
+                      .seen_etag = dup_or_null(s->seen_etag),
                       .src_size = s->src_size,
                       .guard = s->guard,
                       .queued_s = s->queued_s,
@@ -141,6 +142,7 @@ static void recs_free(struct recs *rs)
         free(r->src_key);
         free(r->src_etag);
         free(r->content_type);
+        free(r->seen_etag);
         for (size_t k = 0; k < r->nmeta && k < 8; k++) {
             free(r->names[k]);
             free(r->values[k]);
@@ -667,8 +669,9 @@ static void test_source_recorded_and_checked(void **state)
     free(rs);
 }
 
-/* A DELETE records when it was queued, so that a replay spares an object
- * written after it; records of the older format still load. */
+/* A DELETE records when it was queued and the ETag its object was known
+ * by, so that a replay spares an object written after it; records of the
+ * older formats still load. */
 static void test_delete_time_recorded(void **state)
 {
     (void)state;
@@ -679,21 +682,28 @@ static void test_delete_time_recorded(void **state)
     assert_int_equal(journal_append(j, 1, &d), 0);
     d.queued_s = 12345;
     d.guard = 9;
+    d.seen_etag = "0123abcd-2";
     assert_int_equal(journal_append(j, 2, &d), 0);
     journal_close(j);
     append_record("D 3 bkt old");
     append_record("D 4 bkt older 1");
     append_record("D 5 bkt bad 1 0");
+    append_record("D 6 bkt timed 0 777");
+    append_record("D 7 bkt toolong 0 777 * x");
     struct recs *rs = calloc(1, sizeof *rs);
     reopen_replay(rs);
-    assert_int_equal(rs->n, 4);
+    assert_int_equal(rs->n, 5);
     assert_true(rs->r[0].queued_s >= before && rs->r[0].queued_s <= before + 5);
     assert_int_equal(rs->r[0].guard, 0);
+    assert_null(rs->r[0].seen_etag);
     assert_int_equal(rs->r[1].queued_s, 12345);
     assert_int_equal(rs->r[1].guard, 9);
+    assert_string_equal(rs->r[1].seen_etag, "0123abcd-2");
     assert_int_equal(rs->r[2].queued_s, 0);
     assert_int_equal(rs->r[3].guard, 1);
     assert_int_equal(rs->r[3].queued_s, 0);
+    assert_int_equal(rs->r[4].queued_s, 777);
+    assert_null(rs->r[4].seen_etag);
     recs_free(rs);
     free(rs);
 }

@@ -234,6 +234,39 @@ case_replay_spares_newer_upload() {
     unmount_fs "$MNT"
 }
 
+# ---- a replayed delete removes the file written in its own second ----
+# in the first 0.3 s of a second (time for an upload and an rm in the same one)
+early_in_second() { [ "$(date +%N | cut -c1)" -lt 3 ]; }
+case_replay_deletes_own_upload_same_second() {
+    own_dirs
+    echo fresh >"$WORK/fresh"
+    mount_j "$BUCKET" || return
+    # Last-Modified has whole seconds: the object of a file written and
+    # removed at once (rm -r after a build) ties with the second its delete
+    # was queued in; the ETag the mount knew tells it from a later object.
+    # Files are written and removed until one pair falls in one second.
+    local stalls i tied=0
+    stalls=$(proxy_count fault.stall)
+    proxy_config "fault_rate=1&faults=stall&fault_kinds=DeleteObjects&stall_ms=30000"
+    for i in 1 2 3 4 5 6 7 8; do
+        wait_until 5 early_in_second
+        local put_at
+        put_at=$(date +%s)
+        cp "$WORK/fresh" "$MNT/fresh$i"
+        rm "$MNT/fresh$i"
+        [ "$(date +%s)" = "$put_at" ] && tied=$i && break
+    done
+    wait_until 10 stalls_above "$stalls" # the deletes are sent, and stall
+    kill_daemon "$MNT"
+    faults_off
+    check "an upload and its rm fell in one second (pair $tied)" [ "$tied" -gt 0 ]
+    check "the delete of fresh$tied is still queued" exists_s3 "$BUCKET" "fresh$tied"
+    mount_j "$BUCKET" || return
+    check_eq "the replayed deletes removed every file" "" "$(s3c ls "$BUCKET" fresh)"
+    check_not "  and the mount does not show it" test -e "$MNT/fresh$tied"
+    unmount_fs "$MNT"
+}
+
 # ---- durability points fsync the journal ----
 # every thread of PID is traced (strace attached to each)
 all_traced() {

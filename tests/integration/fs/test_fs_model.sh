@@ -8,9 +8,11 @@
 # the slower ASan+UBSan build runs fewer steps); on a divergence it prints
 # the seed and the shortest failing sequence it found within the budget.
 #
-# Cases: seed_1 ... seed_6, one seed each, and `seeds`, the run of
-# S3CFS_MODEL_SEEDS seeds from S3CFS_MODEL_SEED in one process (any seeds).
-# With no case named (and no S3CFS_CASES), the seeds S3CFS_MODEL_SEED (1)
+# Cases: seed_1 ... seed_6, one seed each, `seeds`, the run of
+# S3CFS_MODEL_SEEDS seeds from S3CFS_MODEL_SEED in one process (any seeds),
+# and `replays`: every sequence of tests/model/replays/ (shrunk from a
+# failure that was fixed), replayed three times each. With no case named
+# (and no S3CFS_CASES), `replays` and the seeds S3CFS_MODEL_SEED (1)
 # to S3CFS_MODEL_SEED + S3CFS_MODEL_SEEDS (3) - 1 run, as seed_N cases when
 # they are all among 1-6, else as `seeds`. S3CFS_MODEL_SECONDS: per seed
 # (35); S3CFS_MODEL_TOTAL: a cap on one case's budget, shrinking included
@@ -23,9 +25,9 @@ SECS=${S3CFS_MODEL_SECONDS:-35}
 SHRINK=60
 if [ $# -eq 0 ] && [ -z "${S3CFS_CASES:-}" ]; then
     if [ "$FIRST" -ge 1 ] && [ $((FIRST + COUNT - 1)) -le 6 ]; then
-        S3CFS_CASES=$(seq -f 'seed_%g' "$FIRST" $((FIRST + COUNT - 1)) | tr '\n' ' ')
+        S3CFS_CASES="replays $(seq -f 'seed_%g' "$FIRST" $((FIRST + COUNT - 1)) | tr '\n' ' ')"
     else
-        S3CFS_CASES=seeds
+        S3CFS_CASES="replays seeds"
     fi
     export S3CFS_CASES
 fi
@@ -55,9 +57,25 @@ model_run() {
     fi
 }
 
+# Each recorded sequence, three times: the failures they were shrunk from
+# depended on timing (the one of rm -r and SIGKILL failed 3 replays in 4)
+case_replays() {
+    local f n
+    for f in "$HERE"/../../model/replays/*.jsonl; do
+        for n in 1 2 3; do
+            if python3 "$HERE/../../model/fsmodel.py" --replay "$f" --out "$WORK" >"$WORK/replay.log" 2>&1; then
+                ok "replay $n of $(basename "$f") matches the model"
+            else
+                bad "replay $n of $(basename "$f") diverged: $(tail -4 "$WORK/replay.log")"
+            fi
+        done
+    done
+}
+
 # one seed's run, shrinking included, plus the mount's start and the bucket check
 for s in 1 2 3 4 5 6; do case_timeout "seed_$s" $((SECS + SHRINK + 120)); done
 case_timeout seeds $((COUNT * (SECS + SHRINK) + 120))
+case_timeout replays 300
 case_seed_1() { model_run 1 1; }
 case_seed_2() { model_run 2 1; }
 case_seed_3() { model_run 3 1; }
