@@ -18,6 +18,7 @@
 #include "s3cfs/readahead.h"
 #include "s3cfs/stage.h"
 #include "s3cfs/transfer.h"
+#include "s3cfs/upstream.h"
 #include "s3cfs/kernel_evict.h"
 
 #define FIRST_BUCKETS 64 /* the table doubles as files are opened */
@@ -52,6 +53,10 @@ int node_table_new(struct node_table **out)
 
 static void node_free(struct fs_node *n)
 {
+    if (n->stream) { /* never flushed (unlinked while open): no part lingers */
+        upstream_abort(n->stream);
+        upstream_free(n->stream);
+    }
     if (n->stage)
         stage_free(n->stage);
     free(n->path);
@@ -234,6 +239,7 @@ static void touch_times(struct fs_node *n)
 {
     clock_gettime(CLOCK_REALTIME, &n->st.st_mtim);
     n->st.st_ctim = n->st.st_mtim;
+    n->times_set = false; /* a write's time wins over one set before it */
 }
 
 static void set_size_st(struct stat *st, uint64_t size)
@@ -356,6 +362,7 @@ static int load_stage(struct fs_ctx *c, struct fs_node *n, uint64_t upto)
         return rc;
     }
     n->stage = s;
+    n->stream_ok = false; /* a rewrite: staged whole, uploaded at close */
     return 0;
 }
 
@@ -377,7 +384,10 @@ int node_open(struct fs_ctx *c, const char *path, const struct fs_loc *loc, cons
     if (!etag && (flags & O_EXCL) && !n->exists)
         n->create_only = true;
     if (!etag || (flags & O_TRUNC)) {
-        rc = stage_empty(c, n);
+        rc = n->lost ? -EIO : stage_empty(c, n);
+        n->stream_ok = rc == 0 && !n->copy_pending;
+        if (rc == 0 && n->stream)
+            upstream_truncated(n->stream, 0);
         if (rc == 0 && (n->st.st_size != 0 || !n->exists)) {
             n->dirty = true; /* a new file is created by its first flush */
             set_size(n, 0);
@@ -409,25 +419,36 @@ static int read_kept(struct fs_ctx *c, const struct fs_loc *loc, struct s3_head 
     return 0;
 }
 
+/* Busy, no lock: what an upload of path keeps of the object it replaces
+ * (read into *kept, which up then borrows) besides s3fs's own fields; a
+ * new object gets its type from its name, as with s3fs. */
+static int keep_for(struct fs_ctx *c, struct transfer_upload *up, const char *path, bool replaces,
+                    struct s3_head *kept)
+{
+    memset(kept, 0, sizeof *kept);
+    if (!replaces) {
+        mime_type(c->mime, path, up->content_type, sizeof up->content_type);
+        return 0;
+    }
+    int rc = read_kept(c, &up->loc, kept);
+    if (rc)
+        return rc;
+    snprintf(up->content_type, sizeof up->content_type, "%s", kept->content_type);
+    up->xattr = meta_find(kept->meta, kept->nmeta, "xattr");
+    up->kept = kept;
+    return 0;
+}
+
 /* Busy, no lock: upload the stage, keeping what the object it replaces
  * carries besides s3fs's own fields. */
 static int upload_keeping(struct fs_ctx *c, struct transfer_upload *up, const char *path,
                           bool replaces)
 {
     struct s3_head kept;
-    int rc = replaces ? read_kept(c, &up->loc, &kept) : 0;
-    if (rc)
-        return rc;
-    if (!replaces) /* a new object: its type from its name, as s3fs */
-        mime_type(c->mime, path, up->content_type, sizeof up->content_type);
-    if (replaces) {
-        snprintf(up->content_type, sizeof up->content_type, "%s", kept.content_type);
-        up->xattr = meta_find(kept.meta, kept.nmeta, "xattr");
-        up->kept = &kept;
-    }
-    rc = transfer_upload(c, up);
-    if (replaces)
-        s3_head_free(&kept);
+    int rc = keep_for(c, up, path, replaces, &kept);
+    if (rc == 0)
+        rc = transfer_upload(c, up);
+    s3_head_free(&kept);
     return rc;
 }
 
@@ -441,14 +462,187 @@ static int excl_lost(const struct fs_loc *loc)
     return -EEXIST;
 }
 
+/* ---------- streamed uploads (upstream.h) ---------- */
+
+/* Node lock held, not busy: drop the streamed upload (abort it). */
+static void stream_drop(struct fs_node *n)
+{
+    struct upstream *u = n->stream;
+    if (!u)
+        return;
+    n->busy = true;
+    pthread_mutex_unlock(&n->lock);
+    upstream_abort(u);
+    upstream_free(u);
+    pthread_mutex_lock(&n->lock);
+    n->stream = NULL;
+    set_idle(n);
+}
+
+/* Node lock held, not busy: whether n, grown past the threshold, should
+ * start uploading while it is written. */
+static bool stream_wanted(const struct fs_ctx *c, const struct fs_node *n)
+{
+    uint64_t size = n->stage ? stage_size(n->stage) : 0;
+    return !c->opt.nostream && n->stream_ok && !n->stream && !n->unlinked && !n->lost &&
+           !n->copy_pending && n->dirty && n->path[0] && stage_is_spilled(n->stage) &&
+           size > c->opt.multipart_threshold && size > c->opt.part_size;
+}
+
+/* Busy, no lock: begin the upload of up's stage as the node had it. */
+static int stream_begin(struct fs_ctx *c, struct transfer_upload *up, const char *path,
+                        bool replaces, struct upstream **out)
+{
+    struct s3_head *kept = calloc(1, sizeof *kept);
+    if (!kept)
+        return -ENOMEM;
+    /* queued copies from or onto this key come first, as for any upload */
+    int rc = fsq_wait(c, &up->loc, 0);
+    if (rc)
+        LOGW("%s: an earlier queued operation failed (%s); writing anyway", path, strerror(-rc));
+    rc = keep_for(c, up, path, replaces, kept);
+    if (rc) {
+        s3_head_free(kept);
+        free(kept);
+        return rc;
+    }
+    if (!replaces) {
+        free(kept);
+        kept = NULL;
+    }
+    return upstream_begin(c, up, kept, c->opt.part_size, out);
+}
+
+/* Node lock held, not busy: start the streamed upload. A failure leaves
+ * the file staged whole, uploaded at close as without streaming. */
+static void stream_start(struct fs_ctx *c, struct fs_node *n)
+{
+    struct transfer_upload up = {.loc = n->loc, .stage = n->stage, .st = n->st};
+    bool replaces = n->exists && !n->own_meta;
+    up.create_only = n->create_only && !replaces;
+    char *path = strdup(n->path);
+    if (!path)
+        return;
+    struct upstream *u = NULL;
+    n->busy = true;
+    pthread_mutex_unlock(&n->lock);
+    int rc = stream_begin(c, &up, path, replaces, &u);
+    pthread_mutex_lock(&n->lock);
+    set_idle(n);
+    if (rc)
+        LOGW("%s: cannot upload while it is written (%s): uploaded at close", path, strerror(-rc));
+    n->stream = u;
+    n->stream_ok = rc == 0;
+    n->times_set = false;
+    free(path);
+}
+
+/* Node lock held, not busy, after a write: send what is ready, waiting
+ * for a slot when the file's parts in flight are at their bound, and give
+ * back what landed below the keep window. */
+static void stream_step(struct fs_ctx *c, struct fs_node *n)
+{
+    if (n->unlinked) /* never uploaded again */
+        stream_drop(n);
+    if (stream_wanted(c, n))
+        stream_start(c, n);
+    while (n->stream && upstream_feed(n->stream, n->stage, stage_size(n->stage)) == 1) {
+        struct upstream *u = n->stream;
+        n->busy = true;
+        pthread_mutex_unlock(&n->lock);
+        upstream_wait_slot(u);
+        pthread_mutex_lock(&n->lock);
+        set_idle(n);
+    }
+    if (!n->stream)
+        return;
+    uint64_t upto = upstream_releasable(n->stream, stage_size(n->stage), c->opt.stream_keep);
+    int rc = stage_release(n->stage, upto);
+    if (rc)
+        LOGW("%s: cannot give back what was uploaded (%s)", n->path, strerror(-rc));
+}
+
+/* Node lock held: the streamed upload ended (made: the object exists). */
+static int stream_ended(struct fs_ctx *c, struct fs_node *n, int rc, bool made, bool replaces,
+                        const char *etag)
+{
+    bool released = stage_released(n->stage) > 0;
+    if (made) {
+        n->own_meta = !replaces;
+        n->dirty = false;
+        n->exists = true;
+        n->create_only = false;
+        memcpy(n->etag, etag, sizeof n->etag);
+        nscache_put(c->cache, n->path, &n->st, n->etag);
+    } else if (released) {
+        /* nothing to upload again from: S3 keeps what it had */
+        LOGE("%s: the upload failed after the written data was uploaded in part (%s): "
+             "not written; every access fails until it is closed",
+             n->path, strerror(-rc));
+        n->lost = true;
+        n->dirty = false;
+        nscache_invalidate(c->cache, n->path);
+        return rc ? rc : -EIO;
+    }
+    if (made && released) { /* the content is the object now */
+        stage_free(n->stage);
+        n->stage = NULL;
+    }
+    n->stream_ok = made; /* after a failure the next flush uploads it whole */
+    return rc;
+}
+
+/* Node lock held, not busy, dirty with a stream: complete the upload. */
+static int stream_flush(struct fs_ctx *c, struct fs_node *n)
+{
+    struct upstream *u = n->stream;
+    uint64_t size = stage_size(n->stage);
+    struct stat st = n->st;
+    struct fs_loc loc = n->loc;
+    bool times = n->times_set, replaces = n->exists && !n->own_meta;
+    bool excl = n->create_only && !replaces;
+    char etag[80] = "";
+    n->busy = true;
+    pthread_mutex_unlock(&n->lock);
+    int rc = fsq_wait(c, &loc, 0);
+    if (rc)
+        LOGW("%s: an earlier queued operation failed (%s); writing anyway", loc.key, strerror(-rc));
+    rc = upstream_finish(u, n->stage, size, &st, times, etag);
+    bool made = upstream_completed(u);
+    upstream_free(u);
+    if (rc == -ESTALE && excl && !made)
+        rc = excl_lost(&loc);
+    pthread_mutex_lock(&n->lock);
+    n->stream = NULL;
+    rc = stream_ended(c, n, rc, made, replaces, etag);
+    if (rc == -EEXIST) {
+        n->dirty = false;
+        n->error = -EEXIST;
+        nscache_invalidate(c->cache, n->path);
+    }
+    set_idle(n);
+    return rc;
+}
+
 int node_flush(struct fs_ctx *c, struct fs_node *n)
 {
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
-    int rc = n->error;
+    int rc = n->lost ? -EIO : n->error;
     n->error = 0;
     if (rc == 0 && n->copy_pending)
         rc = submit_copy(c, n); /* returns once queued: cp stays asynchronous */
+    if (n->stream && (n->unlinked || !n->dirty))
+        stream_drop(n);
+    /* a file cut back below the threshold goes up in one request */
+    if (n->stream && stage_released(n->stage) == 0 &&
+        stage_size(n->stage) <= c->opt.multipart_threshold)
+        stream_drop(n);
+    if (rc == 0 && n->stream && n->dirty) {
+        rc = stream_flush(c, n);
+        pthread_mutex_unlock(&n->lock);
+        return rc;
+    }
     if (rc || !n->dirty || n->unlinked) {
         pthread_mutex_unlock(&n->lock);
         return rc;
@@ -523,15 +717,19 @@ int node_write(struct fs_ctx *c, struct fs_file *f, const char *buf, size_t size
     struct fs_node *n = f->node;
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
-    int rc = load_stage(c, n, UINT64_MAX);
+    int rc = n->lost ? -EIO : load_stage(c, n, UINT64_MAX);
     if (rc == 0 && (f->fd_flags & O_APPEND))
         off = (off_t)stage_size(n->stage);
     ssize_t w = rc ? rc : stage_pwrite(n->stage, buf, size, off);
+    /* after the write: a part being sent meanwhile is sent again */
+    if (w > 0 && n->stream)
+        upstream_will_write(n->stream, (uint64_t)off, (uint64_t)w);
     if (w >= 0) {
         n->dirty = true;
         set_size(n, stage_size(n->stage));
         touch_times(n);
         content_changed(c, n);
+        stream_step(c, n);
     }
     pthread_mutex_unlock(&n->lock);
     return (int)w;
@@ -648,7 +846,7 @@ int node_read(struct fs_ctx *c, struct fs_file *f, char *buf, size_t size, off_t
     struct fs_node *n = f->node;
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
-    int rc = settle_copy(c, n); /* cp a b; cat b */
+    int rc = n->lost ? -EIO : settle_copy(c, n); /* cp a b; cat b */
     if (rc == 0 && n->stage) {
         ssize_t r = stage_pread(n->stage, buf, size, off);
         pthread_mutex_unlock(&n->lock);
@@ -674,9 +872,11 @@ int node_truncate(struct fs_ctx *c, struct fs_node *n, uint64_t size)
 {
     pthread_mutex_lock(&n->lock);
     wait_idle(n);
-    int rc = load_stage(c, n, size);
+    int rc = n->lost ? -EIO : load_stage(c, n, size);
     if (rc == 0)
         rc = stage_truncate(n->stage, size);
+    if (rc == 0 && n->stream)
+        upstream_truncated(n->stream, size);
     if (rc == 0) {
         n->dirty = true;
         set_size(n, size);
@@ -694,6 +894,8 @@ int node_setattr(struct fs_node *n, const struct stat *st)
     n->st.st_mode = st->st_mode;
     n->st.st_uid = st->st_uid;
     n->st.st_gid = st->st_gid;
+    n->times_set |= memcmp(&n->st.st_mtim, &st->st_mtim, sizeof st->st_mtim) != 0 ||
+                    memcmp(&n->st.st_atim, &st->st_atim, sizeof st->st_atim) != 0;
     n->st.st_atim = st->st_atim;
     n->st.st_mtim = st->st_mtim;
     n->st.st_ctim = st->st_ctim;
@@ -982,7 +1184,7 @@ ssize_t node_copy(struct fs_ctx *c, struct fs_file *src, struct fs_file *dst, ui
         stage_free(n->stage);
         n->stage = NULL;
         n->dirty = false;
-        n->etag[0] = '\0'; /* known when it lands */
+        n->etag[0] = '\0';   /* known when it lands */
         n->own_meta = false; /* the copy carries the source's type */
         n->copy_pending = true;
         n->copy_src = s;

@@ -14,11 +14,12 @@
 
 /* Owned by one open file; its owner's lock serialises all access (stage.h). */
 struct stage {
-    char *mem;        /* the content while in memory; NULL once spilled */
-    size_t cap;       /* bytes allocated at mem; those in [size, cap) are stale */
-    int fd;           /* the temporary file once spilled, else -1 */
-    uint64_t size;    /* logical size; the file's size equals it once spilled */
-    size_t mem_limit; /* spill when the content would grow beyond this */
+    char *mem;         /* the content while in memory; NULL once spilled */
+    size_t cap;        /* bytes allocated at mem; those in [size, cap) are stale */
+    int fd;            /* the temporary file once spilled, else -1 */
+    uint64_t size;     /* logical size; the file's size equals it once spilled */
+    uint64_t released; /* [0, released) was uploaded and given back (stage_release) */
+    size_t mem_limit;  /* spill when the content would grow beyond this */
     char *tmpdir;
 };
 
@@ -195,6 +196,8 @@ ssize_t stage_pwrite(struct stage *s, const void *buf, size_t n, off_t off)
     int rc = end_of(off, n, &end);
     if (rc || n == 0)
         return rc;
+    if ((uint64_t)off < s->released)
+        return -EIO; /* those bytes are gone from here */
     rc = make_room(s, end);
     if (rc == 0 && s->fd < 0)
         memcpy(s->mem + off, buf, n);
@@ -212,6 +215,8 @@ ssize_t stage_pread(const struct stage *s, void *buf, size_t n, off_t off)
         return -EINVAL;
     if ((uint64_t)off >= s->size)
         return 0;
+    if ((uint64_t)off < s->released)
+        return -EIO;
     n = n > s->size - (uint64_t)off ? (size_t)(s->size - (uint64_t)off) : n;
     n = n > SSIZE_MAX ? SSIZE_MAX : n;
     if (s->fd >= 0)
@@ -224,12 +229,16 @@ int stage_truncate(struct stage *s, uint64_t size)
 {
     if (size > STAGE_OFF_MAX)
         return -EFBIG;
+    if (size > 0 && size < s->released)
+        return -EIO; /* the bytes it would keep are gone */
     int rc = make_room(s, size);
     if (rc == 0 && s->fd >= 0 && ftruncate(s->fd, (off_t)size) != 0)
         rc = -errno;
     if (rc)
         return rc;
     s->size = size;
+    if (size == 0)
+        s->released = 0; /* nothing of the old content is needed any more */
     if (size == 0 && s->fd < 0) {
         /* emptied (O_TRUNC on a reopened file): give the memory back now */
         free(s->mem);
@@ -258,4 +267,25 @@ void stage_body(const struct stage *s, uint64_t off, uint64_t len, struct s3_bod
 bool stage_is_spilled(const struct stage *s)
 {
     return s->fd >= 0;
+}
+
+int stage_release(struct stage *s, uint64_t upto)
+{
+    if (s->fd < 0)
+        return -EINVAL;
+    upto = upto > s->size ? s->size : upto;
+    if (upto <= s->released)
+        return 0;
+    /* a file system without hole punching keeps the bytes: still correct */
+    if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)s->released,
+                  (off_t)(upto - s->released)) != 0 &&
+        errno != EOPNOTSUPP)
+        return -errno;
+    s->released = upto;
+    return 0;
+}
+
+uint64_t stage_released(const struct stage *s)
+{
+    return s->released;
 }

@@ -120,6 +120,11 @@ static int tags_restore(struct fs_ctx *c, const struct fs_loc *loc, const struct
     return rc ? fs_fail("put tagging (kept)", loc->key, rc, &err) : 0;
 }
 
+static bool time_field(const char *name)
+{
+    return strcmp(name, "mtime") == 0 || strcmp(name, "ctime") == 0 || strcmp(name, "atime") == 0;
+}
+
 /* The metadata of an upload: s3fs's fields from st and xattr, then
  * everything else of the object it replaces. */
 static int write_opts(const struct transfer_upload *up, struct meta_set *ms,
@@ -128,6 +133,13 @@ static int write_opts(const struct transfer_upload *up, struct meta_set *ms,
     meta_from_stat(&up->st, ms);
     if (up->xattr)
         meta_set_xattr(ms, up->xattr);
+    if (up->no_times) { /* the object's Last-Modified stands for them */
+        size_t k = 0;
+        for (size_t i = 0; i < ms->nmeta; i++)
+            if (!time_field(ms->meta[i].name))
+                ms->meta[k++] = ms->meta[i];
+        ms->nmeta = k;
+    }
     struct s3_write_opts own = {.content_type = up->content_type[0] ? up->content_type : NULL,
                                 .meta = ms->meta,
                                 .nmeta = ms->nmeta};
@@ -247,20 +259,55 @@ static int upload_with(struct fs_ctx *c, struct transfer_upload *up, const struc
     return rc ? fs_fail("put", up->loc.key, rc, &err) : 0;
 }
 
-int transfer_upload(struct fs_ctx *c, struct transfer_upload *up)
-{
+struct transfer_write {
     struct meta_set ms;
     struct transfer_carry cw;
-    struct sbuf tags = SBUF_INIT;
-    int rc = tags_read(c, &up->loc, up->kept, &tags);
-    if (rc == 0 && (rc = write_opts(up, &ms, &cw)) == 0) {
-        rc = upload_with(c, up, &cw.wo);
-        transfer_carry_free(&cw);
-    }
+    struct sbuf tags;
+};
+
+int transfer_write_begin(struct fs_ctx *c, const struct transfer_upload *up,
+                         struct transfer_write **out)
+{
+    struct transfer_write *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    sbuf_init(&w->tags);
+    int rc = tags_read(c, &up->loc, up->kept, &w->tags);
     if (rc == 0)
-        rc = tags_restore(c, &up->loc, &tags);
-    sbuf_free(&tags);
+        rc = write_opts(up, &w->ms, &w->cw);
+    if (rc) {
+        sbuf_free(&w->tags);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+const struct s3_write_opts *transfer_write_opts(const struct transfer_write *w)
+{
+    return &w->cw.wo;
+}
+
+int transfer_write_end(struct fs_ctx *c, const struct fs_loc *loc, struct transfer_write *w, int rc)
+{
+    if (!w)
+        return rc;
+    if (rc == 0)
+        rc = tags_restore(c, loc, &w->tags);
+    transfer_carry_free(&w->cw);
+    sbuf_free(&w->tags);
+    free(w);
     return rc;
+}
+
+int transfer_upload(struct fs_ctx *c, struct transfer_upload *up)
+{
+    struct transfer_write *w = NULL;
+    int rc = transfer_write_begin(c, up, &w);
+    if (rc == 0)
+        rc = upload_with(c, up, transfer_write_opts(w));
+    return transfer_write_end(c, &up->loc, w, rc);
 }
 
 /* ---------- server-side copies ---------- */

@@ -53,6 +53,8 @@ struct fs_options {
     int suid;               /* mounted with `suid`: setuid/setgid bits shown */
     int nomime;             /* no Content-Type from /etc/mime.types (mime.h) */
     int nokeep_cache;       /* drop the kernel's pages at every open (pagekeep.h) */
+    int nostream;           /* no upload while a file is written: all at close (upstream.h) */
+    size_t stream_keep;     /* bytes of a streamed file kept locally below its end */
     /* not a mount option: the job engine's bound on pending jobs (engine.h
      * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
     int max_pending;

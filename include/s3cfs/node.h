@@ -5,7 +5,10 @@
  * ranged GETs, with read-ahead per handle) or a local stage (after a write,
  * a truncate, or a create): then reads and writes go to the stage and the
  * stage is uploaded on flush/fsync/release when dirty. Creating a file or
- * opening it with O_TRUNC writes nothing to S3 until it is flushed.
+ * opening it with O_TRUNC writes nothing to S3 until it is flushed, or,
+ * once it grows past the multipart threshold, until its first parts are
+ * ready: such a file uploads while it is written (upstream.h), and its
+ * flush completes that upload.
  *
  * Locking: the table's mutex protects the path -> node map and reference
  * counts. A node's path is written under both the table's and the node's
@@ -66,6 +69,17 @@ struct fs_node {
      * what the node sent, so the next upload need not HEAD it for what to
      * keep (write, fsync, write: one request per upload) */
     bool own_meta;
+    /* the stage was started empty (a create, O_TRUNC): written from its
+     * start, it may upload while it is written (upstream.h) */
+    bool stream_ok;
+    struct upstream *stream; /* that upload, or NULL */
+    /* times were set (utimens) since the last write: a streamed upload,
+     * which starts without them, rewrites its metadata */
+    bool times_set;
+    /* a streamed upload failed after parts of the stage were given back:
+     * the content written is gone (S3 keeps what it had); every read,
+     * write, truncate and flush fails with EIO until the last close */
+    bool lost;
     int error; /* a failed upload, reported by the next flush/fsync */
 };
 

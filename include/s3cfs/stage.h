@@ -62,4 +62,14 @@ void stage_body(const struct stage *s, uint64_t off, uint64_t len, struct s3_bod
 /* Whether the content lives in the temporary file (for tests and stats). */
 bool stage_is_spilled(const struct stage *s);
 
+/* Give back bytes [0, upto) of a spilled stage (-EINVAL in memory): they
+ * were uploaded (a streamed upload, upstream.h) and are not needed here
+ * any more, so their disk space is freed (a hole is punched; where the
+ * file system cannot, the bytes stay, unread). The size is unchanged.
+ * From then on reading or writing those bytes fails with -EIO, and so does
+ * a truncate to a size in (0, upto); a truncate to 0 starts afresh. */
+int stage_release(struct stage *s, uint64_t upto);
+/* The end of what stage_release gave back (0: nothing). */
+uint64_t stage_released(const struct stage *s);
+
 #endif

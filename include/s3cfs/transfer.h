@@ -38,10 +38,27 @@ struct transfer_upload {
      * PutObject or CompleteMultipartUpload, where the server honours it,
      * cond.h): -ESTALE when another client created it first */
     bool create_only;
+    /* the times are left out of the metadata: a streamed upload
+     * (upstream.h) starts before they are known, and its object's
+     * Last-Modified, when it completed, stands for them */
+    bool no_times;
     char etag[80]; /* out */
 };
 
 int transfer_upload(struct fs_ctx *c, struct transfer_upload *up);
+
+/* What an upload sends besides its bytes, for one made of several calls
+ * (upstream.h): begin reads the tags the object up->kept describes (to put
+ * back afterwards: an upload drops them) and builds the write options,
+ * which borrow from up (content type, xattr, kept): up must outlive w.
+ * end puts the tags back when rc is 0, frees w (NULL: nothing) and
+ * returns rc or the tagging's error. */
+struct transfer_write;
+int transfer_write_begin(struct fs_ctx *c, const struct transfer_upload *up,
+                         struct transfer_write **out);
+const struct s3_write_opts *transfer_write_opts(const struct transfer_write *w);
+int transfer_write_end(struct fs_ctx *c, const struct fs_loc *loc, struct transfer_write *w,
+                       int rc);
 
 /* Download bytes [0, len) of the object (pinned to etag when not empty)
  * into stage. */
