@@ -15,7 +15,9 @@
 #   W1  cp -r of a tree of small files (1-4 KiB, 100 per directory)
 #   W2  mv of the copied tree          W3  rm -r of it
 #   W4  cold ls -lR of the source tree (fresh mount)
-#   W5  sequential write, then read (fresh mount) of a large file
+#   W5  sequential write (1 MiB writes; the note says how long close took after
+#       the last write and the daemon's peak local staging), then read (fresh
+#       mount) of a large file; s3cfs also with nostream (the whole file at close)
 #   W6  cp of a large file inside the mount (at W6_DELAY, default the first)
 #   W7  cp -r of many tiny files, s3cfs only, with the daemon's peak RSS (at
 #       W7_DELAY, default the last: at 30 ms it would take hours, see BENCHMARKS.md)
@@ -290,11 +292,13 @@ measure() { # LAT WL SYS N UNIT PREFIX CHECK CMD [EXTRA_S3CFS_OPTS] [DIV]
         return 1
     fi
     reset_stats
+    rm -f "$RUN/wl.note"
     t0=$(now)
-    export M=$MNT
+    export M=$MNT MPID
     timed bash -c "$cmd" 2>"$RUN/wl.err"
     t1=$(now)
     cat "$RUN/wl.err" >&2
+    [ -s "$RUN/wl.note" ] && note="$(cat "$RUN/wl.note"); "
     if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
         note="TIMEOUT after ${WL_TIMEOUT}s"
         secs=TIMEOUT
@@ -419,10 +423,15 @@ tree_workloads() { # LAT SYS N [LABEL_SUFFIX EXTRA]
 w5() { # LAT SYS
     local lat=$1 sys=$2 key=big-$2-$1
     WANT_B=$((W5_MIB << 20))
-    measure "$lat" W5-write "$sys" "$W5_MIB" MiB "$key" ok_size "cp \"$RUN/local/big\" \"\$M/$key\"" "" 1
+    # as cp does (1 MiB writes), timing close and sampling the daemon's staging
+    measure "$lat" W5-write "$sys" "$W5_MIB" MiB "$key" ok_size \
+        "python3 \"$ROOT/tests/bench/w5-writer.py\" \"$RUN/local/big\" \"\$M/$key\" \"\$MPID\" \"$RUN/wl.note\"" "" 1
+    [ "$sys" = s3cfs ] && measure "$lat" W5-write "s3cfs nostream" "$W5_MIB" MiB "$key-ns" ok_size \
+        "python3 \"$ROOT/tests/bench/w5-writer.py\" \"$RUN/local/big\" \"\$M/$key-ns\" \"\$MPID\" \"$RUN/wl.note\"" nostream 1
     measure "$lat" W5-read "$sys" "$W5_MIB" MiB "" "" \
         "test \$(dd if=\"\$M/$key\" bs=1M 2>/dev/null | wc -c) = $WANT_B" "" 1
     S3CD rm "$BUCKET" "$key" >/dev/null 2>&1
+    S3CD rm "$BUCKET" "$key-ns" >/dev/null 2>&1
 }
 
 w6_s3cfs() { # LAT: the configured sizes in turn until one works
