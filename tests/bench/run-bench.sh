@@ -19,6 +19,9 @@
 #       the last write and the daemon's peak local staging), then read (fresh
 #       mount) of a large file; s3cfs also with nostream (the whole file at close)
 #   W6  cp of a large file inside the mount (at W6_DELAY, default the first)
+#   W8  a tree shaped like a source checkout (W8_N files of 1-16 KiB, 5 per
+#       directory, 3 levels: 2000 in 400 directories; peers get PEER_N_<delay>):
+#       cp -r, mv, rm -r, and on fresh mounts ls -lR, find -name '*.c', du -s
 #   W7  cp -r of many tiny files, s3cfs only, with the daemon's peak RSS (at
 #       W7_DELAY, default the last: at 30 ms it would take hours, see BENCHMARKS.md)
 #   ceiling: bench_copy_rate, the same CopyObject requests from a plain client
@@ -31,7 +34,8 @@
 #   WL_TIMEOUT (900/600 s per workload; W7_TIMEOUT twice that)  OUT (results directory, kept)
 #   SYSTEMS ("s3cfs s3fs rclone-off rclone-writes")  KEEP=1 keeps the work dir
 #   BENCH_STORE (bluestore: the OSD in a sparse file in the work dir; memstore)
-#   WORKLOADS ("ceiling tree W5 W6 W7": tree is W1-W4 and the max_inflight=1 seed)
+#   WORKLOADS ("ceiling tree W8 W5 W6 W7": tree is W1-W4 and the max_inflight=1 seed)
+#   W8_N (2000)
 # Prints one markdown table per latency; OUT gets results.tsv, the tables,
 # the proxy counters of every workload and the daemons' logs.
 set -uo pipefail
@@ -50,7 +54,8 @@ else
     : "${PEER_N_30:=200}" "${PEER_N_0:=2000}" "${PROXY_MAX_S:=7200}"
 fi
 : "${DELAYS:=30 0}" "${SYSTEMS:=s3cfs s3fs rclone-off rclone-writes}"
-: "${WORKLOADS:=ceiling tree W5 W6 W7}"
+: "${WORKLOADS:=ceiling tree W8 W5 W6 W7}" "${W8_N:=2000}"
+want() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 : "${W6_DELAY:=${DELAYS%% *}}" "${W7_DELAY:=${DELAYS##* }}" "${W7_TIMEOUT:=$((2 * WL_TIMEOUT))}"
 N_TREE=2000 # W1-W4 for s3cfs (20 directories of 100); peers use PEER_N_<delay>
 BUCKET=bench
@@ -350,6 +355,37 @@ for d in range(1, ndirs + 1):
             fh.write(os.urandom(rnd.randint(lo, hi)))
 EOF
 }
+# W8's tree: N files of 1-16 KiB, 5 in every directory at every level, in
+# directories 3 levels deep (per top directory: 7 below it, each with its
+# own leaves), .c, .h and .txt names
+gen_w8() { # DIR N
+    python3 - "$@" <<'EOF'
+import os, sys, random
+root, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(8888)
+dirs = max(1, n // 5)
+top = max(1, round(dirs / 50))
+leaves = max(0, (dirs // top - 8) // 7)
+paths = []
+for t in range(top):
+    a = os.path.join(root, "src%02d" % t)
+    paths.append(a)
+    for m in range(7):
+        b = os.path.join(a, "mod%d" % m)
+        paths.append(b)
+        paths += [os.path.join(b, "sub%d" % l) for l in range(leaves)]
+made = 0
+for d in paths:
+    os.makedirs(d, exist_ok=True)
+    for f in range(5):
+        if made == n:
+            break
+        ext = (".c", ".c", ".h", ".txt", ".c")[f]
+        with open(os.path.join(d, "file%d%s" % (f, ext)), "wb") as fh:
+            fh.write(os.urandom(rnd.randint(1024, 16384)))
+        made += 1
+EOF
+}
 # a local tree into the bucket through s3cfs mounted directly on the server,
 # one cp -r per directory, PAR at a time (faster than aws s3 sync here)
 upload_tree() { # LOCAL_DIR NAME PAR
@@ -368,28 +404,43 @@ tree_sizes() { # every tree size in use
     { echo "$N_TREE"; for d in $DELAYS; do v=PEER_N_$d; echo "${!v:-200}"; done; } | sort -un
 }
 say "setup: generating local trees"
-for n in $(tree_sizes); do
+want tree && for n in $(tree_sizes); do
     gen_tree "$RUN/local/t$n" $((n / 100)) 100 1024 4096
     TREE_BYTES[$n]=$(tree_bytes "$RUN/local/t$n")
 done
-gen_tree "$RUN/local/w7" $((W7_N / 1000)) 1000 16 256
-W7_BYTES=$(tree_bytes "$RUN/local/w7")
+want W7 && gen_tree "$RUN/local/w7" $((W7_N / 1000)) 1000 16 256
+W7_BYTES=$(want W7 && tree_bytes "$RUN/local/w7")
+declare -A W8_FILES W8_BYTES W8_C
+w8_sizes() { { echo "$W8_N"; for d in $DELAYS; do v=PEER_N_$d; echo "${!v:-200}"; done; } | sort -un; }
+if want W8; then
+    for n in $(w8_sizes); do
+        gen_w8 "$RUN/local/w8-$n" "$n"
+        W8_FILES[$n]=$(find "$RUN/local/w8-$n" -type f | wc -l)
+        W8_BYTES[$n]=$(tree_bytes "$RUN/local/w8-$n")
+        W8_C[$n]=$(find "$RUN/local/w8-$n" -name '*.c' | wc -l)
+    done
+fi
 
 mount_sys s3cfs-setup "$DIRECT" || exit 1
 MSET=$MNT SETPID=$MPID
-for n in $(tree_sizes); do upload_tree "$RUN/local/t$n" "t$n" 8 || exit 1; done
-SETUP_W7_T0=$(now)
-upload_tree "$RUN/local/w7" w7src 32 || exit 1
-SETUP_W7_S=$(fsub "$(now)" "$SETUP_W7_T0")
-for n in $(tree_sizes); do
+want tree && for n in $(tree_sizes); do upload_tree "$RUN/local/t$n" "t$n" 8 || exit 1; done
+if want W8; then
+    for n in $(w8_sizes); do upload_tree "$RUN/local/w8-$n" "w8-$n" 8 || exit 1; done
+fi
+SETUP_W7_T0=$(now) SETUP_W7_S=0
+want W7 && { upload_tree "$RUN/local/w7" w7src 32 || exit 1; }
+want W7 && SETUP_W7_S=$(fsub "$(now)" "$SETUP_W7_T0")
+want tree && for n in $(tree_sizes); do
     o=$(objs "t$n/")
     [ "${o% *}" = "$n ${TREE_BYTES[$n]}" ] || { say "tree t$n incomplete on the server: $o"; exit 1; }
 done
 rm -rf "$RUN/local/w7"
 say "setup: W7 source of $W7_N files uploaded in $SETUP_W7_S s ($(awk -v n="$W7_N" -v s="$SETUP_W7_S" 'BEGIN{printf "%.0f", n/s}') files/s)"
-head -c $((W5_MIB << 20)) /dev/urandom >"$RUN/local/big"
-say "setup: W6 peers' source ($W6_PEER_MIB MiB)"
-head -c $((W6_PEER_MIB << 20)) /dev/urandom >"$MSET/w6peer" && timeout 600 sync "$MSET/w6peer" || exit 1
+want W5 && head -c $((W5_MIB << 20)) /dev/urandom >"$RUN/local/big"
+if want W6; then
+    say "setup: W6 peers' source ($W6_PEER_MIB MiB)"
+    head -c $((W6_PEER_MIB << 20)) /dev/urandom >"$MSET/w6peer" && timeout 600 sync "$MSET/w6peer" || exit 1
+fi
 MPID=$SETPID MNT=$MSET unmount_sys
 
 # ---------------------------------------------------------------- the workloads
@@ -418,6 +469,23 @@ tree_workloads() { # LAT SYS N [LABEL_SUFFIX EXTRA]
     [ "$sys" = s3cfs ] && [ -z "$extra" ] &&
         measure "$lat" W4 "s3cfs listing_attrs_only" "$n" files "" "" \
             "test \$(ls -lR \"\$M/t$n\" | grep -c '^-') = $n" listing_attrs_only
+}
+
+# W8 on the source-shaped tree of N files for SYS
+w8_workloads() { # LAT SYS N
+    local lat=$1 sys=$2 n=$3 fin="" dst=w8c-$2-$1-$3 src
+    case $sys in s3cfs*) fin=' && sync "$M"' ;; esac
+    src=w8-$n
+    WANT_N=${W8_FILES[$n]} WANT_B=${W8_BYTES[$n]}
+    measure "$lat" W8-cp "$sys" "$WANT_N" files "$dst/" ok_files "cp -r \"\$M/$src\" \"\$M/$dst\"$fin"
+    measure "$lat" W8-mv "$sys" "$WANT_N" files "$dst-mv/" ok_files "mv \"\$M/$dst\" \"\$M/$dst-mv\"$fin"
+    measure "$lat" W8-rm "$sys" "$WANT_N" files "$dst-mv/" ok_empty "rm -r \"\$M/$dst-mv\"$fin"
+    S3CD rmr "$BUCKET" "$dst/" >/dev/null 2>&1
+    S3CD rmr "$BUCKET" "$dst-mv/" >/dev/null 2>&1
+    measure "$lat" W8-ls "$sys" "$WANT_N" files "" "" "test \$(ls -lR \"\$M/$src\" | grep -c '^-') = $WANT_N"
+    measure "$lat" W8-find "$sys" "$WANT_N" files "" "" \
+        "test \$(find \"\$M/$src\" -name '*.c' | wc -l) = ${W8_C[$n]}"
+    measure "$lat" W8-du "$sys" "$WANT_N" files "" "" "du -s \"\$M/$src\" >/dev/null"
 }
 
 w5() { # LAT SYS
@@ -492,7 +560,6 @@ ceiling() { # LAT: bench_copy_rate 1 and 64 in flight, 2000 objects of the tree'
     done
 }
 
-want() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 for lat in $DELAYS; do
     P=${PROXY[$lat]}
     v=PEER_N_$lat
@@ -506,6 +573,14 @@ for lat in $DELAYS; do
             [ "$peer_n" != "$N_TREE" ] && tree_workloads "$lat" s3cfs "$peer_n"
         else
             tree_workloads "$lat" "$sys" "$peer_n"
+        fi
+    done
+    want W8 && for sys in $SYSTEMS; do
+        if [ "$sys" = s3cfs ]; then
+            w8_workloads "$lat" s3cfs "$W8_N"
+            [ "$peer_n" != "$W8_N" ] && w8_workloads "$lat" s3cfs "$peer_n"
+        else
+            w8_workloads "$lat" "$sys" "$peer_n"
         fi
     done
     want W5 && for sys in $SYSTEMS; do w5 "$lat" "$sys"; done
