@@ -38,6 +38,7 @@
 struct cli {
     struct fs_options o;
     int mb_multipart, mb_part, mb_copy, mb_copy_part, mb_stage, mb_readahead, mb_stream_keep;
+    int mb_stream_inflight;
     char *nonopt[3];
     int nnonopt;
     int help, version;
@@ -95,6 +96,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("nokeep_cache", o.nokeep_cache),
     OPT("nostream", o.nostream),
     OPT("stream_keep=%d", mb_stream_keep),
+    OPT("stream_inflight=%d", mb_stream_inflight),
     /* kept for the kernel (fuse_opt keeps a matched option when the proc
      * returns 1): noted so that setuid/setgid bits are shown only here */
     FUSE_OPT_KEY("suid", KEY_SUID),
@@ -140,6 +142,8 @@ static void usage(const char *prog)
            "                        it is written\n"
            "  stream_keep=MiB       of such a file, what stays in tmpdir below its end\n"
            "                        (default 64; a write or read further back: EIO)\n"
+           "  stream_inflight=MiB   of such a file, its parts in flight at most (128;\n"
+           "                        at least two parts)\n"
            "  max_listing=N         entries of one directory; a larger one gives\n"
            "                        EFBIG (default 500000)\n"
            "  readahead_mem=MiB     read-ahead buffers of all open files (default 256)\n"
@@ -203,6 +207,7 @@ static void defaults(struct cli *cli)
     o->max_listing = 500000;
     cli->mb_readahead = 256;
     cli->mb_stream_keep = 64;
+    cli->mb_stream_inflight = 128;
 }
 
 /* A relative path in an option is taken from the directory s3cfs was
@@ -275,10 +280,10 @@ static int size_options(struct cli *cli)
     if (cli->mb_multipart < 5 || cli->mb_part < 5 || cli->mb_copy_part < 5 || cli->mb_copy < 5 ||
         cli->mb_stage < 0 || o->max_inflight < 1 || o->max_inflight > 1024 ||
         o->cache_entries < 100 || o->kept_files < 1 || o->max_listing < 1 ||
-        cli->mb_readahead < 0 || cli->mb_stream_keep < 0) {
+        cli->mb_readahead < 0 || cli->mb_stream_keep < 0 || cli->mb_stream_inflight < 0) {
         fprintf(stderr, "s3cfs: invalid size option (parts are at least 5 MiB, max_inflight "
                         "1-1024, cache_entries at least 100, kept_files and max_listing at "
-                        "least 1, readahead_mem and stream_keep at least 0)\n");
+                        "least 1, readahead_mem, stream_keep and stream_inflight at least 0)\n");
         return -EINVAL;
     }
     o->multipart_threshold = (size_t)cli->mb_multipart * MIB;
@@ -288,6 +293,7 @@ static int size_options(struct cli *cli)
     o->stage_mem = (size_t)cli->mb_stage * MIB;
     o->readahead_mem = (size_t)cli->mb_readahead * MIB;
     o->stream_keep = (size_t)cli->mb_stream_keep * MIB;
+    o->stream_inflight = (size_t)cli->mb_stream_inflight * MIB;
     return 0;
 }
 

@@ -147,7 +147,8 @@ static int parts_room(struct upstream *u, size_t i)
 static int cut_next(struct upstream *u, const struct stage *stage)
 {
     size_t i = u->ncut;
-    if (u->inflight >= UPSTREAM_INFLIGHT || (i < u->cap && u->parts[i].flight > 0))
+    uint64_t most = u->c->opt.stream_inflight / u->ps;
+    if (u->inflight >= (most > 2 ? most : 2) || (i < u->cap && u->parts[i].flight > 0))
         return 1;
     struct up_task *t = malloc(sizeof *t);
     int rc = t ? parts_room(u, i) : -ENOMEM;

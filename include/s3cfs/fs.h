@@ -55,6 +55,10 @@ struct fs_options {
     int nokeep_cache;       /* drop the kernel's pages at every open (pagekeep.h) */
     int nostream;           /* no upload while a file is written: all at close (upstream.h) */
     size_t stream_keep;     /* bytes of a streamed file kept locally below its end */
+    /* bytes of a streamed file's parts in flight: the server's rate needs
+     * many (radosgw here: 4 parts of 8 MiB 39 MiB/s, 32 parts 77 MiB/s),
+     * the disk bound few */
+    size_t stream_inflight;
     /* not a mount option: the job engine's bound on pending jobs (engine.h
      * max_pending), 0 for its default; unit tests (tests/fakes3) lower it */
     int max_pending;

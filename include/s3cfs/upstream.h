@@ -3,7 +3,8 @@
  * A file created or truncated to nothing whose stage (stage.h) grows past
  * the multipart threshold becomes a multipart upload while it is being
  * written: every part the stage holds whole is sent at once on the worker
- * pool, at most UPSTREAM_INFLIGHT parts of a file at a time (the writer
+ * pool, at most -o stream_inflight bytes of a file at a time, and at least
+ * two parts (the writer
  * waits for a slot: memory and disk stay bounded), so that close waits only
  * for the parts in flight and the tail. Parts that landed and lie more than
  * the keep window below the end may be given back to the local disk
@@ -45,8 +46,6 @@
 #include "s3cfs/fs.h"
 #include "s3cfs/transfer.h"
 
-#define UPSTREAM_INFLIGHT 4
-
 struct stage;
 struct upstream;
 
@@ -67,7 +66,7 @@ void upstream_will_write(struct upstream *u, uint64_t off, uint64_t len);
 void upstream_truncated(struct upstream *u, uint64_t size);
 
 /* Locked: send the parts the stage (size bytes now) holds whole. 0, or 1
- * when the next part is ready but UPSTREAM_INFLIGHT are in flight: the
+ * when the next part is ready but the parts in flight are at their bound: the
  * caller waits with upstream_wait_slot and calls again. A part that failed
  * stops the feeding; upstream_finish reports it. */
 int upstream_feed(struct upstream *u, const struct stage *stage, uint64_t size);

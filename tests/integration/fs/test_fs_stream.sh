@@ -5,15 +5,16 @@
 # write into a part still kept is sent again; a write, read or truncate
 # into bytes given back fails with EIO; a failed part fails close and
 # leaves S3 as it was; an unlinked file uploads nothing. Parts of 5 MiB,
-# a keep window of 10 MiB; requests counted by the proxy, bytes checked
+# a keep window of 10 MiB, 20 MiB in flight; requests counted by the proxy,
+# bytes checked
 # through the mount and through the S3 API.
 . "$(dirname "$0")/lib.sh"
 TMPD=$(mktemp -d "/tmp/s3cfs-stream-tmp.XXXXXX")
-OPTS=multipart_threshold=5,part_size=5,stream_keep=10,tmpdir=$TMPD${S3CFS_STREAM_EXTRA:-}
+OPTS=multipart_threshold=5,part_size=5,stream_keep=10,stream_inflight=20,tmpdir=$TMPD${S3CFS_STREAM_EXTRA:-}
 proxied_setup -o "$OPTS"
 trap 'fs_cleanup; rm -rf "$TMPD"' EXIT
 MIB=$((1024 * 1024))
-head -c $((64 * MIB)) /dev/urandom >"$WORK/src"
+head -c $((128 * MIB)) /dev/urandom >"$WORK/src"
 
 # writer.py MOUNT_PID OP...: one open file driven step by step; ops:
 #   open:PATH (O_RDWR|O_CREAT|O_TRUNC)  write:MIB (the next MiBs of $WORK/src, 1 MiB a call)
@@ -90,15 +91,16 @@ model() { python3 "$WORK/writer.py" $$ /nonexistent "$PROXY" "$WORK/src" "$@" >/
 case_sequential_write_streams() {
     local out
     proxy_reset
-    out=$(drive "$MNT" "open:$MNT/seq" write:60 parts peak close)
+    out=$(drive "$MNT" "open:$MNT/seq" write:120 parts peak close)
     check_eq "the writes and the close succeed" "ok ok" "$(answer "$out" 2) $(answer "$out" 5)"
     check "parts went up while the file was written (UploadPart before close: $(answer "$out" 3))" \
         test "$(answer "$out" 3)" -ge 6
-    check "tmpdir held at most the keep window and the parts in flight ($(answer "$out" 4) MiB of 60)" \
-        test "$(answer "$out" 4)" -le 40
+    # 10 MiB kept, 20 MiB in flight (4 parts of 5), the part being filled
+    check "tmpdir held at most the keep window and the parts in flight ($(answer "$out" 4) MiB of 120)" \
+        test "$(answer "$out" 4)" -le 45
     check "one multipart upload, completed once" test "$(proxy_count CompleteMultipartUpload)" -eq 1
     check "no single PUT of it" test "$(proxy_count PutObject)" -eq 0
-    head -c $((60 * MIB)) "$WORK/src" >"$WORK/want"
+    head -c $((120 * MIB)) "$WORK/src" >"$WORK/want"
     check "S3 has the bytes written" same_in_s3 seq "$WORK/want"
     check "  and so does the mount" cmp "$MNT/seq" "$WORK/want"
 }
