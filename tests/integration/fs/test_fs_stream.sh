@@ -6,8 +6,7 @@
 # into bytes given back fails with EIO; a failed part fails close and
 # leaves S3 as it was; an unlinked file uploads nothing. Parts of 5 MiB,
 # a keep window of 10 MiB, 20 MiB in flight; requests counted by the proxy,
-# bytes checked
-# through the mount and through the S3 API.
+# bytes checked through the mount and through the S3 API.
 . "$(dirname "$0")/lib.sh"
 TMPD=$(mktemp -d "/tmp/s3cfs-stream-tmp.XXXXXX")
 OPTS=multipart_threshold=5,part_size=5,stream_keep=10,stream_inflight=20,tmpdir=$TMPD${S3CFS_STREAM_EXTRA:-}
