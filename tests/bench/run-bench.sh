@@ -22,6 +22,9 @@
 #   W8  a tree shaped like a source checkout (W8_N files of 1-16 KiB, 5 per
 #       directory, 3 levels: 2000 in 400 directories; peers get PEER_N_<delay>):
 #       cp -r, mv, rm -r, and on fresh mounts ls -lR, find -name '*.c', du -s
+#   W9  one flat directory of W9_N objects (100000/20000) written by a plain
+#       client: ls | head -20, ls | wc -l, ls -l | tail -1, find | wc -l on fresh
+#       mounts; the note has the time to the first name
 #   W7  cp -r of many tiny files, s3cfs only, with the daemon's peak RSS (at
 #       W7_DELAY, default the last: at 30 ms it would take hours, see BENCHMARKS.md)
 #   ceiling: bench_copy_rate, the same CopyObject requests from a plain client
@@ -34,8 +37,8 @@
 #   WL_TIMEOUT (900/600 s per workload; W7_TIMEOUT twice that)  OUT (results directory, kept)
 #   SYSTEMS ("s3cfs s3fs rclone-off rclone-writes")  KEEP=1 keeps the work dir
 #   BENCH_STORE (bluestore: the OSD in a sparse file in the work dir; memstore)
-#   WORKLOADS ("ceiling tree W8 W5 W6 W7": tree is W1-W4 and the max_inflight=1 seed)
-#   W8_N (2000)
+#   WORKLOADS ("ceiling tree W8 W9 W5 W6 W7": tree is W1-W4 and the max_inflight=1 seed)
+#   W8_N (2000)  W9_N (100000/20000)
 # Prints one markdown table per latency; OUT gets results.tsv, the tables,
 # the proxy counters of every workload and the daemons' logs.
 set -uo pipefail
@@ -47,14 +50,14 @@ BUILD=$(realpath -m "${1:-$ROOT/build-bench}")
 T_START=$(date +%s)
 
 if [ $QUICK = 1 ]; then
-    : "${W5_MIB:=256}" "${W6_MIB:=1024}" "${W6_PEER_MIB:=256}" "${W7_N:=10000}" "${WL_TIMEOUT:=600}"
+    : "${W5_MIB:=256}" "${W6_MIB:=1024}" "${W6_PEER_MIB:=256}" "${W7_N:=10000}" "${WL_TIMEOUT:=600}" "${W9_N:=20000}"
     : "${PEER_N_30:=200}" "${PEER_N_0:=200}" "${PROXY_MAX_S:=3000}"
 else
-    : "${W5_MIB:=1024}" "${W6_MIB:=6144 2048}" "${W6_PEER_MIB:=512}" "${W7_N:=100000}" "${WL_TIMEOUT:=900}"
+    : "${W5_MIB:=1024}" "${W6_MIB:=6144 2048}" "${W6_PEER_MIB:=512}" "${W7_N:=100000}" "${WL_TIMEOUT:=900}" "${W9_N:=100000}"
     : "${PEER_N_30:=200}" "${PEER_N_0:=2000}" "${PROXY_MAX_S:=7200}"
 fi
 : "${DELAYS:=30 0}" "${SYSTEMS:=s3cfs s3fs rclone-off rclone-writes}"
-: "${WORKLOADS:=ceiling tree W8 W5 W6 W7}" "${W8_N:=2000}"
+: "${WORKLOADS:=ceiling tree W8 W9 W5 W6 W7}" "${W8_N:=2000}"
 want() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 : "${W6_DELAY:=${DELAYS%% *}}" "${W7_DELAY:=${DELAYS##* }}" "${W7_TIMEOUT:=$((2 * WL_TIMEOUT))}"
 N_TREE=2000 # W1-W4 for s3cfs (20 directories of 100); peers use PEER_N_<delay>
@@ -427,6 +430,12 @@ want tree && for n in $(tree_sizes); do upload_tree "$RUN/local/t$n" "t$n" 8 || 
 if want W8; then
     for n in $(w8_sizes); do upload_tree "$RUN/local/w8-$n" "w8-$n" 8 || exit 1; done
 fi
+if want W9; then # a plain writer: the flat directory never goes through a mount
+    say "setup: W9's $W9_N objects under w9/"
+    timeout -k 10 1800 "$CEILING" --endpoint "$DIRECT" --bucket "$BUCKET" --objects "$W9_N" --size 16 \
+        --inflight 64 --put-only --prefix w9/f --seconds-max 1700 >"$OUT/w9-setup.txt" 2>&1 ||
+        { say "W9 setup failed: $(tail -2 "$OUT/w9-setup.txt")"; exit 1; }
+fi
 SETUP_W7_T0=$(now) SETUP_W7_S=0
 want W7 && { upload_tree "$RUN/local/w7" w7src 32 || exit 1; }
 want W7 && SETUP_W7_S=$(fsub "$(now)" "$SETUP_W7_T0")
@@ -488,6 +497,22 @@ w8_workloads() { # LAT SYS N
     measure "$lat" W8-du "$sys" "$WANT_N" files "" "" "du -s \"\$M/$src\" >/dev/null"
 }
 
+# W9 on the flat directory: one listing command, the time to its first line
+# in the note (first-output.py between the listing and the rest)
+w9_one() { # LAT SYS WL PIPE_HEAD PIPE_TAIL CHECK_EXPR
+    local t="$RUN/w9.first"
+    measure "$1" "$3" "$2" "$W9_N" files "" "" \
+        "$4 | python3 \"$ROOT/tests/bench/first-output.py\" \"$t\" | $5 >\"$RUN/w9.out\"; $6 && \
+         awk -v t0=\$(cat \"$RUN/w9.t0\") '{ printf \"first name after %.2f s\", \$1 - t0 }' \"$t\" >\"$RUN/wl.note\""
+}
+w9_workloads() { # LAT SYS
+    local lat=$1 sys=$2 pre="date +%s.%N >\"$RUN/w9.t0\"; cd \"\$M/w9\" &&"
+    w9_one "$lat" "$sys" W9-head "$pre ls" "head -20" "test \$(wc -l <\"$RUN/w9.out\") = 20"
+    w9_one "$lat" "$sys" W9-count "$pre ls" "wc -l" "test \$(cat \"$RUN/w9.out\") = $W9_N"
+    w9_one "$lat" "$sys" W9-ls-l "$pre ls -l" "tail -1" "grep -q f \"$RUN/w9.out\""
+    w9_one "$lat" "$sys" W9-find "$pre find ." "wc -l" "test \$(cat \"$RUN/w9.out\") = $((W9_N + 1))"
+}
+
 w5() { # LAT SYS
     local lat=$1 sys=$2 key=big-$2-$1
     WANT_B=$((W5_MIB << 20))
@@ -546,7 +571,7 @@ ceiling() { # LAT: bench_copy_rate 1 and 64 in flight, 2000 objects of the tree'
     local lat=$1
     say "ceiling: bench_copy_rate through the $lat ms proxy"
     timeout -k 10 $((WL_TIMEOUT + 200)) "$CEILING" --endpoint "$P" --bucket ceiling --objects "$N_TREE" \
-        --size 2560 --inflight 1,64 --seconds-max "$WL_TIMEOUT" --prefix "c$lat/" \
+        --size 2560 --inflight 1,64 --head-copy 64 --seconds-max "$WL_TIMEOUT" --prefix "c$lat/" \
         --proxy-stats "$P/__proxy/stats" >"$OUT/ceiling-$lat.txt" 2>&1
     cat "$OUT/ceiling-$lat.txt"
     local l s
@@ -558,6 +583,12 @@ ceiling() { # LAT: bench_copy_rate 1 and 64 in flight, 2000 objects of the tree'
         record "$lat" W1 "ceiling: plain client, $l in flight" "$N_TREE" files "${s:-FAIL}" "CopyObject of 2560 B objects" \
             "CopyObject 1" - -
     done
+    # the same mix as cp -r: per file the source's HEAD, then its CopyObject
+    s=$(awk '$1 == "headcopy" && $2 == "inflight=64" { for (i = 3; i <= NF; i++) if ($i ~ /^seconds=/) print substr($i, 9) }' \
+        "$OUT/ceiling-$lat.txt")
+    RSS_MIB=- CPU_S=-
+    record "$lat" W1 "ceiling: plain client, HEAD+Copy, 64 in flight" "$N_TREE" files "${s:-FAIL}" \
+        "HeadObject + CopyObject per 2560 B object" "HeadObject 1, CopyObject 1" - -
 }
 
 for lat in $DELAYS; do
@@ -583,6 +614,7 @@ for lat in $DELAYS; do
             w8_workloads "$lat" "$sys" "$peer_n"
         fi
     done
+    want W9 && for sys in $SYSTEMS; do w9_workloads "$lat" "$sys"; done
     want W5 && for sys in $SYSTEMS; do w5 "$lat" "$sys"; done
     if [ "$lat" = "$W6_DELAY" ] && want W6; then
         for sys in $SYSTEMS; do
