@@ -18,7 +18,7 @@ head -c $((128 * MIB)) /dev/urandom >"$WORK/src"
 # writer.py MOUNT_PID OP...: one open file driven step by step; ops:
 #   open:PATH (O_RDWR|O_CREAT|O_TRUNC)  write:MIB (the next MiBs of $WORK/src, 1 MiB a call)
 #   pwrite:OFF_MIB:LEN_MIB  read:OFF_MIB  truncate:MIB  unlink:PATH  sleep:S
-#   close  peak (the largest tmpdir use seen after a write, in MiB)
+#   fsync  reopen:PATH (another descriptor with O_TRUNC)  close  peak (the largest tmpdir use seen after a write, in MiB)
 #   parts (UploadPart requests so far, from the proxy)
 # Prints one line per op: "op result".
 cat >"$WORK/writer.py" <<'PY'
@@ -75,6 +75,10 @@ for op in sys.argv[5:]:
         r = 'ok'
     elif w[0] == 'close':
         r = err(os.close, fd)
+    elif w[0] == 'fsync':
+        r = err(os.fsync, fd)
+    elif w[0] == 'reopen':  # a second descriptor with O_TRUNC, closed at once
+        r = err(lambda: os.close(os.open(w[1], os.O_WRONLY | os.O_TRUNC)))
     elif w[0] == 'peak':
         r = str(peak // MIB)
     elif w[0] == 'parts':
@@ -145,6 +149,27 @@ case_truncate_then_grow() {
     check_eq "truncate above the window and grow again" "ok ok ok ok ok" "$(cut -d' ' -f2 <<<"$out" | tr '\n' ' ' | sed 's/ $//')"
     model "open:$WORK/tg.model" "${ops[@]}"
     check "S3 has the bytes" same_in_s3 tg "$WORK/tg.model"
+}
+
+# fsync completes the upload; writing on after bytes were given back is a
+# rewrite (the object is downloaded again), and the result is whole
+case_fsync_mid_stream() {
+    local out ops=(write:40 sleep:1 write:1 fsync write:5 pwrite:2:1 close)
+    out=$(drive "$MNT" "open:$MNT/fs" "${ops[@]}")
+    check_eq "every call succeeds" "ok ok ok ok ok ok ok ok" "$(cut -d' ' -f2 <<<"$out" | tr '\n' ' ' | sed 's/ $//')"
+    model "open:$WORK/fs.model" "${ops[@]}"
+    check "S3 has the bytes" same_in_s3 fs "$WORK/fs.model"
+    check "  and so does the mount" cmp "$MNT/fs" "$WORK/fs.model"
+}
+
+# another descriptor truncates the file to nothing while it streams
+case_truncated_by_another_open() {
+    local out ops=(write:30 "reopen:$MNT/tr" write:12 close)
+    out=$(drive "$MNT" "open:$MNT/tr" "${ops[@]}")
+    check_eq "every call succeeds" "ok ok ok ok ok" "$(cut -d' ' -f2 <<<"$out" | tr '\n' ' ' | sed 's/ $//')"
+    head -c $((30 * MIB)) /dev/zero >"$WORK/tr.model" # writes continue at their offsets
+    dd if="$WORK/src" of="$WORK/tr.model" bs=1M skip=30 seek=30 count=12 conv=notrunc status=none
+    check "S3 has the bytes" same_in_s3 tr "$WORK/tr.model"
 }
 
 aborts_above() { [ "$(proxy_count AbortMultipartUpload)" -gt "$1" ]; }
