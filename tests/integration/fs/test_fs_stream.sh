@@ -121,6 +121,21 @@ case_nostream_stages_whole() {
     unmount_fs "$m2"
 }
 
+# transient faults (503, 500, resets on one request in five) on every
+# request of the upload: retried, the file lands whole
+case_faults_retried() {
+    local out
+    proxy_reset
+    proxy_config "fault_rate=0.2&faults=503,500,reset&fault_kinds=CreateMultipartUpload,UploadPart,CompleteMultipartUpload,HeadObject"
+    out=$(drive "$MNT" "open:$MNT/flaky" write:50 close)
+    proxy_config "fault_rate=0"
+    check_eq "the writes and the close succeed" "ok ok" "$(answer "$out" 2) $(answer "$out" 3)"
+    local n=$(($(proxy_count fault.503) + $(proxy_count fault.500) + $(proxy_count fault.reset)))
+    check "faults were injected ($n)" test "$n" -gt 0
+    head -c $((50 * MIB)) "$WORK/src" >"$WORK/want"
+    check "S3 has the bytes" same_in_s3 flaky "$WORK/want"
+}
+
 # written again within the window: the part is sent again
 case_rewrite_in_window() {
     local out ops=(write:30 pwrite:24:1 pwrite:21:2 close)
