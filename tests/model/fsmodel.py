@@ -505,6 +505,30 @@ def run_tool(argv, cwd):
         return ('tool', 'timeout')
 
 
+def cp_target(root, op):
+    """Where cp puts its source: into an existing directory, or the name."""
+    d = os.path.join(root, op['d'])
+    return os.path.join(d, os.path.basename(op['s'])) if os.path.isdir(d) else d
+
+
+def unstick_like(src, dst):
+    """GNU cp -a/-p sets the mode of an existing destination through its ACL
+    (system.posix_acl_access), which on ext4 keeps that file's sticky bit; the
+    mount has no ACLs, so cp falls back to chmod with the source's mode, as
+    POSIX says cp -p does. Make the model's files match that: a regular
+    file that kept a sticky bit its source lacks gets the source's mode."""
+    for base, _dirs, files in os.walk(src) if os.path.isdir(src) else [('', [], [src])]:
+        for f in files:
+            s = os.path.join(base, f) if base else f
+            t = os.path.join(dst, os.path.relpath(s, src)) if base else dst
+            try:
+                ss, ts = os.lstat(s), os.lstat(t)
+            except OSError:
+                continue
+            if stat.S_ISREG(ts.st_mode) and ts.st_mode & stat.S_ISVTX and not ss.st_mode & stat.S_ISVTX:
+                os.chmod(t, stat.S_IMODE(ss.st_mode))
+
+
 def apply(op, root, fds, side, mount):
     """Run one operation on one side; return a comparable result."""
     k = op['op']
@@ -601,7 +625,11 @@ def apply(op, root, fds, side, mount):
             renameat2(P(op['s']), P(op['d']), 1)
             return ('ok',)
         if k == 'cp':
-            return run_tool(['cp'] + op['fl'].split() + ['--', op['s'], op['d']], root)
+            target = cp_target(root, op)
+            r = run_tool(['cp'] + op['fl'].split() + ['--', op['s'], op['d']], root)
+            if side == 'model' and '-a' in op['fl'].split():
+                unstick_like(P(op['s']), target)
+            return r
         if k == 'rm_r':
             return run_tool(['rm', '-r', '--', op['p']], root)
         if k == 'symlink':
