@@ -36,8 +36,9 @@ struct fsd_options {
     size_t multipart_threshold, part_size, copy_threshold, copy_part_size;
     int max_inflight;
     int max_pending;
-    bool coherent; /* -o coherent's lifetimes; otherwise 5, 5, 2 s */
-    bool sync;     /* -o sync_jobs */
+    int max_listing; /* 0: main.c's default (1000) */
+    bool coherent;   /* -o coherent's lifetimes; otherwise 5, 5, 2 s */
+    bool sync;       /* -o sync_jobs */
 };
 
 struct fsd;
@@ -80,6 +81,10 @@ ssize_t fsd_getxattr(struct fsd *d, const char *path, const char *name, char *va
 /* The names of a directory but "." and "..", in the order readdir gave
  * them, separated by ' ' into names (truncated to size); *n their count. */
 int fsd_readdir(struct fsd *d, const char *path, char *names, size_t size, size_t *n);
+/* The entries one readdir call takes (".." and "." included), as the
+ * kernel's buffer does: every listing crosses calls. -EPROTO when an
+ * entry's offset is not after the one before. */
+#define FSD_READDIR_ROOM 7
 /* fsync of a directory: every queued job below it has landed. */
 int fsd_fsyncdir(struct fsd *d, const char *path);
 
