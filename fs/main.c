@@ -133,8 +133,9 @@ static void usage(const char *prog)
            "  multipart_threshold=MiB part_size=MiB   uploads (defaults 16, 8)\n"
            "  copy_threshold=MiB copy_part_size=MiB   server-side copies (defaults 128, 32)\n"
            "  stage_mem=MiB         file data kept in memory before a temp file (1)\n"
-           "  max_listing=N         entries of one directory; a larger one gives\n"
-           "                        EFBIG (default 500000)\n"
+           "  max_listing=N         a directory of at most N entries (up to 1000: one\n"
+           "                        LIST page) is cached whole; a larger one is\n"
+           "                        listed page by page, never whole (default 1000)\n"
            "  readahead_mem=MiB     read-ahead buffers of all open files (default 256)\n"
            "  tmpdir=PATH           where staged file data goes (default /tmp)\n"
            "  listing_attrs_only    ls -l without HEAD requests (modes and owners from\n"
@@ -193,7 +194,7 @@ static void defaults(struct cli *cli)
     cli->mb_copy = 128;
     cli->mb_copy_part = 32;
     cli->mb_stage = 1;
-    o->max_listing = 500000;
+    o->max_listing = 1000;
     cli->mb_readahead = 256;
 }
 

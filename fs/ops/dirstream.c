@@ -517,12 +517,16 @@ int dirstream_read(struct dir_stream *s, const char *path, off_t off, void *buf,
         rc = restart(s, path);
     if (rc == 0 && fill_dots(&off, buf, filler))
         return 0;
+    off_t first = off;
     while (rc == 0) {
-        while (rc == 0 && off >= s->base + (off_t)s->win.n && !s->done)
-            rc = next_part(s);
-        if (rc || off >= s->base + (off_t)s->win.n)
+        /* what is ready goes at once: the next part (HEADs, maybe a LIST)
+         * waits for the next call, so the first names come early */
+        bool ready = off < s->base + (off_t)s->win.n;
+        if (!ready && (s->done || off > first))
             break;
-        if (fill_one(s, &s->win.v[off - s->base], off, buf, filler))
+        if (!ready && (rc = next_part(s)) == 0)
+            continue;
+        if (rc || fill_one(s, &s->win.v[off - s->base], off, buf, filler))
             break;
         off++;
     }
