@@ -116,7 +116,7 @@ held = [os.open(os.path.join(d, n), os.O_WRONLY | os.O_CREAT, 0o644)
         for n in ("0-first", name + "-01500x", "zz-last")]
 it = os.scandir(d)
 names = [next(it).name for _ in range(1200)]
-# made while the listing is between pages: shown or not, never twice
+# made while the listing is between pages, in a page not read yet: shown once
 fd = os.open(os.path.join(d, name + "-04000x"), os.O_WRONLY | os.O_CREAT, 0o644)
 os.write(fd, b"y"); os.close(fd)
 names += [e.name for e in it]
@@ -143,17 +143,17 @@ PY
 # so that the peaks of the threads serving the calls do not add up)
 case_memory_bounded() {
     local before after
+    big_dir || return
     MALLOC_ARENA_MAX=1 fresh -o "endpoint=$PROXY,journal_dir=$WORK/journal,listing_attrs_only,cache_entries=100" \
         -o "attr_ttl=30,dir_ttl=30,max_listing=${BIGDIR_PAGE:-100}" || return
-    big_dir || return
-    ls -U "$MNT/big" | head -1 >/dev/null
-    ls -U "$MNT/big" | head -1 >/dev/null
     before=$(vmhwm)
     check_eq "ls: $N names" "$N" "$(ls -U "$MNT/big" | wc -l)"
     check_eq "again" "$N" "$(ls -U "$MNT/big" | wc -l)"
     after=$(vmhwm)
-    echo "# VmHWM after the first page ${before} kB, after two listings of $N ${after} kB"
-    check "peak memory grew by less than 1 MiB ($((after - before)) kB)" test $((after - before)) -lt 1024
+    echo "# VmHWM before listing ${before} kB, after two listings of $N ${after} kB"
+    # measured: held whole (before issue 15) the 5000 entries took 7.2 MiB
+    # more; pages of 1000 keys 4.6 MiB (the page, its XML and their parse)
+    check "peak memory grew by less than 3 MiB ($((after - before)) kB)" test $((after - before)) -lt 3072
     remount
 }
 
