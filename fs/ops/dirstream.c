@@ -480,14 +480,18 @@ static int restart(struct dir_stream *s, const char *path)
 
 /* ---- the kernel's buffer ---- */
 
-/* One entry at offset off, as the kernel gets it; 1 when the buffer is full. */
+/* One entry at offset off, as the kernel gets it; 1 when the buffer is
+ * full. The kernel keeps these attributes as it keeps getattr's, so they
+ * are what getattr says: an open file's own (a listing's row can be older
+ * than its writes), a directory's link count and unwritten times. */
 static int fill_one(struct dir_stream *s, const struct entry *e, off_t off, void *buf,
                     fuse_fill_dir_t filler)
 {
     struct stat st = e->st;
-    if (S_ISDIR(st.st_mode)) { /* times not written yet */
-        char path[4096 + 256];
-        child_path(s->path, e->name, path, sizeof path);
+    char path[4096 + 256];
+    child_path(s->path, e->name, path, sizeof path);
+    if (node_stat(s->c, path, &st, NULL) != 0 && S_ISDIR(st.st_mode)) {
+        fs_dir_nlink(s->c, path, &st);
         dirtimes_apply(s->c->dirtimes, path, &st);
     }
     fs_shown(s->c, &st);
