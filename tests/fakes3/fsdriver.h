@@ -9,7 +9,10 @@
  *   - unlink of an open file, and a rename over one, first rename it to a
  *     hidden name (".fuse_hidden...", hard_remove off), which the last
  *     release unlinks;
- *   - open handles follow renames of their file or of a directory above.
+ *   - open handles follow renames of their file or of a directory above;
+ *   - a directory is read through opendir, readdir calls that each take
+ *     FSD_READDIR_ROOM entries and go on from the offset of the last one,
+ *     and releasedir.
  * fuse_get_context() is defined here (the test executable's definition
  * wins over libfuse's): the caller's uid and gid, umask 022, the fs_ctx in
  * private_data; fsd_context_calls() counts its calls. fsops calls no other

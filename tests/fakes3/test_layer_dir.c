@@ -166,6 +166,28 @@ static void test_stream_pages(void **state)
     settle();
 }
 
+/* Streamed pages of two keys: the reserved names of keys with an empty or
+ * "." component, and an old-style "a_$folder$" two pages after the file
+ * "a", each shown once. */
+static void test_stream_odd_keys(void **state)
+{
+    (void)state;
+    remount(&(struct fsd_options){.max_listing = 2});
+    put("d//x", "x");
+    put("d/./y", "x");
+    put("d/a", "x");
+    put("d/a-1", "x");
+    put("d/a-2", "x");
+    put("d/a_$folder$", "");
+    put("d/b/z", "x");
+    put("d/b_$folder$", "");
+    char names[256];
+    size_t n;
+    assert_int_equal(fsd_readdir(D, "/d", names, sizeof names, &n), 0);
+    assert_string_equal(names, ".s3cfs-dot .s3cfs-empty a a-1 a-2 b");
+    assert_int_equal(n, 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +197,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rmdir_foreign_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_odd_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
