@@ -332,7 +332,7 @@ static int add_pending(struct fs_ctx *c, struct listing *l, const struct nscache
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (r && !nscache_in_keys(r, kids[i].name, false))
             continue;
-        if (bsearch(kids[i].name, l->v, listed, sizeof *l->v, cmp_name))
+        if (listed && bsearch(kids[i].name, l->v, listed, sizeof *l->v, cmp_name))
             continue;
         if ((rc = add_entry(l, kids[i].name, strlen(kids[i].name))) == 0)
             l->v[l->n - 1].st = kids[i].st;
