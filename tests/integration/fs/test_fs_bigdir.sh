@@ -33,9 +33,10 @@ fresh() {
 
 vmhwm() { awk '/^VmHWM/ {print $2}' "/proc/$(mount_pid "$MNT")/status"; }
 
-# the first names need the first page only, fast through a 30 ms proxy: a
-# reader's first getdents, then ls -U | head (which reads a few getdents
-# more before SIGPIPE ends it)
+# the first names need the first page only (through a 30 ms proxy: the
+# times are printed, not asserted, doc/DESIGN.md §4): a reader's first
+# getdents, then ls -U | head (which reads a few getdents more before
+# SIGPIPE ends it)
 case_head_first_page() {
     local t0 t1 first ms
     big_dir && fresh || return
@@ -51,7 +52,6 @@ print(int((time.monotonic() - t) * 1000), " ".join(names))' "$MNT/big")
     check_eq "the first five names" "$(head -5 "$WORK/big.names" | tr '\n' ' ' | sed 's/ $//')" "$first"
     check_eq "one LIST page for them" 1 "$(proxy_count ListObjects)"
     check "HEADs only of the first part (< 1000 of $N)" test "$(proxy_count HeadObject)" -lt 1000
-    check "within 1 s through the 30 ms proxy" test "$ms" -lt 1000
     fresh || return
     proxy_config "delay_ms=30"
     t0=$(date +%s%N)
@@ -153,7 +153,11 @@ case_memory_bounded() {
     echo "# VmHWM before listing ${before} kB, after two listings of $N ${after} kB"
     # measured: held whole (before issue 15) the 5000 entries took 7.2 MiB
     # more; pages of 1000 keys 4.6 MiB (the page, its XML and their parse)
-    check "peak memory grew by less than 3 MiB ($((after - before)) kB)" test $((after - before)) -lt 3072
+    if grep -q libasan "/proc/$(mount_pid "$MNT")/maps"; then
+        echo "# peak memory not compared: ASan's quarantine keeps what the daemon frees"
+    else
+        check "peak memory grew by less than 3 MiB ($((after - before)) kB)" test $((after - before)) -lt 3072
+    fi
     remount
 }
 
