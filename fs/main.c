@@ -144,8 +144,9 @@ static void usage(const char *prog)
            "                        (default 64; a write or read further back: EIO)\n"
            "  stream_inflight=MiB   of such a file, its parts in flight at most (128;\n"
            "                        at least two parts)\n"
-           "  max_listing=N         entries of one directory; a larger one gives\n"
-           "                        EFBIG (default 500000)\n"
+           "  max_listing=N         a directory of at most N entries (up to 1000: one\n"
+           "                        LIST page) is cached whole; a larger one is\n"
+           "                        listed page by page, never whole (default 1000)\n"
            "  readahead_mem=MiB     read-ahead buffers of all open files (default 256)\n"
            "  tmpdir=PATH           where staged file data goes (default /tmp)\n"
            "  listing_attrs_only    ls -l without HEAD requests (modes and owners from\n"
@@ -204,7 +205,7 @@ static void defaults(struct cli *cli)
     cli->mb_copy = 128;
     cli->mb_copy_part = 32;
     cli->mb_stage = 1;
-    o->max_listing = 500000;
+    o->max_listing = 1000;
     cli->mb_readahead = 256;
     cli->mb_stream_keep = 64;
     cli->mb_stream_inflight = 128;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "s3cfs/dir.h"
+#include "s3cfs/dirstream.h"
 #include "s3cfs/dirtimes.h"
 #include "s3cfs/fsqueue.h"
 #include "s3cfs/log.h"
@@ -83,13 +84,40 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     return rc;
 }
 
+static int op_opendir(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct dir_stream *s;
+    int rc = dirstream_open(fs_get(), &s);
+    if (rc == 0)
+        fi->fh = (uint64_t)(uintptr_t)s;
+    return rc;
+}
+
+/* Offsets in every entry (libfuse's readdir "mode 2"): a directory of any
+ * size is listed a part at a time (dirstream.h). */
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-    (void)off, (void)fi, (void)flags;
+    (void)flags;
     if (!path) /* removed while open: empty, as on a local disk */
         return 0;
-    return dir_read(fs_get(), path, buf, filler);
+    struct dir_stream *s = fi ? (struct dir_stream *)(uintptr_t)fi->fh : NULL;
+    if (s)
+        return dirstream_read(s, path, off, buf, filler);
+    int rc = dirstream_open(fs_get(), &s); /* no handle: one call, from the start */
+    if (rc == 0)
+        rc = dirstream_read(s, path, off, buf, filler);
+    dirstream_close(s);
+    return rc;
+}
+
+static int op_releasedir(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    dirstream_close((struct dir_stream *)(uintptr_t)fi->fh);
+    fi->fh = 0;
+    return 0;
 }
 
 /* A name was made or removed in path's directory: its mtime and ctime
@@ -444,7 +472,9 @@ static ssize_t op_copy_file_range(const char *path_in, struct fuse_file_info *fi
 static const struct fuse_operations ops = {
     .init = op_init,
     .getattr = op_getattr,
+    .opendir = op_opendir,
     .readdir = op_readdir,
+    .releasedir = op_releasedir,
     .mkdir = op_mkdir,
     .rmdir = op_rmdir,
     .create = op_create,

@@ -200,8 +200,7 @@ static int count_subdir(const char *name, const struct stat *st, void *arg)
     return 0;
 }
 
-/* 2 + the subdirectories when the listing is cached; else 1, "unknown" */
-static void dir_nlink(struct fs_ctx *c, const char *path, struct stat *st)
+void fs_dir_nlink(struct fs_ctx *c, const char *path, struct stat *st)
 {
     nlink_t n = 2;
     st->st_nlink = nscache_dir_get(c->cache, path, count_subdir, &n) == 0 ? n : 1;
@@ -213,7 +212,7 @@ int fs_lookup(struct fs_ctx *c, const char *path, struct stat *st, char etag[80]
 {
     int rc = lookup_any(c, path, st, etag);
     if (rc == 0 && S_ISDIR(st->st_mode)) {
-        dir_nlink(c, path, st);
+        fs_dir_nlink(c, path, st);
         dirtimes_apply(c->dirtimes, path, st); /* changes not written yet */
     }
     return rc;

@@ -724,9 +724,41 @@ static int extra_merge(struct listing *l, struct row **extra, size_t k, int rc)
     return rc;
 }
 
+/* name[0..nlen) (a directory's key: name and '/') against key in S3's
+ * byte order. */
+static int key_cmp(const char *name, size_t nlen, bool dir, const char *key)
+{
+    size_t klen = strlen(key), m = nlen < klen ? nlen : klen;
+    int cmp = memcmp(name, key, m);
+    if (cmp || nlen > klen)
+        return cmp ? cmp : 1;
+    if (nlen == klen)
+        return dir ? 1 : 0;
+    if (!dir)
+        return -1;
+    unsigned char next = (unsigned char)key[nlen];
+    if (next != '/')
+        return '/' < next ? -1 : 1;
+    return nlen + 1 == klen ? 0 : -1;
+}
+
+static bool in_keys(const struct nscache_keys *r, const char *name, size_t nlen, bool dir)
+{
+    if (!r)
+        return true;
+    return (!r->after || key_cmp(name, nlen, dir, r->after) > 0) &&
+           (!r->upto || key_cmp(name, nlen, dir, r->upto) <= 0);
+}
+
+bool nscache_in_keys(const struct nscache_keys *r, const char *name, bool dir)
+{
+    return in_keys(r, name, strlen(name), dir);
+}
+
 /* Apply pinned child a to l: mark its row gone (tombstone), update it, or
- * make a new row in extra. */
-static int overlay_one(struct listing *l, const struct attr *a, struct row **extra, size_t *k)
+ * make a new row in extra when it falls in r (NULL: anywhere). */
+static int overlay_one(struct listing *l, const struct attr *a, const struct nscache_keys *r,
+                       struct row **extra, size_t *k)
 {
     size_t nlen;
     const char *name = key_name(a->key, a->h.user, &nlen);
@@ -736,7 +768,7 @@ static int overlay_one(struct listing *l, const struct attr *a, struct row **ext
         l->rows[i]->gone = true;
     else if (found)
         l->rows[i]->st = a->st;
-    if (found || a->negative)
+    if (found || a->negative || !in_keys(r, name, nlen, S_ISDIR(a->st.st_mode)))
         return 0;
     if (!(extra[*k] = row_new(name, nlen, &a->st)))
         return -ENOMEM;
@@ -746,7 +778,7 @@ static int overlay_one(struct listing *l, const struct attr *a, struct row **ext
 
 /* Make the (not yet stored) listing l show its directory's pinned children
  * as they are pinned, whatever S3 said. */
-static int listing_overlay(struct nscache *c, struct listing *l)
+static int listing_overlay(struct nscache *c, struct listing *l, const struct nscache_keys *r)
 {
     struct key dk = {l->key, l->h.user, l->h.hash};
     struct pdir *pd = pdir_find(c, &dk);
@@ -758,7 +790,7 @@ static int listing_overlay(struct nscache *c, struct listing *l)
     size_t k = 0;
     int rc = 0;
     for (struct link *p = pd->children.next; rc == 0 && p != &pd->children; p = p->next)
-        rc = overlay_one(l, container_of(p, struct attr, link), extra, &k);
+        rc = overlay_one(l, container_of(p, struct attr, link), r, extra, &k);
     return extra_merge(l, extra, k, rc);
 }
 
@@ -805,8 +837,8 @@ static int recent_children(struct nscache *c, const struct key *dk, uint64_t sin
 /* Make l (not yet stored) show what the cache learnt of names[0..n) after
  * S3 made the listing: a copy that landed, a delete that landed, an
  * upload. -EAGAIN when one of them is no longer known. */
-static int listing_overlay_recent(struct nscache *c, struct listing *l, const char *const *names,
-                                  size_t n)
+static int listing_overlay_recent(struct nscache *c, struct listing *l,
+                                  const struct nscache_keys *r, const char *const *names, size_t n)
 {
     struct row **extra = calloc(n ? n : 1, sizeof *extra);
     if (!extra)
@@ -826,7 +858,7 @@ static int listing_overlay_recent(struct nscache *c, struct listing *l, const ch
         if (!a)
             rc = -EAGAIN;
         else if (!a->pinned) /* pinned ones: listing_overlay */
-            rc = overlay_one(l, a, extra, &k);
+            rc = overlay_one(l, a, r, extra, &k);
     }
     return extra_merge(l, extra, k, rc);
 }
@@ -1117,8 +1149,11 @@ uint64_t nscache_seq(struct nscache *c)
     return q;
 }
 
-int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
-                     size_t n, uint64_t since, nscache_dir_cb cb, void *arg)
+/* dir_fill (r NULL: the whole directory, kept) and dir_page (r: one part
+ * of it, never kept). */
+static int dir_merge(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
+                     size_t n, uint64_t since, const struct nscache_keys *r, nscache_dir_cb cb,
+                     void *arg)
 {
     struct key dk;
     const struct nscache_dirent **v;
@@ -1133,17 +1168,18 @@ int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscach
     const char **recent = NULL;
     size_t nrecent = 0;
     pthread_mutex_lock(&c->lock);
-    listing_drop_key(c, &dk); /* stale, whatever happens next */
+    if (!r)
+        listing_drop_key(c, &dk); /* stale, whatever happens next */
     int known = recent_children(c, &dk, since, &recent, &nrecent);
     children_store(c, &dk, v, m, now, recent, nrecent);
-    rc = l ? listing_overlay(c, l) : -ENOMEM;
+    rc = l ? listing_overlay(c, l, r) : -ENOMEM;
     if (rc == 0 && known == 0)
-        known = listing_overlay_recent(c, l, recent, nrecent);
+        known = listing_overlay_recent(c, l, r, recent, nrecent);
     if (known == -ENOMEM)
         rc = known;
     if (rc == 0) {
         /* changes it cannot account for: shown this once, not kept */
-        kept = known == 0 && listing_store(c, l, now);
+        kept = !r && known == 0 && listing_store(c, l, now);
         if (cb)
             rc = listing_walk(l, cb, arg);
         if (kept)
@@ -1155,6 +1191,20 @@ int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscach
         listing_free(l);
     free(v);
     return rc;
+}
+
+int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
+                     size_t n, uint64_t since, nscache_dir_cb cb, void *arg)
+{
+    return dir_merge(c, dirpath, ents, n, since, NULL, cb, arg);
+}
+
+int nscache_dir_page(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
+                     size_t n, uint64_t since, const struct nscache_keys *r, nscache_dir_cb cb,
+                     void *arg)
+{
+    static const struct nscache_keys all = {NULL, NULL};
+    return dir_merge(c, dirpath, ents, n, since, r ? r : &all, cb, arg);
 }
 
 int nscache_dir_put(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,

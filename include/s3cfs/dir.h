@@ -1,12 +1,5 @@
-/* dir.h - directories: listing (readdir), mkdir, rmdir, and the rename of
- * a whole tree.
- *
- * A listing is ListObjectsV2 with delimiter '/', every page; each child's
- * attributes go to the kernel with the entry (readdirplus) and into the
- * namespace cache, so `ls -l` sends no request per file. Object metadata
- * (mode, owner, times) is not in a listing: unless the mount says
- * listing_attrs_only, children whose attributes are not cached are HEADed
- * in parallel through the pool - never one after another.
+/* dir.h - directories: mkdir, rmdir, and whether one has children (the
+ * listing a reader sees, readdir, is dirstream.h).
  */
 #ifndef S3CFS_DIR_H
 #define S3CFS_DIR_H
@@ -16,7 +9,6 @@
 
 #include "s3cfs/fs.h"
 
-int dir_read(struct fs_ctx *c, const char *path, void *buf, fuse_fill_dir_t filler);
 int dir_make(struct fs_ctx *c, const char *path, mode_t mode, uid_t uid, gid_t gid);
 int dir_remove(struct fs_ctx *c, const char *path);
 /* Whether the directory at path (loc) has any child: 1, 0 or -errno.

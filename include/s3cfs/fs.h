@@ -42,7 +42,9 @@ struct fs_options {
     size_t copy_threshold; /* above: parallel UploadPartCopy */
     size_t copy_part_size;
     size_t stage_mem;
-    int max_listing;      /* entries of one listing; more is EFBIG; 0: no bound */
+    int max_listing;      /* a directory of at most this many entries (<= 1000: one
+                             LIST page) is listed and cached whole, a larger one
+                             streamed (dirstream.h); 0 or more than 1000: 1000 */
     size_t readahead_mem; /* window buffers of every open file together */
     char *log_level;
     int foreground;

@@ -59,6 +59,10 @@ int fs_settle_name(struct fs_ctx *c, const char *path);
  * with `suid` (the kernel would not honour them; stored modes keep them). */
 void fs_shown(struct fs_ctx *c, struct stat *st);
 
+/* A directory's st_nlink as stat shows it: 2 + its subdirectories when
+ * its listing is cached, else 1 ("unknown", as find expects). */
+void fs_dir_nlink(struct fs_ctx *c, const char *path, struct stat *st);
+
 /* Attributes of a directory with no marker object (or the mount's top). */
 void fs_dir_stat(struct fs_ctx *c, struct stat *st);
 

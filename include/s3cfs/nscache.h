@@ -149,6 +149,24 @@ int nscache_dir_put(struct nscache *c, const char *dirpath, const struct nscache
 #define NSCACHE_NOW UINT64_MAX
 int nscache_dir_fill(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
                      size_t n, uint64_t since, nscache_dir_cb cb, void *arg);
+/* A part of a directory's children in S3's key order (a directory's key
+ * is its name and '/', a file's its name): the keys in (after, upto],
+ * bytes compared unsigned; NULL bounds are open. */
+struct nscache_keys {
+    const char *after, *upto;
+};
+/* Whether the child name (a directory when dir) falls in r. */
+bool nscache_in_keys(const struct nscache_keys *r, const char *name, bool dir);
+/* One part of a listing too large to keep whole (dirstream.h): as
+ * nscache_dir_fill - each child's attributes stored, cb for each child of
+ * ents merged with the pinned children and the changes since `since` -
+ * except that the listing is never kept (nor a cached one dropped) and
+ * only children whose keys fall in r (NULL: anywhere) are added to it;
+ * pinned tombstones hide the rows of ents whatever their keys. Parts that
+ * together cover the key order show every pinned child once. */
+int nscache_dir_page(struct nscache *c, const char *dirpath, const struct nscache_dirent *ents,
+                     size_t n, uint64_t since, const struct nscache_keys *r, nscache_dir_cb cb,
+                     void *arg);
 /* The cache's change counter, for nscache_dir_fill's since. */
 uint64_t nscache_seq(struct nscache *c);
 /* cb for each child of the cached listing: 0, -EAGAIN when none is cached,

@@ -84,6 +84,7 @@ static int set_options(struct fsd *d, const struct fsd_options *o)
     opt->stage_mem = MIB;
     opt->sync = o->sync;
     opt->max_pending = o->max_pending;
+    opt->max_listing = o->max_listing ? o->max_listing : 1000;
     if (asprintf(&opt->tmpdir, "%s", d->tmp) < 0 ||
         asprintf(&opt->journal_dir, "%s/journal", d->tmp) < 0 ||
         asprintf(&opt->mountpoint, "%s/mnt", d->tmp) < 0)
@@ -392,13 +393,20 @@ ssize_t fsd_getxattr(struct fsd *d, const char *path, const char *name, char *va
 struct names {
     char *out;
     size_t size, at, n;
+    int room;     /* entries the "kernel's buffer" still takes in this call */
+    off_t next;   /* the offset of the entry after the last one taken */
+    unsigned bad; /* entries without an offset, or not after the last one */
 };
 
 static int fill(void *buf, const char *name, const struct stat *st, off_t off,
                 enum fuse_fill_dir_flags flags)
 {
-    (void)st, (void)off, (void)flags;
+    (void)st, (void)flags;
     struct names *nm = buf;
+    if (nm->room-- <= 0)
+        return 1;
+    nm->bad += off <= nm->next;
+    nm->next = off;
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return 0;
     if (nm->at < nm->size)
@@ -408,15 +416,27 @@ static int fill(void *buf, const char *name, const struct stat *st, off_t off,
     return 0;
 }
 
+/* As the kernel reads a directory: opendir, then readdir from the offset
+ * of the last entry taken, FSD_READDIR_ROOM entries per call, until a call
+ * gives nothing; then releasedir. */
 int fsd_readdir(struct fsd *d, const char *path, char *names, size_t size, size_t *n)
 {
     (void)d;
-    struct names nm = {names, size, 0, 0};
+    struct names nm = {names, size, 0, 0, 0, 0, 0};
     if (size)
         names[0] = '\0';
-    int rc = ops()->readdir(path, &nm, fill, 0, NULL, 0);
+    struct fuse_file_info fi = {0};
+    int rc = ops()->opendir(path, &fi);
+    off_t before = -1;
+    while (rc == 0 && nm.next != before) {
+        before = nm.next;
+        nm.room = FSD_READDIR_ROOM;
+        rc = ops()->readdir(path, &nm, fill, nm.next, &fi, 0);
+    }
+    if (ops()->releasedir(path, &fi) && rc == 0)
+        rc = -EIO;
     *n = nm.n;
-    return rc;
+    return rc == 0 && nm.bad ? -EPROTO : rc;
 }
 
 int fsd_fsyncdir(struct fsd *d, const char *path)

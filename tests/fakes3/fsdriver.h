@@ -9,7 +9,10 @@
  *   - unlink of an open file, and a rename over one, first rename it to a
  *     hidden name (".fuse_hidden...", hard_remove off), which the last
  *     release unlinks;
- *   - open handles follow renames of their file or of a directory above.
+ *   - open handles follow renames of their file or of a directory above;
+ *   - a directory is read through opendir, readdir calls that each take
+ *     FSD_READDIR_ROOM entries and go on from the offset of the last one,
+ *     and releasedir.
  * fuse_get_context() is defined here (the test executable's definition
  * wins over libfuse's): the caller's uid and gid, umask 022, the fs_ctx in
  * private_data; fsd_context_calls() counts its calls. fsops calls no other
@@ -36,8 +39,9 @@ struct fsd_options {
     size_t multipart_threshold, part_size, copy_threshold, copy_part_size;
     int max_inflight;
     int max_pending;
-    bool coherent; /* -o coherent's lifetimes; otherwise 5, 5, 2 s */
-    bool sync;     /* -o sync_jobs */
+    int max_listing; /* 0: main.c's default (1000) */
+    bool coherent;   /* -o coherent's lifetimes; otherwise 5, 5, 2 s */
+    bool sync;       /* -o sync_jobs */
 };
 
 struct fsd;
@@ -80,6 +84,10 @@ ssize_t fsd_getxattr(struct fsd *d, const char *path, const char *name, char *va
 /* The names of a directory but "." and "..", in the order readdir gave
  * them, separated by ' ' into names (truncated to size); *n their count. */
 int fsd_readdir(struct fsd *d, const char *path, char *names, size_t size, size_t *n);
+/* The entries one readdir call takes (".." and "." included), as the
+ * kernel's buffer does: every listing crosses calls. -EPROTO when an
+ * entry's offset is not after the one before. */
+#define FSD_READDIR_ROOM 7
 /* fsync of a directory: every queued job below it has landed. */
 int fsd_fsyncdir(struct fsd *d, const char *path);
 

@@ -114,6 +114,80 @@ static void test_list_failure(void **state)
     assert_string_equal(names, "a");
 }
 
+/* Issue 15: a directory larger than one page (max_listing=4) is streamed a
+ * page at a time through the offsets: every name once ("a" the file and
+ * "a/" the directory on different pages: once, as the file), files not
+ * yet flushed and a queued delete shown in the page their keys fall in,
+ * one LIST per page and no listing kept whole. */
+static void test_stream_pages(void **state)
+{
+    (void)state;
+    remount(&(struct fsd_options){.max_listing = 4});
+    char key[32], names[1024];
+    size_t n;
+    put("d/a", "x");
+    for (int i = 1; i <= 5; i++) {
+        snprintf(key, sizeof key, "d/a-%d", i);
+        put(key, "x");
+    }
+    put("d/a/x", "x");
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof key, "d/f%02d", i);
+        put(key, "x");
+    }
+    uint64_t lists = fakes3_count(FAKES3_LIST), heads = fakes3_count(FAKES3_HEAD);
+    assert_int_equal(fsd_readdir(D, "/d", names, sizeof names, &n), 0);
+    assert_int_equal(n, 36);
+    assert_non_null(strstr(names, "a a-1 a-2 a-3 a-4 a-5 f00 f01 f02"));
+    assert_non_null(strstr(names, "f28 f29"));
+    assert_int_equal(fakes3_count(FAKES3_LIST) - lists, 10); /* 37 keys, 4 a page */
+    assert_int_equal(fakes3_count(FAKES3_HEAD) - heads, 36);
+    /* not kept whole: listed again, the attributes are cached */
+    lists = fakes3_count(FAKES3_LIST), heads = fakes3_count(FAKES3_HEAD);
+    assert_int_equal(fsd_readdir(D, "/d", names, sizeof names, &n), 0);
+    assert_int_equal(n, 36);
+    assert_int_equal(fakes3_count(FAKES3_LIST) - lists, 10);
+    assert_int_equal(fakes3_count(FAKES3_HEAD) - heads, 0);
+    struct fsd_file *f0, *f1, *f2;
+    assert_int_equal(fsd_create(D, "/d/0", 0644, &f0), 0);
+    assert_int_equal(fsd_create(D, "/d/f105", 0644, &f1), 0);
+    assert_int_equal(fsd_create(D, "/d/zz", 0644, &f2), 0);
+    assert_int_equal(fsd_unlink(D, "/d/f10"), 0);
+    assert_int_equal(fsd_readdir(D, "/d", names, sizeof names, &n), 0);
+    assert_int_equal(n, 38);
+    /* after the rows S3 listed of the page their keys fall in */
+    assert_non_null(strstr(names, "a a-1 a-2 a-3 0 a-4"));
+    assert_non_null(strstr(names, " f09 f11 f12 f105 f13 "));
+    assert_non_null(strstr(names, " f29 zz"));
+    assert_null(strstr(names, "f10 "));
+    assert_int_equal(fsd_close(f0), 0);
+    assert_int_equal(fsd_close(f1), 0);
+    assert_int_equal(fsd_close(f2), 0);
+    settle();
+}
+
+/* Streamed pages of two keys: the reserved names of keys with an empty or
+ * "." component, and an old-style "a_$folder$" two pages after the file
+ * "a", each shown once. */
+static void test_stream_odd_keys(void **state)
+{
+    (void)state;
+    remount(&(struct fsd_options){.max_listing = 2});
+    put("d//x", "x");
+    put("d/./y", "x");
+    put("d/a", "x");
+    put("d/a-1", "x");
+    put("d/a-2", "x");
+    put("d/a_$folder$", "");
+    put("d/b/z", "x");
+    put("d/b_$folder$", "");
+    char names[256];
+    size_t n;
+    assert_int_equal(fsd_readdir(D, "/d", names, sizeof names, &n), 0);
+    assert_string_equal(names, ".s3cfs-dot .s3cfs-empty a a-1 a-2 b");
+    assert_int_equal(n, 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +196,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_short_prefix_and_token_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rmdir_foreign_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_odd_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -310,6 +310,44 @@ static void test_dir_pinned_children(void **state)
     nscache_free(c);
 }
 
+/* Issue 15: the parts of a streamed listing. Each pinned child is added to
+ * the one part whose range of S3's key order holds its key (a directory's
+ * key is "name/": "a" < "a.txt" < "a/"), tombstones hide rows anywhere, the
+ * attributes are stored and no listing is kept. */
+static void test_dir_page_ranges(void **state)
+{
+    (void)state;
+    struct nscache *c = make_default();
+    struct stat big = file_st(999), d = dir_st();
+    assert_int_equal(nscache_pin(c, "/d/0", &big, NULL), 0);     /* before every key */
+    assert_int_equal(nscache_pin(c, "/d/a.txt", &big, NULL), 0); /* between a and a/ */
+    assert_int_equal(nscache_pin(c, "/d/m", &d, NULL), 0);       /* the key "m/" */
+    assert_int_equal(nscache_pin(c, "/d/z", &big, NULL), 0);     /* after every key */
+    assert_int_equal(nscache_pin(c, "/d/b", NULL, NULL), 0);     /* a queued delete */
+    struct nscache_dirent p1[] = {{.name = "a", .st = file_st(1)}, {.name = "b", .st = file_st(2)}};
+    struct nscache_dirent p2[] = {{.name = "aa", .st = dir_st()},
+                                  {.name = "m-1", .st = file_st(3)}};
+    struct nscache_dirent p3[] = {{.name = "n", .st = file_st(4)}};
+    struct nscache_keys r1 = {NULL, "a"}, r2 = {"a", "m-1"}, r3 = {"m-1", NULL};
+    struct walk w = {0};
+    /* p1 is the keys up to "a" here: "b" is hidden wherever it is */
+    assert_int_equal(nscache_dir_page(c, "/d", p1, 2, NSCACHE_NOW, &r1, collect, &w), 0);
+    assert_string_equal(w.out, "0:999,a:1,");
+    memset(&w, 0, sizeof w);
+    /* "a.txt" and "aa/" after "a", "m/" after "m-1": in range */
+    assert_int_equal(nscache_dir_page(c, "/d", p2, 2, NSCACHE_NOW, &r2, collect, &w), 0);
+    assert_string_equal(w.out, "a.txt:999,aa/:0,m-1:3,");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(nscache_dir_page(c, "/d", p3, 1, NSCACHE_NOW, &r3, collect, &w), 0);
+    assert_string_equal(w.out, "m/:0,n:4,z:999,");
+    assert_string_equal(listing(c, "/d", &w), "rc=-11");
+    assert_int_equal(size_of(c, "/d/n"), 4);
+    /* "m" < "m-1" < "m/" ('-' is 0x2d, '/' 0x2f) */
+    assert_true(nscache_in_keys(&r2, "m", false) && !nscache_in_keys(&r2, "m", true));
+    assert_true(nscache_in_keys(&r3, "m", true) && !nscache_in_keys(&r3, "m", false));
+    nscache_free(c);
+}
+
 /* What rmdir asks: which children are pinned, and whether a name is
  * pinned gone (a queued delete) rather than merely cached as missing. */
 static void test_pinned_queries(void **state)
@@ -630,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_pin),
         cmocka_unit_test(test_dir_put_get),
         cmocka_unit_test(test_dir_pinned_children),
+        cmocka_unit_test(test_dir_page_ranges),
         cmocka_unit_test(test_pinned_queries),
         cmocka_unit_test(test_listing_follows_changes),
         cmocka_unit_test(test_listing_older_than_changes),
