@@ -13,7 +13,7 @@ OPTS=multipart_threshold=5,part_size=5,stream_keep=10,stream_inflight=20,tmpdir=
 proxied_setup -o "$OPTS"
 trap 'fs_cleanup; rm -rf "$TMPD"' EXIT
 MIB=$((1024 * 1024))
-head -c $((128 * MIB)) /dev/urandom >"$WORK/src"
+head -c $((64 * MIB)) /dev/urandom >"$WORK/src"
 
 # writer.py MOUNT_PID OP...: one open file driven step by step; ops:
 #   open:PATH (O_RDWR|O_CREAT|O_TRUNC)  write:MIB (the next MiBs of $WORK/src, 1 MiB a call)
@@ -94,16 +94,16 @@ model() { python3 "$WORK/writer.py" $$ /nonexistent "$PROXY" "$WORK/src" "$@" >/
 case_sequential_write_streams() {
     local out
     proxy_reset
-    out=$(drive "$MNT" "open:$MNT/seq" write:120 parts peak close)
+    out=$(drive "$MNT" "open:$MNT/seq" write:60 parts peak close)
     check_eq "the writes and the close succeed" "ok ok" "$(answer "$out" 2) $(answer "$out" 5)"
     check "parts went up while the file was written (UploadPart before close: $(answer "$out" 3))" \
         test "$(answer "$out" 3)" -ge 6
     # 10 MiB kept, 20 MiB in flight (4 parts of 5), the part being filled
-    check "tmpdir held at most the keep window and the parts in flight ($(answer "$out" 4) MiB of 120)" \
+    check "tmpdir held at most the keep window and the parts in flight ($(answer "$out" 4) MiB of 60)" \
         test "$(answer "$out" 4)" -le 45
     check "one multipart upload, completed once" test "$(proxy_count CompleteMultipartUpload)" -eq 1
     check "no single PUT of it" test "$(proxy_count PutObject)" -eq 0
-    head -c $((120 * MIB)) "$WORK/src" >"$WORK/want"
+    head -c $((60 * MIB)) "$WORK/src" >"$WORK/want"
     check "S3 has the bytes written" same_in_s3 seq "$WORK/want"
     check "  and so does the mount" cmp "$MNT/seq" "$WORK/want"
 }
@@ -127,12 +127,12 @@ case_faults_retried() {
     local out
     proxy_reset
     proxy_config "fault_rate=0.2&faults=503,500,reset&fault_kinds=CreateMultipartUpload,UploadPart,CompleteMultipartUpload,HeadObject"
-    out=$(drive "$MNT" "open:$MNT/flaky" write:50 close)
+    out=$(drive "$MNT" "open:$MNT/flaky" write:30 close)
     proxy_config "fault_rate=0"
     check_eq "the writes and the close succeed" "ok ok" "$(answer "$out" 2) $(answer "$out" 3)"
     local n=$(($(proxy_count fault.503) + $(proxy_count fault.500) + $(proxy_count fault.reset)))
     check "faults were injected ($n)" test "$n" -gt 0
-    head -c $((50 * MIB)) "$WORK/src" >"$WORK/want"
+    head -c $((30 * MIB)) "$WORK/src" >"$WORK/want"
     check "S3 has the bytes" same_in_s3 flaky "$WORK/want"
 }
 
