@@ -52,6 +52,7 @@ struct config {
     long delay_ms, jitter_ms, stall_ms;
     long kind_delay[KIND_COUNT]; /* -1: use delay_ms */
     double fault_rate;
+    long fault_count;      /* faults still to inject; -1: no end */
     unsigned faults;       /* bit per enum fault */
     unsigned fault_kinds;  /* bit per enum kind; 0 means every kind */
     int mangle;            /* enum mangle, applied to every answer of mangle_kinds */
@@ -124,6 +125,7 @@ static double rng_unit(void)
 void state_init(void)
 {
     cfg.stall_ms = 10000;
+    cfg.fault_count = -1;
     cfg.mangle = M_NONE;
     /* Stalls cost stall_ms each, so they are opt-in: --faults must name them. */
     cfg.faults = (1u << F_503) | (1u << F_500) | (1u << F_RESET);
@@ -336,6 +338,10 @@ static int config_apply(struct config *c, const char *name, const char *v)
         return parse_ms(v, &c->stall_ms);
     if (strcmp(name, "fault_rate") == 0)
         return parse_rate(v, &c->fault_rate);
+    /* exactly N faults, then none (a test that needs one SlowDown, not a
+     * second one while it turns them off); -1: no end */
+    if (strcmp(name, "fault_count") == 0)
+        return strcmp(v, "-1") == 0 ? (c->fault_count = -1, 0) : parse_ms(v, &c->fault_count);
     if (strcmp(name, "faults") == 0)
         return strcmp(v, "none") == 0 ? (c->faults = 0, 0)
                                       : parse_list(v, fault_lookup, &c->faults);
@@ -455,8 +461,8 @@ static size_t config_text(const struct config *c, char *out, size_t cap)
     size_t n = 0;
 
     out[0] = '\0';
-    appendf(out, cap, &n, "delay_ms %ld\njitter_ms %ld\nfault_rate %g\nfaults ", c->delay_ms,
-            c->jitter_ms, c->fault_rate);
+    appendf(out, cap, &n, "delay_ms %ld\njitter_ms %ld\nfault_rate %g\nfault_count %ld\nfaults ",
+            c->delay_ms, c->jitter_ms, c->fault_rate, c->fault_count);
     append_list(out, cap, &n, c->faults, fault_names, FAULT_COUNT, "none");
     appendf(out, cap, &n, "fault_kinds ");
     append_list(out, cap, &n, c->fault_kinds, kind_names, KIND_COUNT, "all");
@@ -568,7 +574,7 @@ static int pick_fault(int kind)
 {
     int enabled[FAULT_COUNT], n = 0;
 
-    if (cfg.fault_rate <= 0.0 || cfg.faults == 0)
+    if (cfg.fault_rate <= 0.0 || cfg.faults == 0 || cfg.fault_count == 0)
         return F_NONE;
     if (cfg.fault_kinds != 0 && !(cfg.fault_kinds & (1u << kind)))
         return F_NONE;
@@ -577,6 +583,8 @@ static int pick_fault(int kind)
     for (int f = 0; f < FAULT_COUNT; f++)
         if (cfg.faults & (1u << f))
             enabled[n++] = f;
+    if (cfg.fault_count > 0)
+        cfg.fault_count--;
     return enabled[rng_next() % (uint64_t)n];
 }
 

@@ -203,6 +203,15 @@ AWS_MAX_ATTEMPTS=3 AWS_RETRY_MODE=legacy "${A[@]}" s3api list-objects-v2 --bucke
 expect_stat ListObjects 3 # awscli retried the SlowDown twice
 expect_stat fault.503 4
 
+# fault_count: exactly that many faults, then none
+control "config?fault_count=2" >"$TMP/cfg"
+check "config echoes fault_count" grep -qx 'fault_count 2' "$TMP/cfg"
+for i in 1 2 3; do
+    AWS_MAX_ATTEMPTS=1 "${A[@]}" s3api head-object --bucket "$BUCKET" --key small >/dev/null 2>&1
+done
+expect_stat fault.503 6 # two more of the three, the third passed
+control "config?fault_count=-1" >/dev/null
+
 control "config?faults=500" >/dev/null
 AWS_MAX_ATTEMPTS=1 "${A[@]}" s3api head-object --bucket "$BUCKET" --key small >/dev/null 2>&1
 AWS_MAX_ATTEMPTS=1 "${A[@]}" s3api get-object --bucket "$BUCKET" --key small "$TMP/o" \
