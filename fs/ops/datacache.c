@@ -382,9 +382,9 @@ static int load_block(const struct datacache *dc, const struct dc_ver *v, const 
     struct iovec iov[2] = {{got, hl}, {data, dl}};
     int rc = preadv(fd, iov, 2, 0) == (ssize_t)(hl + dl) ? 0 : -EBADMSG;
     if (rc == 0) {
-        struct dc_head *h = (struct dc_head *)(void *)got;
-        uint64_t sum = h->sum;
-        h->sum = 0;
+        uint64_t sum; /* got is not aligned: after the expected header */
+        memcpy(&sum, got + offsetof(struct dc_head, sum), sizeof sum);
+        memset(got + offsetof(struct dc_head, sum), 0, sizeof sum);
         make_head(dc, v, idx, want);
         if (memcmp(want, got, hl) != 0 || block_sum(got, hl, data, dl) != sum)
             rc = -EBADMSG;
@@ -538,7 +538,8 @@ static int write_file(const struct datacache *dc, const struct dc_ver *v, struct
     if (!head)
         return -ENOMEM;
     make_head(dc, v, b->idx, head);
-    ((struct dc_head *)(void *)head)->sum = block_sum(head, hl, data, dl);
+    uint64_t sum = block_sum(head, hl, data, dl);
+    memcpy(head + offsetof(struct dc_head, sum), &sum, sizeof sum);
     block_name(b, name);
     int rc = 0,
         fd = openat(dc->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
