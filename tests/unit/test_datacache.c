@@ -161,24 +161,24 @@ static struct datacache_stats stats(struct datacache *dc)
 }
 
 /* The source's subdirectory (the only one in the cache directory). */
-static void subdir(const struct fixture *f, char *out, size_t cap)
+static void subdir(const char *cache, char *out, size_t cap)
 {
-    DIR *d = opendir(f->cache);
+    DIR *d = opendir(cache);
     assert_non_null(d);
     struct dirent *de;
     int found = 0;
     while ((de = readdir(d)))
         if (de->d_name[0] != '.' && ++found)
-            join(out, cap, f->cache, de->d_name);
+            join(out, cap, cache, de->d_name);
     closedir(d);
     assert_int_equal(found, 1);
 }
 
 /* The path of the file of block idx (of the only object cached), or "". */
-static void block_file(const struct fixture *f, uint64_t idx, char *out, size_t cap)
+static void block_file(const char *cache, uint64_t idx, char *out, size_t cap)
 {
     char dir[PLEN];
-    subdir(f, dir, sizeof dir);
+    subdir(cache, dir, sizeof dir);
     DIR *d = opendir(dir);
     struct dirent *de;
     unsigned long long i;
@@ -195,7 +195,7 @@ static int files_charged(const struct fixture *f, uint64_t *charged)
 {
     char dir[PLEN], path[PLEN];
     struct stat st;
-    subdir(f, dir, sizeof dir);
+    subdir(f->cache, dir, sizeof dir);
     DIR *d = opendir(dir);
     int n = 0;
     *charged = 0;
@@ -221,7 +221,7 @@ static int count_files(const struct fixture *f)
 static bool has_file(const struct fixture *f, uint64_t idx)
 {
     char path[PLEN];
-    block_file(f, idx, path, sizeof path);
+    block_file(f->cache, idx, path, sizeof path);
     return path[0] != '\0';
 }
 
@@ -232,7 +232,7 @@ static void damage(const struct fixture *f, uint64_t idx, off_t at, bool cut)
     char path[PLEN];
     struct stat st;
     unsigned char c;
-    block_file(f, idx, path, sizeof path);
+    block_file(f->cache, idx, path, sizeof path);
     int fd = open(path, O_RDWR);
     assert_true(fd >= 0);
     assert_int_equal(fstat(fd, &st), 0);
@@ -498,18 +498,18 @@ static void test_garbage_is_never_served(void **state)
     char dir[PLEN], path[PLEN], away[PLEN];
     struct datacache *dc = cached_object(f, size);
     datacache_close(dc);
-    subdir(f, dir, sizeof dir);
+    subdir(f->cache, dir, sizeof dir);
     /* block 0 overwritten with garbage of the same length */
     struct stat st;
-    block_file(f, 0, path, sizeof path);
+    block_file(f->cache, 0, path, sizeof path);
     assert_int_equal(stat(path, &st), 0);
     plant(path, (size_t)st.st_size);
     /* block 1 moved away and linked back by a symlink; block 2 hard-linked */
-    block_file(f, 1, path, sizeof path);
+    block_file(f->cache, 1, path, sizeof path);
     join(away, sizeof away, f->root, "away1");
     assert_int_equal(rename(path, away), 0);
     assert_int_equal(symlink(away, path), 0);
-    block_file(f, 2, path, sizeof path);
+    block_file(f->cache, 2, path, sizeof path);
     join(away, sizeof away, f->root, "away2");
     assert_int_equal(link(path, away), 0);
     /* foreign names, a garbage file with a block's name, a directory */
@@ -536,6 +536,38 @@ static void test_garbage_is_never_served(void **state)
     datacache_close(dc);
 }
 
+/* Valid block files (their checksums right) in the wrong place: another
+ * block's, another source's; and a block file with bytes appended. */
+static void test_valid_file_elsewhere_is_a_miss(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t size = 4 * BS;
+    char other[PLEN], path[PLEN], from[PLEN];
+    datacache_close(cached_object(f, size));
+    join(other, sizeof other, f->root, "other");
+    struct datacache *dc = open_src(other, 1 << 20, "another source");
+    assert_int_equal(put(dc, 0, 0, size, 0, size), 0); /* the same object, bytes and all */
+    datacache_close(dc);
+    block_file(f->cache, 0, path, sizeof path);
+    block_file(f->cache, 1, from, sizeof from);
+    assert_int_equal(rename(from, path), 0); /* block 1 under block 0's name */
+    block_file(f->cache, 2, path, sizeof path);
+    block_file(other, 2, from, sizeof from);
+    assert_int_equal(rename(from, path), 0); /* the other source's block 2 */
+    block_file(f->cache, 3, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "tail", 4), 4);
+    close(fd);
+    dc = open_dc(f, 1 << 20);
+    assert_int_equal(stats(dc).blocks, 3);
+    for (uint64_t i = 0; i < 4; i++)
+        assert_int_equal(get(dc, 0, 0, size, i * BS, BS), 0);
+    assert_int_equal(stats(dc).dropped, 3);
+    assert_int_equal(count_files(f), 0);
+    datacache_close(dc);
+}
+
 static void test_untrusted_directories_refused(void **state)
 {
     struct fixture *f = *state;
@@ -544,7 +576,7 @@ static void test_untrusted_directories_refused(void **state)
     assert_int_equal(try_open(f->cache, SRC), 0);
     assert_int_equal(stat(f->cache, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700); /* created 0700 */
-    subdir(f, dir, sizeof dir);
+    subdir(f->cache, dir, sizeof dir);
     join(path, sizeof path, dir, "source");
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -759,6 +791,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_block_is_a_miss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_is_a_miss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_never_served, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_valid_file_elsewhere_is_a_miss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted_directories_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_process_per_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
