@@ -41,7 +41,7 @@
  * one). The files of blocks evicted or forgotten are removed just after the
  * lock is released, and a reader that opened a file before it went keeps
  * its space until it closes it: for those moments the disk holds a few
- * blocks more than the bound. In memory: about 100 bytes per block.
+ * blocks more than the bound. In memory: about 130 bytes per block.
  *
  * Open: the subdirectory's file names and sizes are read (not their
  * contents) to rebuild the index, the accounting and the LRU order (the
