@@ -307,6 +307,11 @@ static uint64_t block_len(const struct datacache *dc, uint64_t size, uint64_t id
 
 /* ---------- the header ---------- */
 
+static uint64_t object_id(const char *bucket, size_t blen, const char *key, size_t klen)
+{
+    return hash_fnv1a64_more(hash_fnv1a64(bucket, blen + 1), key, klen);
+}
+
 /* 0 with v filled, or -EINVAL for a version that is never cached */
 static int version_of(const struct datacache_obj *o, struct dc_ver *v)
 {
@@ -317,7 +322,7 @@ static int version_of(const struct datacache_obj *o, struct dc_ver *v)
     if (v->blen + v->klen + v->elen > NAMES_MAX)
         return -EINVAL;
     v->head_len = sizeof(struct dc_head) + v->blen + v->klen + v->elen;
-    v->oid = hash_fnv1a64_more(hash_fnv1a64(o->bucket, v->blen + 1), o->key, v->klen);
+    v->oid = object_id(o->bucket, v->blen, o->key, v->klen);
     v->vid = hash_fnv1a64_more(hash_fnv1a64(o->etag, v->elen + 1), &o->size, sizeof o->size);
     return 0;
 }
@@ -627,7 +632,7 @@ void datacache_forget(struct datacache *dc, const char *bucket, const char *key)
 {
     if (!dc || !bucket || !key)
         return;
-    uint64_t oid = hash_fnv1a64_more(hash_fnv1a64(bucket, strlen(bucket) + 1), key, strlen(key));
+    uint64_t oid = object_id(bucket, strlen(bucket), key, strlen(key));
     struct dc_block *victims = NULL;
     pthread_mutex_lock(&dc->lock);
     struct dc_obj *obj = find_obj(dc, oid);
