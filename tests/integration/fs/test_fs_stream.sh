@@ -121,17 +121,17 @@ case_nostream_stages_whole() {
     unmount_fs "$m2"
 }
 
-# transient faults (503, 500, resets on one request in five) on every
-# request of the upload: retried, the file lands whole
+# transient faults (503, 500, resets: exactly three, on the first requests
+# of the upload): retried, the file lands whole
 case_faults_retried() {
     local out
     proxy_reset
-    proxy_config "fault_rate=0.2&faults=503,500,reset&fault_kinds=CreateMultipartUpload,UploadPart,CompleteMultipartUpload,HeadObject"
+    proxy_config "fault_rate=1&fault_count=3&faults=503,500,reset&fault_kinds=CreateMultipartUpload,UploadPart,CompleteMultipartUpload"
     out=$(drive "$MNT" "open:$MNT/flaky" write:30 close)
-    proxy_config "fault_rate=0"
+    proxy_config "fault_rate=0&fault_count=-1"
     check_eq "the writes and the close succeed" "ok ok" "$(answer "$out" 2) $(answer "$out" 3)"
     local n=$(($(proxy_count fault.503) + $(proxy_count fault.500) + $(proxy_count fault.reset)))
-    check "faults were injected ($n)" test "$n" -gt 0
+    check_eq "three faults were injected" 3 "$n"
     head -c $((30 * MIB)) "$WORK/src" >"$WORK/want"
     check "S3 has the bytes" same_in_s3 flaky "$WORK/want"
 }
