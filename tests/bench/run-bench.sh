@@ -591,6 +591,19 @@ ceiling() { # LAT: bench_copy_rate 1 and 64 in flight, 2000 objects of the tree'
         "HeadObject + CopyObject per 2560 B object" "HeadObject 1, CopyObject 1" - -
 }
 
+# FN LAT SYS N for every system: s3cfs on the full tree (and on the peers'
+# size too, for the ratio), the peers on theirs
+each_system() { # FN LAT FULL_N PEER_N
+    local fn=$1 lat=$2 full=$3 peer=$4 sys
+    for sys in $SYSTEMS; do
+        if [ "$sys" = s3cfs ]; then
+            "$fn" "$lat" s3cfs "$full"
+            [ "$peer" != "$full" ] && "$fn" "$lat" s3cfs "$peer"
+        else
+            "$fn" "$lat" "$sys" "$peer"
+        fi
+    done
+}
 for lat in $DELAYS; do
     P=${PROXY[$lat]}
     v=PEER_N_$lat
@@ -598,22 +611,8 @@ for lat in $DELAYS; do
     say "==================== latency $lat ms ===================="
     want ceiling && ceiling "$lat"
     want tree && tree_workloads "$lat" s3cfs "$N_TREE" " max_inflight=1" max_inflight=1
-    want tree && for sys in $SYSTEMS; do
-        if [ "$sys" = s3cfs ]; then
-            tree_workloads "$lat" s3cfs "$N_TREE"
-            [ "$peer_n" != "$N_TREE" ] && tree_workloads "$lat" s3cfs "$peer_n"
-        else
-            tree_workloads "$lat" "$sys" "$peer_n"
-        fi
-    done
-    want W8 && for sys in $SYSTEMS; do
-        if [ "$sys" = s3cfs ]; then
-            w8_workloads "$lat" s3cfs "$W8_N"
-            [ "$peer_n" != "$W8_N" ] && w8_workloads "$lat" s3cfs "$peer_n"
-        else
-            w8_workloads "$lat" "$sys" "$peer_n"
-        fi
-    done
+    want tree && each_system tree_workloads "$lat" "$N_TREE" "$peer_n"
+    want W8 && each_system w8_workloads "$lat" "$W8_N" "$peer_n"
     want W9 && for sys in $SYSTEMS; do w9_workloads "$lat" "$sys"; done
     want W5 && for sys in $SYSTEMS; do w5 "$lat" "$sys"; done
     if [ "$lat" = "$W6_DELAY" ] && want W6; then
