@@ -13,6 +13,7 @@ OPTS=multipart_threshold=5,part_size=5,stream_keep=10,stream_inflight=20,tmpdir=
 proxied_setup -o "$OPTS"
 trap 'fs_cleanup; rm -rf "$TMPD"' EXIT
 MIB=$((1024 * 1024))
+echo "old content" >"$WORK/old"
 head -c $((64 * MIB)) /dev/urandom >"$WORK/src"
 
 # writer.py MOUNT_PID OP...: one open file driven step by step; ops:
@@ -269,6 +270,28 @@ case_cp_p_keeps_attributes() {
     check_eq "mtime kept" "981173106" "$(meta_of attrs mtime | cut -d. -f1)"
     check "bytes" same_in_s3 attrs "$WORK/attrs"
     check_eq "the mount shows the times" "981173106" "$(stat -c %Y "$MNT/attrs")"
+}
+
+# DESIGN §3.13: a streamed rewrite of another client's object keeps its
+# other metadata, content type, content headers and tags
+case_overwrite_keeps_the_rest() {
+    local out
+    aws_ s3api put-object --bucket "$BUCKET" --key rich --body "$WORK/old" --content-type text/x-rich \
+        --metadata foreign=keepme --cache-control max-age=60 --tagging 'team=blue' >/dev/null
+    sleep 1.2 # past attr_ttl: the mount sees it
+    proxy_reset
+    out=$(drive "$MNT" "open:$MNT/rich" write:20 close)
+    check_eq "the overwrite succeeds" "ok" "$(answer "$out" 3)"
+    check "  and it streamed (parts before close)" test "$(proxy_count UploadPart)" -ge 3
+    check_eq "foreign metadata kept" keepme "$(meta_of rich foreign)"
+    check_eq "content type kept" text/x-rich \
+        "$(aws_ s3api head-object --bucket "$BUCKET" --key rich --query ContentType --output text)"
+    check_eq "cache-control kept" max-age=60 \
+        "$(aws_ s3api head-object --bucket "$BUCKET" --key rich --query CacheControl --output text)"
+    check_eq "tags kept" team=blue "$(aws_ s3api get-object-tagging --bucket "$BUCKET" --key rich \
+        --query 'TagSet[0].[Key,Value]' --output text | tr '\t' =)"
+    head -c $((20 * MIB)) "$WORK/src" >"$WORK/want"
+    check "the bytes are the new ones" same_in_s3 rich "$WORK/want"
 }
 
 # cp of a new file: no metadata times (Last-Modified stands for them)
